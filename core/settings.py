@@ -1,0 +1,187 @@
+"""Every tunable of Cedar in one typed object, read from the environment (prefix ``CEDAR_``).
+
+Business delays are ``timedelta`` settings so that tests shorten them (``CEDAR_DEMO_MIN_NOTICE=PT2S`` is two
+seconds, ISO 8601) instead of sleeping for real.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "cedar-development-secret-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CEDAR_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".cedar")
+    log_level: str = "INFO"
+
+    # --- ports and addresses of the local stack (`./cedar run`) ---
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    postgres_port: int = 5433
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    stripe_port: int = 8420
+    smtp_port: int = 1025
+    mail_http_port: int = 8025
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # --- PostgreSQL: an external database when DATABASE_URL is set, else the embedded one ---
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CEDAR_DATABASE_URL", "DATABASE_URL")
+    )
+    database_name: str = "cedar"
+    db_pool_size: int = 10
+
+    # --- Temporal ---
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    task_queue: str = "cedar"
+
+    # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
+    stripe_api_key: str = "sk_test_cedar_local"
+    stripe_api_base: str | None = None
+    stripe_webhook_secrets: list[str] = ["whsec_cedar_local_development"]
+    stripe_webhook_tolerance: timedelta = timedelta(seconds=300)
+    # Stripe's Canadian domestic card price, used when a charge carries no balance transaction fee.
+    stripe_fee_percent_bps: int = 290
+    stripe_fee_fixed_minor: int = 30
+    # Who retries failed payments: "cedar" (our dunning; turn Smart Retries off in Stripe) or "stripe".
+    payment_retries_owner: Literal["cedar", "stripe"] = "cedar"
+
+    # --- Email ---
+    smtp_host: str = "127.0.0.1"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_use_tls: bool = False
+    smtp_timeout: timedelta = timedelta(seconds=10)
+    mail_from: str = "Cedar Heights Music Academy <office@cedarheights.example>"
+
+    # --- The school ---
+    school_name: str = "Cedar Heights Music Academy"
+    school_timezone: str = "America/Vancouver"
+    currency: str = "cad"
+    instruments: list[str] = ["piano", "guitar", "bass"]
+    lesson_lengths_minutes: list[int] = [30, 45, 60]
+    student_min_age: int = 4
+    student_max_age: int = 18
+
+    # --- Auth ---
+    auth_provider: Literal["builtin", "supabase"] = "builtin"
+    jwt_secret: str = DEV_SECRET
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str = "cedar"
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    password_reset_ttl: timedelta = timedelta(hours=1)
+    set_password_ttl: timedelta = timedelta(days=7)
+    login_rate_limit_per_minute_ip: int = 20
+    login_rate_limit_per_minute_account: int = 10
+    lockout_after_failures: int = 5
+    lockout_duration: timedelta = timedelta(minutes=15)
+    supabase_url: str | None = None
+    supabase_anon_key: str | None = None
+    supabase_service_role_key: str | None = None
+    supabase_jwt_secret: str | None = None
+    supabase_jwks_url: str | None = None
+    # Interim protection of admin-only routes until role-based auth covers them.
+    admin_token: str = "cedar-admin-token-dev"
+    demo_admin_email: str = "admin@cedarheights.example"
+    demo_admin_password: str = "cedar-admin-demo"
+
+    # --- API hygiene ---
+    cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
+    max_request_body_bytes: int = 64 * 1024
+
+    # --- Enrollment delays ---
+    demo_min_notice: timedelta = timedelta(hours=24)
+    demo_search_horizon: timedelta = timedelta(days=28)
+    waitlist_timeout: timedelta = timedelta(days=60)
+    demo_reminder_before: timedelta = timedelta(hours=24)
+    teacher_outcome_reminder_after: timedelta = timedelta(hours=4)
+    outcome_timeout_after_demo: timedelta = timedelta(days=7)
+    parent_cancel_notice: timedelta = timedelta(hours=24)
+
+    # --- Billing ---
+    sibling_discount_percent: int = 10
+    stop_lessons_mode: Literal["period_end", "immediate"] = "period_end"
+    billing_continue_as_new_events: int = 500
+
+    # --- Dunning (days from the earliest unpaid invoice) ---
+    dunning_warning_after: timedelta = timedelta(days=3)
+    dunning_suspend_after: timedelta = timedelta(days=14)
+    dunning_cancel_after: timedelta = timedelta(days=21)
+    dunning_retry_offsets: list[timedelta] = [
+        timedelta(days=1),
+        timedelta(days=4),
+        timedelta(days=9),
+        timedelta(days=16),
+    ]
+
+    # --- Temporal Schedules (cron in the school's timezone) ---
+    schedule_catchup_window: timedelta = timedelta(days=1)
+    dunning_sweep_cron: str = "0 9 * * *"
+    lesson_reminder_cron: str = "0 17 * * *"
+    webhook_catchup_cron: str = "*/15 * * * *"
+    reconciliation_cron: str = "30 2 * * *"
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            weak = [
+                name
+                for name, value in (("jwt_secret", self.jwt_secret), ("admin_token", self.admin_token))
+                if value in (DEV_SECRET, "cedar-admin-token-dev")
+            ]
+            if weak:
+                raise ValueError(f"set real secrets for {', '.join(weak)} in production")
+        return self
+
+    @cached_property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.school_timezone)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy (asyncpg) URL of the database the app uses."""
+        url = self.database_url or (
+            f"postgresql://postgres@{self.host}:{self.postgres_port}/{self.database_name}"
+        )
+        return to_asyncpg_url(url)
+
+    @property
+    def effective_temporal_address(self) -> str:
+        return self.temporal_address or f"{self.host}:{self.temporal_port}"
+
+    @property
+    def effective_stripe_api_base(self) -> str | None:
+        if self.stripe_api_base == "":
+            return None
+        if self.stripe_api_base is None and self.environment != "production":
+            return f"http://{self.host}:{self.stripe_port}"
+        return self.stripe_api_base
+
+    @property
+    def mail_http_url(self) -> str:
+        return f"http://{self.host}:{self.mail_http_port}"
+
+
+def to_asyncpg_url(url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]}")
+
+
+def get_settings() -> Settings:
+    return Settings()
