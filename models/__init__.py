@@ -1,0 +1,39 @@
+"""Cedar's tables. Importing this package registers every table on ``SQLModel.metadata``."""
+
+from models.billing import (
+    BillingAccount,
+    DunningStatus,
+    Invoice,
+    Payment,
+    Refund,
+    StripeEvent,
+    StripeEventStatus,
+    Subscription,
+)
+from models.communication import Communication, CommunicationStatus
+from models.enrollment import BillingInterval, Enrollment, EnrollmentStatus
+from models.identity import OneTimeToken, RefreshToken, Role, TokenPurpose, User
+from models.ledger import AccountType, JournalEntry, LedgerAccount, Posting
+from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus
+from models.people import Parent, Student
+from models.privacy import AuditLog, Consent, ConsentKind
+from models.school import (
+    AcademicYear,
+    Closure,
+    Instrument,
+    LessonRate,
+    Semester,
+    Teacher,
+    TeacherAvailability,
+    TeacherTimeOff,
+)
+from models.system import SystemSetting
+
+__all__ = [
+    "AcademicYear", "AccountType", "AuditLog", "BLOCKING_STATUSES", "BillingAccount", "BillingInterval",
+    "Closure", "Communication", "CommunicationStatus", "Consent", "ConsentKind", "DunningStatus", "Enrollment",
+    "EnrollmentStatus", "Instrument", "Invoice", "JournalEntry", "LedgerAccount", "Lesson", "LessonKind",
+    "LessonRate", "LessonStatus", "OneTimeToken", "Parent", "Payment", "Posting", "RefreshToken", "Refund",
+    "Role", "Semester", "Student", "StripeEvent", "StripeEventStatus", "Subscription", "SystemSetting",
+    "Teacher", "TeacherAvailability", "TeacherTimeOff", "TokenPurpose", "User",
+]
