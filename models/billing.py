@@ -1,4 +1,4 @@
-"""Money records mirrored from Stripe: billing accounts, subscriptions, invoices, payments, refunds, events."""
+"""Money mirrored from Stripe: billing accounts, subscriptions, invoices, payments, refunds, events."""
 
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ class Enrollment(SQLModel, table=True):
     lesson_minutes: int
     billing_interval: str = Field(max_length=8)
     preferred_windows: list[dict[str, Any]] = json_field(list)
-    # The application as submitted (names, contact, date of birth, consents). Personal data: never in workflow ids.
+    # The application as submitted (names, contact, birth date, consents): personal, never in workflow ids.
     application: dict[str, Any] = json_field()
     stripe_payment_method_id: str = Field(max_length=255)
     demo_lesson_id: uuid.UUID | None = None
