@@ -37,9 +37,7 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
 
     # --- PostgreSQL: an external database when DATABASE_URL is set, else the embedded one ---
-    database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("CEDAR_DATABASE_URL", "DATABASE_URL")
-    )
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("CEDAR_DATABASE_URL", "DATABASE_URL"))
     database_name: str = "cedar"
     db_pool_size: int = 10
 
@@ -154,9 +152,7 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         """The SQLAlchemy (asyncpg) URL of the database the app uses."""
-        url = self.database_url or (
-            f"postgresql://postgres@{self.host}:{self.postgres_port}/{self.database_name}"
-        )
+        url = self.database_url or (f"postgresql://postgres@{self.host}:{self.postgres_port}/{self.database_name}")
         return to_asyncpg_url(url)
 
     @property

@@ -1,0 +1,72 @@
+"""FastAPI dependencies: the app's shared clients, the request's database session, interim admin auth."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from temporalio.client import Client
+
+from api.errors import CedarError
+from core.db import SessionFactory
+from core.mail import Mailer
+from core.settings import Settings
+from core.temporal import LazyTemporalClient
+
+
+@dataclass
+class AppContext:
+    """What the API process holds for its whole life; built by the lifespan in ``api.main``."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    temporal: LazyTemporalClient
+    mailer: Mailer
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+def get_settings_dep(context: ContextDep) -> Settings:
+    return context.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(context: ContextDep) -> AsyncIterator[AsyncSession]:
+    """The request's session: commits when the endpoint succeeds, rolls back when it raises."""
+    async with context.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_temporal(context: ContextDep) -> Client:
+    try:
+        return await context.temporal.get()
+    except Exception as exc:  # Temporal unreachable: a clear 503 instead of a stack trace
+        raise CedarError(503, "temporal_unavailable", "the workflow service is unavailable; retry later") from exc
+
+
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def require_admin_token(settings: SettingsDep, x_admin_token: Annotated[str | None, Header()] = None) -> None:
+    """Interim protection of admin routes, until role-based auth covers them."""
+    if x_admin_token is None or not hmac.compare_digest(x_admin_token, settings.admin_token):
+        raise CedarError(401, "unauthorized", "a valid X-Admin-Token header is required")
+
+
+AdminTokenDep = Depends(require_admin_token)

@@ -1,0 +1,41 @@
+"""What the worker runs: every workflow class and every activity object, from one list each.
+
+A capability adds its workflow classes to ``WORKFLOWS`` and its activity classes to ``activity_objects``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.db import SessionFactory
+from core.mail import Mailer
+from core.settings import Settings
+
+WORKFLOWS: list[type] = []
+
+
+@dataclass
+class WorkerDeps:
+    """The clients activities are constructed with (dependency injection, no globals)."""
+
+    settings: Settings
+    sessions: SessionFactory
+    mailer: Mailer
+
+
+def activity_objects(deps: WorkerDeps) -> list[object]:
+    """One instance per activity class, each holding the clients it needs."""
+    return []
+
+
+def activity_functions(deps: WorkerDeps) -> list[Callable[..., Any]]:
+    """Every ``@activity.defn`` bound method of every activity object."""
+    functions: list[Callable[..., Any]] = []
+    for instance in activity_objects(deps):
+        for name in dir(type(instance)):
+            member = getattr(instance, name)
+            if callable(member) and hasattr(member, "__temporal_activity_definition"):
+                functions.append(member)
+    return functions
