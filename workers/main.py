@@ -10,14 +10,31 @@ import signal
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from core.db import create_engine, create_session_factory
+from core.db import SessionFactory, create_engine, create_session_factory
+from core.identity import BuiltinIdentityProvider, IdentityProvider
 from core.logging import configure_logging
 from core.mail import Mailer
 from core.settings import Settings
+from core.stripe import create_stripe_client
 from core.temporal import connect_temporal
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
 
 log = logging.getLogger("cedar.worker")
+
+
+def build_identity(settings: Settings) -> IdentityProvider:
+    return BuiltinIdentityProvider(settings)
+
+
+def build_deps(settings: Settings, sessions: SessionFactory, client: Client) -> WorkerDeps:
+    return WorkerDeps(
+        settings=settings,
+        sessions=sessions,
+        mailer=Mailer(settings),
+        stripe=create_stripe_client(settings),
+        identity=build_identity(settings),
+        temporal=client,
+    )
 
 
 def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None) -> Worker:
@@ -34,8 +51,8 @@ def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None
 
 async def run(settings: Settings) -> None:
     engine = create_engine(settings)
-    deps = WorkerDeps(settings=settings, sessions=create_session_factory(engine), mailer=Mailer(settings))
     client = await connect_temporal(settings)
+    deps = build_deps(settings, create_session_factory(engine), client)
     worker = build_worker(client, deps)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

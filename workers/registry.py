@@ -9,7 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import stripe
+from temporalio.client import Client
+
 from core.db import SessionFactory
+from core.identity import IdentityProvider
 from core.mail import Mailer
 from core.settings import Settings
 
@@ -23,6 +27,10 @@ class WorkerDeps:
     settings: Settings
     sessions: SessionFactory
     mailer: Mailer
+    stripe: stripe.StripeClient
+    identity: IdentityProvider
+    # For activities that start or signal other workflows (e.g. handing an enrollment to billing).
+    temporal: Client
 
 
 def activity_objects(deps: WorkerDeps) -> list[object]:
