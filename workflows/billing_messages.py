@@ -42,3 +42,66 @@ class StudentStopped(BaseModel):
     parent_id: uuid.UUID
     student_id: uuid.UUID
     reason: str
+
+
+# --- billing ⇄ dunning -------------------------------------------------------------------------------------
+# Billing owns every money operation (charges, retries, write-offs); dunning owns the calendar of what happens
+# to a family that owes money (retries' timing, reminders, suspension, cancellation). Dunning asks billing to
+# act; billing tells dunning what happened.
+
+FAMILY_DUNNING_WORKFLOW = "FamilyDunningWorkflow"
+SIGNAL_INVOICE_FAILED = "invoice_failed"
+SIGNAL_INVOICE_PAID = "invoice_paid"
+SIGNAL_CARD_UPDATED = "card_updated"
+SIGNAL_RETRY_INVOICE = "retry_invoice"  # dunning → billing
+SIGNAL_WRITE_OFF = "write_off"  # dunning → billing
+
+
+class FamilyDunningInput(BaseModel):
+    parent_id: uuid.UUID
+
+
+class InvoiceFailed(BaseModel):
+    """Billing → dunning (signal-with-start): a payment attempt on an invoice failed."""
+
+    parent_id: uuid.UUID
+    invoice_id: uuid.UUID
+    stripe_invoice_id: str
+    amount_due_minor: int
+    failed_at: datetime
+    attempt: int
+    decline_code: str | None = None
+    failure_code: str | None = None
+    # True when the gateway's answer was lost (timeout): dunning must have billing re-check, not retry blindly.
+    outcome_unknown: bool = False
+
+
+class InvoicePaid(BaseModel):
+    """Billing → dunning: an invoice was paid (by a retry, a card update, or the parent)."""
+
+    parent_id: uuid.UUID
+    invoice_id: uuid.UUID
+    stripe_invoice_id: str
+    paid_at: datetime
+
+
+class CardUpdated(BaseModel):
+    """Billing → dunning: the family has a new default card, so past-due invoices are retried at once."""
+
+    parent_id: uuid.UUID
+    stripe_payment_method_id: str
+
+
+class RetryInvoice(BaseModel):
+    """Dunning → billing: try to collect this invoice now (billing re-checks Stripe before charging)."""
+
+    stripe_invoice_id: str
+    attempt: int
+
+
+class WriteOff(BaseModel):
+    """Dunning → billing: the family is cancelled for non-payment; end subscriptions, mark the invoices
+    uncollectible and post bad debt."""
+
+    stripe_invoice_ids: list[str]
+    reason: str
