@@ -1,0 +1,109 @@
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from domain.billing_rules import (
+    STRIPE_KEY_MAX_LENGTH,
+    discounted_amount,
+    plan_id,
+    sibling_discount_percent,
+    stripe_key,
+    trial_end_for,
+)
+
+
+@pytest.mark.parametrize(("child_index", "percent"), [(0, 0), (1, 10), (2, 10), (5, 10)])
+def test_sibling_discount_starts_with_the_second_child(child_index: int, percent: int) -> None:
+    assert sibling_discount_percent(child_index, 10) == percent
+
+
+@pytest.mark.parametrize(("child_index", "percent"), [(-1, 10), (1, -5), (1, 101)])
+def test_sibling_discount_refuses_nonsense(child_index: int, percent: int) -> None:
+    with pytest.raises(ValueError):
+        sibling_discount_percent(child_index, percent)
+
+
+@pytest.mark.parametrize(
+    ("amount", "percent", "expected"),
+    [
+        (12_000, 10, 10_800),
+        (12_345, 10, 11_111),  # 11 110.5 rounds half up
+        (12_344, 10, 11_110),  # 11 109.6 rounds up
+        (12_341, 10, 11_107),  # 11 106.9 → 11 107
+        (12_346, 10, 11_111),  # 11 111.4 rounds down
+        (5, 10, 5),  # 4.5 → 5
+        (12_000, 0, 12_000),
+        (12_000, 100, 0),
+        (0, 10, 0),
+    ],
+)
+def test_discounted_amount_rounds_half_up(amount: int, percent: int, expected: int) -> None:
+    assert discounted_amount(amount, percent) == expected
+
+
+@pytest.mark.parametrize(("amount", "percent"), [(-1, 10), (100, 101), (100, -1)])
+def test_discounted_amount_refuses_nonsense(amount: int, percent: int) -> None:
+    with pytest.raises(ValueError):
+        discounted_amount(amount, percent)
+
+
+def test_plan_id_is_deterministic_and_normalised() -> None:
+    assert plan_id("piano", 30, "month", 12_000) == "cedar-piano-30-month-12000"
+    assert plan_id(" Guitar ", 45, "week", 4_500) == "cedar-guitar-45-week-4500"
+    assert plan_id("piano", 30, "month", 10_800) != plan_id("piano", 30, "month", 12_000)
+
+
+@pytest.mark.parametrize(
+    ("instrument", "minutes", "interval", "amount"),
+    [
+        ("double bass", 30, "month", 1),
+        ("", 30, "month", 1),
+        ("piano", 0, "month", 1),
+        ("piano", 30, "fortnight", 1),
+        ("piano", 30, "month", -1),
+    ],
+)
+def test_plan_id_refuses_bad_parts(instrument: str, minutes: int, interval: str, amount: int) -> None:
+    with pytest.raises(ValueError):
+        plan_id(instrument, minutes, interval, amount)
+
+
+def test_trial_ends_at_the_first_lesson_in_whole_utc_seconds() -> None:
+    first_lesson = datetime(2025, 11, 3, 16, 0, 0, 500_000, tzinfo=ZoneInfo("America/Vancouver"))
+    trial_end = trial_end_for(first_lesson)
+    assert trial_end == datetime(2025, 11, 4, 0, 0, 0, tzinfo=UTC)
+    assert trial_end.tzinfo is UTC
+    assert trial_end.timestamp() == int(trial_end.timestamp())
+
+
+def test_trial_end_refuses_naive_datetimes() -> None:
+    with pytest.raises(ValueError):
+        trial_end_for(datetime(2025, 11, 3, 16, 0))
+
+
+def test_stripe_key_joins_parts_stably() -> None:
+    assert stripe_key("subscription", "enr_42", 3) == "subscription:enr_42:3"
+    assert stripe_key("subscription", "enr_42", 3) == stripe_key("subscription", "enr_42", "3")
+
+
+def test_stripe_key_keeps_separators_inside_parts_apart() -> None:
+    assert stripe_key("a:b", "c") != stripe_key("a", "b:c")
+    assert stripe_key("a%3Ab") != stripe_key("a:b")
+
+
+def test_long_stripe_keys_are_hashed_to_the_limit_and_stay_distinct() -> None:
+    prefix = "x" * 300
+    first, second = stripe_key(prefix, "one"), stripe_key(prefix, "two")
+    assert len(first) == len(second) == STRIPE_KEY_MAX_LENGTH
+    assert first != second
+    assert first == stripe_key(prefix, "one")
+    assert first.startswith("x" * 190 + "~")
+    assert len(stripe_key("y" * STRIPE_KEY_MAX_LENGTH)) == STRIPE_KEY_MAX_LENGTH
+    assert stripe_key("y" * STRIPE_KEY_MAX_LENGTH) == "y" * STRIPE_KEY_MAX_LENGTH
+
+
+@pytest.mark.parametrize("parts", [(), ("",), ("a", ""), (True,)])
+def test_stripe_key_refuses_empty_parts(parts: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        stripe_key(*parts)
