@@ -59,7 +59,8 @@ def postgres(stack_dir: Path) -> Iterator[EmbeddedPostgres]:
 def migrate(url: str) -> None:
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.attributes["url"] = url
-    command.upgrade(config, "head")
+    # "heads": capabilities may add migrations side by side on top of 0001 while they are developed.
+    command.upgrade(config, "heads")
 
 
 @pytest.fixture(scope="session")
