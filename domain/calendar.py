@@ -16,6 +16,7 @@ __all__ = [
     "Closure",
     "Term",
     "WeeklyWindow",
+    "genuine_zone",
     "is_closed",
     "local_to_utc",
     "require_aware",
@@ -86,13 +87,24 @@ def require_aware(value: datetime, name: str) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
 
 
+def genuine_zone(tz: ZoneInfo) -> ZoneInfo:
+    """``tz`` itself, or, inside Temporal's workflow sandbox, the real ZoneInfo behind its proxy.
+
+    The sandbox wraps every ZoneInfo built in workflow code in a restricted proxy, which ``datetime``'s C code
+    refuses ("tzinfo argument must be ... a tzinfo subclass"). The proxy forwards ``__class__`` to the real
+    class, whose per-key cache hands back the genuine zone, with no file read after the first load.
+    """
+    real_class = tz.__class__
+    return tz if type(tz) is real_class else real_class(tz.key)
+
+
 def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
     """The UTC instant of local wall-clock time ``at`` on ``day`` in ``tz``.
 
     An ambiguous time (the repeated hour in autumn) resolves to its first occurrence (fold=0); a time that
     does not exist (the skipped hour in spring) moves forward by the gap, so 02:30 becomes 03:30 local.
     """
-    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=tz).astimezone(UTC)
+    return datetime.combine(day, at.replace(tzinfo=None), tzinfo=genuine_zone(tz)).astimezone(UTC)
 
 
 def weekly_occurrences(
@@ -114,6 +126,7 @@ def weekly_occurrences(
     if duration <= timedelta(0):
         raise ValueError("lesson duration must be positive")
     require_aware(from_, "from_")
+    tz = genuine_zone(tz)
     closures = tuple(term.closures)
     day = term.start + timedelta(days=(weekday - term.start.weekday()) % 7)
     occurrences: list[tuple[datetime, datetime]] = []

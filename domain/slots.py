@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo
 
-from domain.calendar import Closure, WeeklyWindow, is_closed, local_to_utc, require_aware
+from domain.calendar import Closure, WeeklyWindow, genuine_zone, is_closed, local_to_utc, require_aware
 
 __all__ = [
     "DEFAULT_STEP",
@@ -96,6 +96,7 @@ def iter_slots(
         raise ValueError("duration and step must be positive")
     require_aware(earliest, "earliest")
     require_aware(horizon_end, "horizon_end")
+    tz = genuine_zone(tz)
     busy_intervals = tuple(busy)
     for busy_start, busy_end in busy_intervals:
         require_aware(busy_start, "busy start")

@@ -3,7 +3,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.calendar import Closure, Term, WeeklyWindow, is_closed, local_to_utc, weekly_occurrences
+from domain.calendar import (
+    Closure,
+    Term,
+    WeeklyWindow,
+    genuine_zone,
+    is_closed,
+    local_to_utc,
+    weekly_occurrences,
+)
 
 VANCOUVER = ZoneInfo("America/Vancouver")
 MONDAY, WEDNESDAY = 0, 2
@@ -139,3 +147,28 @@ def test_local_to_utc_resolves_ambiguous_and_missing_times() -> None:
     skipped = local_to_utc(date(2025, 3, 9), time(2, 30), VANCOUVER)
     assert skipped == datetime(2025, 3, 9, 10, 30, tzinfo=UTC)
     assert skipped.astimezone(VANCOUVER).time() == time(3, 30)
+
+
+class SandboxLikeZoneProxy:
+    """Mimics Temporal's workflow-sandbox proxy of a ZoneInfo: a foreign type that forwards ``__class__``."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self._zone = zone
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return ZoneInfo
+
+    @property
+    def key(self) -> str:
+        return self._zone.key
+
+
+def test_genuine_zone_unwraps_a_sandbox_proxy_and_keeps_a_real_zone() -> None:
+    assert genuine_zone(VANCOUVER) is VANCOUVER
+    proxy = SandboxLikeZoneProxy(VANCOUVER)
+    with pytest.raises(TypeError):
+        datetime(2025, 11, 5, 16, tzinfo=proxy)  # type: ignore[arg-type]
+    assert genuine_zone(proxy) is VANCOUVER  # type: ignore[arg-type]
+    lessons = weekly_occurrences(FALL_TERM, WEDNESDAY, time(16), HALF_HOUR, proxy, TERM_START)  # type: ignore[arg-type]
+    assert lessons[0][0] == datetime(2025, 9, 3, 23, 0, tzinfo=UTC)
