@@ -125,6 +125,8 @@ class Settings(BaseSettings):
         timedelta(days=9),
         timedelta(days=16),
     ]
+    # A payment whose outcome was lost is re-checked with Stripe (never blindly retried) after this long.
+    dunning_unknown_recheck_after: timedelta = timedelta(minutes=5)
 
     # --- Temporal Schedules (cron in the school's timezone) ---
     schedule_catchup_window: timedelta = timedelta(days=1)

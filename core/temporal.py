@@ -28,6 +28,11 @@ def billing_workflow_id(parent_id: uuid.UUID | str) -> str:
     return f"family-billing-{parent_id}"
 
 
+def dunning_workflow_id(parent_id: uuid.UUID | str) -> str:
+    """One dunning workflow per family (the same key as billing's), alive while the family owes money."""
+    return f"family-dunning-{parent_id}"
+
+
 async def connect_temporal(settings: Settings, address: str | None = None) -> Client:
     return await Client.connect(
         address or settings.effective_temporal_address,
