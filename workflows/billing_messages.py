@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -59,6 +60,8 @@ SIGNAL_WRITE_OFF = "write_off"  # dunning → billing
 
 class FamilyDunningInput(BaseModel):
     parent_id: uuid.UUID
+    # Dunning's own state, carried across continue-as-new (billing never sets it).
+    carried: dict[str, Any] | None = None
 
 
 class InvoiceFailed(BaseModel):
@@ -97,6 +100,9 @@ class RetryInvoice(BaseModel):
 
     stripe_invoice_id: str
     attempt: int
+    # True when the last attempt's outcome is unknown: only re-read the invoice from Stripe and report
+    # InvoicePaid / InvoiceFailed; never charge.
+    check_only: bool = False
 
 
 class WriteOff(BaseModel):
@@ -105,3 +111,5 @@ class WriteOff(BaseModel):
 
     stripe_invoice_ids: list[str]
     reason: str
+    # False when an admin forgives the debt: write the invoices off but keep the subscriptions running.
+    end_subscriptions: bool = True
