@@ -1,0 +1,128 @@
+"""localstripe, a fake Stripe API, as a component of the local stack.
+
+localstripe's own `localstripe` script pickles its whole store to the fixed path /tmp/localstripe.pickle
+after every write and reloads it at start, so every instance on a machine (a test session, `./cedar run`)
+would share and overwrite one file. We run it through `python -m devstack.localstripe` instead, which
+points that persistence at a file of our choosing (`store_file`; None keeps everything in memory) and binds
+only the given host. Registered webhooks are never persisted by localstripe: register them after each start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+import sys
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from devstack.processes import ManagedProcess
+
+
+class LocalStripe:
+    """localstripe on host:port. With `store_file`, Stripe objects survive a restart of the process."""
+
+    def __init__(self, port: int, log_dir: Path, store_file: Path | None = None, *, host: str = "127.0.0.1") -> None:
+        self.port = port
+        self.host = host
+        args = [sys.executable, "-m", "devstack.localstripe", "--host", host, "--port", str(port)]
+        if store_file is not None:
+            args += ["--store", str(Path(store_file).absolute())]
+        self.process = ManagedProcess("localstripe", args, Path(log_dir))
+
+    @property
+    def api_base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.process.start()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        self.process.wait_ready(self.is_ready, timeout=timeout)
+
+    def is_ready(self) -> bool:
+        # Any HTTP answer will do: 401 without an API key proves the app is serving.
+        httpx.get(f"{self.api_base}/v1/customers", timeout=1)
+        return True
+
+    def register_webhook(self, url: str, secret: str, webhook_id: str = "cedar") -> None:
+        """Have localstripe sign events with `secret` and POST them to `url` (about a second after each)."""
+        response = httpx.post(
+            f"{self.api_base}/_config/webhooks/{webhook_id}", data={"url": url, "secret": secret}, timeout=10
+        )
+        response.raise_for_status()
+
+    def wipe(self) -> None:
+        """Delete every Stripe object (webhook registrations stay)."""
+        httpx.delete(f"{self.api_base}/_config/data", timeout=10).raise_for_status()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.process.stop(timeout)
+
+    def is_running(self) -> bool:
+        return self.process.is_running()
+
+    def __enter__(self) -> LocalStripe:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _persist_to(store_file: Path | None) -> None:
+    """Replace localstripe's fixed-path pickling with `store_file` (or with nothing)."""
+    from localstripe.resources import Store
+
+    def load(self: Store) -> None:
+        if store_file is None or not store_file.exists():
+            return
+        try:
+            with open(store_file, "rb") as handle:
+                saved = pickle.load(handle)
+        except Exception as error:  # a file cut short by a kill: keep it aside, start empty
+            logging.getLogger(__name__).warning("unreadable %s (%s); starting empty", store_file, error)
+            os.replace(store_file, store_file.with_suffix(".corrupt"))
+            return
+        self.clear()
+        self.update(saved)
+
+    def dump(self: Store) -> None:
+        if store_file is None:
+            return
+        partial = store_file.with_suffix(".tmp")
+        with open(partial, "wb") as handle:
+            pickle.dump(dict(self), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, store_file)  # atomic: a kill mid-write leaves the previous state
+
+    Store.try_load_from_disk = load  # type: ignore[method-assign]
+    Store.dump_to_disk = dump  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m devstack.localstripe")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--store", type=Path, default=None, help="pickle file keeping Stripe objects")
+    args = parser.parse_args(argv)
+    _persist_to(args.store)
+
+    from aiohttp import web
+    from localstripe.resources import store
+    from localstripe.server import app
+
+    store.try_load_from_disk()
+    access_log = logging.getLogger("aiohttp.access")
+    access_log.setLevel(logging.INFO)
+    access_log.addHandler(logging.StreamHandler())
+    web.run_app(app, host=args.host, port=args.port, access_log=access_log, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from devstack.processes import ManagedProcess, ProcessExitedError, reap_orphans
+from tests.devstack.helpers import gone
+
+SLEEP = [sys.executable, "-c", "import time; time.sleep(600)"]
+
+
+def _printed(process: ManagedProcess, line: str) -> bool:
+    # The last line, not any: the log's header line quotes the command, which contains `line` too.
+    return process.log_path.read_text().splitlines()[-1] == line
+
+
+def test_output_goes_to_the_log_and_stop_reports_the_exit(tmp_path: Path) -> None:
+    process = ManagedProcess(
+        "echo", [sys.executable, "-c", "import time; print('hello', flush=True); time.sleep(600)"], tmp_path
+    )
+    process.start()
+    process.wait_ready(lambda: _printed(process, "hello"), timeout=10)
+    assert process.is_running()
+    assert process.stop() is not None
+    assert not process.is_running()
+    assert not process.pid_path.exists()
+
+
+def test_wait_ready_fails_fast_when_the_child_exits(tmp_path: Path) -> None:
+    process = ManagedProcess("broken", [sys.executable, "-c", "raise SystemExit('bad config')"], tmp_path)
+    process.start()
+    with pytest.raises(ProcessExitedError, match="bad config"):
+        process.wait_ready(lambda: False, timeout=10)
+
+
+def test_a_child_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(600)"
+    )
+    process = ManagedProcess("stubborn", [sys.executable, "-c", code], tmp_path)
+    process.start()
+    process.wait_ready(lambda: _printed(process, "up"), timeout=10)
+    assert process.stop(timeout=0.5) == -signal.SIGKILL
+
+
+def test_children_of_a_killed_owner_are_reaped_before_the_next_start(tmp_path: Path) -> None:
+    owner_code = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from devstack.processes import ManagedProcess
+        child = ManagedProcess("sleeper", {SLEEP!r}, Path({str(tmp_path)!r}))
+        child.start()
+        print(child.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", owner_code], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    orphan = int(owner.stdout.readline())
+    owner.kill()  # like SIGKILL on `./cedar run`: no clean-up, the child lives on
+    owner.wait()
+    assert not gone(orphan, timeout=0.2)
+
+    reap_orphans(tmp_path)
+    assert gone(orphan)
+
+
+def test_a_live_owner_keeps_its_children(tmp_path: Path) -> None:
+    process = ManagedProcess("sleeper", SLEEP, tmp_path)
+    process.start()
+    try:
+        reap_orphans(tmp_path)  # the owner is this very process: nothing to reap
+        assert process.is_running()
+        assert process.pid is not None
+        os.kill(process.pid, 0)
+    finally:
+        process.stop()
