@@ -60,7 +60,7 @@ def overlapping_windows(a: Iterable[WeeklyWindow], b: Iterable[WeeklyWindow]) ->
     return sorted(common)
 
 
-def _minutes(at: time) -> timedelta:
+def _since_midnight(at: time) -> timedelta:
     return timedelta(hours=at.hour, minutes=at.minute, seconds=at.second, microseconds=at.microsecond)
 
 
@@ -69,9 +69,9 @@ def _local_starts(window: WeeklyWindow, duration: timedelta, step: timedelta) ->
 
     Aligning to midnight rather than to the window start keeps proposed times round for people.
     """
-    first = -(-_minutes(window.start) // step) * step  # ceiling to the grid
+    first = -(-_since_midnight(window.start) // step) * step  # ceiling to the grid
     offset = first
-    while offset + duration <= _minutes(window.end):
+    while offset + duration <= _since_midnight(window.end):
         yield (datetime.min + offset).time()
         offset += step
 
