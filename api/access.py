@@ -5,4 +5,42 @@ A test generated from the app's route table fails for any route without a declar
 
 from __future__ import annotations
 
-ROUTE_ACCESS: dict[tuple[str, str], frozenset[str]] = {}
+ROUTE_ACCESS: dict[tuple[str, str], frozenset[str]] = {
+    # privacy (PIPEDA access and erasure)
+    ("GET", "/api/v1/privacy/export"): frozenset({"parent"}),
+    ("GET", "/api/v1/parents/{parent_id}/export"): frozenset({"admin"}),
+    ("POST", "/api/v1/parents/{parent_id}/erasure"): frozenset({"admin"}),
+}
+
+# --- The school's API (students, parents, teachers) ---
+_FAMILY_AND_STAFF = frozenset({"admin", "teacher", "parent"})
+_FAMILY = frozenset({"admin", "parent"})
+_STAFF = frozenset({"admin", "teacher"})
+_ADMIN = frozenset({"admin"})
+_PUBLIC = frozenset({"public", "parent", "teacher", "admin"})
+ROUTE_ACCESS.update(
+    {
+        ("GET", "/api/v1/students"): _FAMILY_AND_STAFF,
+        ("POST", "/api/v1/students"): _ADMIN,
+        ("GET", "/api/v1/students/{student_id}"): _FAMILY_AND_STAFF,
+        ("PATCH", "/api/v1/students/{student_id}"): _FAMILY,
+        ("DELETE", "/api/v1/students/{student_id}"): _ADMIN,
+        ("GET", "/api/v1/parents"): _ADMIN,
+        ("POST", "/api/v1/parents"): _ADMIN,
+        ("GET", "/api/v1/parents/{parent_id}"): _FAMILY,
+        ("PATCH", "/api/v1/parents/{parent_id}"): _FAMILY,
+        ("DELETE", "/api/v1/parents/{parent_id}"): _ADMIN,
+        ("GET", "/api/v1/parents/{parent_id}/consents"): _FAMILY,
+        ("POST", "/api/v1/parents/{parent_id}/consents"): _FAMILY,
+        ("GET", "/api/v1/teachers"): _ADMIN,
+        ("POST", "/api/v1/teachers"): _ADMIN,
+        ("GET", "/api/v1/teachers/{teacher_id}"): _STAFF,
+        ("PATCH", "/api/v1/teachers/{teacher_id}"): _STAFF,
+        ("DELETE", "/api/v1/teachers/{teacher_id}"): _ADMIN,
+        ("GET", "/api/v1/teachers/{teacher_id}/availability"): _STAFF,
+        ("PUT", "/api/v1/teachers/{teacher_id}/availability"): _STAFF,
+        ("GET", "/api/v1/teachers/{teacher_id}/time-off"): _STAFF,
+        ("POST", "/api/v1/teachers/{teacher_id}/time-off"): _STAFF,
+        ("DELETE", "/api/v1/teachers/{teacher_id}/time-off/{time_off_id}"): _STAFF,
+    }
+)

@@ -2,8 +2,12 @@
 
 from fastapi import APIRouter
 
-from api.routes import health
+from api.routes import health, parents, privacy, students, teachers
 
 ROUTERS: list[APIRouter] = [
     health.router,
+    privacy.router,
+    students.router,
+    parents.router,
+    teachers.router,
 ]

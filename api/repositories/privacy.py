@@ -1,0 +1,140 @@
+"""PIPEDA access and erasure for one family: everything Cedar holds about it, and forgetting it.
+
+Erasure blanks personal fields and keeps money records (invoices, payments, the ledger), which tax law
+obliges the school to retain; those rows point at the family only by id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from api.errors import Conflict, NotFound
+from models import (
+    AuditLog,
+    BillingAccount,
+    Communication,
+    Consent,
+    Enrollment,
+    EnrollmentStatus,
+    Invoice,
+    Lesson,
+    LessonStatus,
+    Parent,
+    Payment,
+    RefreshToken,
+    Student,
+    User,
+)
+
+ERASED = "Erased"
+LIVE_ENROLLMENT_STATES = [
+    s.value
+    for s in EnrollmentStatus
+    if s not in (EnrollmentStatus.withdrawn, EnrollmentStatus.cancelled, EnrollmentStatus.failed)
+]
+
+
+def _rows(items: list[Any]) -> list[dict[str, Any]]:
+    return [item.model_dump(mode="json") if isinstance(item, SQLModel) else item for item in items]
+
+
+async def _all(session: AsyncSession, statement: Any) -> list[Any]:
+    return list((await session.scalars(statement)).all())
+
+
+async def family_export(session: AsyncSession, parent_id: uuid.UUID) -> dict[str, Any]:
+    parent = await session.get(Parent, parent_id)
+    if parent is None:
+        raise NotFound("parent")
+    students = await _all(session, select(Student).where(Student.parent_id == parent_id))
+    student_ids = [s.id for s in students]
+    account = await session.scalar(select(BillingAccount).where(BillingAccount.parent_id == parent_id))
+    account_ids = [account.id] if account else []
+    user = await session.get(User, parent.user_id) if parent.user_id else None
+    return {
+        "exported_at": datetime.now(UTC).isoformat(),
+        "parent": parent.model_dump(mode="json"),
+        "account": {"email": user.email, "role": user.role, "created_at": user.created_at.isoformat()}
+        if user
+        else None,
+        "students": _rows(students),
+        "enrollments": _rows(await _all(session, select(Enrollment).where(Enrollment.parent_id == parent_id))),
+        "lessons": _rows(await _all(session, select(Lesson).where(Lesson.student_id.in_(student_ids)))),
+        "consents": _rows(await _all(session, select(Consent).where(Consent.parent_id == parent_id))),
+        "communications": _rows(await _all(session, select(Communication).where(Communication.parent_id == parent_id))),
+        "invoices": _rows(await _all(session, select(Invoice).where(Invoice.billing_account_id.in_(account_ids)))),
+        "payments": _rows(await _all(session, select(Payment).where(Payment.billing_account_id.in_(account_ids)))),
+        "audit_log": _rows(
+            await _all(
+                session,
+                select(AuditLog)
+                .where(AuditLog.entity_id.in_([str(parent_id), *map(str, student_ids)]))
+                .order_by(AuditLog.occurred_at),
+            )
+        ),
+    }
+
+
+async def erase_family(session: AsyncSession, parent_id: uuid.UUID) -> dict[str, int]:
+    """Blanks the family's personal data in place; refuses while a child still has a live enrollment."""
+    parent = await session.get(Parent, parent_id, with_for_update=True)
+    if parent is None:
+        raise NotFound("parent")
+    if parent.erased_at is not None:
+        return {"students": 0, "enrollments": 0, "communications": 0, "lessons_cancelled": 0}
+    live = await session.scalar(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(Enrollment.parent_id == parent_id, Enrollment.state.in_(LIVE_ENROLLMENT_STATES))
+    )
+    if live:
+        raise Conflict("cancel the family's live enrollments before erasing it", {"parent_id": f"{live} live"})
+
+    now = datetime.now(UTC)
+    erased_email = f"erased-{parent.id}@erased.invalid"
+    students = await _all(session, select(Student).where(Student.parent_id == parent_id))
+    for student in students:
+        student.first_name = student.last_name = ERASED
+        # The birth year stays for the school's age statistics; the day and month identify a child.
+        student.date_of_birth = date(student.date_of_birth.year, 1, 1)
+        student.is_active = False
+    cancelled = await session.execute(
+        update(Lesson)
+        .where(
+            Lesson.student_id.in_([s.id for s in students]),
+            Lesson.starts_at > now,
+            Lesson.status == LessonStatus.scheduled,
+        )
+        .values(status=LessonStatus.cancelled, updated_at=now)
+    )
+    enrollments = await session.execute(
+        update(Enrollment)
+        .where(Enrollment.parent_id == parent_id)
+        .values(application={"erased_at": now.isoformat()}, updated_at=now)
+    )
+    communications = await session.execute(
+        update(Communication).where(Communication.parent_id == parent_id).values(recipient=erased_email)
+    )
+    if parent.user_id is not None:
+        user = await session.get(User, parent.user_id)
+        if user is not None:
+            user.email, user.password_hash, user.is_active, user.external_id = erased_email, None, False, None
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == parent.user_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    parent.first_name = parent.last_name = ERASED
+    parent.email, parent.phone, parent.erased_at = erased_email, "", now
+    return {
+        "students": len(students),
+        "enrollments": enrollments.rowcount,
+        "communications": communications.rowcount,
+        "lessons_cancelled": cancelled.rowcount,
+    }

@@ -1,0 +1,63 @@
+"""PIPEDA: a family's right of access (a full export) and erasure (admin, on the family's request)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import SessionDep
+from api.errors import CedarError
+from api.principal import AdminPrincipal, CurrentPrincipal
+from api.repositories.privacy import erase_family, family_export
+from core.audit import record_audit
+from models import Role
+
+router = APIRouter(prefix="/api/v1", tags=["privacy"])
+
+
+@router.get("/privacy/export", summary="Everything Cedar holds about the signed-in parent's family")
+async def export_my_family(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
+    if principal.role != Role.parent or principal.parent_id is None:
+        raise CedarError(403, "forbidden", "only a parent can export their own family's data")
+    export = await family_export(session, principal.parent_id)
+    await record_audit(
+        session,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role,
+        action="export",
+        entity_type="parent",
+        entity_id=principal.parent_id,
+    )
+    return export
+
+
+@router.get("/parents/{parent_id}/export", summary="A family's data export, for an access request (admin)")
+async def export_family(parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep) -> dict[str, Any]:
+    export = await family_export(session, parent_id)
+    await record_audit(
+        session,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role,
+        action="export",
+        entity_type="parent",
+        entity_id=parent_id,
+    )
+    return export
+
+
+@router.post("/parents/{parent_id}/erasure", summary="Erase a family's personal data (admin)")
+async def erase(parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep) -> dict[str, Any]:
+    counts = await erase_family(session, parent_id)
+    # The audit row names what was erased by id and count only: it must not keep what it erased.
+    await record_audit(
+        session,
+        actor_user_id=principal.user_id,
+        actor_role=principal.role,
+        action="erase",
+        entity_type="parent",
+        entity_id=parent_id,
+        after=counts,
+    )
+    return {"parent_id": str(parent_id), "erased": counts}
