@@ -1,0 +1,95 @@
+"""Lists: limit/offset pages with a maximum size, and sorting on a whitelist of fields.
+
+``?limit=20&offset=40&sort=-starts_at`` — a leading ``-`` sorts descending. Filters are each route's own query
+parameters, so only the fields a route names can be filtered on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    offset: int
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"page size, at most {MAX_PAGE_SIZE}")] = (
+        DEFAULT_PAGE_SIZE
+    ),
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> PageParams:
+    return PageParams(limit, offset)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    """The ORDER BY a request asked for, already checked against the route's whitelist."""
+
+    columns: tuple[Any, ...]
+
+
+def sorting(allowed: Mapping[str, InstrumentedAttribute[Any]], default: str) -> Callable[..., SortOrder]:
+    """A dependency reading ``?sort=`` for one route: only ``allowed`` names (optionally ``-`` prefixed) pass.
+
+    The primary key breaks ties so that pages never repeat or skip rows.
+    """
+    pattern = "^-?(" + "|".join(sorted(allowed)) + ")$"
+    names = ", ".join(sorted(allowed))
+
+    def dependency(
+        sort: Annotated[str, Query(pattern=pattern, description=f"one of {names}; prefix - to sort descending")] = (
+            default
+        ),
+    ) -> SortOrder:
+        column = allowed[sort.lstrip("-")]
+        ordered = column.desc() if sort.startswith("-") else column.asc()
+        tie_breaker = next(iter(column.class_.__table__.primary_key.columns))
+        return SortOrder((ordered, tie_breaker.asc()))
+
+    return dependency
+
+
+async def fetch_page(
+    session: AsyncSession, query: Select[Any], page: PageParams, order: SortOrder
+) -> tuple[Sequence[Any], int]:
+    """The rows of one page of ``query`` and the total count of rows matching it."""
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = (await session.scalars(query.order_by(*order.columns).limit(page.limit).offset(page.offset))).all()
+    return rows, int(total or 0)
+
+
+def page_of(schema: type[BaseModel], rows: Sequence[Any], total: int, page: PageParams) -> dict[str, Any]:
+    """The response body of one page, rows converted to ``schema``."""
+    return {
+        "data": [schema.model_validate(row) for row in rows],
+        "total": total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }

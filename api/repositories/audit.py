@@ -1,0 +1,51 @@
+"""Audit helpers for the school's API: every write, and every staff read of a family's personal data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
+
+from api.principal import Principal
+from core.audit import record_audit
+from models import Role
+
+STAFF_ROLES = (Role.admin, Role.teacher)
+
+
+def snapshot(row: SQLModel) -> dict[str, Any]:
+    """A JSON-able copy of a row for the audit log's before/after."""
+    return row.model_dump(mode="json")
+
+
+async def audit_write(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    entity_type: str,
+    entity_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    await record_audit(
+        session,
+        actor_user_id=principal.user_id,
+        actor_role=str(principal.role),
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+    )
+
+
+async def audit_staff_reads(
+    session: AsyncSession, principal: Principal, entity_type: str, ids: Iterable[object]
+) -> None:
+    """One ``read`` row per family record a teacher or admin saw, so a family can learn who looked at their data."""
+    if principal.role not in STAFF_ROLES:
+        return
+    for entity_id in ids:
+        await audit_write(session, principal, "read", entity_type, entity_id)
