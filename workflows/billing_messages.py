@@ -20,6 +20,8 @@ class FamilyBillingInput(BaseModel):
     """Starts (or continues-as-new) one family's billing workflow; the state it carries is billing's own."""
 
     parent_id: uuid.UUID
+    # Set by billing itself when it continues-as-new: its own state, carried over (opaque to others).
+    state: dict[str, Any] | None = None
 
 
 class StudentStarted(BaseModel):
