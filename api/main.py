@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from api.deps import AppContext
 from api.errors import install_error_handlers
+from api.middleware import install_middleware
 from api.routes import ROUTERS
 from core.db import create_engine, create_session_factory
 from core.logging import configure_logging
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
+    install_middleware(app, settings)  # inside CORS, so a 413 still carries the CORS headers
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -2,21 +2,24 @@
 
 Object-level rules (a parent sees only their family, a teacher only their students) are applied by each
 route's queries using ``principal.parent_id`` / ``principal.teacher_id``; another family's object is a 404.
+Which roles may call which route is declared in ``api.access.ROUTE_ACCESS`` and checked by a test.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Header
-from sqlalchemy import select
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import or_, select
 
 from api.deps import SessionDep, SettingsDep
 from api.errors import CedarError
-from core.tokens import InvalidToken, verify_access_token
+from core.settings import Settings
+from core.tokens import AccessTokenVerifier, InvalidToken, session_revoked_clause
 from models import Parent, Role, Teacher, User
 
 
@@ -27,34 +30,71 @@ class Principal:
     role: Role
     parent_id: uuid.UUID | None = None
     teacher_id: uuid.UUID | None = None
+    # The login session (refresh-token family) and the bearer token itself, which logout needs.
+    session_id: uuid.UUID | None = None
+    access_token: str = field(default="", repr=False)
 
     @property
     def is_admin(self) -> bool:
         return self.role == Role.admin
 
 
+# Declares the bearer scheme in OpenAPI (the docs' "Authorize" button); we answer 401 ourselves, in our shape.
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/login")
+
+
 def _unauthorized(detail: str) -> CedarError:
     return CedarError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def token_verifier(request: Request, settings: Settings) -> AccessTokenVerifier:
+    """One verifier per app, so the Supabase JWKS is fetched once and cached, not per request."""
+    verifier: AccessTokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        verifier = request.app.state.token_verifier = AccessTokenVerifier(settings)
+    return verifier
+
+
 async def get_principal(
-    session: SessionDep, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if not authorization or not authorization.lower().startswith("bearer "):
+    if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("a bearer token is required")
+    token = credentials.credentials.strip()
     try:
-        claims = verify_access_token(settings, authorization[7:].strip())
+        claims = await token_verifier(request, settings).verify(token)
     except InvalidToken as exc:
         raise _unauthorized("the token is invalid or expired") from exc
-    user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active:
+    # One round trip: the account, its family or teacher row, and whether the session was logged out.
+    row = (
+        await session.execute(
+            select(User.id, User.email, User.role, Parent.id, Teacher.id, session_revoked_clause(claims.session_id))
+            .outerjoin(Parent, Parent.user_id == User.id)
+            .outerjoin(Teacher, Teacher.user_id == User.id)
+            .where(
+                or_(User.id == claims.user_id, User.external_id == str(claims.user_id)),
+                User.is_active.is_(True),  # type: ignore[attr-defined]
+            )
+        )
+    ).first()
+    if row is None:
         raise _unauthorized("the account is not active")
-    parent_id = teacher_id = None
-    if user.role == Role.parent:
-        parent_id = await session.scalar(select(Parent.id).where(Parent.user_id == user.id))
-    elif user.role == Role.teacher:
-        teacher_id = await session.scalar(select(Teacher.id).where(Teacher.user_id == user.id))
-    return Principal(user.id, user.email, Role(user.role), parent_id, teacher_id)
+    user_id, email, role, parent_id, teacher_id, revoked = row
+    if revoked:
+        raise _unauthorized("the session has ended; sign in again")
+    role = Role(role)
+    return Principal(
+        user_id,
+        email,
+        role,
+        parent_id if role == Role.parent else None,
+        teacher_id if role == Role.teacher else None,
+        claims.session_id,
+        token,
+    )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

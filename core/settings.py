@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     # --- API hygiene ---
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
     max_request_body_bytes: int = 64 * 1024
+    # Sent on every response; the API serves JSON only, so nothing may frame, sniff or load it as a page.
+    security_headers: dict[str, str] = {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    }
 
     # --- Enrollment delays ---
     demo_min_notice: timedelta = timedelta(hours=24)

@@ -12,7 +12,7 @@ from models.billing import (
 )
 from models.communication import Communication, CommunicationStatus
 from models.enrollment import BillingInterval, Enrollment, EnrollmentStatus
-from models.identity import OneTimeToken, RefreshToken, Role, TokenPurpose, User
+from models.identity import OneTimeToken, RateLimitBucket, RefreshToken, Role, TokenPurpose, User
 from models.ledger import AccountType, JournalEntry, LedgerAccount, Posting
 from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus
 from models.people import Parent, Student
@@ -56,6 +56,7 @@ __all__ = [
     "Parent",
     "Payment",
     "Posting",
+    "RateLimitBucket",
     "RefreshToken",
     "Refund",
     "Role",

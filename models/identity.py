@@ -71,3 +71,14 @@ class OneTimeToken(SQLModel, table=True):
     expires_at: datetime = tz_field()
     used_at: datetime | None = tz_field(nullable=True)
     created_at: datetime = created_at_field()
+
+
+class RateLimitBucket(SQLModel, table=True):
+    """A fixed-window counter (login and reset attempts per IP or per account), shared by every API process."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    # "login:ip:<ip>" or "login:account:<sha256 of the email>": no personal data in clear.
+    key: str = Field(max_length=128, primary_key=True)
+    window_start: datetime = tz_field()
+    hits: int = 0

@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from core.db import SessionFactory, create_engine, create_session_factory
-from core.identity import BuiltinIdentityProvider, IdentityProvider
+from core.identity import IdentityProvider, create_identity_service
 from core.logging import configure_logging
 from core.mail import Mailer
 from core.settings import Settings
@@ -25,7 +25,8 @@ log = logging.getLogger("cedar.worker")
 
 
 def build_identity(settings: Settings) -> IdentityProvider:
-    return BuiltinIdentityProvider(settings)
+    """Supabase Auth when ``supabase_url`` is set, else the built-in provider (accounts in our database)."""
+    return create_identity_service(settings)
 
 
 def build_deps(settings: Settings, sessions: SessionFactory, client: Client) -> WorkerDeps:

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from api.routes import health, parents, privacy, students, teachers
+from api.routes import auth, health, parents, privacy, students, teachers
 
 ROUTERS: list[APIRouter] = [
     health.router,
+    auth.router,
     privacy.router,
     students.router,
     parents.router,

@@ -1,0 +1,108 @@
+"""Request hygiene for every route: a request id, a body size limit (413) and the security headers from settings.
+
+Plain ASGI (not ``BaseHTTPMiddleware``) so streaming responses pass through untouched and the cost per request
+stays a few microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_body
+from core.settings import Settings
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Swagger UI and ReDoc are HTML pages with inline scripts: the API's strict CSP would blank them.
+_PAGES = ("/docs", "/redoc")
+_NO_STORE_PREFIX = "/api/v1/auth"  # tokens must never sit in a shared cache
+
+
+def request_id(request: Request) -> str | None:
+    """The id of this request (the caller's ``X-Request-ID`` when well-formed), for logs and the audit log."""
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value else None
+
+
+class RequestHygieneMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body = settings.max_request_body_bytes
+        self.headers = [(name.lower().encode(), value.encode()) for name, value in settings.security_headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        extra = [(REQUEST_ID_HEADER.encode(), rid.encode())]
+        path: str = scope["path"]
+        extra += [h for h in self.headers if not (h[0] == b"content-security-policy" and path.startswith(_PAGES))]
+        if path.startswith(_NO_STORE_PREFIX):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in extra}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": kept + extra}
+            await send(message)
+
+        body = await self._read_body(scope, receive)
+        if body is None:
+            await self._too_large(send_with_headers)
+            return
+        await self.app(scope, _replay(body, receive), send_with_headers)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> list[Message] | None:
+        """The request's body messages, or None past the limit (checked on the declared length first, then
+        on what actually arrives, since a chunked body declares none)."""
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return None
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            size += len(message.get("body", b""))
+            if size > self.max_body:
+                return None
+            if not message.get("more_body", False):
+                return messages
+
+    async def _too_large(self, send: Send) -> None:
+        content = json.dumps(
+            error_body("payload_too_large", f"the request body is larger than {self.max_body} bytes")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+
+def _replay(messages: list[Message], receive_from_server: Receive) -> Receive:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        # The buffered body first; after it, what the server says next (a disconnect, when it comes).
+        return pending.pop(0) if pending else await receive_from_server()
+
+    return receive
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(RequestHygieneMiddleware, settings=settings)

@@ -1,0 +1,255 @@
+"""/api/v1/auth: login, refresh, logout, the caller's profile, password reset and set-password.
+
+Identity operations run in their own transaction that commits even when the operation refuses: a failed login
+must count towards the lockout, and a replayed refresh token must revoke its family, though the answer is a 4xx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import ContextDep, SessionDep, SettingsDep
+from api.errors import CedarError
+from api.middleware import request_id
+from api.principal import CurrentPrincipal
+from api.schemas.auth import (
+    Accepted,
+    LoginRequest,
+    LogoutRequest,
+    NewPasswordRequest,
+    PasswordResetRequest,
+    Profile,
+    ProfileUpdate,
+    RefreshRequest,
+    SessionUser,
+    TokenResponse,
+)
+from core.audit import record_audit
+from core.db import SessionFactory, transaction
+from core.identity import AuthFailure, IdentityService, ResetLink, SignedIn, create_identity_service
+from core.mail import Mailer, OutgoingEmail
+from core.rate_limit import Limit, account_key, hit, ip_key
+from core.settings import Settings
+from models import Communication, CommunicationStatus, Parent, Role, Teacher, TokenPurpose, User
+
+log = logging.getLogger("cedar.auth")
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+T = TypeVar("T")
+
+FAILURE_STATUS = {
+    "invalid_credentials": 401,
+    "invalid_refresh_token": 401,
+    "account_locked": 423,
+    "invalid_link": 400,
+    "identity_unavailable": 503,
+}
+EDITABLE = {
+    Role.parent: {"first_name", "last_name", "phone"},
+    Role.teacher: {"first_name", "last_name", "display_name", "bio"},
+    Role.admin: set(),
+}
+
+
+def get_identity(request: Request, settings: SettingsDep) -> IdentityService:
+    service: IdentityService | None = getattr(request.app.state, "identity", None)
+    if service is None:
+        service = request.app.state.identity = create_identity_service(settings)
+    return service
+
+
+IdentityDep = Annotated[IdentityService, Depends(get_identity)]
+
+
+def _http_error(failure: AuthFailure) -> CedarError:
+    headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else None
+    return CedarError(FAILURE_STATUS.get(failure.code, 400), failure.code, failure.detail, headers=headers)
+
+
+async def _committed(context: ContextDep, operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    failure: AuthFailure | None = None
+    async with transaction(context.sessions) as session:
+        try:
+            return await operation(session)
+        except AuthFailure as exc:
+            failure = exc  # leave the block normally so what the refusal changed commits
+    raise _http_error(failure)
+
+
+async def _rate_limit(context: ContextDep, request: Request, action: str, email: str) -> None:
+    settings = context.settings
+    ip = request.client.host if request.client else "unknown"
+    limits = [
+        Limit(ip_key(action, ip), settings.login_rate_limit_per_minute_ip),
+        Limit(account_key(action, email), settings.login_rate_limit_per_minute_account),
+    ]
+    async with transaction(context.sessions) as session:
+        wait = await hit(session, limits)
+    if wait is not None:
+        raise CedarError(429, "rate_limited", "too many attempts; retry later", headers={"Retry-After": str(wait)})
+
+
+def _tokens(signed: SignedIn) -> TokenResponse:
+    return TokenResponse(
+        access_token=signed.access_token,
+        expires_in=signed.expires_in,
+        expires_at=int(time.time()) + signed.expires_in,
+        refresh_token=signed.refresh_token,
+        user=SessionUser(id=signed.user_id, email=signed.email, role=signed.role),
+    )
+
+
+@router.post("/login", response_model=TokenResponse, summary="Sign in with email and password")
+async def login(body: LoginRequest, request: Request, context: ContextDep, identity: IdentityDep) -> TokenResponse:
+    await _rate_limit(context, request, "login", body.email)
+    return _tokens(await _committed(context, lambda s: identity.sign_in(s, body.email, body.password)))
+
+
+@router.post("/refresh", response_model=TokenResponse, summary="Trade a refresh token for a new pair")
+async def refresh(body: RefreshRequest, context: ContextDep, identity: IdentityDep) -> TokenResponse:
+    return _tokens(await _committed(context, lambda s: identity.refresh(s, body.refresh_token)))
+
+
+@router.post("/logout", status_code=204, summary="End this session (its refresh tokens stop working)")
+async def logout(
+    principal: CurrentPrincipal, context: ContextDep, identity: IdentityDep, body: LogoutRequest | None = None
+) -> Response:
+    refresh_token = body.refresh_token if body else None
+    await _committed(
+        context,
+        lambda s: identity.sign_out(s, principal.user_id, principal.access_token, principal.session_id, refresh_token),
+    )
+    return Response(status_code=204)
+
+
+async def _profile(session: AsyncSession, principal: CurrentPrincipal) -> tuple[User, Parent | Teacher | None]:
+    user = await session.get(User, principal.user_id)
+    assert user is not None  # the principal was just loaded from it
+    row: Parent | Teacher | None = None
+    if principal.parent_id:
+        row = await session.get(Parent, principal.parent_id, with_for_update=True)
+    elif principal.teacher_id:
+        row = await session.get(Teacher, principal.teacher_id, with_for_update=True)
+    return user, row
+
+
+def _profile_body(user: User, row: Parent | Teacher | None) -> Profile:
+    fields = row.model_dump(include={"first_name", "last_name", "phone", "display_name", "bio"}) if row else {}
+    return Profile(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        parent_id=row.id if isinstance(row, Parent) else None,
+        teacher_id=row.id if isinstance(row, Teacher) else None,
+        **fields,
+    )
+
+
+@router.get("/me", response_model=Profile, summary="The caller's account and profile")
+async def read_me(principal: CurrentPrincipal, session: SessionDep) -> Profile:
+    return _profile_body(*await _profile(session, principal))
+
+
+@router.patch("/me", response_model=Profile, summary="Update the caller's profile")
+async def update_me(
+    body: ProfileUpdate, principal: CurrentPrincipal, session: SessionDep, request: Request
+) -> Profile:
+    changes = body.model_dump(exclude_unset=True)
+    refused = set(changes) - EDITABLE[principal.role]
+    if refused:
+        raise CedarError(
+            422, "validation_error", "the request is invalid",
+            dict.fromkeys(sorted(refused), f"a {principal.role} cannot change this field"),
+        )
+    user, row = await _profile(session, principal)
+    if changes and row is None:
+        raise CedarError(404, "not_found", "this account has no profile to update")
+    if row is not None and changes:
+        before = row.model_dump(include=set(changes), mode="json")
+        for name, value in changes.items():
+            setattr(row, name, value)
+        await record_audit(
+            session, actor_user_id=principal.user_id, actor_role=principal.role, action="update",
+            entity_type=type(row).__tablename__, entity_id=row.id, before=before,
+            after=row.model_dump(include=set(changes), mode="json"), request_id=request_id(request),
+        )
+    return _profile_body(user, row)
+
+
+@router.post("/password-reset", status_code=202, response_model=Accepted, summary="Email a password-reset link")
+async def request_password_reset(
+    body: PasswordResetRequest, request: Request, context: ContextDep, identity: IdentityDep, tasks: BackgroundTasks
+) -> Accepted:
+    await _rate_limit(context, request, "reset", body.email)
+    async with transaction(context.sessions) as session:
+        reset = await identity.password_reset_link(session, body.email)
+        if reset is not None:
+            communication = _reset_communication(reset)
+            session.add(communication)
+    if reset is not None:
+        # Sent after the answer, so an existing account does not answer measurably slower than a missing one.
+        tasks.add_task(_send_reset_email, context.sessions, context.mailer, context.settings, communication, reset)
+    return Accepted(detail="if an account exists for this email, a reset link is on its way")
+
+
+def _reset_communication(reset: ResetLink) -> Communication:
+    link_digest = hashlib.sha256(reset.link.encode()).hexdigest()[:32]
+    return Communication(
+        dedup_key=f"password-reset:{reset.user_id}:{link_digest}",
+        template="password_reset",
+        recipient=reset.email,
+        subject="Reset your Cedar Heights password",
+    )
+
+
+async def _send_reset_email(
+    sessions: SessionFactory, mailer: Mailer, settings: Settings, communication: Communication, reset: ResetLink
+) -> None:
+    minutes = int(settings.password_reset_ttl.total_seconds() // 60)
+    text = (
+        f"Someone asked to reset the password of your {settings.school_name} account.\n\n"
+        f"Choose a new password here (the link works once, for {minutes} minutes):\n{reset.link}\n\n"
+        "If it was not you, ignore this email; your password stays as it is."
+    )
+    html = (
+        f"<p>Someone asked to reset the password of your {settings.school_name} account.</p>"
+        f'<p><a href="{reset.link}">Choose a new password</a> (the link works once, for {minutes} minutes).</p>'
+        "<p>If it was not you, ignore this email; your password stays as it is.</p>"
+    )
+    status, message_id, error = CommunicationStatus.sent, None, None
+    try:
+        message_id = await mailer.send(
+            OutgoingEmail(reset.email, communication.subject, text, html, communication.dedup_key)
+        )
+    except Exception as exc:  # the SMTP server is down: recorded as failed; the person can ask again
+        status, error = CommunicationStatus.failed, f"{type(exc).__name__}: {exc}"[:2000]
+        log.warning("auth.password_reset.email_failed communication=%s", communication.id)
+    async with transaction(sessions) as session:
+        row = await session.get(Communication, communication.id, with_for_update=True)
+        if row is not None:
+            row.status, row.message_id, row.error, row.attempts = status, message_id, error, row.attempts + 1
+            row.sent_at = datetime.now(UTC) if status == CommunicationStatus.sent else None
+
+
+@router.post("/password-reset/confirm", status_code=204, summary="Set a new password with the emailed link")
+async def confirm_password_reset(body: NewPasswordRequest, context: ContextDep, identity: IdentityDep) -> Response:
+    return await _spend_link(context, identity, body, TokenPurpose.password_reset)
+
+
+@router.post("/set-password", status_code=204, summary="A new parent's first password, from the welcome link")
+async def set_password(body: NewPasswordRequest, context: ContextDep, identity: IdentityDep) -> Response:
+    return await _spend_link(context, identity, body, TokenPurpose.set_password)
+
+
+async def _spend_link(
+    context: ContextDep, identity: IdentityService, body: NewPasswordRequest, purpose: TokenPurpose
+) -> Response:
+    await _committed(context, lambda s: identity.set_password(s, body.token, purpose, body.password))
+    return Response(status_code=204)

@@ -1,0 +1,50 @@
+"""Accounts with real passwords (argon2) for the auth tests: a parent with a family row, a teacher, an admin."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from core.db import SessionFactory, transaction
+from core.passwords import hash_password
+from models import Parent, Role, Teacher, User
+
+AUTH = "/api/v1/auth"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Person:
+    user_id: uuid.UUID
+    email: str
+    password: str
+    row_id: uuid.UUID | None  # the parent's or teacher's row
+
+
+@pytest.fixture
+def make_person(sessions: SessionFactory) -> Callable[..., Any]:
+    """``await make_person(Role.parent)`` → a user with a password (and their parent or teacher row)."""
+
+    async def make(role: Role = Role.parent, password: str | None = PASSWORD) -> Person:
+        tag = uuid.uuid4().hex[:8]
+        email = f"{role}-{tag}@cedar.test"
+        async with transaction(sessions) as session:
+            user = User(email=email, role=role, password_hash=hash_password(password) if password else None)
+            session.add(user)
+            await session.flush()
+            row: Parent | Teacher | None = None
+            if role == Role.parent:
+                row = Parent(user_id=user.id, first_name="Pat", last_name=tag, email=email, phone="604-555-0100")
+            elif role == Role.teacher:
+                row = Teacher(user_id=user.id, first_name="Tia", last_name=tag, display_name=f"Tia {tag}",
+                              email=email, instruments=["piano"])
+            if row is not None:
+                session.add(row)
+                await session.flush()
+        return Person(user.id, email, password or "", row.id if row else None)
+
+    return make
