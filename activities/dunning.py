@@ -1,0 +1,189 @@
+"""Dunning's database work: the family's dunning state, its lessons (suspend, restore, cancel), its enrollments
+and teachers' capacity on cancellation, and the facts its emails need. Money is billing's; this never touches it.
+
+Every method is idempotent: each UPDATE only moves rows that are still in the state it moves them from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+from sqlalchemy import Row, select, update
+from temporalio import activity
+
+from core.db import SessionFactory, transaction
+from core.settings import Settings
+from domain.local_time import format_local
+from models import (
+    BillingAccount,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    LessonStatus,
+    Student,
+    Teacher,
+)
+
+# Where a parent replaces the card (billing's route); the emails link to it.
+CARD_UPDATE_PATH = "/api/v1/billing/payment-method"
+
+
+class FamilyRef(BaseModel):
+    parent_id: uuid.UUID
+
+
+class DunningConfig(BaseModel):
+    """The settings a dunning workflow runs by, read once per run (a local activity keeps them replay-safe)."""
+
+    warning_after: timedelta
+    suspend_after: timedelta
+    cancel_after: timedelta
+    retry_offsets: list[timedelta]
+    unknown_recheck_after: timedelta
+    school_timezone: str
+    currency: str
+    card_update_url: str
+
+
+class RecordDunningState(BaseModel):
+    parent_id: uuid.UUID
+    state: str
+    paused: bool
+
+
+class TeacherLessons(BaseModel):
+    """One teacher's lessons that moved, as local times (no names: this travels through workflow history)."""
+
+    teacher_id: uuid.UUID
+    lesson_times: list[str]
+
+
+class LessonsChanged(BaseModel):
+    """What a suspend / restore / cancel moved: the lessons, and the teachers to tell (one notice each)."""
+
+    lesson_ids: list[uuid.UUID]
+    teachers: list[TeacherLessons]
+    enrollments_cancelled: int = 0
+
+
+def _family_students(parent_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    return select(Student.id).where(Student.parent_id == parent_id)
+
+
+def _changed(rows: Sequence[Row[Any]], tz: ZoneInfo, enrollments_cancelled: int = 0) -> LessonsChanged:
+    """Rows of (lesson id, teacher id, starts_at) grouped by teacher, earliest lesson first."""
+    by_teacher: dict[uuid.UUID, list[datetime]] = defaultdict(list)
+    for _, teacher_id, starts_at in rows:
+        by_teacher[teacher_id].append(starts_at)
+    return LessonsChanged(
+        lesson_ids=[row[0] for row in rows],
+        teachers=[
+            TeacherLessons(teacher_id=teacher_id, lesson_times=[format_local(at, tz) for at in sorted(times)])
+            for teacher_id, times in sorted(by_teacher.items(), key=lambda item: str(item[0]))
+        ],
+        enrollments_cancelled=enrollments_cancelled,
+    )
+
+
+class DunningActivities:
+    def __init__(self, sessions: SessionFactory, settings: Settings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+
+    @activity.defn(name="dunning.config")
+    async def config(self, family: FamilyRef) -> DunningConfig:
+        settings = self._settings
+        return DunningConfig(
+            warning_after=settings.dunning_warning_after,
+            suspend_after=settings.dunning_suspend_after,
+            cancel_after=settings.dunning_cancel_after,
+            retry_offsets=settings.dunning_retry_offsets,
+            unknown_recheck_after=settings.dunning_unknown_recheck_after,
+            school_timezone=settings.school_timezone,
+            currency=settings.currency,
+            card_update_url=f"{settings.public_base_url}{CARD_UPDATE_PATH}",
+        )
+
+    @activity.defn(name="dunning.record_state")
+    async def record_state(self, data: RecordDunningState) -> bool:
+        """Mirrors the workflow's state on billing_accounts (admin lists, the sweep); False if no account yet."""
+        async with transaction(self._sessions) as session:
+            result = await session.execute(
+                update(BillingAccount)
+                .where(BillingAccount.parent_id == data.parent_id)
+                .values(dunning_state=data.state, dunning_paused=data.paused, updated_at=datetime.now(UTC))
+                .returning(BillingAccount.id)
+            )
+            return result.first() is not None
+
+    @activity.defn(name="dunning.suspend_lessons")
+    async def suspend_lessons(self, family: FamilyRef) -> LessonsChanged:
+        """Holds the family's future lessons (suspended, not deleted: their slots stay theirs)."""
+        return await self._move_future_lessons(family.parent_id, (LessonStatus.scheduled,), LessonStatus.suspended)
+
+    @activity.defn(name="dunning.restore_lessons")
+    async def restore_lessons(self, family: FamilyRef) -> LessonsChanged:
+        """Gives the family back its suspended lessons that are still ahead."""
+        return await self._move_future_lessons(family.parent_id, (LessonStatus.suspended,), LessonStatus.scheduled)
+
+    @activity.defn(name="dunning.cancel_family")
+    async def cancel_family(self, family: FamilyRef) -> LessonsChanged:
+        """Cancellation for non-payment: future lessons cancelled, active enrollments cancelled, and each
+        enrollment's seat given back to its teacher, in one transaction."""
+        now = datetime.now(UTC)
+        async with transaction(self._sessions) as session:
+            lessons = await session.execute(
+                update(Lesson)
+                .where(
+                    Lesson.student_id.in_(_family_students(family.parent_id)),  # type: ignore[attr-defined]
+                    Lesson.status.in_((LessonStatus.scheduled, LessonStatus.suspended)),  # type: ignore[attr-defined]
+                    Lesson.starts_at > now,
+                )
+                .values(status=LessonStatus.cancelled, updated_at=now)
+                .returning(Lesson.id, Lesson.teacher_id, Lesson.starts_at)
+            )
+            moved = lessons.all()
+            enrollments = await session.execute(
+                update(Enrollment)
+                .where(Enrollment.parent_id == family.parent_id, Enrollment.state == EnrollmentStatus.active)
+                .values(
+                    state=EnrollmentStatus.cancelled,
+                    failure_reason="cancelled for non-payment",
+                    updated_at=now,
+                    completed_at=now,
+                )
+                .returning(Enrollment.teacher_id)
+            )
+            # Each cancelled enrollment gives its seat back (the teachers' load CHECK keeps it >= 0).
+            seats = [row[0] for row in enrollments if row[0] is not None]
+            for teacher_id in seats:
+                await session.execute(
+                    update(Teacher)
+                    .where(Teacher.id == teacher_id, Teacher.active_students > 0)
+                    .values(active_students=Teacher.active_students - 1)
+                )
+            await session.execute(update(Student).where(Student.parent_id == family.parent_id).values(is_active=False))
+        return _changed(moved, self._settings.timezone, len(seats))
+
+    async def _move_future_lessons(
+        self, parent_id: uuid.UUID, from_statuses: tuple[LessonStatus, ...], to_status: LessonStatus
+    ) -> LessonsChanged:
+        now = datetime.now(UTC)
+        async with transaction(self._sessions) as session:
+            result = await session.execute(
+                update(Lesson)
+                .where(
+                    Lesson.student_id.in_(_family_students(parent_id)),  # type: ignore[attr-defined]
+                    Lesson.status.in_(from_statuses),  # type: ignore[attr-defined]
+                    Lesson.starts_at > now,
+                )
+                .values(status=to_status, updated_at=now)
+                .returning(Lesson.id, Lesson.teacher_id, Lesson.starts_at)
+            )
+            return _changed(result.all(), self._settings.timezone)

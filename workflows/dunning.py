@@ -1,0 +1,407 @@
+"""FamilyDunningWorkflow: the calendar of a family that owes money (one per family, ``family-dunning-{parent}``).
+
+Billing signal-with-starts it on a failed payment and tells it about payments and new cards; it asks billing to
+retry, re-check or write off (billing owns every money operation). Its state follows the age of the family's
+earliest unpaid invoice (domain.dunning): clear → warning → suspended → cancelled. It ends when the family is
+clear again or cancelled, and continues-as-new when its history grows.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from zoneinfo import ZoneInfo
+
+    from activities.dunning import DunningActivities, DunningConfig, FamilyRef, LessonsChanged, RecordDunningState
+    from activities.email import EmailActivities, SendEmail
+    from core.temporal import DUNNING_STATE, billing_workflow_id
+    from domain.dunning import (
+        DunningNotice,
+        DunningPolicy,
+        DunningState,
+        NoticeKind,
+        due_actions,
+        is_hard_decline,
+        next_retry,
+        next_transition,
+        payment_failed_notice,
+        state_for,
+    )
+    from domain.local_time import format_local
+    from workflows.billing_messages import (
+        FAMILY_DUNNING_WORKFLOW,
+        SIGNAL_CARD_UPDATED,
+        SIGNAL_INVOICE_FAILED,
+        SIGNAL_INVOICE_PAID,
+        SIGNAL_RETRY_INVOICE,
+        SIGNAL_WRITE_OFF,
+        CardUpdated,
+        FamilyDunningInput,
+        InvoiceFailed,
+        InvoicePaid,
+        RetryInvoice,
+        WriteOff,
+    )
+    from workflows.dunning_messages import (
+        QUERY_STATE,
+        SIGNAL_FORGIVE,
+        SIGNAL_PAUSE,
+        SIGNAL_REEVALUATE,
+        SIGNAL_RESUME,
+        SIGNAL_RETRY_NOW,
+        AdminAction,
+        DunningCarried,
+        DunningEvent,
+        DunningSnapshot,
+        Reevaluate,
+        UnpaidInvoice,
+    )
+
+DB_STEP = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
+}
+EMAIL_STEP = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    # SMTP outages are retried for a while; a notice that still fails is logged and shown on the timeline.
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
+}
+TIMELINE_LIMIT = 60
+SEVERITY = {state: rank for rank, state in enumerate(DunningState)}
+# What teachers are told about the family's lessons (wording, dedup-key part); anything else is a restore.
+TEACHER_NOTICE = {
+    DunningState.SUSPENDED: ("on hold", "suspended"),
+    DunningState.CANCELLED: ("cancelled", "cancelled"),
+}
+RESTORED_NOTICE = ("back on your calendar", "restored")
+
+
+@workflow.defn(name=FAMILY_DUNNING_WORKFLOW)
+class FamilyDunningWorkflow:
+    @workflow.init
+    def __init__(self, data: FamilyDunningInput) -> None:
+        self._parent_id = data.parent_id
+        self._s = DunningCarried.model_validate(data.carried) if data.carried else DunningCarried()
+        self._config: DunningConfig | None = None
+        self._wake = False
+
+    # --- billing's signals ---------------------------------------------------------------------------------
+
+    @workflow.signal(name=SIGNAL_INVOICE_FAILED)
+    def invoice_failed(self, failure: InvoiceFailed) -> None:
+        invoice = self._s.invoices.get(failure.stripe_invoice_id)
+        if invoice is None:
+            invoice = UnpaidInvoice(
+                invoice_id=failure.invoice_id,
+                stripe_invoice_id=failure.stripe_invoice_id,
+                amount_due_minor=failure.amount_due_minor,
+                first_failed_at=failure.failed_at,
+            )
+            self._s.invoices[failure.stripe_invoice_id] = invoice
+        elif failure.attempt <= invoice.attempts and not failure.outcome_unknown:
+            return  # a repeated report of an attempt we already know
+        invoice.amount_due_minor = failure.amount_due_minor
+        invoice.retry_sent_at = None
+        if failure.outcome_unknown:
+            # Never retried blindly: billing re-reads the invoice from Stripe first.
+            invoice.check_due_at = failure.failed_at
+            self._note("outcome_unknown", f"{failure.stripe_invoice_id} attempt {failure.attempt}")
+        else:
+            invoice.check_due_at = None
+            invoice.attempts = failure.attempt
+            invoice.hard_decline = is_hard_decline(failure.decline_code)
+            self._s.failures_to_notify.append((failure.stripe_invoice_id, failure.attempt))
+            code = failure.decline_code or failure.failure_code or "declined"
+            self._note("payment_failed", f"{failure.stripe_invoice_id} attempt {failure.attempt} ({code})")
+        self._wake = True
+
+    @workflow.signal(name=SIGNAL_INVOICE_PAID)
+    def invoice_paid(self, paid: InvoicePaid) -> None:
+        if self._s.invoices.pop(paid.stripe_invoice_id, None) is None:
+            return
+        self._s.last_paid_invoice_id = paid.invoice_id
+        self._note("invoice_paid", paid.stripe_invoice_id)
+        self._wake = True
+
+    @workflow.signal(name=SIGNAL_CARD_UPDATED)
+    def card_updated(self, _: CardUpdated) -> None:
+        self._s.retry_all_requested = True
+        self._note("card_updated", "retrying unpaid invoices now")
+        self._wake = True
+
+    # --- the sweep's and the admins' signals ----------------------------------------------------------------
+
+    @workflow.signal(name=SIGNAL_REEVALUATE)
+    def reevaluate(self, nudge: Reevaluate) -> None:
+        self._wake = True
+
+    @workflow.signal(name=SIGNAL_PAUSE)
+    def pause(self, action: AdminAction) -> None:
+        if not self._s.paused:
+            self._s.paused, self._s.paused_since = True, workflow.now()
+            self._note("paused", action.reason)
+            self._wake = True
+
+    @workflow.signal(name=SIGNAL_RESUME)
+    def resume(self, action: AdminAction) -> None:
+        if not self._s.paused:
+            return
+        # A pause freezes the family's clock: every deadline moves by the time spent paused.
+        held = workflow.now() - (self._s.paused_since or workflow.now())
+        for invoice in self._s.invoices.values():
+            invoice.first_failed_at += held
+        self._s.paused, self._s.paused_since = False, None
+        self._note("resumed", action.reason)
+        self._wake = True
+
+    @workflow.signal(name=SIGNAL_RETRY_NOW)
+    def retry_now(self, action: AdminAction) -> None:
+        self._s.retry_all_requested = True
+        self._note("retry_now", action.reason)
+        self._wake = True
+
+    @workflow.signal(name=SIGNAL_FORGIVE)
+    def forgive(self, action: AdminAction) -> None:
+        if self._s.invoices:
+            self._s.forgive_requested = True
+            self._note("forgiven", action.reason)
+            self._wake = True
+
+    @workflow.query(name=QUERY_STATE)
+    def snapshot(self) -> DunningSnapshot:
+        return DunningSnapshot(
+            parent_id=self._parent_id,
+            state=self._s.state,
+            paused=self._s.paused,
+            lessons_suspended=self._s.lessons_suspended,
+            invoices=self._unpaid_oldest_first(),
+            next_action_at=self._next_wake(workflow.now()) if self._config else None,
+            timeline=self._s.timeline,
+        )
+
+    # --- the loop -------------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, data: FamilyDunningInput) -> str:
+        self._config = await workflow.execute_local_activity_method(
+            DunningActivities.config, FamilyRef(parent_id=self._parent_id), **DB_STEP
+        )
+        workflow.upsert_search_attributes([DUNNING_STATE.value_set(self._s.state)])
+        while True:
+            self._wake = False
+            await self._evaluate()
+            if self._s.state == DunningState.CANCELLED or not self._s.invoices:
+                break
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    FamilyDunningInput(parent_id=self._parent_id, carried=self._s.model_dump(mode="json"))
+                )
+            wake_at = self._next_wake(workflow.now())
+            timeout = None if wake_at is None else max(wake_at - workflow.now(), timedelta(milliseconds=1))
+            with suppress(TimeoutError):  # the timer fired: something is due
+                await workflow.wait_condition(lambda: self._wake, timeout=timeout)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._s.state
+
+    def _policy(self) -> DunningPolicy:
+        config = self._require_config()
+        return DunningPolicy(config.warning_after, config.suspend_after, config.cancel_after, config.retry_offsets)
+
+    def _require_config(self) -> DunningConfig:
+        if self._config is None:
+            raise ApplicationError("dunning configuration not loaded", non_retryable=True)
+        return self._config
+
+    def _unpaid_oldest_first(self) -> list[UnpaidInvoice]:
+        return sorted(self._s.invoices.values(), key=lambda invoice: invoice.first_failed_at)
+
+    def _oldest(self) -> UnpaidInvoice | None:
+        unpaid = self._unpaid_oldest_first()
+        return unpaid[0] if unpaid else None
+
+    def _next_wake(self, now: datetime) -> datetime | None:
+        """The earliest moment something is due: a state boundary, a retry, or a re-check."""
+        config, policy, oldest = self._require_config(), self._policy(), self._oldest()
+        moments: list[datetime] = []
+        if not self._s.paused:
+            boundary = next_transition(oldest.first_failed_at if oldest else None, now, policy)
+            moments += [boundary] if boundary else []
+            for invoice in self._s.invoices.values():
+                if invoice.check_due_at is not None:
+                    moments.append(invoice.check_due_at)
+                elif invoice.retry_sent_at is not None:
+                    moments.append(invoice.retry_sent_at + config.unknown_recheck_after)
+                elif not invoice.hard_decline and invoice.attempts >= 1:
+                    retry = next_retry(invoice.first_failed_at, invoice.attempts, policy)
+                    moments += [retry] if retry else []
+        return min(moments, default=None)
+
+    async def _evaluate(self) -> None:
+        now = workflow.now()
+        if self._s.forgive_requested:
+            await self._write_off("forgiven by an admin", end_subscriptions=False)
+            self._s.forgive_requested = False
+        oldest = self._oldest()
+        previous = DunningState(self._s.state)
+        current = state_for(oldest.first_failed_at if oldest else None, now, self._policy())
+        if self._s.paused and SEVERITY[current] > SEVERITY[previous]:
+            current = previous  # a paused family gets no worse; a payment still clears it
+        await self._notify_failures()
+        if current != previous:
+            await self._transition(previous, current, oldest)
+        if current != DunningState.CANCELLED:
+            await self._ask_billing_to_collect(now)
+
+    async def _transition(self, previous: DunningState, current: DunningState, oldest: UnpaidInvoice | None) -> None:
+        self._s.state = current.value
+        self._note("state", f"{previous.value} → {current.value}")
+        workflow.upsert_search_attributes([DUNNING_STATE.value_set(current.value)])
+        await workflow.execute_local_activity_method(
+            DunningActivities.record_state,
+            RecordDunningState(parent_id=self._parent_id, state=current.value, paused=self._s.paused),
+            **DB_STEP,
+        )
+        driving = str(oldest.invoice_id) if oldest else str(self._s.last_paid_invoice_id)
+        family = FamilyRef(parent_id=self._parent_id)
+        if current == DunningState.CANCELLED:
+            await self._write_off("cancelled for non-payment", end_subscriptions=True)
+            changed = await workflow.execute_local_activity_method(DunningActivities.cancel_family, family, **DB_STEP)
+            self._s.lessons_suspended = False
+            await self._tell_teachers(changed, current, driving)
+        elif current == DunningState.SUSPENDED and not self._s.lessons_suspended:
+            changed = await workflow.execute_local_activity_method(DunningActivities.suspend_lessons, family, **DB_STEP)
+            self._s.lessons_suspended = True
+            await self._tell_teachers(changed, current, driving)
+        elif current != DunningState.SUSPENDED and self._s.lessons_suspended:
+            changed = await workflow.execute_local_activity_method(DunningActivities.restore_lessons, family, **DB_STEP)
+            self._s.lessons_suspended = False
+            await self._tell_teachers(changed, current, driving)
+        for notice in due_actions(driving, previous, current):
+            await self._send_notice(notice, oldest)
+
+    async def _notify_failures(self) -> None:
+        while self._s.failures_to_notify:
+            stripe_invoice_id, attempt = self._s.failures_to_notify[0]
+            invoice = self._s.invoices.get(stripe_invoice_id)
+            if invoice is not None and self._s.state != DunningState.CANCELLED:
+                await self._send_notice(payment_failed_notice(str(invoice.invoice_id), attempt), invoice)
+            self._s.failures_to_notify.pop(0)
+
+    async def _ask_billing_to_collect(self, now: datetime) -> None:
+        config, policy = self._require_config(), self._policy()
+        retry_all, self._s.retry_all_requested = self._s.retry_all_requested, False
+        for invoice in self._unpaid_oldest_first():
+            if invoice.retry_sent_at and invoice.retry_sent_at + config.unknown_recheck_after <= now:
+                # Billing never answered our retry: its outcome is unknown, so check before anything else.
+                invoice.retry_sent_at, invoice.check_due_at = None, now
+            if invoice.check_due_at is not None:
+                if invoice.check_due_at <= now and not self._s.paused:
+                    invoice.check_due_at = now + config.unknown_recheck_after
+                    await self._signal_billing(
+                        SIGNAL_RETRY_INVOICE,
+                        RetryInvoice(
+                            stripe_invoice_id=invoice.stripe_invoice_id, attempt=invoice.attempts, check_only=True
+                        ),
+                    )
+                continue
+            if invoice.retry_sent_at is not None:
+                continue
+            due = next_retry(invoice.first_failed_at, invoice.attempts, policy) if invoice.attempts else None
+            scheduled = not self._s.paused and not invoice.hard_decline and due is not None and due <= now
+            if retry_all or scheduled:
+                invoice.retry_sent_at = now
+                retry = RetryInvoice(stripe_invoice_id=invoice.stripe_invoice_id, attempt=invoice.attempts + 1)
+                await self._signal_billing(SIGNAL_RETRY_INVOICE, retry)
+                self._note("retry_requested", f"{invoice.stripe_invoice_id} attempt {retry.attempt}")
+
+    async def _write_off(self, reason: str, *, end_subscriptions: bool) -> None:
+        if not self._s.invoices:
+            return
+        oldest = self._oldest()
+        ids = [invoice.stripe_invoice_id for invoice in self._unpaid_oldest_first()]
+        await self._signal_billing(
+            SIGNAL_WRITE_OFF, WriteOff(stripe_invoice_ids=ids, reason=reason, end_subscriptions=end_subscriptions)
+        )
+        self._s.written_off = True
+        self._note("write_off", f"{', '.join(ids)}: {reason}")
+        if not end_subscriptions and oldest is not None:
+            # Forgiven: the debt is billing's to write off; the family is clear from here.
+            self._s.last_paid_invoice_id = oldest.invoice_id
+            self._s.invoices.clear()
+
+    async def _signal_billing(self, signal: str, message: RetryInvoice | WriteOff) -> None:
+        handle = workflow.get_external_workflow_handle(billing_workflow_id(self._parent_id))
+        try:
+            await handle.signal(signal, message)
+        except Exception as exc:  # billing's workflow not running: recorded, the sweep re-evaluates later
+            workflow.logger.warning("dunning could not signal billing (%s): %s", signal, exc)
+            self._note("billing_unreachable", f"{signal}: {type(exc).__name__}")
+
+    async def _send_notice(self, notice: DunningNotice, invoice: UnpaidInvoice | None) -> None:
+        context = self._notice_context(notice, invoice)
+        await self._send(
+            SendEmail(
+                template=f"dunning_{notice.kind.value}",
+                dedup_key=notice.dedup_key,
+                to="parent",
+                parent_id=self._parent_id,
+                context=context,
+            )
+        )
+
+    async def _tell_teachers(self, changed: LessonsChanged, state: DunningState, driving: str) -> None:
+        what, key = TEACHER_NOTICE.get(state, RESTORED_NOTICE)
+        for teacher in changed.teachers:
+            context = {
+                "what": what,
+                "lesson_count": len(teacher.lesson_times),
+                "lesson_times": "; ".join(teacher.lesson_times),
+            }
+            await self._send(
+                SendEmail(
+                    template="dunning_teacher_notice",
+                    dedup_key=f"{driving}:teacher_{key}:{teacher.teacher_id}",
+                    to="teacher",
+                    teacher_id=teacher.teacher_id,
+                    context=context,
+                )
+            )
+
+    async def _send(self, email: SendEmail) -> None:
+        try:
+            await workflow.execute_activity_method(EmailActivities.send_email, email, **EMAIL_STEP)
+        except ActivityError as exc:
+            workflow.logger.error("dunning notice %s not sent: %s", email.dedup_key, exc.cause or exc)
+            self._note("email_failed", email.dedup_key)
+
+    def _notice_context(self, notice: DunningNotice, invoice: UnpaidInvoice | None) -> dict[str, str]:
+        config, policy = self._require_config(), self._policy()
+        tz = ZoneInfo(config.school_timezone)
+        context = dict.fromkeys(("amount_due", "invoice_ref", "suspend_on", "cancel_on", "next_step"), "")
+        context["card_url"] = config.card_update_url
+        context["attempt"] = str(notice.attempt)
+        if invoice is None:
+            return context
+        context["amount_due"] = f"${invoice.amount_due_minor / 100:,.2f} {config.currency.upper()}"
+        context["invoice_ref"] = invoice.stripe_invoice_id
+        context["suspend_on"] = format_local(invoice.first_failed_at + config.suspend_after, tz)
+        context["cancel_on"] = format_local(invoice.first_failed_at + config.cancel_after, tz)
+        if notice.kind == NoticeKind.PAYMENT_FAILED:
+            retry = None if invoice.hard_decline else next_retry(invoice.first_failed_at, invoice.attempts, policy)
+            context["next_step"] = (
+                f"We will try your card again on {format_local(retry, tz)}, or right away when you update it."
+                if retry
+                else "Your bank will not accept further tries on this card: please add a new card."
+            )
+        return context
+
+    def _note(self, kind: str, detail: str = "") -> None:
+        self._s.timeline.append(DunningEvent(at=workflow.now(), kind=kind, detail=detail))
+        del self._s.timeline[:-TIMELINE_LIMIT]
