@@ -1,0 +1,87 @@
+"""The route × role matrix, generated from the app's route table and checked against ``api.access.ROUTE_ACCESS``.
+
+A route nobody declared fails here, and so does a declared route that answers a role differently: a role not
+allowed must get 401 (anonymous) or 403 (signed in), an allowed role must never get either.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+
+import httpx
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+from api.access import ROUTE_ACCESS
+from api.main import create_app
+from core.db import SessionFactory, transaction
+from core.settings import Settings
+from core.tokens import issue_access_token
+from models import Parent, Role, Teacher, User
+
+ROLES = ("public", "parent", "teacher", "admin")
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def served_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
+    for route in iter_route_contexts(app.routes):
+        for method in sorted((route.methods or set()) - {"HEAD"}):  # Starlette answers HEAD like GET
+            yield method, route.path
+
+
+def test_every_route_declares_who_may_call_it() -> None:
+    served = set(served_routes(create_app(Settings())))
+    undeclared = sorted(served - ROUTE_ACCESS.keys())
+    stale = sorted(ROUTE_ACCESS.keys() - served)
+    assert not undeclared, f"declare these routes in api/access.py ROUTE_ACCESS: {undeclared}"
+    assert not stale, f"api/access.py declares routes the app does not serve: {stale}"
+    for route, roles in ROUTE_ACCESS.items():
+        assert roles and roles <= set(ROLES), f"{route}: roles must be a non-empty subset of {ROLES}"
+
+
+async def _headers_per_role(sessions: SessionFactory, settings: Settings) -> dict[str, dict[str, str]]:
+    tag = uuid.uuid4().hex[:8]
+    async with transaction(sessions) as session:
+        users = {role: User(email=f"matrix-{role}-{tag}@cedar.test", role=role) for role in Role}
+        session.add_all(users.values())
+        await session.flush()
+        session.add(Parent(user_id=users[Role.parent].id, first_name="M", last_name="Atrix",
+                           email=users[Role.parent].email, phone="604-555-0199"))
+        session.add(Teacher(user_id=users[Role.teacher].id, first_name="M", last_name="Atrix", display_name="M A",
+                            email=users[Role.teacher].email, instruments=["piano"]))
+    headers = {
+        str(role): {"Authorization": f"Bearer {issue_access_token(settings, user.id, user.email, role)}"}
+        for role, user in users.items()
+    }
+    return {"public": {}, **headers}
+
+
+def _concrete(path: str) -> str:
+    # Unknown ids: an allowed role reaches the handler and gets its 404, which is neither 401 nor 403.
+    return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
+
+
+async def test_every_route_answers_every_role_as_declared(settings: Settings, sessions: SessionFactory) -> None:
+    app = create_app(settings)
+    headers = await _headers_per_role(sessions, settings)
+    wrong: list[str] = []
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cedar.test") as client:
+            for method, path in sorted(set(served_routes(app))):
+                allowed = ROUTE_ACCESS.get((method, path), frozenset())
+                url = _concrete(path)
+                for role in ROLES:
+                    response = await client.request(
+                        method, url, headers=headers[role], json={} if method in BODY_METHODS else None
+                    )
+                    status = response.status_code
+                    if role in allowed:
+                        ok = status not in (401, 403) and status < 500
+                    else:
+                        ok = status == (401 if role == "public" else 403)
+                    if not ok:
+                        wrong.append(f"{method} {path} as {role}: {status} (allowed: {sorted(allowed)})")
+    assert not wrong, "routes answering against their declared access:\n" + "\n".join(wrong)
