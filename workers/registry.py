@@ -12,12 +12,14 @@ from typing import Any
 import stripe
 from temporalio.client import Client
 
+from activities.dunning import DunningActivities
 from core.db import SessionFactory
 from core.identity import IdentityProvider
 from core.mail import Mailer
 from core.settings import Settings
+from workflows.dunning import FamilyDunningWorkflow
 
-WORKFLOWS: list[type] = []
+WORKFLOWS: list[type] = [FamilyDunningWorkflow]
 
 
 @dataclass
@@ -35,7 +37,9 @@ class WorkerDeps:
 
 def activity_objects(deps: WorkerDeps) -> list[object]:
     """One instance per activity class, each holding the clients it needs."""
-    return []
+    return [
+        DunningActivities(deps.sessions, deps.settings),
+    ]
 
 
 def activity_functions(deps: WorkerDeps) -> list[Callable[..., Any]]:
