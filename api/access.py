@@ -65,3 +65,23 @@ ROUTE_ACCESS.update(
         ("POST", "/api/v1/auth/set-password"): _ANYONE,
     }
 )
+# --- Identity (api/routes/auth.py) and the app's own pages ---
+_ANYONE = frozenset({"public", "parent", "teacher", "admin"})
+_SIGNED_IN = frozenset({"parent", "teacher", "admin"})
+ROUTE_ACCESS.update(
+    {
+        ("GET", "/health"): _ANYONE,
+        ("GET", "/openapi.json"): _ANYONE,
+        ("GET", "/docs"): _ANYONE,
+        ("GET", "/docs/oauth2-redirect"): _ANYONE,
+        ("GET", "/redoc"): _ANYONE,
+        ("POST", "/api/v1/auth/login"): _ANYONE,
+        ("POST", "/api/v1/auth/refresh"): _ANYONE,
+        ("POST", "/api/v1/auth/logout"): _SIGNED_IN,
+        ("GET", "/api/v1/auth/me"): _SIGNED_IN,
+        ("PATCH", "/api/v1/auth/me"): _SIGNED_IN,
+        ("POST", "/api/v1/auth/password-reset"): _ANYONE,
+        ("POST", "/api/v1/auth/password-reset/confirm"): _ANYONE,
+        ("POST", "/api/v1/auth/set-password"): _ANYONE,
+    }
+)
