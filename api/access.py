@@ -42,6 +42,14 @@ ROUTE_ACCESS.update(
         ("GET", "/api/v1/teachers/{teacher_id}/time-off"): _STAFF,
         ("POST", "/api/v1/teachers/{teacher_id}/time-off"): _STAFF,
         ("DELETE", "/api/v1/teachers/{teacher_id}/time-off/{time_off_id}"): _STAFF,
+        ("GET", "/api/v1/lessons"): _FAMILY_AND_STAFF,
+        ("POST", "/api/v1/lessons"): _STAFF,
+        ("GET", "/api/v1/lessons/{lesson_id}"): _FAMILY_AND_STAFF,
+        ("PATCH", "/api/v1/lessons/{lesson_id}"): _STAFF,
+        ("POST", "/api/v1/lessons/{lesson_id}/reschedule"): _STAFF,
+        ("POST", "/api/v1/lessons/{lesson_id}/cancel"): _FAMILY_AND_STAFF,
+        ("POST", "/api/v1/lessons/{lesson_id}/complete"): _STAFF,
+        ("POST", "/api/v1/lessons/{lesson_id}/no-show"): _STAFF,
     }
 )
 

@@ -25,10 +25,9 @@ def owned_by(column: Any, owner_id: object | None) -> ColumnElement[bool]:
 
 
 async def flush_or_conflict(session: AsyncSession, detail: str) -> None:
-    """Flush pending writes inside a savepoint; a unique or foreign-key violation becomes a 409 with ``detail``."""
+    """Flush pending writes; a unique or foreign-key violation becomes a 409 with ``detail``."""
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await session.flush()
     except IntegrityError as exc:
         raise Conflict(detail) from exc
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from api.routes import auth, health, parents, privacy, students, teachers
+from api.routes import auth, health, lessons, parents, privacy, students, teachers
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -11,4 +11,5 @@ ROUTERS: list[APIRouter] = [
     students.router,
     parents.router,
     teachers.router,
+    lessons.router,
 ]

@@ -1,0 +1,154 @@
+"""Placing a lesson on a teacher's calendar: time off, closures, availability, and the no-overlap constraint.
+
+The PostgreSQL exclusion constraint ``ex_lessons_teacher_no_overlap`` has the last word on a teacher's
+overlapping lessons: the write is attempted inside a savepoint, and when the constraint refuses it the
+conflicting lesson is looked up and reported (409), so two concurrent bookings can never both succeed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import CedarError
+from core.settings import Settings
+from domain.calendar import WeeklyWindow
+from models import BLOCKING_STATUSES, Closure, Lesson, TeacherAvailability, TeacherTimeOff
+
+TEACHER_OVERLAP_CONSTRAINT = "ex_lessons_teacher_no_overlap"
+STUDENT_START_CONSTRAINT = "uq_lessons_student_kind_start"
+
+
+def lesson_conflict(other: Lesson, whose: str) -> CedarError:
+    return CedarError(
+        409,
+        "lesson_conflict",
+        f"{whose} already has a lesson from {other.starts_at.isoformat()} to {other.ends_at.isoformat()}",
+        {
+            "conflicting_lesson_id": str(other.id),
+            "conflicting_starts_at": other.starts_at.isoformat(),
+            "conflicting_ends_at": other.ends_at.isoformat(),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a lesson is to be: captured before any write, so a refused write can still be explained."""
+
+    lesson_id: uuid.UUID
+    teacher_id: uuid.UUID
+    student_id: uuid.UUID
+    starts_at: datetime
+    ends_at: datetime
+
+    @classmethod
+    def of(cls, lesson: Lesson) -> Slot:
+        return cls(lesson.id, lesson.teacher_id, lesson.student_id, lesson.starts_at, lesson.ends_at)
+
+
+async def _overlapping_lesson(session: AsyncSession, slot: Slot, *, teacher: bool) -> Lesson | None:
+    owner = Lesson.teacher_id == slot.teacher_id if teacher else Lesson.student_id == slot.student_id
+    query = (
+        select(Lesson)
+        .where(
+            owner,
+            Lesson.id != slot.lesson_id,
+            Lesson.status.in_(BLOCKING_STATUSES),
+            Lesson.starts_at < slot.ends_at,
+            Lesson.ends_at > slot.starts_at,
+        )
+        .order_by(Lesson.starts_at)
+        .limit(1)
+    )
+    found: Lesson | None = await session.scalar(query)
+    return found
+
+
+async def _check_time_off(session: AsyncSession, slot: Slot) -> None:
+    time_off = await session.scalar(
+        select(TeacherTimeOff)
+        .where(
+            TeacherTimeOff.teacher_id == slot.teacher_id,
+            TeacherTimeOff.starts_at < slot.ends_at,
+            TeacherTimeOff.ends_at > slot.starts_at,
+        )
+        .limit(1)
+    )
+    if time_off is not None:
+        raise CedarError(
+            409,
+            "teacher_time_off",
+            f"the teacher is off from {time_off.starts_at.isoformat()} to {time_off.ends_at.isoformat()}",
+            {
+                "time_off_id": str(time_off.id),
+                "time_off_starts_at": time_off.starts_at.isoformat(),
+                "time_off_ends_at": time_off.ends_at.isoformat(),
+            },
+        )
+
+
+async def _check_closures(session: AsyncSession, slot: Slot, settings: Settings) -> None:
+    day = slot.starts_at.astimezone(settings.timezone).date()
+    closure = await session.scalar(select(Closure).where(Closure.start_date <= day, Closure.end_date >= day).limit(1))
+    if closure is not None:
+        raise CedarError(
+            409,
+            "school_closed",
+            f"the school is closed on {day.isoformat()} ({closure.reason})",
+            {"starts_at": closure.reason},
+        )
+
+
+async def _check_availability(session: AsyncSession, slot: Slot, settings: Settings) -> None:
+    start = slot.starts_at.astimezone(settings.timezone)
+    end = slot.ends_at.astimezone(settings.timezone)
+    rows = (
+        await session.scalars(
+            select(TeacherAvailability).where(
+                TeacherAvailability.teacher_id == slot.teacher_id, TeacherAvailability.weekday == start.weekday()
+            )
+        )
+    ).all()
+    windows = [WeeklyWindow(row.weekday, row.start_time, row.end_time) for row in rows]
+    fits = end.date() == start.date() and any(w.contains(start.time(), end.time()) for w in windows)
+    if not fits:
+        raise CedarError(
+            409,
+            "outside_availability",
+            "the lesson is outside the teacher's weekly availability",
+            {"starts_at": "outside the teacher's availability"},
+        )
+
+
+async def place_lesson(
+    session: AsyncSession, lesson: Lesson, slot: Slot, settings: Settings, *, within_availability: bool
+) -> None:
+    """Moves ``lesson`` (new or existing) to ``slot`` and writes it, or raises a 409 naming what it collides with."""
+    await _check_time_off(session, slot)
+    await _check_closures(session, slot, settings)
+    if within_availability:
+        await _check_availability(session, slot, settings)
+    student_clash = await _overlapping_lesson(session, slot, teacher=False)
+    if student_clash is not None:
+        raise lesson_conflict(student_clash, "the student")
+    try:
+        # Every change to the lesson happens inside the savepoint, so a refused write leaves the request's
+        # transaction usable for looking up what it collided with.
+        async with session.begin_nested():
+            lesson.starts_at, lesson.ends_at, lesson.updated_at = slot.starts_at, slot.ends_at, datetime.now(UTC)
+            session.add(lesson)
+            await session.flush()
+    except IntegrityError as exc:
+        if TEACHER_OVERLAP_CONSTRAINT in str(exc.orig):
+            clash = await _overlapping_lesson(session, slot, teacher=True)
+            if clash is not None:
+                raise lesson_conflict(clash, "the teacher") from exc
+        if STUDENT_START_CONSTRAINT in str(exc.orig):
+            raise CedarError(409, "lesson_conflict", "the student already has such a lesson at that time") from exc
+        raise
