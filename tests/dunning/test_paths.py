@@ -1,0 +1,114 @@
+"""Recovery at each state, hard declines, card updates, unknown outcomes, two invoices, pause/resume/forgive."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from core.db import SessionFactory
+from devstack.smtp_sink import SmtpSink
+from tests.dunning.conftest import DunningKit, failure, lesson_statuses, sent_templates
+from workflows.billing_messages import CardUpdated, InvoicePaid
+from workflows.dunning_messages import AdminAction
+
+
+def paid(kit: DunningKit, invoice: str = "in_1") -> InvoicePaid:
+    return InvoicePaid(
+        parent_id=kit.family.parent_id,
+        invoice_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{kit.family.parent_id}/{invoice}"),
+        stripe_invoice_id=invoice,
+        paid_at=datetime.now(UTC),
+    )
+
+
+@pytest.mark.parametrize("reached", ["warning", "suspended"])
+async def test_a_payment_returns_the_family_to_clear_and_restores_lessons(
+    kit: DunningKit, sessions: SessionFactory, smtp_sink: SmtpSink, reached: str
+) -> None:
+    await kit.fail(failure(kit.family, decline_code="stolen_card"))  # hard: no retries muddle the timeline
+    await kit.wait_state(reached)
+    await kit.dunning.signal("invoice_paid", paid(kit))
+    assert await kit.dunning.result() == "clear"
+    assert await lesson_statuses(sessions, kit.family) == ["scheduled"] * 3
+    kinds = await sent_templates(sessions, kit.family)
+    assert kinds[-1] == "recovered"
+    assert ("suspended" in kinds) == (reached == "suspended")
+    teacher_subjects = {m["subject"] for m in smtp_sink.messages(to=kit.family.teacher_email)}
+    expected = {"Lessons on hold: 3 upcoming lesson(s)", "Lessons back on your calendar: 3 upcoming lesson(s)"}
+    assert teacher_subjects == (expected if reached == "suspended" else set())
+    assert (await kit.recorded()).write_offs == []
+
+
+async def test_a_payment_before_the_warning_ends_dunning_quietly(kit: DunningKit, sessions: SessionFactory) -> None:
+    await kit.fail(failure(kit.family))
+    await kit.dunning.signal("invoice_paid", paid(kit))
+    assert await kit.dunning.result() == "clear"
+    assert await sent_templates(sessions, kit.family) == ["payment_failed"]
+
+
+async def test_hard_decline_skips_retries_and_a_new_card_retries_at_once(
+    kit: DunningKit, sessions: SessionFactory, smtp_sink: SmtpSink
+) -> None:
+    await kit.fail(failure(kit.family, decline_code="lost_card"))
+    snap = await kit.wait_state("warning")  # past the +1 s and +2 s retry offsets
+    assert snap.invoices[0].hard_decline
+    assert (await kit.recorded()).retries == []
+    [notice] = [m for m in smtp_sink.messages(to=kit.family.email) if "failed" in m["subject"]]
+    assert "please add a new card" in notice["text"]
+
+    await kit.dunning.signal(
+        "card_updated", CardUpdated(parent_id=kit.family.parent_id, stripe_payment_method_id="pm_new")
+    )
+    [retry] = await kit.wait_retries(1, timeout=3)
+    assert (retry.stripe_invoice_id, retry.attempt, retry.check_only) == ("in_1", 2, False)
+    await kit.dunning.signal("invoice_paid", paid(kit))
+    assert await kit.dunning.result() == "clear"
+
+
+async def test_an_unknown_outcome_is_checked_never_retried_blindly(kit: DunningKit, sessions: SessionFactory) -> None:
+    await kit.fail(failure(kit.family, outcome_unknown=True))
+    [check] = await kit.wait_retries(1, timeout=5)
+    assert check.check_only and check.attempt == 0
+    assert await sent_templates(sessions, kit.family) == []  # nothing is known to have failed
+    await kit.dunning.signal("invoice_paid", paid(kit))  # billing's check found it paid
+    assert await kit.dunning.result() == "clear"
+    assert all(retry.check_only for retry in (await kit.recorded()).retries)
+
+
+async def test_the_earliest_unpaid_invoice_drives_the_state(kit: DunningKit, sessions: SessionFactory) -> None:
+    await kit.fail(failure(kit.family, "in_1", decline_code="expired_card"))
+    await asyncio.sleep(2)
+    await kit.dunning.signal("invoice_failed", failure(kit.family, "in_2", decline_code="expired_card"))
+    snap = await kit.wait_state("warning", timeout=5)
+    assert [invoice.stripe_invoice_id for invoice in snap.invoices] == ["in_1", "in_2"]
+    # Paying the earliest: the state follows in_2, which is younger (clear), until it ages into a warning too.
+    await kit.dunning.signal("invoice_paid", paid(kit, "in_1"))
+    snap = await kit.wait_state("clear", timeout=5)
+    assert [invoice.stripe_invoice_id for invoice in snap.invoices] == ["in_2"]
+    await kit.wait_state("warning", timeout=6)
+    kinds = await sent_templates(sessions, kit.family)
+    assert kinds == ["payment_failed", "payment_failed", "final_warning", "recovered", "final_warning"]
+
+
+async def test_pause_freezes_the_clock_resume_restarts_it_forgive_clears(
+    kit: DunningKit, sessions: SessionFactory
+) -> None:
+    await kit.fail(failure(kit.family))
+    await kit.dunning.signal("pause", AdminAction(reason="family called the office"))
+    await asyncio.sleep(4)  # past the warning boundary and two retry offsets
+    snap = await kit.snapshot()
+    assert (snap.state, snap.paused) == ("clear", True)
+    assert (await kit.recorded()).retries == []
+
+    await kit.dunning.signal("resume", AdminAction(reason="no agreement"))
+    assert (await kit.snapshot()).paused is False
+    await kit.wait_state("warning", timeout=6)
+    await kit.dunning.signal("forgive", AdminAction(reason="hardship"))
+    assert await kit.dunning.result() == "clear"
+    write_offs = (await kit.recorded()).write_offs
+    assert [(w.stripe_invoice_ids, w.end_subscriptions) for w in write_offs] == [(["in_1"], False)]
+    assert (await sent_templates(sessions, kit.family))[-1] == "recovered"
+    assert await lesson_statuses(sessions, kit.family) == ["scheduled"] * 3
