@@ -1,0 +1,550 @@
+"""Billing's database work: the mirror of Stripe (accounts, subscriptions, invoices, payments, refunds), the
+ledger postings each money event makes, the event inbox's statuses and the hand-off to dunning.
+
+Every method is idempotent: rows are keyed by Stripe ids (unique constraints), journal entries by their
+idempotency key, and statuses only move forward, so replaying an event or an activity changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.billing_models import (
+    ApplyInvoice,
+    CreateRefund,
+    EventOutcome,
+    EventRef,
+    InvoiceApplied,
+    InvoiceSnapshot,
+    LessonEarned,
+    NotifyDunning,
+    PaymentFailure,
+    Quote,
+    QuoteRequest,
+    RecordRefund,
+    SendReceipt,
+    SubscriptionSnapshot,
+    WriteOffInvoice,
+)
+from core.db import SessionFactory, transaction
+from core.settings import Settings
+from domain import ledger
+from domain.billing_rules import discounted_amount, plan_id, sibling_discount_percent
+from models import (
+    BillingAccount,
+    Enrollment,
+    Invoice,
+    JournalEntry,
+    Lesson,
+    LessonRate,
+    Payment,
+    Posting,
+    Refund,
+    StripeEvent,
+    Subscription,
+)
+from workflows.billing_messages import (
+    FAMILY_DUNNING_WORKFLOW,
+    SIGNAL_CARD_UPDATED,
+    SIGNAL_INVOICE_FAILED,
+    SIGNAL_INVOICE_PAID,
+    CardUpdated,
+    FamilyDunningInput,
+    InvoiceFailed,
+    InvoicePaid,
+)
+
+# How far along an invoice is in our mirror; a re-read or replayed event never moves it back.
+# `past_due` is Stripe's `open` after a failed attempt: the family owes it and dunning is running.
+INVOICE_RANK = {"draft": 0, "open": 1, "past_due": 2, "paid": 3, "void": 3, "uncollectible": 3}
+LIVE_SUBSCRIPTION = ("trialing", "active", "past_due", "incomplete", "unpaid")
+MONTHLY_LESSONS = 4  # a monthly plan bills four weekly lessons (scripts/seed_demo.py)
+DUNNING_MESSAGES: dict[str, type[BaseModel]] = {
+    SIGNAL_INVOICE_FAILED: InvoiceFailed,
+    SIGNAL_INVOICE_PAID: InvoicePaid,
+    SIGNAL_CARD_UPDATED: CardUpdated,
+}
+
+
+def dunning_workflow_id(parent_id: uuid.UUID | str) -> str:
+    return f"family-dunning-{parent_id}"
+
+
+# --- posting rules: a billing event → its journal entries ---
+
+
+class LedgerEvent(BaseModel):
+    """A money event as the ledger sees it; ``source_id`` is the Stripe (or Cedar) object that caused it."""
+
+    kind: Literal["invoice_finalized", "payment_received", "refund_issued", "written_off", "lesson_completed"]
+    source_id: str
+    amount_minor: int
+    fee_minor: int = 0
+
+
+def entries_for(event: LedgerEvent) -> list[ledger.JournalEntry]:
+    """The posting rules of billing (each entry balanced, keyed by its source so it posts once)."""
+    if event.amount_minor <= 0:
+        return []
+    match event.kind:
+        case "invoice_finalized":
+            return [ledger.invoice_finalized(event.source_id, event.amount_minor)]
+        case "payment_received":
+            return [ledger.payment_received(event.source_id, event.amount_minor, event.fee_minor)]
+        case "refund_issued":
+            return [ledger.refund_issued(event.source_id, event.amount_minor)]
+        case "written_off":
+            return [ledger.bad_debt_written_off(event.source_id, event.amount_minor)]
+        case "lesson_completed":
+            return [ledger.lesson_completed(event.source_id, event.amount_minor)]
+
+
+async def post_events(
+    session: AsyncSession, billing_account_id: uuid.UUID | None, events: Sequence[LedgerEvent]
+) -> int:
+    """Writes the entries of ``events`` that are not in the journal yet; returns how many were new."""
+    posted = 0
+    for event in events:
+        for entry in entries_for(event):
+            entry_id = await session.scalar(
+                insert(JournalEntry)
+                .values(
+                    id=uuid.uuid4(),
+                    idempotency_key=entry.idempotency_key,
+                    kind=entry.kind.value,
+                    memo=entry.memo,
+                    billing_account_id=billing_account_id,
+                    occurred_at=datetime.now(UTC),
+                    created_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(JournalEntry.id)
+            )
+            if entry_id is None:
+                continue
+            session.add_all(
+                Posting(entry_id=entry_id, account_code=p.account.value, amount_minor=p.amount) for p in entry.postings
+            )
+            posted += 1
+    await session.flush()
+    return posted
+
+
+async def entry_exists(session: AsyncSession, key: str) -> bool:
+    return await session.scalar(select(JournalEntry.id).where(JournalEntry.idempotency_key == key)) is not None
+
+
+async def trial_balance(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(Posting.account_code, func.sum(Posting.amount_minor)).group_by(Posting.account_code)
+    )
+    return {code: int(total) for code, total in rows.all()}
+
+
+async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUID) -> int:
+    """What the family owes: its accounts-receivable balance in the ledger."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Posting.amount_minor), 0))
+        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+        .where(
+            JournalEntry.billing_account_id == billing_account_id,
+            Posting.account_code == ledger.Account.ACCOUNTS_RECEIVABLE.value,
+        )
+    )
+    return int(total or 0)
+
+
+class PrepareRefund(BaseModel):
+    request_id: uuid.UUID
+    billing_account_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_minor: int | None = None  # None: whatever is left to refund
+
+
+class BillingActivities:
+    def __init__(self, settings: Settings, sessions: SessionFactory, temporal: Client) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._temporal = temporal
+
+    @activity.defn(name="billing_quote_subscription")
+    async def quote_subscription(self, request: QuoteRequest) -> Quote:
+        """The price from the rates table, less the sibling discount for the family's second and later child."""
+        async with self._sessions() as session:
+            rate = await session.scalar(
+                select(LessonRate).where(
+                    LessonRate.instrument == request.instrument, LessonRate.minutes == request.lesson_minutes
+                )
+            )
+            if rate is None:
+                raise ApplicationError(
+                    f"no rate for {request.instrument} {request.lesson_minutes} min", type="NoRate", non_retryable=True
+                )
+            other_children = await session.scalar(
+                select(func.count(func.distinct(Subscription.student_id))).where(
+                    Subscription.billing_account_id == request.billing_account_id,
+                    Subscription.student_id != request.student_id,
+                    Subscription.status.in_(LIVE_SUBSCRIPTION),
+                )
+            )
+        base = rate.weekly_price_minor if request.billing_interval == "week" else rate.monthly_price_minor
+        percent = sibling_discount_percent(int(other_children or 0), self._settings.sibling_discount_percent)
+        amount = discounted_amount(base, percent)
+        return Quote(
+            plan_id=plan_id(request.instrument, request.lesson_minutes, request.billing_interval, amount),
+            amount_minor=amount,
+            base_amount_minor=base,
+            discount_percent=percent,
+            interval=request.billing_interval,
+            currency=rate.currency,
+        )
+
+    @activity.defn(name="billing_apply_invoice")
+    async def apply_invoice(self, request: ApplyInvoice) -> InvoiceApplied:
+        """Mirror an invoice as just re-read from Stripe, and post what it newly means to the ledger."""
+        snap, now = request.invoice, datetime.now(UTC)
+        async with transaction(self._sessions) as session:
+            account = await session.scalar(
+                select(BillingAccount).where(BillingAccount.stripe_customer_id == snap.customer_id)
+            )
+            if account is None:
+                return InvoiceApplied(invoice_id=None)
+            row = await self._invoice_row(session, account.id, snap)
+            was_paid = row.status == "paid"
+            failure = await self._record_failure(session, account.id, row, snap, request.failure, now)
+            target = _mirror_status(snap, row)
+            if INVOICE_RANK[target] > INVOICE_RANK.get(row.status, 0):
+                row.status = target
+            row.amount_due_minor = snap.amount_due_minor
+            row.amount_paid_minor = max(row.amount_paid_minor, snap.amount_paid_minor)
+            row.updated_at = now
+            events: list[LedgerEvent] = []
+            if snap.status != "draft":
+                events.append(
+                    LedgerEvent(kind="invoice_finalized", source_id=snap.id, amount_minor=snap.amount_due_minor)
+                )
+            payment_id = None
+            if snap.status == "paid" and snap.charge is not None and snap.charge.status == "succeeded":
+                payment_id = await self._record_payment(session, account.id, row, snap)
+                row.paid_at = row.paid_at or snap.charge.created_at or now
+                events.append(
+                    LedgerEvent(
+                        kind="payment_received",
+                        source_id=snap.charge.id,
+                        amount_minor=snap.charge.amount_minor,
+                        fee_minor=snap.charge.fee_minor,
+                    )
+                )
+            await post_events(session, account.id, events)
+            await self._follow_subscription(session, row, failure is not None)
+            return InvoiceApplied(
+                invoice_id=row.id,
+                billing_account_id=account.id,
+                status=row.status,
+                amount_due_minor=row.amount_due_minor,
+                amount_paid_minor=row.amount_paid_minor,
+                attempt_count=row.attempt_count,
+                newly_paid=row.status == "paid" and not was_paid,
+                paid_at=row.paid_at,
+                payment_id=payment_id,
+                new_failure=failure,
+                first_failed_at=row.first_failed_at,
+            )
+
+    async def _invoice_row(self, session: AsyncSession, account_id: uuid.UUID, snap: InvoiceSnapshot) -> Invoice:
+        subscription_id = None
+        if snap.subscription_id:
+            subscription_id = await session.scalar(
+                select(Subscription.id).where(Subscription.stripe_subscription_id == snap.subscription_id)
+            )
+        await session.execute(
+            insert(Invoice)
+            .values(
+                id=uuid.uuid4(),
+                billing_account_id=account_id,
+                subscription_id=subscription_id,
+                stripe_invoice_id=snap.id,
+                status="draft",
+                amount_due_minor=snap.amount_due_minor,
+                currency=snap.currency,
+                period_start=snap.period_start,
+                period_end=snap.period_end,
+                attempt_count=0,
+                amount_paid_minor=0,
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["stripe_invoice_id"])
+        )
+        row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == snap.id).with_for_update())
+        assert row is not None
+        return row
+
+    async def _record_failure(
+        self,
+        session: AsyncSession,
+        account_id: uuid.UUID,
+        row: Invoice,
+        snap: InvoiceSnapshot,
+        reported: PaymentFailure | None,
+        now: datetime,
+    ) -> PaymentFailure | None:
+        """A failed attempt, once: keyed by its failed charge, or by the attempt number when there is no charge."""
+        charge = snap.charge
+        if snap.status != "open" or (reported is None and (charge is None or charge.status != "failed")):
+            return None
+        if charge is not None and charge.status == "failed":
+            inserted = await session.scalar(
+                insert(Payment)
+                .values(
+                    id=uuid.uuid4(),
+                    billing_account_id=account_id,
+                    invoice_id=row.id,
+                    stripe_charge_id=charge.id,
+                    stripe_payment_intent_id=charge.payment_intent_id,
+                    status="failed",
+                    amount_minor=charge.amount_minor,
+                    fee_minor=0,
+                    currency=snap.currency,
+                    failure_code=charge.failure_code,
+                    decline_code=charge.decline_code,
+                    amount_refunded_minor=0,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
+                .returning(Payment.id)
+            )
+            is_new = inserted is not None
+            failure = PaymentFailure(
+                attempt=row.attempt_count + 1,
+                failure_code=charge.failure_code,
+                decline_code=charge.decline_code,
+            )
+        else:
+            assert reported is not None
+            is_new = reported.attempt > row.attempt_count
+            failure = reported.model_copy(update={"attempt": max(reported.attempt, row.attempt_count + 1)})
+        if not is_new:
+            return None
+        row.attempt_count = failure.attempt
+        row.first_failed_at = row.first_failed_at or now
+        return failure
+
+    async def _record_payment(
+        self, session: AsyncSession, account_id: uuid.UUID, row: Invoice, snap: InvoiceSnapshot
+    ) -> uuid.UUID:
+        charge = snap.charge
+        assert charge is not None
+        await session.execute(
+            insert(Payment)
+            .values(
+                id=uuid.uuid4(),
+                billing_account_id=account_id,
+                invoice_id=row.id,
+                stripe_charge_id=charge.id,
+                stripe_payment_intent_id=charge.payment_intent_id,
+                status="succeeded",
+                amount_minor=charge.amount_minor,
+                fee_minor=charge.fee_minor,
+                currency=snap.currency,
+                amount_refunded_minor=0,
+                created_at=charge.created_at or datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
+        )
+        payment_id = await session.scalar(select(Payment.id).where(Payment.stripe_charge_id == charge.id))
+        assert payment_id is not None
+        return payment_id
+
+    async def _follow_subscription(self, session: AsyncSession, row: Invoice, failed_now: bool) -> None:
+        """The subscription follows its latest invoice: past due on a failure, active once paid."""
+        if row.subscription_id is None:
+            return
+        status = "past_due" if failed_now else "active" if row.status == "paid" else None
+        if status is None:
+            return
+        await session.execute(
+            update(Subscription)
+            .where(Subscription.id == row.subscription_id, Subscription.status.in_(LIVE_SUBSCRIPTION))
+            .values(status=status, updated_at=datetime.now(UTC))
+        )
+
+    @activity.defn(name="billing_apply_subscription")
+    async def apply_subscription(self, snap: SubscriptionSnapshot) -> str:
+        """Mirror a subscription as just re-read from Stripe; a cancelled one stays cancelled."""
+        values: dict[str, object] = {
+            "cancel_at_period_end": snap.cancel_at_period_end,
+            "current_period_end": snap.current_period_end,
+            "updated_at": datetime.now(UTC),
+        }
+        # localstripe: a subscription that had a trial reports `incomplete` even once billed; keep ours then.
+        if snap.status != "incomplete":
+            values["status"] = snap.status
+        if snap.canceled_at is not None:
+            values["canceled_at"] = snap.canceled_at
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(Subscription)
+                .where(Subscription.stripe_subscription_id == snap.id, Subscription.status != "canceled")
+                .values(**values)
+            )
+            status = await session.scalar(
+                select(Subscription.status).where(Subscription.stripe_subscription_id == snap.id)
+            )
+        return status or ""
+
+    @activity.defn(name="billing_prepare_refund")
+    async def prepare_refund(self, request: PrepareRefund) -> CreateRefund:
+        """Checks a refund request against the family's payment before anything reaches Stripe."""
+        async with self._sessions() as session:
+            payment = await session.get(Payment, request.payment_id)
+        if payment is None or payment.billing_account_id != request.billing_account_id:
+            raise ApplicationError("payment not found for this family", type="NotFound", non_retryable=True)
+        if payment.status not in ("succeeded", "partially_refunded") or not payment.stripe_charge_id:
+            raise ApplicationError(
+                f"a {payment.status} payment cannot be refunded", type="Conflict", non_retryable=True
+            )
+        left = payment.amount_minor - payment.amount_refunded_minor
+        amount = left if request.amount_minor is None else request.amount_minor
+        if not 0 < amount <= left:
+            raise ApplicationError(
+                f"refund must be between 1 and {left} (what is left of the payment)",
+                type="Conflict",
+                non_retryable=True,
+            )
+        return CreateRefund(
+            request_id=request.request_id, stripe_charge_id=payment.stripe_charge_id, amount_minor=amount
+        )
+
+    @activity.defn(name="billing_record_refund")
+    async def record_refund(self, request: RecordRefund) -> uuid.UUID:
+        """The refund row and its entry (Dr refunds / Cr clearing; Stripe keeps its fee), once per Stripe refund."""
+        async with transaction(self._sessions) as session:
+            payment = await session.scalar(select(Payment).where(Payment.id == request.payment_id).with_for_update())
+            assert payment is not None
+            inserted = await session.scalar(
+                insert(Refund)
+                .values(
+                    id=uuid.uuid4(),
+                    payment_id=payment.id,
+                    stripe_refund_id=request.refund.id,
+                    amount_minor=request.refund.amount_minor,
+                    reason=request.reason[:500],
+                    created_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing(index_elements=["stripe_refund_id"])
+                .returning(Refund.id)
+            )
+            if inserted is not None:
+                payment.amount_refunded_minor += request.refund.amount_minor
+                full = payment.amount_refunded_minor >= payment.amount_minor
+                payment.status = "refunded" if full else "partially_refunded"
+                event = LedgerEvent(
+                    kind="refund_issued", source_id=request.refund.id, amount_minor=request.refund.amount_minor
+                )
+                await post_events(session, payment.billing_account_id, [event])
+            refund_id = await session.scalar(select(Refund.id).where(Refund.stripe_refund_id == request.refund.id))
+            assert refund_id is not None
+            return refund_id
+
+    @activity.defn(name="billing_write_off_invoice")
+    async def write_off_invoice(self, request: WriteOffInvoice) -> int:
+        """Give up on an invoice: uncollectible, and what is still owed goes to bad debt (once)."""
+        async with transaction(self._sessions) as session:
+            row = await session.scalar(
+                select(Invoice).where(Invoice.stripe_invoice_id == request.stripe_invoice_id).with_for_update()
+            )
+            if row is None or row.status in ("paid", "void"):
+                return 0
+            owed = row.amount_due_minor - row.amount_paid_minor
+            row.status, row.updated_at = "uncollectible", datetime.now(UTC)
+            if owed > 0 and await entry_exists(session, f"invoice_finalized:{row.stripe_invoice_id}"):
+                event = LedgerEvent(kind="written_off", source_id=row.stripe_invoice_id, amount_minor=owed)
+                await post_events(session, row.billing_account_id, [event])
+            return owed
+
+    @activity.defn(name="billing_record_lesson_completed")
+    async def record_lesson_completed(self, request: LessonEarned) -> int:
+        """A given lesson earns its share of the subscription: Dr deferred revenue / Cr lesson revenue."""
+        async with transaction(self._sessions) as session:
+            found = (
+                await session.execute(
+                    select(Subscription.billing_account_id, Subscription.amount_minor, Subscription.interval)
+                    .join(Enrollment, Enrollment.id == Subscription.enrollment_id)
+                    .join(Lesson, Lesson.enrollment_id == Enrollment.id)
+                    .where(Lesson.id == request.lesson_id)
+                )
+            ).first()
+            if found is None:
+                return 0
+            account_id, amount, interval = found
+            share = amount if interval == "week" else amount // MONTHLY_LESSONS
+            event = LedgerEvent(kind="lesson_completed", source_id=str(request.lesson_id), amount_minor=share)
+            await post_events(session, account_id, [event])
+            return share
+
+    @activity.defn(name="billing_event_status")
+    async def event_status(self, request: EventRef) -> str:
+        async with self._sessions() as session:
+            status = await session.scalar(
+                select(StripeEvent.status).where(StripeEvent.stripe_event_id == request.stripe_event_id)
+            )
+        return status or ""
+
+    @activity.defn(name="billing_mark_event")
+    async def mark_event(self, outcome: EventOutcome) -> None:
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(StripeEvent)
+                .where(StripeEvent.stripe_event_id == outcome.stripe_event_id)
+                .values(status=outcome.status, error=outcome.error, processed_at=datetime.now(UTC))
+            )
+
+    @activity.defn(name="billing_mark_receipt_sent")
+    async def mark_receipt_sent(self, request: SendReceipt) -> None:
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(Payment)
+                .where(Payment.id == request.payment_id, Payment.receipt_sent_at.is_(None))
+                .values(receipt_sent_at=datetime.now(UTC))
+            )
+
+    @activity.defn(name="billing_notify_dunning")
+    async def notify_dunning(self, request: NotifyDunning) -> None:
+        """Tell the family's dunning workflow (by name): a failure starts it if need be; other news only
+        reaches one that is running."""
+        message = DUNNING_MESSAGES[request.signal].model_validate(request.payload)
+        workflow_id = dunning_workflow_id(request.parent_id)
+        if request.signal == SIGNAL_INVOICE_FAILED:
+            await self._temporal.start_workflow(
+                FAMILY_DUNNING_WORKFLOW,
+                FamilyDunningInput(parent_id=request.parent_id),
+                id=workflow_id,
+                task_queue=self._settings.task_queue,
+                start_signal=SIGNAL_INVOICE_FAILED,
+                start_signal_args=[message],
+            )
+            return
+        try:
+            await self._temporal.get_workflow_handle(workflow_id).signal(request.signal, message)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+
+def _mirror_status(snap: InvoiceSnapshot, row: Invoice) -> str:
+    if snap.status == "open" and row.first_failed_at is not None:
+        return "past_due"
+    return snap.status

@@ -1,0 +1,212 @@
+"""The Stripe event inbox: a verified event is stored once (unique event id), then handed to the family's
+billing workflow by signal-with-start. The webhook endpoint and the missed-webhook catch-up share this path.
+
+An event whose customer is not (yet) a family of ours is kept with status ``unknown_customer``, never dropped;
+the catch-up hands it over once the customer is known. An event stored but never handed over (Temporal was
+away) keeps status ``received`` and the catch-up hands it over too.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.billing_models import StripeEventReceived
+from core.db import SessionFactory, transaction
+from core.settings import Settings
+from core.temporal import billing_workflow_id
+from models import BillingAccount, StripeEvent, StripeEventStatus, SystemSetting
+from workflows.billing_messages import FAMILY_BILLING_WORKFLOW, FamilyBillingInput
+
+log = logging.getLogger("cedar.billing.inbox")
+
+SIGNAL_STRIPE_EVENT = "stripe_event"
+CHECKPOINT_KEY = "stripe_events_checkpoint"
+# Events are listed from a little before the checkpoint: several can share a second.
+CHECKPOINT_OVERLAP = timedelta(minutes=5)
+# How old a `received` event must be before the catch-up assumes its hand-over was lost.
+STUCK_AFTER = timedelta(seconds=30)
+FIRST_CATCHUP_LOOKBACK = timedelta(days=3)  # Stripe stops retrying after three days
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def summarize(event: dict[str, Any]) -> tuple[str | None, StripeEventReceived]:
+    """The customer an event concerns and the signal that carries it to that family's workflow."""
+    obj = (event.get("data") or {}).get("object") or {}
+    kind = obj.get("object")
+    customer = obj.get("id") if kind == "customer" else _ref(obj.get("customer"))
+    invoice = obj.get("id") if kind == "invoice" else _ref(obj.get("invoice"))
+    received = StripeEventReceived(
+        stripe_event_id=str(event["id"]), type=str(event["type"]), object_id=obj.get("id"), invoice_id=invoice
+    )
+    return customer, received
+
+
+class StoredEvent(BaseModel):
+    received: StripeEventReceived
+    parent_id: uuid.UUID | None
+    is_new: bool
+    status: str
+
+
+async def store_event(session: AsyncSession, event: dict[str, Any], source: str) -> StoredEvent:
+    """Stores a verified event once; a second delivery finds the first row."""
+    customer, received = summarize(event)
+    parent_id = None
+    if customer:
+        parent_id = await session.scalar(
+            select(BillingAccount.parent_id).where(BillingAccount.stripe_customer_id == customer)
+        )
+    status = StripeEventStatus.received if parent_id is not None else StripeEventStatus.unknown_customer
+    created = event.get("created")
+    inserted = await session.scalar(
+        insert(StripeEvent)
+        .values(
+            id=uuid.uuid4(),
+            stripe_event_id=received.stripe_event_id,
+            type=received.type[:100],
+            stripe_customer_id=customer,
+            stripe_created_at=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
+            payload=event,
+            source=source,
+            status=status,
+            received_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(constraint="uq_stripe_events_event_id")
+        .returning(StripeEvent.id)
+    )
+    if inserted is None:
+        status = (
+            await session.scalar(
+                select(StripeEvent.status).where(StripeEvent.stripe_event_id == received.stripe_event_id)
+            )
+            or status
+        )
+    elif parent_id is None:
+        log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
+    return StoredEvent(received=received, parent_id=parent_id, is_new=inserted is not None, status=status)
+
+
+async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, received: StripeEventReceived) -> None:
+    """Signal-with-start the family's billing workflow with the event (it re-reads the event's object)."""
+    await client.start_workflow(
+        FAMILY_BILLING_WORKFLOW,
+        FamilyBillingInput(parent_id=parent_id),
+        id=billing_workflow_id(parent_id),
+        task_queue=settings.task_queue,
+        start_signal=SIGNAL_STRIPE_EVENT,
+        start_signal_args=[received],
+    )
+
+
+class CatchUpRequest(BaseModel):
+    # For a test or an operator: list from here instead of the stored checkpoint.
+    since: datetime | None = None
+
+
+class CatchUpResult(BaseModel):
+    listed: int
+    stored: int
+    handed_over: int
+    checkpoint: datetime
+
+
+class StripeInboxActivities:
+    def __init__(self, client: stripe.StripeClient, settings: Settings, sessions: SessionFactory, temporal: Client):
+        self._stripe = client
+        self._settings = settings
+        self._sessions = sessions
+        self._temporal = temporal
+
+    @activity.defn(name="stripe_catch_up_events")
+    async def catch_up(self, request: CatchUpRequest) -> CatchUpResult:
+        """Feed every Stripe event the inbox lacks through the webhook's path, then move the checkpoint."""
+        checkpoint = request.since or await self._checkpoint()
+        events = await self._list_events(checkpoint - CHECKPOINT_OVERLAP)
+        newest, stored, to_hand_over = checkpoint, 0, []
+        for event in sorted(events, key=lambda e: e["created"]):
+            newest = max(newest, datetime.fromtimestamp(event["created"], UTC))
+            async with transaction(self._sessions) as session:
+                result = await store_event(session, event, source="catchup")
+            stored += result.is_new
+            if result.is_new and result.parent_id is not None:
+                to_hand_over.append((result.parent_id, result.received))
+            activity.heartbeat(stored)
+        to_hand_over += await self._stranded()
+        for parent_id, received in to_hand_over:
+            await hand_over(self._temporal, self._settings, parent_id, received)
+        await self._save_checkpoint(newest)
+        return CatchUpResult(listed=len(events), stored=stored, handed_over=len(to_hand_over), checkpoint=newest)
+
+    async def _list_events(self, since: datetime) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
+        while True:
+            page = await self._stripe.v1.events.list_async(params=params)
+            events += [e.to_dict() for e in page.data]
+            if not page.has_more or not page.data:
+                return events
+            params["starting_after"] = page.data[-1].id
+
+    async def _stranded(self) -> list[tuple[uuid.UUID, StripeEventReceived]]:
+        """Stored events never acted on: hand-overs lost, or customers that have since become ours."""
+        stuck_before = datetime.now(UTC) - STUCK_AFTER
+        async with transaction(self._sessions) as session:
+            rows = (
+                await session.execute(
+                    select(StripeEvent, BillingAccount.parent_id)
+                    .join(BillingAccount, BillingAccount.stripe_customer_id == StripeEvent.stripe_customer_id)
+                    .where(
+                        (StripeEvent.status == StripeEventStatus.unknown_customer)
+                        | (
+                            (StripeEvent.status == StripeEventStatus.received)
+                            & (StripeEvent.received_at < stuck_before)
+                        )
+                    )
+                    .limit(1000)
+                )
+            ).all()
+            ids = [event.id for event, _ in rows]
+            if ids:
+                await session.execute(
+                    update(StripeEvent).where(StripeEvent.id.in_(ids)).values(status=StripeEventStatus.received)
+                )
+        return [(parent_id, summarize(event.payload)[1]) for event, parent_id in rows]
+
+    async def _checkpoint(self) -> datetime:
+        async with self._sessions() as session:
+            row = await session.get(SystemSetting, CHECKPOINT_KEY)
+        if row is None:
+            return datetime.now(UTC) - FIRST_CATCHUP_LOOKBACK
+        return datetime.fromtimestamp(int(row.value), UTC)
+
+    async def _save_checkpoint(self, newest: datetime) -> None:
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                insert(SystemSetting)
+                .values(
+                    key=CHECKPOINT_KEY,
+                    value=int(newest.timestamp()),
+                    description="Stripe events are caught up to this instant (Unix seconds)",
+                    updated_at=datetime.now(UTC),
+                )
+                .on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={"value": int(newest.timestamp()), "updated_at": datetime.now(UTC)},
+                )
+            )

@@ -1,0 +1,87 @@
+"""``POST /api/v1/webhooks/stripe``: verified Stripe events into the inbox, then into the family's workflow.
+
+The signature is checked on the raw body against every configured secret (so secrets can be rotated) within
+``stripe_webhook_tolerance``. A verified event is stored once and acknowledged at once; the hand-over to the
+family's billing workflow runs after the response, and the catch-up repeats it if it was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Annotated, Any
+
+import stripe
+from fastapi import APIRouter, BackgroundTasks, Header, Request
+from pydantic import BaseModel
+
+from activities.billing_models import StripeEventReceived
+from activities.stripe_inbox import hand_over, store_event
+from api.access import ROUTE_ACCESS
+from api.deps import AppContext, ContextDep, SessionDep
+from api.errors import CedarError
+from models import StripeEventStatus
+
+log = logging.getLogger("cedar.billing.webhooks")
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+ROUTE_ACCESS[("POST", "/api/v1/webhooks/stripe")] = frozenset({"public"})  # Stripe signs it; no bearer token
+
+
+class WebhookAck(BaseModel):
+    received: bool
+    duplicate: bool
+    status: str
+
+
+def verify_signature(payload: bytes, header: str, secrets: list[str], tolerance_seconds: int) -> None:
+    """Accepts the payload when any secret verifies the ``t=…,v1=…`` header within the tolerance."""
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload.decode("utf-8"), header, secret, tolerance_seconds)
+            return
+        except (stripe.SignatureVerificationError, UnicodeDecodeError):
+            continue
+    raise CedarError(401, "bad_signature", "the Stripe-Signature header does not verify (wrong secret or too old)")
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(payload)
+    except ValueError as exc:
+        raise CedarError(400, "bad_payload", "the body is not JSON") from exc
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise CedarError(400, "bad_payload", "the body is not a Stripe event (id and type are required)")
+    return event
+
+
+async def _hand_over(context: AppContext, parent_id: uuid.UUID, received: StripeEventReceived) -> None:
+    try:
+        await hand_over(await context.temporal.get(), context.settings, parent_id, received)
+    except Exception:  # stays `received` in the inbox: the catch-up hands it over later
+        log.exception("stripe event %s stored but not handed over yet", received.stripe_event_id)
+
+
+@router.post("/stripe", response_model=WebhookAck, summary="Receive a Stripe event (signed)")
+async def receive_stripe_event(
+    request: Request,
+    session: SessionDep,
+    context: ContextDep,
+    background: BackgroundTasks,
+    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+) -> WebhookAck:
+    if not stripe_signature:
+        raise CedarError(400, "missing_signature", "the Stripe-Signature header is required")
+    payload = await request.body()
+    settings = context.settings
+    verify_signature(
+        payload,
+        stripe_signature,
+        settings.stripe_webhook_secrets,
+        int(settings.stripe_webhook_tolerance.total_seconds()),
+    )
+    stored = await store_event(session, parse_event(payload), source="webhook")
+    await session.commit()  # stored before Stripe hears 2xx, and before the workflow hears of it
+    if stored.parent_id is not None and stored.status == StripeEventStatus.received:
+        background.add_task(_hand_over, context, stored.parent_id, stored.received)
+    return WebhookAck(received=True, duplicate=not stored.is_new, status=stored.status)

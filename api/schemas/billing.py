@@ -1,0 +1,134 @@
+"""Request and response bodies of the family billing API (amounts in integer minor units of CAD)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from api.schemas.common import RequestModel, ResponseModel
+
+
+class SubscriptionOut(ResponseModel):
+    id: uuid.UUID
+    student_id: uuid.UUID
+    enrollment_id: uuid.UUID
+    stripe_subscription_id: str | None
+    status: str
+    interval: str
+    amount_minor: int
+    discount_percent: int
+    currency: str
+    trial_end: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+
+
+class InvoiceOut(ResponseModel):
+    id: uuid.UUID
+    subscription_id: uuid.UUID | None
+    stripe_invoice_id: str
+    status: str
+    amount_due_minor: int
+    amount_paid_minor: int
+    currency: str
+    period_start: datetime | None
+    period_end: datetime | None
+    first_failed_at: datetime | None
+    attempt_count: int
+    paid_at: datetime | None
+    created_at: datetime
+
+
+class PaymentOut(ResponseModel):
+    id: uuid.UUID
+    invoice_id: uuid.UUID | None
+    stripe_charge_id: str | None
+    status: str
+    amount_minor: int
+    fee_minor: int
+    amount_refunded_minor: int
+    currency: str
+    failure_code: str | None
+    decline_code: str | None
+    receipt_sent_at: datetime | None
+    created_at: datetime
+
+
+class FamilyBillingOut(ResponseModel):
+    parent_id: uuid.UUID
+    billing_account_id: uuid.UUID | None
+    dunning_state: str
+    has_card: bool
+    balance_minor: int = Field(description="what the family owes now (its receivable in the ledger)")
+    subscriptions: list[SubscriptionOut]
+    invoices: list[InvoiceOut]
+    payments: list[PaymentOut]
+
+
+class CardUpdate(RequestModel):
+    payment_method_id: str = Field(min_length=3, max_length=255, pattern=r"^pm_[A-Za-z0-9_]+$")
+
+
+class CardOut(ResponseModel):
+    attached: bool
+    payment_method_id: str
+
+
+class StopLessons(RequestModel):
+    reason: str = Field(default="stopped by the family", max_length=500)
+
+
+class StopAccepted(ResponseModel):
+    subscription_id: uuid.UUID
+    status: str
+
+
+class RefundCreate(RequestModel):
+    amount_minor: int | None = Field(default=None, gt=0, description="omit to refund what is left of the payment")
+    reason: str = Field(default="", max_length=500)
+
+
+class RefundOut(ResponseModel):
+    refund_id: uuid.UUID
+    stripe_refund_id: str
+    payment_id: uuid.UUID
+    amount_minor: int
+
+
+class AccountBalance(ResponseModel):
+    code: str
+    name: str
+    type: str
+    balance_minor: int
+
+
+class TrialBalanceOut(ResponseModel):
+    accounts: list[AccountBalance]
+    total_minor: int = Field(description="debits less credits over all accounts: always 0")
+
+
+class StatementLine(ResponseModel):
+    occurred_at: datetime
+    kind: str
+    memo: str
+    amount_minor: int = Field(description="the entry's effect on what the family owes (+ charge, - payment)")
+    balance_minor: int
+
+
+class StatementOut(ResponseModel):
+    parent_id: uuid.UUID
+    lines: list[StatementLine]
+    charges_minor: int
+    payments_minor: int
+    refunds_minor: int
+    balance_minor: int
+
+
+class RenewalOut(ResponseModel):
+    subscription_id: uuid.UUID
+    stripe_invoice_id: str
+    period: int
+    status: str

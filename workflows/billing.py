@@ -1,0 +1,604 @@
+"""One family's billing: the single writer of every money operation of the family (Kill Bill's account lock).
+
+Signals and updates only queue commands; the run loop executes them one at a time, so two operations on one
+family never race. Stripe events are re-read from Stripe before they are applied, and every step is idempotent,
+so a duplicated, reordered or replayed event changes nothing the second time. The workflow continues-as-new
+when Temporal suggests it, carrying its state (and any queued signals) over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.billing import BillingActivities, PrepareRefund
+    from activities.billing_models import (
+        ApplyInvoice,
+        AttachCard,
+        CancelSubscription,
+        CardResult,
+        CreateRenewal,
+        CreateSubscription,
+        EnsureCustomer,
+        EnsurePlan,
+        EventOutcome,
+        EventRef,
+        InvoiceApplied,
+        InvoiceRef,
+        NotifyDunning,
+        PayInvoice,
+        PaymentFailure,
+        QuoteRequest,
+        RecordRefund,
+        SendReceipt,
+        StripeEventReceived,
+        SubscriptionRef,
+        SubscriptionSnapshot,
+        WriteOffInvoice,
+    )
+    from activities.email import EmailActivities, SendEmail
+    from activities.stripe import StripeActivities
+    from domain.billing_rules import trial_end_for
+    from workflows.billing_messages import (
+        FAMILY_BILLING_WORKFLOW,
+        SIGNAL_CARD_UPDATED,
+        SIGNAL_INVOICE_FAILED,
+        SIGNAL_INVOICE_PAID,
+        SIGNAL_RETRY_INVOICE,
+        SIGNAL_STUDENT_STARTED,
+        SIGNAL_STUDENT_STOPPED,
+        SIGNAL_WRITE_OFF,
+        CardUpdated,
+        FamilyBillingInput,
+        InvoiceFailed,
+        InvoicePaid,
+        RetryInvoice,
+        StudentStarted,
+        StudentStopped,
+        WriteOff,
+    )
+
+SIGNAL_STRIPE_EVENT = "stripe_event"
+UPDATE_CHANGE_CARD = "change_card"
+UPDATE_REFUND = "refund_payment"
+UPDATE_RENEW = "renew_subscription"
+
+STRIPE_TIMEOUT = timedelta(seconds=30)
+# Network trouble and Stripe 5xx are retried (each attempt re-reads Stripe first); business refusals are not.
+STRIPE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["CardRejected", "RefundRefused", "NotFound", "Conflict", "NoRate"],
+)
+DB_TIMEOUT = timedelta(seconds=15)
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=10,
+    non_retryable_error_types=["NotFound", "Conflict", "NoRate"],
+)
+EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+
+
+# --- the workflow's own messages (updates answer the API; queries read the state) ---
+
+
+class CardChange(BaseModel):
+    stripe_payment_method_id: str = Field(min_length=3, max_length=255)
+
+
+class RefundRequest(BaseModel):
+    request_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_minor: int | None = Field(default=None, gt=0)
+    reason: str = Field(default="", max_length=500)
+
+
+class RefundResult(BaseModel):
+    refund_id: uuid.UUID
+    stripe_refund_id: str
+    amount_minor: int
+
+
+class RenewRequest(BaseModel):
+    stripe_subscription_id: str
+
+
+class RenewResult(BaseModel):
+    stripe_invoice_id: str
+    period: int
+    status: str
+
+
+class SubscriptionState(BaseModel):
+    enrollment_id: uuid.UUID
+    student_id: uuid.UUID
+    stripe_subscription_id: str
+    status: str
+    amount_minor: int
+    discount_percent: int = 0
+    renewals: int = 0
+
+
+class InvoiceState(BaseModel):
+    stripe_invoice_id: str
+    status: str
+    amount_due_minor: int
+    amount_paid_minor: int = 0
+    attempts: int = 0
+
+
+class Command(BaseModel):
+    kind: str
+    payload: dict[str, Any]
+    reply_to: str | None = None  # an update waiting for the result
+
+
+class Reply(BaseModel):
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+class FamilyBillingState(BaseModel):
+    billing_account_id: uuid.UUID | None = None
+    stripe_customer_id: str | None = None
+    # Why the family's card could not be attached, reported with the payment failures it causes.
+    card_problem: PaymentFailure | None = None
+    subscriptions: dict[str, SubscriptionState] = Field(default_factory=dict)  # by enrollment id
+    open_invoices: dict[str, InvoiceState] = Field(default_factory=dict)  # by Stripe invoice id
+    pending: list[Command] = Field(default_factory=list)
+    commands_handled: int = 0
+
+
+class SubscriptionsView(BaseModel):
+    subscriptions: list[SubscriptionState]
+
+
+class InvoicesView(BaseModel):
+    invoices: list[InvoiceState]
+
+
+class BalanceView(BaseModel):
+    owed_minor: int
+    open_invoices: int
+
+
+def _money(amount_minor: int, currency: str = "cad") -> str:
+    return f"${amount_minor // 100}.{amount_minor % 100:02d} {currency.upper()}"
+
+
+@workflow.defn(name=FAMILY_BILLING_WORKFLOW)
+class FamilyBillingWorkflow:
+    def __init__(self) -> None:
+        self._state = FamilyBillingState()
+        self._parent_id: uuid.UUID | None = None
+        self._replies: dict[str, Reply] = {}
+
+    @workflow.run
+    async def run(self, request: FamilyBillingInput) -> None:
+        self._parent_id = request.parent_id
+        if request.state:
+            self._state = FamilyBillingState.model_validate(request.state)
+        while True:
+            await workflow.wait_condition(lambda: bool(self._state.pending) or self._history_is_long())
+            if self._state.pending:
+                await self._execute(self._state.pending.pop(0))
+                continue
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self._state.pending:
+                workflow.continue_as_new(
+                    FamilyBillingInput(parent_id=request.parent_id, state=self._state.model_dump(mode="json"))
+                )
+
+    @staticmethod
+    def _history_is_long() -> bool:
+        return workflow.info().is_continue_as_new_suggested()
+
+    # --- messages in ---
+
+    @workflow.signal(name=SIGNAL_STUDENT_STARTED)
+    def student_started(self, message: StudentStarted) -> None:
+        self._enqueue("student_started", message)
+
+    @workflow.signal(name=SIGNAL_STUDENT_STOPPED)
+    def student_stopped(self, message: StudentStopped) -> None:
+        self._enqueue("student_stopped", message)
+
+    @workflow.signal(name=SIGNAL_STRIPE_EVENT)
+    def stripe_event(self, message: StripeEventReceived) -> None:
+        queued = {c.payload.get("stripe_event_id") for c in self._state.pending if c.kind == "stripe_event"}
+        if message.stripe_event_id not in queued:  # a duplicate delivery already waiting adds nothing
+            self._enqueue("stripe_event", message)
+
+    @workflow.signal(name=SIGNAL_RETRY_INVOICE)
+    def retry_invoice(self, message: RetryInvoice) -> None:
+        self._enqueue("retry_invoice", message)
+
+    @workflow.signal(name=SIGNAL_WRITE_OFF)
+    def write_off(self, message: WriteOff) -> None:
+        self._enqueue("write_off", message)
+
+    @workflow.update(name=UPDATE_CHANGE_CARD)
+    async def change_card(self, message: CardChange) -> CardResult:
+        return CardResult.model_validate(await self._submit("change_card", message))
+
+    @workflow.update(name=UPDATE_REFUND)
+    async def refund_payment(self, message: RefundRequest) -> RefundResult:
+        return RefundResult.model_validate(await self._submit("refund", message))
+
+    @workflow.update(name=UPDATE_RENEW)
+    async def renew_subscription(self, message: RenewRequest) -> RenewResult:
+        return RenewResult.model_validate(await self._submit("renew", message))
+
+    @workflow.query(name="subscriptions")
+    def subscriptions(self) -> SubscriptionsView:
+        return SubscriptionsView(subscriptions=list(self._state.subscriptions.values()))
+
+    @workflow.query(name="open_invoices")
+    def open_invoices(self) -> InvoicesView:
+        return InvoicesView(invoices=list(self._state.open_invoices.values()))
+
+    @workflow.query(name="balance")
+    def balance(self) -> BalanceView:
+        invoices = self._state.open_invoices.values()
+        return BalanceView(
+            owed_minor=sum(i.amount_due_minor - i.amount_paid_minor for i in invoices), open_invoices=len(invoices)
+        )
+
+    def _enqueue(self, kind: str, message: BaseModel, reply_to: str | None = None) -> None:
+        self._state.pending.append(Command(kind=kind, payload=message.model_dump(mode="json"), reply_to=reply_to))
+
+    async def _submit(self, kind: str, message: BaseModel) -> dict[str, Any]:
+        key = str(workflow.uuid4())
+        self._enqueue(kind, message, reply_to=key)
+        await workflow.wait_condition(lambda: key in self._replies)
+        reply = self._replies.pop(key)
+        if reply.error is not None:
+            raise ApplicationError(reply.error, type=reply.error_type or "BillingError")
+        return reply.result or {}
+
+    # --- the single writer ---
+
+    async def _execute(self, command: Command) -> None:
+        handlers = {
+            "student_started": (StudentStarted, self._start_student),
+            "student_stopped": (StudentStopped, self._stop_student),
+            "stripe_event": (StripeEventReceived, self._on_event),
+            "retry_invoice": (RetryInvoice, self._retry),
+            "write_off": (WriteOff, self._write_off),
+            "change_card": (CardChange, self._change_card),
+            "refund": (RefundRequest, self._refund),
+            "renew": (RenewRequest, self._renew),
+        }
+        model, handler = handlers[command.kind]
+        reply = Reply()
+        try:
+            result = await handler(model.model_validate(command.payload))  # type: ignore[operator]
+            reply.result = result.model_dump(mode="json") if isinstance(result, BaseModel) else None
+        except (ActivityError, ApplicationError) as error:
+            cause = error.cause if isinstance(error, ActivityError) else error
+            reply.error = str(cause or error)
+            reply.error_type = cause.type if isinstance(cause, ApplicationError) else None
+            workflow.logger.warning("billing command %s failed: %s", command.kind, reply.error)
+        self._state.commands_handled += 1
+        if command.reply_to is not None:
+            self._replies[command.reply_to] = reply
+
+    async def _stripe(self, method: Any, arg: BaseModel, retry: RetryPolicy = STRIPE_RETRY) -> Any:
+        return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=STRIPE_TIMEOUT, retry_policy=retry
+        )
+
+    async def _db(self, method: Any, arg: BaseModel) -> Any:
+        return await workflow.execute_local_activity_method(
+            method, arg, start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY
+        )
+
+    @property
+    def parent_id(self) -> uuid.UUID:
+        assert self._parent_id is not None
+        return self._parent_id
+
+    async def _ensure_customer(self) -> tuple[uuid.UUID, str]:
+        if self._state.billing_account_id is None or self._state.stripe_customer_id is None:
+            ref = await self._stripe(StripeActivities.ensure_customer, EnsureCustomer(parent_id=self.parent_id))
+            self._state.billing_account_id, self._state.stripe_customer_id = (
+                ref.billing_account_id,
+                ref.stripe_customer_id,
+            )
+        assert self._state.billing_account_id is not None and self._state.stripe_customer_id is not None
+        return self._state.billing_account_id, self._state.stripe_customer_id
+
+    async def _start_student(self, started: StudentStarted) -> None:
+        account_id, customer_id = await self._ensure_customer()
+        card: CardResult = await self._stripe(
+            StripeActivities.attach_card,
+            AttachCard(
+                billing_account_id=account_id,
+                stripe_customer_id=customer_id,
+                payment_method_id=started.stripe_payment_method_id,
+            ),
+        )
+        self._remember_card(card)
+        quote = await self._db(
+            BillingActivities.quote_subscription,
+            QuoteRequest(
+                billing_account_id=account_id,
+                student_id=started.student_id,
+                instrument=started.instrument,
+                lesson_minutes=started.lesson_minutes,
+                billing_interval=started.billing_interval,
+            ),
+        )
+        await self._stripe(
+            StripeActivities.ensure_plan,
+            EnsurePlan(
+                plan_id=quote.plan_id,
+                instrument=started.instrument,
+                lesson_minutes=started.lesson_minutes,
+                interval=quote.interval,
+                amount_minor=quote.amount_minor,
+                currency=quote.currency,
+            ),
+        )
+        sub: SubscriptionSnapshot = await self._stripe(
+            StripeActivities.create_subscription,
+            CreateSubscription(
+                billing_account_id=account_id,
+                stripe_customer_id=customer_id,
+                enrollment_id=started.enrollment_id,
+                student_id=started.student_id,
+                plan_id=quote.plan_id,
+                interval=quote.interval,
+                amount_minor=quote.amount_minor,
+                discount_percent=quote.discount_percent,
+                currency=quote.currency,
+                trial_end=trial_end_for(started.first_regular_lesson_at),
+            ),
+        )
+        self._state.subscriptions[str(started.enrollment_id)] = SubscriptionState(
+            enrollment_id=started.enrollment_id,
+            student_id=started.student_id,
+            stripe_subscription_id=sub.id,
+            status=sub.status,
+            amount_minor=quote.amount_minor,
+            discount_percent=quote.discount_percent,
+        )
+
+    def _remember_card(self, card: CardResult) -> None:
+        self._state.card_problem = (
+            None
+            if card.attached
+            else PaymentFailure(attempt=0, failure_code=card.failure_code, decline_code=card.decline_code)
+        )
+
+    async def _stop_student(self, stopped: StudentStopped) -> None:
+        sub = self._state.subscriptions.get(str(stopped.enrollment_id))
+        if sub is None or sub.status == "canceled":
+            return
+        snap = await self._stripe(
+            StripeActivities.cancel_subscription, CancelSubscription(stripe_subscription_id=sub.stripe_subscription_id)
+        )
+        sub.status = await self._db(BillingActivities.apply_subscription, snap)
+
+    async def _on_event(self, event: StripeEventReceived) -> None:
+        ref = EventRef(stripe_event_id=event.stripe_event_id)
+        if await self._db(BillingActivities.event_status, ref) in ("processed", "ignored"):
+            return  # a duplicate delivery: acted on already
+        status, error = "processed", None
+        try:
+            if event.invoice_id:
+                await self._sync_invoice(event.invoice_id)
+            elif event.type.startswith("customer.subscription.") and event.object_id:
+                snap = await self._stripe(
+                    StripeActivities.fetch_subscription, SubscriptionRef(stripe_subscription_id=event.object_id)
+                )
+                self._set_subscription_status(snap.id, await self._db(BillingActivities.apply_subscription, snap))
+            else:
+                status = "ignored"
+        except ActivityError as failure:
+            status, error = "failed", str(failure.cause or failure)[:2000]
+        await self._db(
+            BillingActivities.mark_event,
+            EventOutcome(stripe_event_id=event.stripe_event_id, status=status, error=error),
+        )
+
+    def _set_subscription_status(self, stripe_subscription_id: str | None, status: str) -> None:
+        for sub in self._state.subscriptions.values():
+            if sub.stripe_subscription_id == stripe_subscription_id and status and sub.status != "canceled":
+                sub.status = status
+
+    async def _sync_invoice(self, stripe_invoice_id: str, failure: PaymentFailure | None = None) -> InvoiceApplied:
+        """Re-read the invoice from Stripe, mirror it, and tell the family and dunning what newly happened."""
+        snap = await self._stripe(StripeActivities.fetch_invoice, InvoiceRef(stripe_invoice_id=stripe_invoice_id))
+        applied: InvoiceApplied = await self._db(
+            BillingActivities.apply_invoice, ApplyInvoice(invoice=snap, failure=failure)
+        )
+        if applied.invoice_id is None:
+            return applied
+        if applied.status in ("open", "past_due"):
+            self._state.open_invoices[stripe_invoice_id] = InvoiceState(
+                stripe_invoice_id=stripe_invoice_id,
+                status=applied.status,
+                amount_due_minor=applied.amount_due_minor,
+                amount_paid_minor=applied.amount_paid_minor,
+                attempts=applied.attempt_count,
+            )
+        else:
+            self._state.open_invoices.pop(stripe_invoice_id, None)
+        if applied.new_failure is not None:
+            self._set_subscription_status(snap.subscription_id, "past_due")
+            await self._tell_failed(applied, stripe_invoice_id, applied.new_failure)
+        if applied.newly_paid:
+            self._set_subscription_status(snap.subscription_id, "active")
+            if applied.payment_id is not None:
+                await self._send_receipt(applied, snap.currency)
+            await self._tell_paid(applied, stripe_invoice_id)
+        return applied
+
+    async def _tell_failed(self, applied: InvoiceApplied, stripe_invoice_id: str, failure: PaymentFailure) -> None:
+        problem = self._state.card_problem
+        if failure.decline_code is None and problem is not None:  # no card on file: report why it was refused
+            failure = failure.model_copy(update={"decline_code": problem.decline_code})
+        assert applied.invoice_id is not None
+        message = InvoiceFailed(
+            parent_id=self.parent_id,
+            invoice_id=applied.invoice_id,
+            stripe_invoice_id=stripe_invoice_id,
+            amount_due_minor=applied.amount_due_minor - applied.amount_paid_minor,
+            failed_at=applied.first_failed_at or workflow.now(),
+            attempt=failure.attempt,
+            decline_code=failure.decline_code,
+            failure_code=failure.failure_code,
+            outcome_unknown=failure.outcome_unknown,
+        )
+        await self._notify(SIGNAL_INVOICE_FAILED, message)
+
+    async def _tell_paid(self, applied: InvoiceApplied, stripe_invoice_id: str) -> None:
+        assert applied.invoice_id is not None
+        message = InvoicePaid(
+            parent_id=self.parent_id,
+            invoice_id=applied.invoice_id,
+            stripe_invoice_id=stripe_invoice_id,
+            paid_at=applied.paid_at or workflow.now(),
+        )
+        await self._notify(SIGNAL_INVOICE_PAID, message)
+
+    async def _notify(self, signal: str, message: BaseModel) -> None:
+        await self._db(
+            BillingActivities.notify_dunning,
+            NotifyDunning(parent_id=self.parent_id, signal=signal, payload=message.model_dump(mode="json")),
+        )
+
+    async def _send_receipt(self, applied: InvoiceApplied, currency: str) -> None:
+        assert applied.payment_id is not None
+        email = SendEmail(
+            template="billing_receipt",
+            dedup_key=f"receipt:{applied.payment_id}",
+            to="parent",
+            parent_id=self.parent_id,
+            context={
+                "amount": _money(applied.amount_paid_minor, currency),
+                "payment_reference": str(applied.payment_id)[:8].upper(),
+                "paid_on": (applied.paid_at or workflow.now()).date().isoformat(),
+            },
+        )
+        await workflow.execute_activity_method(
+            EmailActivities.send_email, email, start_to_close_timeout=timedelta(seconds=30), retry_policy=EMAIL_RETRY
+        )
+        await self._db(
+            BillingActivities.mark_receipt_sent, SendReceipt(parent_id=self.parent_id, payment_id=applied.payment_id)
+        )
+
+    async def _pay(self, stripe_invoice_id: str, attempt: int) -> InvoiceApplied:
+        try:
+            outcome = await self._stripe(
+                StripeActivities.pay_invoice, PayInvoice(stripe_invoice_id=stripe_invoice_id, attempt=attempt)
+            )
+        except ActivityError:
+            # Stripe's answer never came back: dunning has billing re-check the invoice, never charge blindly.
+            unknown = PaymentFailure(attempt=attempt, failure_code="outcome_unknown", outcome_unknown=True)
+            return await self._sync_invoice(stripe_invoice_id, unknown)
+        return await self._sync_invoice(stripe_invoice_id, outcome.failure if outcome.status == "failed" else None)
+
+    async def _retry(self, retry: RetryInvoice) -> None:
+        applied = await self._sync_invoice(retry.stripe_invoice_id)  # re-check Stripe before any charge
+        if applied.invoice_id is None or applied.newly_paid or applied.new_failure is not None:
+            return
+        if applied.status == "paid":
+            await self._tell_paid(applied, retry.stripe_invoice_id)  # paid earlier: dunning may not know yet
+        elif applied.status in ("open", "past_due"):
+            if retry.check_only:
+                still = PaymentFailure(attempt=applied.attempt_count)
+                await self._tell_failed(applied, retry.stripe_invoice_id, still)
+            else:
+                await self._pay(retry.stripe_invoice_id, max(retry.attempt, applied.attempt_count + 1))
+
+    async def _write_off(self, order: WriteOff) -> None:
+        for stripe_invoice_id in order.stripe_invoice_ids:
+            await self._stripe(StripeActivities.close_invoice, InvoiceRef(stripe_invoice_id=stripe_invoice_id))
+            await self._db(
+                BillingActivities.write_off_invoice,
+                WriteOffInvoice(stripe_invoice_id=stripe_invoice_id, reason=order.reason),
+            )
+            self._state.open_invoices.pop(stripe_invoice_id, None)
+        if not order.end_subscriptions:
+            return
+        for sub in self._state.subscriptions.values():
+            if sub.status != "canceled":
+                snap = await self._stripe(
+                    StripeActivities.cancel_subscription,
+                    CancelSubscription(stripe_subscription_id=sub.stripe_subscription_id, immediately=True),
+                )
+                sub.status = await self._db(BillingActivities.apply_subscription, snap)
+
+    async def _change_card(self, change: CardChange) -> CardResult:
+        account_id, customer_id = await self._ensure_customer()
+        card: CardResult = await self._stripe(
+            StripeActivities.attach_card,
+            AttachCard(
+                billing_account_id=account_id,
+                stripe_customer_id=customer_id,
+                payment_method_id=change.stripe_payment_method_id,
+            ),
+        )
+        if not card.attached:
+            return card
+        self._remember_card(card)
+        await self._notify(
+            SIGNAL_CARD_UPDATED,
+            CardUpdated(parent_id=self.parent_id, stripe_payment_method_id=change.stripe_payment_method_id),
+        )
+        for invoice in [i for i in self._state.open_invoices.values() if i.status == "past_due"]:
+            await self._pay(invoice.stripe_invoice_id, invoice.attempts + 1)  # a new card: retry at once
+        return card
+
+    async def _refund(self, request: RefundRequest) -> RefundResult:
+        account_id, _ = await self._ensure_customer()
+        create = await self._db(
+            BillingActivities.prepare_refund,
+            PrepareRefund(
+                request_id=request.request_id,
+                billing_account_id=account_id,
+                payment_id=request.payment_id,
+                amount_minor=request.amount_minor,
+            ),
+        )
+        refund = await self._stripe(StripeActivities.refund, create)
+        refund_id = await self._db(
+            BillingActivities.record_refund,
+            RecordRefund(payment_id=request.payment_id, refund=refund, reason=request.reason),
+        )
+        return RefundResult(refund_id=refund_id, stripe_refund_id=refund.id, amount_minor=refund.amount_minor)
+
+    async def _renew(self, request: RenewRequest) -> RenewResult:
+        _, customer_id = await self._ensure_customer()
+        sub = next(
+            (
+                s
+                for s in self._state.subscriptions.values()
+                if s.stripe_subscription_id == request.stripe_subscription_id
+            ),
+            None,
+        )
+        if sub is None or sub.status == "canceled":
+            raise ApplicationError("no live subscription to renew", type="NotFound")
+        period = sub.renewals + 1
+        invoice_id = await self._stripe(
+            StripeActivities.create_renewal,
+            CreateRenewal(
+                stripe_customer_id=customer_id, stripe_subscription_id=sub.stripe_subscription_id, period=period
+            ),
+        )
+        sub.renewals = period
+        applied = await self._pay(invoice_id, attempt=1)
+        return RenewResult(stripe_invoice_id=invoice_id, period=period, status=applied.status)
