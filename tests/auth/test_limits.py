@@ -1,0 +1,94 @@
+"""Lockout after repeated failures, and rate limits per account and per IP (429 with Retry-After)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from api.main import create_app
+from core.settings import Settings
+from models import Role
+from tests.auth.conftest import AUTH, Person
+
+
+@pytest.fixture
+async def client_for(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., Any]]:
+    apps: list[Any] = []
+
+    async def make(**overrides: Any) -> httpx.AsyncClient:
+        app = create_app(make_settings(**overrides))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        apps.append(lifespan)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test")
+
+    yield make
+    for lifespan in apps:
+        await lifespan.__aexit__(None, None, None)
+
+
+async def attempt(client: httpx.AsyncClient, person: Person, password: str) -> httpx.Response:
+    return await client.post(f"{AUTH}/login", json={"email": person.email, "password": password})
+
+
+async def test_repeated_failures_lock_the_account_for_a_while(
+    client_for: Callable[..., Any], make_person: Callable[..., Any]
+) -> None:
+    client = await client_for(
+        lockout_after_failures=3, lockout_duration=timedelta(seconds=2), login_rate_limit_per_minute_account=100
+    )
+    parent = await make_person(Role.parent)
+    for _ in range(3):
+        assert (await attempt(client, parent, "wrong password")).status_code == 401
+    locked = await attempt(client, parent, parent.password)  # even the right password waits
+    assert locked.status_code == 423 and locked.json()["error"] == "account_locked"
+    assert 1 <= int(locked.headers["retry-after"]) <= 3
+
+    deadline = time.monotonic() + 10
+    while (response := await attempt(client, parent, parent.password)).status_code == 423:
+        assert time.monotonic() < deadline, "the lock never lifted"
+        await asyncio.sleep(0.25)
+    assert response.status_code == 200
+
+
+async def test_a_successful_login_resets_the_failure_count(
+    client_for: Callable[..., Any], make_person: Callable[..., Any]
+) -> None:
+    client = await client_for(lockout_after_failures=3)
+    parent = await make_person(Role.parent)
+    for _ in range(2):
+        await attempt(client, parent, "wrong password")
+    assert (await attempt(client, parent, parent.password)).status_code == 200
+    for _ in range(2):
+        assert (await attempt(client, parent, "wrong password")).status_code == 401
+    assert (await attempt(client, parent, parent.password)).status_code == 200
+
+
+async def test_logins_are_rate_limited_per_account(
+    client_for: Callable[..., Any], make_person: Callable[..., Any]
+) -> None:
+    client = await client_for(login_rate_limit_per_minute_account=3, lockout_after_failures=100)
+    parent, other = await make_person(Role.parent), await make_person(Role.parent)
+    for _ in range(3):
+        assert (await attempt(client, parent, "wrong password")).status_code == 401
+    limited = await attempt(client, parent, parent.password)
+    assert limited.status_code == 429 and limited.json()["error"] == "rate_limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert (await attempt(client, other, other.password)).status_code == 200  # another account is not affected
+
+
+async def test_logins_and_resets_are_rate_limited_per_ip(
+    client_for: Callable[..., Any], make_person: Callable[..., Any]
+) -> None:
+    client = await client_for(login_rate_limit_per_minute_ip=4)
+    people = [await make_person(Role.parent) for _ in range(5)]
+    statuses = [(await attempt(client, person, person.password)).status_code for person in people]
+    assert statuses == [200, 200, 200, 200, 429]
+    resets = [(await client.post(f"{AUTH}/password-reset", json={"email": p.email})).status_code for p in people]
+    assert resets == [202, 202, 202, 202, 429]
