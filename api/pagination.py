@@ -4,8 +4,6 @@
 parameters, so only the fields a route names can be filtered on.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
@@ -58,7 +56,8 @@ class SortOrder:
 def sorting(allowed: Mapping[str, InstrumentedAttribute[Any]], default: str) -> Callable[..., SortOrder]:
     """A dependency reading ``?sort=`` for one route: only ``allowed`` names (optionally ``-`` prefixed) pass.
 
-    The primary key breaks ties so that pages never repeat or skip rows.
+    The primary key breaks ties so that pages never repeat or skip rows. (This module has no postponed
+    annotations: the query parameter's annotation must be evaluated here, where ``pattern`` is defined.)
     """
     pattern = "^-?(" + "|".join(sorted(allowed)) + ")$"
     names = ", ".join(sorted(allowed))

@@ -2,7 +2,21 @@
 
 from fastapi import APIRouter
 
-from api.routes import auth, health, lessons, parents, privacy, students, teachers
+from api.routes import (
+    audit,
+    auth,
+    calendar,
+    catalog,
+    communications,
+    health,
+    invoices,
+    lessons,
+    parents,
+    privacy,
+    students,
+    system_settings,
+    teachers,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -12,4 +26,10 @@ ROUTERS: list[APIRouter] = [
     parents.router,
     teachers.router,
     lessons.router,
+    catalog.router,
+    calendar.router,
+    system_settings.router,
+    communications.router,
+    audit.router,
+    invoices.router,
 ]

@@ -1,0 +1,50 @@
+"""``/api/v1/audit-log``: who did or saw what, when (admin only, read only)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from api.deps import SessionDep
+from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.principal import AdminPrincipal
+from api.schemas.records import AuditEntryOut
+from models import AuditLog
+
+router = APIRouter(prefix="/api/v1/audit-log", tags=["audit"])
+
+AuditSort = Annotated[SortOrder, Depends(sorting({"occurred_at": AuditLog.occurred_at}, "-occurred_at"))]
+
+
+@router.get("", response_model=Page[AuditEntryOut], summary="Search the audit log")
+async def list_audit_log(
+    session: SessionDep,
+    principal: AdminPrincipal,
+    page: PageDep,
+    order: AuditSort,
+    entity_type: Annotated[str | None, Query(max_length=64)] = None,
+    entity_id: Annotated[str | None, Query(max_length=64)] = None,
+    actor_user_id: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    occurred_from: datetime | None = None,
+    occurred_before: datetime | None = None,
+) -> dict[str, Any]:
+    query = select(AuditLog)
+    for column, value in (
+        (AuditLog.entity_type, entity_type),
+        (AuditLog.entity_id, entity_id),
+        (AuditLog.actor_user_id, actor_user_id),
+        (AuditLog.action, action),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if occurred_from is not None:
+        query = query.where(AuditLog.occurred_at >= occurred_from)
+    if occurred_before is not None:
+        query = query.where(AuditLog.occurred_at < occurred_before)
+    rows, total = await fetch_page(session, query, page, order)
+    return page_of(AuditEntryOut, rows, total, page)

@@ -1,0 +1,60 @@
+"""``/api/v1/communications``: the emails Cedar sent (read only); a parent or teacher sees their own."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import SessionDep
+from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.principal import CurrentPrincipal
+from api.repositories import scopes
+from api.repositories.audit import audit_staff_reads
+from api.repositories.base import get_one
+from api.schemas.records import CommunicationOut
+from models import Communication, CommunicationStatus
+
+router = APIRouter(prefix="/api/v1/communications", tags=["communications"])
+
+CommunicationSort = Annotated[
+    SortOrder,
+    Depends(sorting({"created_at": Communication.created_at, "sent_at": Communication.sent_at}, "-created_at")),
+]
+
+
+@router.get("", response_model=Page[CommunicationOut], summary="List emails sent to or about the caller")
+async def list_communications(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    page: PageDep,
+    order: CommunicationSort,
+    parent_id: uuid.UUID | None = None,
+    enrollment_id: uuid.UUID | None = None,
+    status: CommunicationStatus | None = None,
+    template: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    query = scopes.communications(principal)
+    for column, value in (
+        (Communication.parent_id, parent_id),
+        (Communication.enrollment_id, enrollment_id),
+        (Communication.status, status),
+        (Communication.template, template),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    rows, total = await fetch_page(session, query, page, order)
+    await audit_staff_reads(session, principal, "communication", (row.id for row in rows if row.parent_id))
+    return page_of(CommunicationOut, rows, total, page)
+
+
+@router.get("/{communication_id}", response_model=CommunicationOut, summary="One email's record")
+async def get_communication(
+    session: SessionDep, principal: CurrentPrincipal, communication_id: uuid.UUID
+) -> Communication:
+    query = scopes.communications(principal).where(Communication.id == communication_id)
+    communication: Communication = await get_one(session, query, "communication")
+    if communication.parent_id is not None:
+        await audit_staff_reads(session, principal, "communication", [communication.id])
+    return communication

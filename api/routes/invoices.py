@@ -1,0 +1,97 @@
+"""``/api/v1/invoices`` and ``/api/v1/payments``: money records mirrored from Stripe (read only here; billing acts).
+
+A parent sees their family's; admins see all, and their reads are audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import SessionDep
+from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.principal import Principal, require_roles
+from api.repositories import scopes
+from api.repositories.audit import audit_staff_reads
+from api.repositories.base import get_one
+from api.schemas.records import InvoiceOut, PaymentOut
+from models import Invoice, Payment, Role
+
+router = APIRouter(prefix="/api/v1", tags=["billing-records"])
+
+FamilyPrincipal = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
+InvoiceSort = Annotated[
+    SortOrder,
+    Depends(
+        sorting(
+            {
+                "created_at": Invoice.created_at,
+                "period_start": Invoice.period_start,
+                "amount_due_minor": Invoice.amount_due_minor,
+            },
+            "-created_at",
+        )
+    ),
+]
+PaymentSort = Annotated[
+    SortOrder, Depends(sorting({"created_at": Payment.created_at, "amount_minor": Payment.amount_minor}, "-created_at"))
+]
+Status = Annotated[str | None, Query(max_length=32)]
+
+
+@router.get("/invoices", response_model=Page[InvoiceOut], summary="List invoices")
+async def list_invoices(
+    session: SessionDep,
+    principal: FamilyPrincipal,
+    page: PageDep,
+    order: InvoiceSort,
+    status: Status = None,
+    billing_account_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    query = scopes.invoices(principal)
+    if status is not None:
+        query = query.where(Invoice.status == status)
+    if billing_account_id is not None:
+        query = query.where(Invoice.billing_account_id == billing_account_id)
+    rows, total = await fetch_page(session, query, page, order)
+    await audit_staff_reads(session, principal, "invoice", (row.id for row in rows))
+    return page_of(InvoiceOut, rows, total, page)
+
+
+@router.get("/invoices/{invoice_id}", response_model=InvoiceOut, summary="One invoice")
+async def get_invoice(session: SessionDep, principal: FamilyPrincipal, invoice_id: uuid.UUID) -> Invoice:
+    invoice: Invoice = await get_one(session, scopes.invoices(principal).where(Invoice.id == invoice_id), "invoice")
+    await audit_staff_reads(session, principal, "invoice", [invoice.id])
+    return invoice
+
+
+@router.get("/payments", response_model=Page[PaymentOut], summary="List payments")
+async def list_payments(
+    session: SessionDep,
+    principal: FamilyPrincipal,
+    page: PageDep,
+    order: PaymentSort,
+    status: Status = None,
+    invoice_id: uuid.UUID | None = None,
+    billing_account_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    query = scopes.payments(principal)
+    for column, value in (
+        (Payment.status, status),
+        (Payment.invoice_id, invoice_id),
+        (Payment.billing_account_id, billing_account_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    rows, total = await fetch_page(session, query, page, order)
+    await audit_staff_reads(session, principal, "payment", (row.id for row in rows))
+    return page_of(PaymentOut, rows, total, page)
+
+
+@router.get("/payments/{payment_id}", response_model=PaymentOut, summary="One payment")
+async def get_payment(session: SessionDep, principal: FamilyPrincipal, payment_id: uuid.UUID) -> Payment:
+    payment: Payment = await get_one(session, scopes.payments(principal).where(Payment.id == payment_id), "payment")
+    await audit_staff_reads(session, principal, "payment", [payment.id])
+    return payment
