@@ -49,6 +49,7 @@ FAILURE_STATUS = {
     "invalid_refresh_token": 401,
     "account_locked": 423,
     "invalid_link": 400,
+    "weak_password": 422,
     "identity_unavailable": 503,
 }
 EDITABLE = {
