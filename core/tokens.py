@@ -120,12 +120,10 @@ class JwksCache:
     forged tokens cannot turn into a flood of requests to Supabase.
     """
 
-    def __init__(self, url: str, *, ttl_seconds: float = 600, min_refetch_seconds: float = 30,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, url: str, *, ttl_seconds: float = 600, min_refetch_seconds: float = 30) -> None:
         self._url = url
         self._ttl = ttl_seconds
         self._min_refetch = min_refetch_seconds
-        self._transport = transport
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = -float("inf")
         self._lock = asyncio.Lock()
@@ -144,15 +142,17 @@ class JwksCache:
         return self._keys[kid]
 
     async def _fetch(self) -> None:
+        # Counted from the attempt: an unreachable JWKS endpoint is retried at the same pace, not per request,
+        # and the keys already known keep working meanwhile.
+        self._fetched_at = time.monotonic()
         try:
-            async with httpx.AsyncClient(transport=self._transport, timeout=5) as client:
+            async with httpx.AsyncClient(timeout=5) as client:
                 response = await client.get(self._url)
                 response.raise_for_status()
                 key_set = jwt.PyJWKSet.from_dict(response.json())
         except (httpx.HTTPError, jwt.PyJWTError, ValueError) as exc:
             raise InvalidToken(f"the signing keys could not be fetched: {exc}") from exc
         self._keys = {key.key_id or "": key for key in key_set.keys}
-        self._fetched_at = time.monotonic()
 
 
 class AccessTokenVerifier:
