@@ -11,7 +11,20 @@ from typing import Any
 import pytest
 
 from core.db import SessionFactory, transaction
-from models import Lesson, LessonKind, Parent, Role, Student, Teacher, TeacherAvailability, User
+from models import (
+    BillingAccount,
+    Communication,
+    Invoice,
+    Lesson,
+    LessonKind,
+    Parent,
+    Payment,
+    Role,
+    Student,
+    Teacher,
+    TeacherAvailability,
+    User,
+)
 
 API = "/api/v1"
 
@@ -116,3 +129,42 @@ def future_local(settings: Any, days: int, hour: int, minute: int = 0) -> dateti
     """An aware instant ``days`` from today at ``hour:minute`` in the school's local time."""
     day = datetime.now(settings.timezone).date() + timedelta(days=days)
     return datetime.combine(day, time(hour, minute), tzinfo=settings.timezone).astimezone(UTC)
+
+
+@dataclass
+class FamilyRecords:
+    invoice: Invoice
+    payment: Payment
+    communication: Communication
+
+
+@pytest.fixture
+def add_family_records(sessions: SessionFactory) -> Callable[..., Any]:
+    """``await add_family_records(family, teacher)`` → an invoice, a payment and an email of that family."""
+
+    async def add(family: Family, teacher: Teacher | None = None) -> FamilyRecords:
+        tag = _tag()
+        async with transaction(sessions) as session:
+            account = BillingAccount(parent_id=family.parent.id, workflow_id=f"billing-{tag}")
+            session.add(account)
+            await session.flush()
+            invoice = Invoice(
+                billing_account_id=account.id, stripe_invoice_id=f"in_{tag}", status="paid", amount_due_minor=14000
+            )
+            session.add(invoice)
+            await session.flush()
+            payment = Payment(
+                billing_account_id=account.id, invoice_id=invoice.id, status="succeeded", amount_minor=14000
+            )
+            communication = Communication(
+                dedup_key=f"welcome-{tag}",
+                template="welcome",
+                recipient=family.parent.email,
+                subject="Welcome",
+                parent_id=family.parent.id,
+                teacher_id=teacher.id if teacher else None,
+            )
+            session.add_all([payment, communication])
+        return FamilyRecords(invoice, payment, communication)
+
+    return add
