@@ -153,7 +153,7 @@ class StripeActivities:
         # Listing by email works on Stripe and localstripe alike (localstripe has no search API).
         found = await self._stripe.v1.customers.list_async(params={"email": email, "limit": 100})
         for customer in found.data:
-            if (customer.metadata or {}).get("cedar_parent_id") == str(parent_id):
+            if customer.to_dict().get("metadata", {}).get("cedar_parent_id") == str(parent_id):
                 return str(customer.id)
         return None
 
@@ -162,7 +162,7 @@ class StripeActivities:
         """Attach the PaymentMethod and make it the customer's default for invoices; a decline is a result."""
         customer = request.stripe_customer_id
         try:
-            method = await self._stripe.v1.payment_methods.retrieve_async(request.payment_method_id)
+            method = (await self._stripe.v1.payment_methods.retrieve_async(request.payment_method_id)).to_dict()
             if _id(method.get("customer")) != customer:
                 await self._stripe.v1.payment_methods.attach_async(
                     request.payment_method_id,
@@ -170,7 +170,7 @@ class StripeActivities:
                     options={"idempotency_key": stripe_key("attach", request.payment_method_id, customer)},
                 )
         except stripe.CardError as error:
-            code, decline = self._decline_codes(error.code, _decline_of(error), _last4(method.to_dict()))
+            code, decline = self._decline_codes(error.code, _decline_of(error), _last4(method))
             return CardResult(attached=False, failure_code=code, decline_code=decline)
         except stripe.InvalidRequestError as error:
             raise ApplicationError(
@@ -276,7 +276,7 @@ class StripeActivities:
             params={"customer": request.stripe_customer_id, "status": "all", "limit": 100}
         )
         for sub in found.data:
-            if (sub.metadata or {}).get("cedar_enrollment_id") == str(request.enrollment_id):
+            if sub.to_dict().get("metadata", {}).get("cedar_enrollment_id") == str(request.enrollment_id):
                 return sub.to_dict()
         return None
 
@@ -324,7 +324,7 @@ class StripeActivities:
         )
         untagged_draft = None
         for invoice in existing.data:
-            period = (invoice.metadata or {}).get("cedar_period")
+            period = invoice.to_dict().get("metadata", {}).get("cedar_period")
             if period == str(request.period):
                 return str(invoice.id)
             if period is None and invoice.status == "draft":
@@ -369,7 +369,7 @@ class StripeActivities:
             intent_id = _id(invoice.get("payment_intent")) or await self._invoice_payment_intent(invoice)
             if intent_id is None:
                 return None
-            intent = await self._stripe.v1.payment_intents.retrieve_async(intent_id)
+            intent = (await self._stripe.v1.payment_intents.retrieve_async(intent_id)).to_dict()
             charge_id = _id(intent.get("latest_charge"))
             if charge_id is None:
                 return None
@@ -382,7 +382,7 @@ class StripeActivities:
             return None
         payments = await self._stripe.v1.invoice_payments.list_async(params={"invoice": invoice["id"], "limit": 10})
         for payment in payments.data:
-            intent = _id((payment.get("payment") or {}).get("payment_intent"))
+            intent = _id((payment.to_dict().get("payment") or {}).get("payment_intent"))
             if intent:
                 return intent
         return None
@@ -425,7 +425,7 @@ class StripeActivities:
             return PayOutcome(status="paid")
         if invoice.status in ("void", "uncollectible"):
             return PayOutcome(status="closed")
-        intent_id = _id(invoice.get("payment_intent"))
+        intent_id = _id(invoice.to_dict().get("payment_intent"))
         if intent_id:
             intent = await self._stripe.v1.payment_intents.retrieve_async(intent_id)
             if intent.status == "processing":
@@ -477,7 +477,7 @@ class StripeActivities:
         tag = str(request.request_id)
         existing = await self._stripe.v1.refunds.list_async(params={"charge": request.stripe_charge_id, "limit": 100})
         for refund in existing.data:
-            if (refund.metadata or {}).get("cedar_refund_request_id") == tag:
+            if refund.to_dict().get("metadata", {}).get("cedar_refund_request_id") == tag:
                 return RefundSnapshot(id=refund.id, charge_id=request.stripe_charge_id, amount_minor=refund.amount)
         try:
             refund = await self._stripe.v1.refunds.create_async(

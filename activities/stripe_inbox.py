@@ -72,7 +72,10 @@ async def store_event(session: AsyncSession, event: dict[str, Any], source: str)
         parent_id = await session.scalar(
             select(BillingAccount.parent_id).where(BillingAccount.stripe_customer_id == customer)
         )
-    status = StripeEventStatus.received if parent_id is not None else StripeEventStatus.unknown_customer
+    if customer is None:  # about no family (a plan, a product, the balance): kept, nothing to do
+        status = StripeEventStatus.ignored
+    else:
+        status = StripeEventStatus.received if parent_id is not None else StripeEventStatus.unknown_customer
     created = event.get("created")
     inserted = await session.scalar(
         insert(StripeEvent)
@@ -97,7 +100,7 @@ async def store_event(session: AsyncSession, event: dict[str, Any], source: str)
             )
             or status
         )
-    elif parent_id is None:
+    elif status == StripeEventStatus.unknown_customer:
         log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
     return StoredEvent(received=received, parent_id=parent_id, is_new=inserted is not None, status=status)
 
