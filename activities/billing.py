@@ -360,7 +360,7 @@ class BillingActivities:
                 fee_minor=charge.fee_minor,
                 currency=snap.currency,
                 amount_refunded_minor=0,
-                created_at=charge.created_at or datetime.now(UTC),
+                created_at=datetime.now(UTC),
             )
             .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
         )
