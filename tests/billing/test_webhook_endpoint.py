@@ -1,0 +1,84 @@
+"""The webhook endpoint: only events signed with a configured secret within the tolerance get in, once each;
+an event for a customer we do not know is kept and flagged."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from api.main import create_app
+from core.db import SessionFactory
+from core.settings import Settings
+from models import StripeEvent
+from tests.billing.conftest import count, sign
+
+OLD, NEW = "whsec_rotated_out_soon", "whsec_rotated_in"
+
+
+@pytest.fixture
+async def webhook_api(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(stripe_webhook_secrets=[NEW, OLD]))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
+            yield client
+
+
+def _event(customer: str = "cus_nobody_knows") -> dict[str, Any]:
+    return {
+        "id": f"evt_test_{time.time_ns()}",
+        "object": "event",
+        "type": "invoice.payment_succeeded",
+        "created": int(time.time()),
+        "data": {"object": {"id": "in_test_1", "object": "invoice", "customer": customer}},
+    }
+
+
+async def _post(client: httpx.AsyncClient, body: bytes, signature: str | None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["Stripe-Signature"] = signature
+    return await client.post("/api/v1/webhooks/stripe", content=body, headers=headers)
+
+
+async def test_bad_stale_and_missing_signatures_are_refused_and_nothing_is_stored(
+    webhook_api: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    body = json.dumps(_event()).encode()
+    missing = await _post(webhook_api, body, None)
+    assert (missing.status_code, missing.json()["error"]) == (400, "missing_signature")
+    wrong_secret = await _post(webhook_api, body, sign(body, "whsec_someone_else"))
+    assert (wrong_secret.status_code, wrong_secret.json()["error"]) == (401, "bad_signature")
+    stale = await _post(webhook_api, body, sign(body, NEW, int(time.time()) - 301))
+    assert stale.status_code == 401
+    tampered = await _post(webhook_api, body.replace(b"in_test_1", b"in_test_2"), sign(body, NEW))
+    assert tampered.status_code == 401
+    garbage = await _post(webhook_api, b"not json", sign(b"not json", NEW))
+    assert (garbage.status_code, garbage.json()["error"]) == (400, "bad_payload")
+    assert await count(sessions, StripeEvent) == 0
+
+
+async def test_a_rotated_out_secret_still_verifies_and_an_unknown_customer_is_kept_once(
+    webhook_api: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    event = _event()
+    body = json.dumps(event).encode()
+    started = time.perf_counter()
+    first = await _post(webhook_api, body, sign(body, OLD))
+    elapsed = time.perf_counter() - started
+    again = await _post(webhook_api, body, sign(body, NEW))
+    assert first.status_code == again.status_code == 200
+    assert first.json() == {"received": True, "duplicate": False, "status": "unknown_customer"}
+    assert again.json()["duplicate"] is True
+    assert elapsed < 1.0  # acknowledged well under a second
+    async with sessions() as session:
+        rows = list(await session.scalars(select(StripeEvent)))
+    assert [(r.stripe_event_id, r.status, r.stripe_customer_id) for r in rows] == [
+        (event["id"], "unknown_customer", "cus_nobody_knows")
+    ]
+    assert rows[0].payload == event
