@@ -1,0 +1,105 @@
+"""An admin refunds part and then the rest of a payment (the ledger follows, Stripe keeps its fee); a parent
+stops a student's lessons; the statement and the trial balance tell the story."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import stripe
+from sqlalchemy import select
+from temporalio.client import Client
+
+from core.db import SessionFactory
+from core.settings import Settings
+from domain.ledger import estimate_fee
+from models import Payment, Refund, Role, Subscription
+from tests.billing.conftest import billed_family, count, eventually, ledger_problems
+
+
+async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_end(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+    auth_headers: Callable[..., Any],
+) -> None:
+    async with billing_worker():
+        admin = await auth_headers(Role.admin)
+        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        parent = await auth_headers(Role.parent, user_id=billed.family.user_id)
+        renewal = await http.post(f"/api/v1/billing/subscriptions/{billed.subscription.id}/renewals", headers=admin)
+        assert renewal.json()["status"] == "paid"
+        async with sessions() as session:
+            payment = await session.scalar(select(Payment).where(Payment.status == "succeeded"))
+        assert payment is not None
+
+        url = f"/api/v1/billing/payments/{payment.id}/refunds"
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        forbidden = await http.post(url, json={"amount_minor": 100}, headers=parent)
+        assert forbidden.status_code == 403
+        partial = await http.post(
+            url, json={"amount_minor": 5000, "reason": "two lessons missed"}, headers={**admin, **key}
+        )
+        repeat = await http.post(
+            url, json={"amount_minor": 5000, "reason": "two lessons missed"}, headers={**admin, **key}
+        )
+        assert partial.status_code == repeat.status_code == 201, partial.text
+        assert partial.json()["stripe_refund_id"] == repeat.json()["stripe_refund_id"]
+        too_much = await http.post(url, json={"amount_minor": 9001}, headers=admin)
+        assert too_much.status_code == 409, too_much.text
+        rest = await http.post(url, json={}, headers=admin)
+        assert (rest.status_code, rest.json()["amount_minor"]) == (201, 9000)
+
+        stop = await http.post(
+            f"/api/v1/billing/families/{billed.family.parent_id}/subscriptions/{billed.subscription.id}/stop",
+            json={"reason": "moving away"},
+            headers=parent,
+        )
+        assert stop.status_code == 202, stop.text
+
+        async def stopping() -> bool:
+            async with sessions() as session:
+                sub = await session.get(Subscription, billed.subscription.id, populate_existing=True)
+            return sub is not None and sub.cancel_at_period_end
+
+        await eventually(stopping, what="cancel at period end")
+        statement = (
+            await http.get(f"/api/v1/billing/families/{billed.family.parent_id}/statement", headers=admin)
+        ).json()
+        trial = (await http.get("/api/v1/billing/ledger/trial-balance", headers=admin)).json()
+        other_family = await http.get(f"/api/v1/billing/families/{uuid.uuid4()}", headers=parent)
+
+    assert other_family.status_code == 404
+    refunds = await stripe_client.v1.refunds.list_async(params={"charge": payment.stripe_charge_id})
+    assert sorted(r.amount for r in refunds.data) == [5000, 9000]
+    assert await count(sessions, Refund) == 2
+    async with sessions() as session:
+        refunded = await session.get(Payment, payment.id, populate_existing=True)
+    assert refunded is not None and (refunded.status, refunded.amount_refunded_minor) == ("refunded", 14000)
+
+    fee = estimate_fee(14000, settings.stripe_fee_percent_bps, settings.stripe_fee_fixed_minor)
+    balances = {a["code"]: a["balance_minor"] for a in trial["accounts"]}
+    assert trial["total_minor"] == 0
+    assert balances["refunds"] == 14000
+    assert balances["processing_fees"] == fee  # Stripe keeps its fee on a refund
+    assert balances["stripe_clearing"] == 14000 - fee - 14000
+    assert balances["accounts_receivable"] == 0
+    assert balances["deferred_revenue"] == -14000
+    assert (statement["charges_minor"], statement["payments_minor"], statement["refunds_minor"]) == (
+        14000,
+        14000,
+        14000,
+    )
+    assert statement["balance_minor"] == 0
+    assert [line["kind"] for line in statement["lines"]] == [
+        "invoice_finalized",
+        "payment_received",
+        "refund_issued",
+        "refund_issued",
+    ]
+    assert await ledger_problems(sessions) == {}
