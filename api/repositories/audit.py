@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from api.middleware import request_id
 from api.principal import Principal
 from core.audit import record_audit
 from models import Role
 
 STAFF_ROLES = (Role.admin, Role.teacher)
+# The request being served, so each audit row links to the request's logs without every route passing it on.
+_request_id: ContextVar[str | None] = ContextVar("audit_request_id", default=None)
+
+
+async def bind_request_id(request: Request) -> None:
+    """A router dependency: async, so it runs in the endpoint's own context and the id is visible there."""
+    _request_id.set(request_id(request))
 
 
 def snapshot(row: SQLModel) -> dict[str, Any]:
@@ -38,6 +48,7 @@ async def audit_write(
         entity_id=entity_id,
         before=before,
         after=after,
+        request_id=_request_id.get(),
     )
 
 

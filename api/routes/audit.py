@@ -12,10 +12,11 @@ from sqlalchemy import select
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal
+from api.repositories.audit import bind_request_id
 from api.schemas.records import AuditEntryOut
 from models import AuditLog
 
-router = APIRouter(prefix="/api/v1/audit-log", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit-log", tags=["audit"], dependencies=[Depends(bind_request_id)])
 
 AuditSort = Annotated[SortOrder, Depends(sorting({"occurred_at": AuditLog.occurred_at}, "-occurred_at"))]
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal, Principal
-from api.repositories.audit import audit_write, snapshot
+from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, flush_or_conflict, get_one, invalid
 from api.schemas.calendar import (
     AcademicYearCreate,
@@ -29,7 +29,7 @@ from api.schemas.calendar import (
 )
 from models import AcademicYear, Closure, Semester
 
-router = APIRouter(prefix="/api/v1", tags=["calendar"])
+router = APIRouter(prefix="/api/v1", tags=["calendar"], dependencies=[Depends(bind_request_id)])
 
 YearSort = Annotated[
     SortOrder, Depends(sorting({"start_date": AcademicYear.start_date, "name": AcademicYear.name}, "-start_date"))

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from api.deps import SessionDep, SettingsDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal
-from api.repositories.audit import audit_write, snapshot
+from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, delete_or_conflict, flush_or_conflict, get_one
 from api.repositories.catalog import require_instruments
 from api.schemas.catalog import (
@@ -29,7 +29,7 @@ from api.schemas.catalog import (
 )
 from models import BillingInterval, Instrument, LessonRate, Teacher
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"])
+router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(bind_request_id)])
 
 InstrumentSort = Annotated[SortOrder, Depends(sorting({"code": Instrument.code, "name": Instrument.name}, "name"))]
 RateSort = Annotated[

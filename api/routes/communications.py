@@ -11,12 +11,12 @@ from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import CurrentPrincipal
 from api.repositories import scopes
-from api.repositories.audit import audit_staff_reads
+from api.repositories.audit import audit_staff_reads, bind_request_id
 from api.repositories.base import get_one
 from api.schemas.records import CommunicationOut
 from models import Communication, CommunicationStatus
 
-router = APIRouter(prefix="/api/v1/communications", tags=["communications"])
+router = APIRouter(prefix="/api/v1/communications", tags=["communications"], dependencies=[Depends(bind_request_id)])
 
 CommunicationSort = Annotated[
     SortOrder,

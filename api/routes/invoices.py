@@ -14,12 +14,12 @@ from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import Principal, require_roles
 from api.repositories import scopes
-from api.repositories.audit import audit_staff_reads
+from api.repositories.audit import audit_staff_reads, bind_request_id
 from api.repositories.base import get_one
 from api.schemas.records import InvoiceOut, PaymentOut
 from models import Invoice, Payment, Role
 
-router = APIRouter(prefix="/api/v1", tags=["billing-records"])
+router = APIRouter(prefix="/api/v1", tags=["billing-records"], dependencies=[Depends(bind_request_id)])
 
 FamilyPrincipal = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
 InvoiceSort = Annotated[

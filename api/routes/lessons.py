@@ -18,14 +18,14 @@ from api.errors import CedarError
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import CurrentPrincipal, Principal, StaffPrincipal
 from api.repositories import scopes
-from api.repositories.audit import audit_write, snapshot
+from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, get_one, invalid
 from api.repositories.lessons import Slot, place_lesson
 from api.schemas.lessons import LessonCancel, LessonCreate, LessonOut, LessonReschedule, LessonUpdate
 from core.settings import Settings
 from models import Lesson, LessonKind, LessonStatus, Role, Student, Teacher
 
-router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"])
+router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"], dependencies=[Depends(bind_request_id)])
 
 LessonSort = Annotated[
     SortOrder,

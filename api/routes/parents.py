@@ -14,12 +14,12 @@ from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sortin
 from api.principal import AdminPrincipal, Principal, require_roles
 from api.repositories import scopes
 from api.repositories.accounts import link_account
-from api.repositories.audit import audit_staff_reads, audit_write, snapshot
+from api.repositories.audit import audit_staff_reads, audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, delete_or_conflict, flush_or_conflict, get_one
 from api.schemas.school import ConsentChange, ConsentOut, ParentCreate, ParentOut, ParentUpdate
 from models import Consent, Parent, Role
 
-router = APIRouter(prefix="/api/v1/parents", tags=["parents"])
+router = APIRouter(prefix="/api/v1/parents", tags=["parents"], dependencies=[Depends(bind_request_id)])
 
 ParentSort = Annotated[
     SortOrder,

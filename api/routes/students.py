@@ -13,7 +13,7 @@ from api.deps import SessionDep, SettingsDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal, CurrentPrincipal, Principal, require_roles
 from api.repositories import scopes
-from api.repositories.audit import audit_staff_reads, audit_write, snapshot
+from api.repositories.audit import audit_staff_reads, audit_write, bind_request_id, snapshot
 from api.repositories.base import (
     apply_changes,
     delete_or_conflict,
@@ -28,7 +28,7 @@ from core.settings import Settings
 from domain.enrollment_rules import check_age
 from models import Parent, Role, Student
 
-router = APIRouter(prefix="/api/v1/students", tags=["students"])
+router = APIRouter(prefix="/api/v1/students", tags=["students"], dependencies=[Depends(bind_request_id)])
 
 StudentSort = Annotated[
     SortOrder,

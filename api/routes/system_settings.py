@@ -11,12 +11,12 @@ from sqlalchemy import select
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal
-from api.repositories.audit import audit_write, snapshot
+from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import flush_or_conflict, get_one
 from api.schemas.catalog import SystemSettingOut, SystemSettingPut
 from models import SystemSetting
 
-router = APIRouter(prefix="/api/v1/system-settings", tags=["system-settings"])
+router = APIRouter(prefix="/api/v1/system-settings", tags=["system-settings"], dependencies=[Depends(bind_request_id)])
 
 SettingSort = Annotated[
     SortOrder, Depends(sorting({"key": SystemSetting.key, "updated_at": SystemSetting.updated_at}, "key"))

@@ -13,7 +13,7 @@ from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sortin
 from api.principal import AdminPrincipal, Principal, StaffPrincipal
 from api.repositories import scopes
 from api.repositories.accounts import link_account
-from api.repositories.audit import audit_write, snapshot
+from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import (
     apply_changes,
     delete_or_conflict,
@@ -33,7 +33,7 @@ from api.schemas.school import (
 )
 from models import Role, Teacher, TeacherAvailability, TeacherTimeOff
 
-router = APIRouter(prefix="/api/v1/teachers", tags=["teachers"])
+router = APIRouter(prefix="/api/v1/teachers", tags=["teachers"], dependencies=[Depends(bind_request_id)])
 
 TeacherSort = Annotated[
     SortOrder,

@@ -42,13 +42,17 @@ async def test_a_parent_edits_names_but_not_the_schools_fields(
 ) -> None:
     family = await make_family()
     child = family.students[0]
-    renamed = await api.patch(f"{API}/students/{child.id}", json={"first_name": "Robin"}, headers=family.headers)
+    renamed = await api.patch(
+        f"{API}/students/{child.id}",
+        json={"first_name": "Robin"},
+        headers={**family.headers, "X-Request-ID": "rename-robin-1"},
+    )
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["first_name"] == "Robin"
     (row,) = await _audit(sessions, "student", "update")
     assert row.before is not None and row.after is not None
     assert (row.before["first_name"], row.after["first_name"]) == ("Kid0", "Robin")
-    assert row.actor_role == "parent"
+    assert (row.actor_role, row.actor_user_id, row.request_id) == ("parent", family.parent.user_id, "rename-robin-1")
 
     deactivate = await api.patch(f"{API}/students/{child.id}", json={"is_active": False}, headers=family.headers)
     assert deactivate.status_code == 403
