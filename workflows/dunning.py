@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
         NoticeKind,
         due_actions,
         is_hard_decline,
-        next_retry,
         next_transition,
         payment_failed_notice,
         state_for,
@@ -104,21 +103,21 @@ class FamilyDunningWorkflow:
                 first_failed_at=failure.failed_at,
             )
             self._s.invoices[failure.stripe_invoice_id] = invoice
-        elif failure.attempt <= invoice.attempts and not failure.outcome_unknown:
-            return  # a repeated report of an attempt we already know
+        invoice.first_failed_at = min(invoice.first_failed_at, failure.failed_at)
         invoice.amount_due_minor = failure.amount_due_minor
-        invoice.retry_sent_at = None
+        invoice.retry_sent_at = None  # whatever we asked of billing is answered
         if failure.outcome_unknown:
             # Never retried blindly: billing re-reads the invoice from Stripe first.
-            invoice.check_due_at = failure.failed_at
+            invoice.unknown_since = workflow.now()
             self._note("outcome_unknown", f"{failure.stripe_invoice_id} attempt {failure.attempt}")
         else:
-            invoice.check_due_at = None
-            invoice.attempts = failure.attempt
-            invoice.hard_decline = is_hard_decline(failure.decline_code)
-            self._s.failures_to_notify.append((failure.stripe_invoice_id, failure.attempt))
-            code = failure.decline_code or failure.failure_code or "declined"
-            self._note("payment_failed", f"{failure.stripe_invoice_id} attempt {failure.attempt} ({code})")
+            invoice.unknown_since = None
+            if failure.attempt > invoice.attempts:  # news, not a repeated report or a check's "still unpaid"
+                invoice.attempts, invoice.last_attempt_at = failure.attempt, workflow.now()
+                invoice.hard_decline = is_hard_decline(failure.decline_code)
+                self._s.failures_to_notify.append((failure.stripe_invoice_id, failure.attempt))
+                code = failure.decline_code or failure.failure_code or "declined"
+                self._note("payment_failed", f"{failure.stripe_invoice_id} attempt {failure.attempt} ({code})")
         self._wake = True
 
     @workflow.signal(name=SIGNAL_INVOICE_PAID)
@@ -131,8 +130,11 @@ class FamilyDunningWorkflow:
 
     @workflow.signal(name=SIGNAL_CARD_UPDATED)
     def card_updated(self, _: CardUpdated) -> None:
-        self._s.retry_all_requested = True
-        self._note("card_updated", "retrying unpaid invoices now")
+        # Billing retries past-due invoices on the new card itself, right now; from here the automatic
+        # retries resume at the next offset (a hard decline was about the old card).
+        for invoice in self._s.invoices.values():
+            invoice.hard_decline, invoice.last_attempt_at = False, workflow.now()
+        self._note("card_updated", "billing retries on the new card; automatic retries resume")
         self._wake = True
 
     # --- the sweep's and the admins' signals ----------------------------------------------------------------
@@ -196,6 +198,8 @@ class FamilyDunningWorkflow:
         while True:
             self._wake = False
             await self._evaluate()
+            if self._wake:
+                continue  # news arrived while evaluating: evaluate again before deciding anything
             if self._s.state == DunningState.CANCELLED or not self._s.invoices:
                 break
             if workflow.info().is_continue_as_new_suggested():
@@ -234,14 +238,23 @@ class FamilyDunningWorkflow:
             boundary = next_transition(oldest.first_failed_at if oldest else None, now, policy)
             moments += [boundary] if boundary else []
             for invoice in self._s.invoices.values():
-                if invoice.check_due_at is not None:
-                    moments.append(invoice.check_due_at)
+                if invoice.unknown_since is not None:
+                    moments.append(invoice.unknown_since + config.unknown_recheck_after)
                 elif invoice.retry_sent_at is not None:
                     moments.append(invoice.retry_sent_at + config.unknown_recheck_after)
-                elif not invoice.hard_decline and invoice.attempts >= 1:
-                    retry = next_retry(invoice.first_failed_at, invoice.attempts, policy)
+                elif not invoice.hard_decline:
+                    retry = self._scheduled_retry(invoice)
                     moments += [retry] if retry else []
         return min(moments, default=None)
+
+    def _scheduled_retry(self, invoice: UnpaidInvoice) -> datetime | None:
+        """The first retry offset (from the first failure) after the latest attempt: an offset that passed
+        while another attempt was made (a card update, an admin's retry) is used up, so retries never burst."""
+        latest = invoice.last_attempt_at or invoice.first_failed_at
+        for offset in self._require_config().retry_offsets:
+            if invoice.first_failed_at + offset > latest:
+                return invoice.first_failed_at + offset
+        return None
 
     async def _evaluate(self) -> None:
         now = workflow.now()
@@ -295,15 +308,15 @@ class FamilyDunningWorkflow:
             self._s.failures_to_notify.pop(0)
 
     async def _ask_billing_to_collect(self, now: datetime) -> None:
-        config, policy = self._require_config(), self._policy()
+        config = self._require_config()
         retry_all, self._s.retry_all_requested = self._s.retry_all_requested, False
         for invoice in self._unpaid_oldest_first():
             if invoice.retry_sent_at and invoice.retry_sent_at + config.unknown_recheck_after <= now:
                 # Billing never answered our retry: its outcome is unknown, so check before anything else.
-                invoice.retry_sent_at, invoice.check_due_at = None, now
-            if invoice.check_due_at is not None:
-                if invoice.check_due_at <= now and not self._s.paused:
-                    invoice.check_due_at = now + config.unknown_recheck_after
+                invoice.retry_sent_at, invoice.unknown_since = None, invoice.retry_sent_at
+            if invoice.unknown_since is not None:
+                if invoice.unknown_since + config.unknown_recheck_after <= now and not self._s.paused:
+                    invoice.unknown_since = now  # the next check, if this one goes unanswered too
                     await self._signal_billing(
                         SIGNAL_RETRY_INVOICE,
                         RetryInvoice(
@@ -313,10 +326,10 @@ class FamilyDunningWorkflow:
                 continue
             if invoice.retry_sent_at is not None:
                 continue
-            due = next_retry(invoice.first_failed_at, invoice.attempts, policy) if invoice.attempts else None
+            due = self._scheduled_retry(invoice)
             scheduled = not self._s.paused and not invoice.hard_decline and due is not None and due <= now
             if retry_all or scheduled:
-                invoice.retry_sent_at = now
+                invoice.retry_sent_at = invoice.last_attempt_at = now
                 retry = RetryInvoice(stripe_invoice_id=invoice.stripe_invoice_id, attempt=invoice.attempts + 1)
                 await self._signal_billing(SIGNAL_RETRY_INVOICE, retry)
                 self._note("retry_requested", f"{invoice.stripe_invoice_id} attempt {retry.attempt}")
@@ -382,7 +395,7 @@ class FamilyDunningWorkflow:
             self._note("email_failed", email.dedup_key)
 
     def _notice_context(self, notice: DunningNotice, invoice: UnpaidInvoice | None) -> dict[str, str]:
-        config, policy = self._require_config(), self._policy()
+        config = self._require_config()
         tz = ZoneInfo(config.school_timezone)
         context = dict.fromkeys(("amount_due", "invoice_ref", "suspend_on", "cancel_on", "next_step"), "")
         context["card_url"] = config.card_update_url
@@ -394,7 +407,7 @@ class FamilyDunningWorkflow:
         context["suspend_on"] = format_local(invoice.first_failed_at + config.suspend_after, tz)
         context["cancel_on"] = format_local(invoice.first_failed_at + config.cancel_after, tz)
         if notice.kind == NoticeKind.PAYMENT_FAILED:
-            retry = None if invoice.hard_decline else next_retry(invoice.first_failed_at, invoice.attempts, policy)
+            retry = None if invoice.hard_decline else self._scheduled_retry(invoice)
             context["next_step"] = (
                 f"We will try your card again on {format_local(retry, tz)}, or right away when you update it."
                 if retry

@@ -41,10 +41,13 @@ class UnpaidInvoice(BaseModel):
     # Attempts so far, the original charge included (Stripe's attempt_count).
     attempts: int = 0
     hard_decline: bool = False
+    # When the latest attempt happened (ours, billing's on a card update, or the original charge).
+    last_attempt_at: datetime | None = None
     # A retry asked of billing whose answer has not come yet, and since when.
     retry_sent_at: datetime | None = None
-    # The last attempt's outcome is unknown: billing re-checks it with Stripe at this time (never a blind retry).
-    check_due_at: datetime | None = None
+    # The last attempt's outcome is unknown since then: billing re-checks it with Stripe after
+    # settings.dunning_unknown_recheck_after, and again each time a check goes unanswered (never a blind retry).
+    unknown_since: datetime | None = None
 
 
 class DunningEvent(BaseModel):

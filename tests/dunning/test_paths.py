@@ -10,7 +10,7 @@ import pytest
 
 from core.db import SessionFactory
 from devstack.smtp_sink import SmtpSink
-from tests.dunning.conftest import DunningKit, failure, lesson_statuses, sent_templates
+from tests.dunning.conftest import DunningKit, eventually, failure, lesson_statuses, sent_templates
 from workflows.billing_messages import CardUpdated, InvoicePaid
 from workflows.dunning_messages import AdminAction
 
@@ -44,12 +44,13 @@ async def test_a_payment_returns_the_family_to_clear_and_restores_lessons(
 
 async def test_a_payment_before_the_warning_ends_dunning_quietly(kit: DunningKit, sessions: SessionFactory) -> None:
     await kit.fail(failure(kit.family))
+    await eventually(lambda: sent_templates(sessions, kit.family), 5, "the payment-failed email")
     await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"
-    assert await sent_templates(sessions, kit.family) == ["payment_failed"]
+    assert await sent_templates(sessions, kit.family) == ["payment_failed"]  # the receipt is billing's
 
 
-async def test_hard_decline_skips_retries_and_a_new_card_retries_at_once(
+async def test_hard_decline_skips_retries_until_a_new_card_arrives(
     kit: DunningKit, sessions: SessionFactory, smtp_sink: SmtpSink
 ) -> None:
     await kit.fail(failure(kit.family, decline_code="lost_card"))
@@ -59,23 +60,45 @@ async def test_hard_decline_skips_retries_and_a_new_card_retries_at_once(
     [notice] = [m for m in smtp_sink.messages(to=kit.family.email) if "failed" in m["subject"]]
     assert "please add a new card" in notice["text"]
 
-    await kit.dunning.signal(
-        "card_updated", CardUpdated(parent_id=kit.family.parent_id, stripe_payment_method_id="pm_new")
-    )
-    [retry] = await kit.wait_retries(1, timeout=3)
+    # Billing charges the new card at once itself; dunning resumes its retries at the next offset (+5 s),
+    # never bursting through the offsets that passed meanwhile.
+    card = CardUpdated(parent_id=kit.family.parent_id, stripe_payment_method_id="pm_new")
+    await kit.dunning.signal("card_updated", card)
+    await asyncio.sleep(0.5)
+    snap = await kit.snapshot()
+    assert not snap.invoices[0].hard_decline
+    assert (await kit.recorded()).retries == []
+    [retry] = await kit.wait_retries(1, timeout=4)
     assert (retry.stripe_invoice_id, retry.attempt, retry.check_only) == ("in_1", 2, False)
     await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"
 
 
+async def test_an_admin_retry_now_asks_billing_at_once(kit: DunningKit) -> None:
+    await kit.fail(failure(kit.family, decline_code="stolen_card"))
+    await kit.dunning.signal("retry_now", AdminAction(reason="parent says the bank fixed it"))
+    [retry] = await kit.wait_retries(1, timeout=2)
+    assert (retry.attempt, retry.check_only) == (2, False)
+
+
 async def test_an_unknown_outcome_is_checked_never_retried_blindly(kit: DunningKit, sessions: SessionFactory) -> None:
     await kit.fail(failure(kit.family, outcome_unknown=True))
-    [check] = await kit.wait_retries(1, timeout=5)
-    assert check.check_only and check.attempt == 0
-    assert await sent_templates(sessions, kit.family) == []  # nothing is known to have failed
-    await kit.dunning.signal("invoice_paid", paid(kit))  # billing's check found it paid
+    # Unanswered, the check is repeated (every 2 s here); never a charge while the outcome is unknown.
+    checks = await kit.wait_retries(2, timeout=8)
+    assert [(c.check_only, c.attempt) for c in checks] == [(True, 0), (True, 0)]
+    assert "payment_failed" not in await sent_templates(sessions, kit.family)  # nothing is known to have failed
+
+    await kit.dunning.signal("invoice_failed", failure(kit.family, attempt=1))  # billing's check: it did fail
+    snap = await kit.snapshot()
+    assert (snap.invoices[0].unknown_since, snap.invoices[0].attempts) == (None, 1)
+
+
+    async def failure_notice_sent() -> bool:
+        return "payment_failed" in await sent_templates(sessions, kit.family)
+
+    await eventually(failure_notice_sent, 5, "the payment-failed email")
+    await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"
-    assert all(retry.check_only for retry in (await kit.recorded()).retries)
 
 
 async def test_the_earliest_unpaid_invoice_drives_the_state(kit: DunningKit, sessions: SessionFactory) -> None:
@@ -89,8 +112,12 @@ async def test_the_earliest_unpaid_invoice_drives_the_state(kit: DunningKit, ses
     snap = await kit.wait_state("clear", timeout=5)
     assert [invoice.stripe_invoice_id for invoice in snap.invoices] == ["in_2"]
     await kit.wait_state("warning", timeout=6)
-    kinds = await sent_templates(sessions, kit.family)
-    assert kinds == ["payment_failed", "payment_failed", "final_warning", "recovered", "final_warning"]
+    expected = ["payment_failed", "payment_failed", "final_warning", "recovered", "final_warning"]
+
+    async def all_sent() -> bool:
+        return await sent_templates(sessions, kit.family) == expected
+
+    await eventually(all_sent, 5, f"emails {expected}")
 
 
 async def test_pause_freezes_the_clock_resume_restarts_it_forgive_clears(
