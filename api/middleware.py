@@ -1,4 +1,5 @@
-"""Request hygiene for every route: a request id, a body size limit (413) and the security headers from settings.
+"""Request hygiene for every route: a request id, a body size limit (413), text PostgreSQL cannot store (422),
+and the security headers from settings.
 
 Plain ASGI (not ``BaseHTTPMiddleware``) so streaming responses pass through untouched and the cost per request
 stays a few microseconds.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +19,7 @@ from api.errors import error_body
 from core.settings import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
+UNSTORABLE = "text may not contain NUL characters or unpaired surrogates"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Swagger UI and ReDoc are HTML pages with inline scripts: the API's strict CSP would blank them.
 _PAGES = ("/docs", "/redoc")
@@ -57,7 +60,12 @@ class RequestHygieneMiddleware:
 
         body = await self._read_body(scope, receive)
         if body is None:
-            await self._too_large(send_with_headers)
+            await _answer(send_with_headers, 413, error_body(
+                "payload_too_large", f"the request body is larger than {self.max_body} bytes"))
+            return
+        if _unstorable(scope, body):
+            await _answer(send_with_headers, 422, error_body(
+                "validation_error", "the request is invalid", {"request": UNSTORABLE}))
             return
         await self.app(scope, _replay(body, receive), send_with_headers)
 
@@ -80,18 +88,47 @@ class RequestHygieneMiddleware:
             if not message.get("more_body", False):
                 return messages
 
-    async def _too_large(self, send: Send) -> None:
-        content = json.dumps(
-            error_body("payload_too_large", f"the request body is larger than {self.max_body} bytes")
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+
+async def _answer(send: Send, status: int, body: dict[str, object]) -> None:
+    content = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+def _unstorable(scope: Scope, messages: list[Message]) -> bool:
+    """NUL characters and lone surrogates: valid JSON and URL escapes, but PostgreSQL text cannot hold them, so
+    they would fail deep in a query as a 500. Refused here, once, for every route."""
+    if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+        return True
+    body = b"".join(message.get("body", b"") for message in messages)
+    if b"\\u" not in body:  # only escapes can smuggle them into JSON; raw bytes fail JSON decoding anyway
+        return False
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False  # malformed JSON: FastAPI answers it with its own 422
+    return any("\x00" in text or not _encodable(text) for text in _strings(parsed))
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _replay(messages: list[Message], receive_from_server: Receive) -> Receive:

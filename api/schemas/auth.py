@@ -80,10 +80,13 @@ class Profile(BaseModel):
 
 
 class ProfileUpdate(Strict):
-    """Parents may change their name and phone; teachers their name, display name and bio."""
+    """Parents may change their name and phone; teachers their name, display name and bio. A field left out stays
+    as it is; none may be set to null (the columns are required)."""
 
-    first_name: Name | None = None
-    last_name: Name | None = None
-    phone: Phone | None = None
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)] | None = None
-    bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    first_name: Name = Field(default=None)
+    last_name: Name = Field(default=None)
+    phone: Phone = Field(default=None)
+    display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)] = Field(
+        default=None
+    )
+    bio: Annotated[str, StringConstraints(max_length=2000)] = Field(default=None)
