@@ -14,6 +14,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+NameSearch = Annotated[str | None, Query(max_length=100, description="part of the first or last name")]
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 

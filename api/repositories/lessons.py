@@ -151,4 +151,4 @@ async def place_lesson(
                 raise lesson_conflict(clash, "the teacher") from exc
         if STUDENT_START_CONSTRAINT in str(exc.orig):
             raise CedarError(409, "lesson_conflict", "the student already has such a lesson at that time") from exc
-        raise
+        raise CedarError(409, "conflict", "the lesson could not be saved") from exc

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from api.deps import SessionDep
@@ -31,8 +31,8 @@ async def list_audit_log(
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
     actor_user_id: uuid.UUID | None = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    occurred_from: datetime | None = None,
-    occurred_before: datetime | None = None,
+    occurred_from: AwareDatetime | None = None,
+    occurred_before: AwareDatetime | None = None,
 ) -> dict[str, Any]:
     query = select(AuditLog)
     for column, value in (

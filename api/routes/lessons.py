@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from pydantic import AwareDatetime
 
 from api.deps import SessionDep, SettingsDep
 from api.errors import CedarError
@@ -23,7 +24,7 @@ from api.repositories.base import apply_changes, get_one, invalid
 from api.repositories.lessons import Slot, place_lesson
 from api.schemas.lessons import LessonCancel, LessonCreate, LessonOut, LessonReschedule, LessonUpdate
 from core.settings import Settings
-from models import Lesson, LessonKind, LessonStatus, Role, Student, Teacher
+from models import Enrollment, Lesson, LessonKind, LessonStatus, Role, Student, Teacher
 
 router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"], dependencies=[Depends(bind_request_id)])
 
@@ -43,8 +44,8 @@ async def list_lessons(
     teacher_id: uuid.UUID | None = None,
     status: LessonStatus | None = None,
     kind: LessonKind | None = None,
-    starts_from: datetime | None = None,
-    starts_before: datetime | None = None,
+    starts_from: AwareDatetime | None = None,
+    starts_before: AwareDatetime | None = None,
 ) -> dict[str, Any]:
     query = scopes.lessons(principal)
     for column, value in (
@@ -97,6 +98,10 @@ async def create_lesson(
     student = await get_one(session, scopes.students(principal).where(Student.id == body.student_id), "student")
     if not student.is_active:
         raise invalid("student_id", "the student is not active")
+    if body.enrollment_id is not None:
+        enrollment = await session.get(Enrollment, body.enrollment_id)
+        if enrollment is None or enrollment.student_id != student.id:
+            raise invalid("enrollment_id", "no such enrollment for this student")
     lesson = Lesson(
         kind=body.kind,
         teacher_id=teacher.id,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import or_
 
 from api.deps import SessionDep
-from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal, Principal, require_roles
 from api.repositories import scopes
 from api.repositories.accounts import link_account
@@ -40,7 +40,7 @@ async def list_parents(
     page: PageDep,
     order: ParentSort,
     email: Annotated[str | None, Query(max_length=254)] = None,
-    name: Annotated[str | None, Query(max_length=100, description="part of the first or last name")] = None,
+    name: NameSearch = None,
 ) -> dict[str, Any]:
     query = scopes.parents(principal)
     if email is not None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import or_
 
 from api.deps import SessionDep, SettingsDep
-from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal, CurrentPrincipal, Principal, require_roles
 from api.repositories import scopes
 from api.repositories.audit import audit_staff_reads, audit_write, bind_request_id, snapshot
@@ -64,7 +64,7 @@ async def list_students(
     parent_id: uuid.UUID | None = None,
     instrument: Annotated[str | None, Query(max_length=32)] = None,
     is_active: bool | None = None,
-    name: Annotated[str | None, Query(max_length=100, description="part of the first or last name")] = None,
+    name: NameSearch = None,
 ) -> dict[str, Any]:
     query = scopes.students(principal)
     if parent_id is not None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import delete, or_, select
 
 from api.deps import SessionDep
-from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal, Principal, StaffPrincipal
 from api.repositories import scopes
 from api.repositories.accounts import link_account
@@ -60,7 +60,7 @@ async def list_teachers(
     order: TeacherSort,
     instrument: Annotated[str | None, Query(max_length=32)] = None,
     is_active: bool | None = None,
-    name: Annotated[str | None, Query(max_length=100)] = None,
+    name: NameSearch = None,
 ) -> dict[str, Any]:
     query = scopes.teachers(principal)
     if instrument is not None:
