@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import String, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -28,7 +28,6 @@ from activities.billing_models import (
     EventRef,
     InvoiceApplied,
     InvoiceSnapshot,
-    LessonEarned,
     NotifyDunning,
     PaymentFailure,
     Quote,
@@ -44,11 +43,11 @@ from domain import ledger
 from domain.billing_rules import discounted_amount, plan_id, sibling_discount_percent
 from models import (
     BillingAccount,
-    Enrollment,
     Invoice,
     JournalEntry,
     Lesson,
     LessonRate,
+    LessonStatus,
     Payment,
     Posting,
     Refund,
@@ -164,6 +163,10 @@ async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUI
         )
     )
     return int(total or 0)
+
+
+class RecognizeLessons(BaseModel):
+    limit: int = 500
 
 
 class PrepareRefund(BaseModel):
@@ -475,25 +478,28 @@ class BillingActivities:
                 await post_events(session, row.billing_account_id, [event])
             return owed
 
-    @activity.defn(name="billing_record_lesson_completed")
-    async def record_lesson_completed(self, request: LessonEarned) -> int:
-        """A given lesson earns its share of the subscription: Dr deferred revenue / Cr lesson revenue."""
+    @activity.defn(name="billing_recognize_lessons")
+    async def recognize_lessons(self, request: RecognizeLessons) -> int:
+        """Completed lessons earn their share of the subscription (Dr deferred revenue / Cr lesson revenue):
+        posts every completed, billed lesson that has no entry yet; returns how many it posted."""
+        key = func.concat("lesson_completed:", func.cast(Lesson.id, String))
         async with transaction(self._sessions) as session:
-            found = (
+            rows = (
                 await session.execute(
-                    select(Subscription.billing_account_id, Subscription.amount_minor, Subscription.interval)
-                    .join(Enrollment, Enrollment.id == Subscription.enrollment_id)
-                    .join(Lesson, Lesson.enrollment_id == Enrollment.id)
-                    .where(Lesson.id == request.lesson_id)
+                    select(Lesson.id, Subscription.billing_account_id, Subscription.amount_minor, Subscription.interval)
+                    .join(Subscription, Subscription.enrollment_id == Lesson.enrollment_id)
+                    .where(
+                        Lesson.status == LessonStatus.completed,
+                        ~select(JournalEntry.id).where(JournalEntry.idempotency_key == key).exists(),
+                    )
+                    .limit(request.limit)
                 )
-            ).first()
-            if found is None:
-                return 0
-            account_id, amount, interval = found
-            share = amount if interval == "week" else amount // MONTHLY_LESSONS
-            event = LedgerEvent(kind="lesson_completed", source_id=str(request.lesson_id), amount_minor=share)
-            await post_events(session, account_id, [event])
-            return share
+            ).all()
+            for lesson_id, account_id, amount, interval in rows:
+                share = amount if interval == "week" else amount // MONTHLY_LESSONS
+                event = LedgerEvent(kind="lesson_completed", source_id=str(lesson_id), amount_minor=share)
+                await post_events(session, account_id, [event])
+        return len(rows)
 
     @activity.defn(name="billing_event_status")
     async def event_status(self, request: EventRef) -> str:

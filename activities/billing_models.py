@@ -215,10 +215,6 @@ class SendReceipt(BaseModel):
     payment_id: uuid.UUID
 
 
-class LessonEarned(BaseModel):
-    lesson_id: uuid.UUID
-
-
 class StripeEventReceived(BaseModel):
     """Webhook/catch-up → billing workflow: a verified event is in the inbox; act on it once."""
 

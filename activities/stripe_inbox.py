@@ -127,6 +127,7 @@ class CatchUpResult(BaseModel):
     stored: int
     handed_over: int
     checkpoint: datetime
+    lessons_recognized: int = 0
 
 
 class StripeInboxActivities:

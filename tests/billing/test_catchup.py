@@ -1,8 +1,9 @@
 """Missed webhooks: a payment Stripe made while our endpoint was unreachable is recovered by the scheduled
-catch-up, through the webhook's own path, and the checkpoint moves on."""
+catch-up, through the webhook's own path, and the checkpoint moves on; completed lessons become revenue."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,12 +12,13 @@ import stripe
 from sqlalchemy import select
 from temporalio.client import Client
 
-from core.db import SessionFactory
+from activities.stripe_inbox import CatchUpRequest, CatchUpResult
+from core.db import SessionFactory, transaction
 from core.settings import Settings
 from devstack.localstripe import LocalStripe
-from models import Invoice, Payment, StripeEvent, SystemSetting
-from tests.billing.conftest import WEBHOOK_ID, billed_family, count, eventually, ledger_problems
-from workflows.stripe_catchup import STRIPE_CATCHUP_SCHEDULE_ID, ensure_catchup_schedule
+from models import Invoice, JournalEntry, Lesson, Payment, StripeEvent, Subscription, SystemSetting
+from tests.billing.conftest import WEBHOOK_ID, Billed, billed_family, count, eventually, ledger_problems
+from workflows.stripe_catchup import STRIPE_CATCHUP_WORKFLOW
 
 
 async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
@@ -47,19 +49,30 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
         await stripe_client.v1.invoices.pay_async(invoice.id)
         assert await count(sessions, Payment) == 0
 
-        await ensure_catchup_schedule(temporal_client, settings)
-        await ensure_catchup_schedule(temporal_client, settings)  # a second deploy updates it in place
-        schedule = temporal_client.get_schedule_handle(STRIPE_CATCHUP_SCHEDULE_ID)
-        try:
-            await schedule.trigger()
+        await _complete_a_lesson(sessions, billed)
+        # What the schedule (workers/schedules.py, every 15 minutes) starts.
+        result = await temporal_client.execute_workflow(
+            STRIPE_CATCHUP_WORKFLOW,
+            CatchUpRequest(),
+            id=f"catchup-{uuid.uuid4()}",
+            task_queue=settings.task_queue,
+            result_type=CatchUpResult,
+        )
+        assert result.handed_over >= 3 and result.lessons_recognized == 1
 
-            async def recovered() -> bool:
-                return await count(sessions, Payment, Payment.status == "succeeded") == 1
+        async def recovered() -> bool:
+            return await count(sessions, Payment, Payment.status == "succeeded") == 1
 
-            await eventually(recovered, timeout=30, what="the missed payment recorded")
-            await eventually(lambda: _settled(sessions), what="every recovered event acted on")
-        finally:
-            await schedule.delete()
+        await eventually(recovered, what="the missed payment recorded")
+        await eventually(lambda: _settled(sessions), what="every recovered event acted on")
+        again = await temporal_client.execute_workflow(
+            STRIPE_CATCHUP_WORKFLOW,
+            CatchUpRequest(),
+            id=f"catchup-{uuid.uuid4()}",
+            task_queue=settings.task_queue,
+            result_type=CatchUpResult,
+        )
+        assert (again.stored, again.handed_over, again.lessons_recognized) == (0, 0, 0)
 
     async with sessions() as session:
         row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
@@ -67,6 +80,8 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
         checkpoint = await session.get(SystemSetting, "stripe_events_checkpoint")
     assert row is not None and row.status == "paid"
     assert sources == {"catchup"}
+    earned = await count(sessions, JournalEntry, JournalEntry.kind == "lesson_completed")
+    assert earned == 1  # a quarter of the monthly 14 000: Dr deferred revenue, Cr lesson revenue
     assert checkpoint is not None and checkpoint.value >= invoice.created
     assert await ledger_problems(sessions) == {}
 
@@ -74,3 +89,21 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
 async def _settled(sessions: SessionFactory) -> bool:
     pending = await count(sessions, StripeEvent, StripeEvent.status.in_(["received", "failed"]))
     return pending == 0 and await count(sessions, StripeEvent, StripeEvent.type == "invoice.payment_succeeded") == 1
+
+
+async def _complete_a_lesson(sessions: SessionFactory, billed: Billed) -> None:
+    async with transaction(sessions) as session:
+        sub = await session.get(Subscription, billed.subscription.id)
+        assert sub is not None
+        start = datetime.now(UTC) - timedelta(hours=2)
+        session.add(
+            Lesson(
+                kind="regular",
+                status="completed",
+                teacher_id=billed.family.teacher_id,
+                student_id=sub.student_id,
+                enrollment_id=sub.enrollment_id,
+                starts_at=start,
+                ends_at=start + timedelta(minutes=30),
+            )
+        )
