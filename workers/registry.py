@@ -12,14 +12,19 @@ from typing import Any
 import stripe
 from temporalio.client import Client
 
+from activities.billing import BillingActivities
 from activities.dunning import DunningActivities
+from activities.stripe import StripeActivities
+from activities.stripe_inbox import StripeInboxActivities
 from core.db import SessionFactory
 from core.identity import IdentityProvider
 from core.mail import Mailer
 from core.settings import Settings
+from workflows.billing import FamilyBillingWorkflow
 from workflows.dunning import FamilyDunningWorkflow
+from workflows.stripe_catchup import StripeCatchupWorkflow
 
-WORKFLOWS: list[type] = [FamilyDunningWorkflow]
+WORKFLOWS: list[type] = [FamilyDunningWorkflow, FamilyBillingWorkflow, StripeCatchupWorkflow]
 
 
 @dataclass
@@ -39,6 +44,9 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
     """One instance per activity class, each holding the clients it needs."""
     return [
         DunningActivities(deps.sessions, deps.settings),
+        StripeActivities(deps.stripe, deps.settings, deps.sessions),
+        BillingActivities(deps.settings, deps.sessions, deps.temporal),
+        StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),
     ]
 
 

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from api.routes import (
     audit,
     auth,
+    billing,
     calendar,
     catalog,
     communications,
@@ -16,6 +17,7 @@ from api.routes import (
     students,
     system_settings,
     teachers,
+    webhooks,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -26,6 +28,8 @@ ROUTERS: list[APIRouter] = [
     parents.router,
     teachers.router,
     lessons.router,
+    billing.router,
+    webhooks.router,
     catalog.router,
     calendar.router,
     system_settings.router,
