@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from activities.billing import BillingActivities
 from activities.dunning import DunningActivities
+from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
 from core.db import SessionFactory
@@ -22,9 +23,17 @@ from core.mail import Mailer
 from core.settings import Settings
 from workflows.billing import FamilyBillingWorkflow
 from workflows.dunning import FamilyDunningWorkflow
+from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
 
-WORKFLOWS: list[type] = [FamilyDunningWorkflow, FamilyBillingWorkflow, StripeCatchupWorkflow]
+WORKFLOWS: list[type] = [
+    FamilyDunningWorkflow,
+    DunningSweepWorkflow,
+    LessonRemindersWorkflow,
+    ReconciliationWorkflow,
+    FamilyBillingWorkflow,
+    StripeCatchupWorkflow,
+]
 
 
 @dataclass
@@ -44,6 +53,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
     """One instance per activity class, each holding the clients it needs."""
     return [
         DunningActivities(deps.sessions, deps.settings),
+        ScheduledActivities(deps.settings, deps.sessions, deps.temporal, deps.stripe),
         StripeActivities(deps.stripe, deps.settings, deps.sessions),
         BillingActivities(deps.settings, deps.sessions, deps.temporal),
         StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),

@@ -1,0 +1,138 @@
+"""Temporal Schedules: created at worker start, idempotent, and their workflows (sweep, reminders) do their work
+once however often they fire."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from temporalio.client import Client, ScheduleHandle, ScheduleOverlapPolicy
+
+from core.db import SessionFactory, transaction
+from core.settings import Settings
+from devstack.smtp_sink import SmtpSink
+from domain.calendar import local_to_utc
+from models import BillingAccount, Communication, Lesson
+from tests.dunning.conftest import DunningKit, eventually, failure, make_family
+from workers.main import run
+from workers.schedules import ensure_schedules, schedule_id, scheduled_jobs
+from workflows.scheduled import DUNNING_SWEEP_WORKFLOW
+
+
+async def _schedule_ids(client: Client, settings: Settings) -> list[str]:
+    prefix = f"{settings.task_queue}-"
+    return sorted([s.id async for s in await client.list_schedules() if s.id.startswith(prefix)])
+
+
+async def test_schedules_exist_after_worker_start_and_upserting_again_duplicates_nothing(
+    make_settings: Callable[..., Settings], temporal_client: Client
+) -> None:
+    settings = make_settings(dunning_sweep_cron="15 8 * * *")
+    expected = sorted(schedule_id(settings, job) for job in scheduled_jobs(settings))
+    worker = asyncio.create_task(run(settings))
+    try:
+
+        async def listed() -> list[str] | None:
+            ids = await _schedule_ids(temporal_client, settings)
+            return ids if ids == expected else None
+
+        await eventually(listed, 20, "the four schedules")
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)  # the worker's own stop path
+        await asyncio.wait_for(worker, 30)
+
+    changed = make_settings(dunning_sweep_cron="45 7 * * *")
+    await ensure_schedules(temporal_client, changed)
+    await ensure_schedules(temporal_client, changed)
+
+    async def visible() -> list[str] | None:  # listing is eventually consistent
+        ids = await _schedule_ids(temporal_client, settings)
+        return ids if ids == expected else None
+
+    assert len(await eventually(visible, 10, "no duplicate schedules")) == 4
+    sweep = await temporal_client.get_schedule_handle(schedule_id(settings, "dunning-sweep")).describe()
+    [calendar] = sweep.schedule.spec.calendars  # the server keeps a cron as a calendar
+    assert ([r.start for r in calendar.hour], [r.start for r in calendar.minute]) == ([7], [45])  # updated
+    assert sweep.schedule.spec.time_zone_name == "America/Vancouver"
+    assert sweep.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+    assert sweep.schedule.policy.catchup_window == timedelta(days=1)
+    assert sweep.schedule.action.workflow == DUNNING_SWEEP_WORKFLOW
+    for sid in expected:
+        await temporal_client.get_schedule_handle(sid).delete()
+
+
+async def _runs_done(handle: ScheduleHandle, count: int) -> bool:
+    info = (await handle.describe()).info
+    return len(info.recent_actions) >= count and not info.running_actions
+
+
+async def _last_result(client: Client, handle: ScheduleHandle) -> Any:
+    action = (await handle.describe()).info.recent_actions[-1].action
+    return await client.get_workflow_handle(action.workflow_id).result()
+
+
+async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice(
+    kit: DunningKit, sessions: SessionFactory, smtp_sink: SmtpSink
+) -> None:
+    settings, family = kit.settings, kit.family
+    tz = settings.timezone
+    tomorrow = datetime.now(tz).date() + timedelta(days=1)
+    async with transaction(sessions) as session:
+        lesson = await session.scalar(select(Lesson).where(Lesson.student_id == family.student_id).limit(1))
+        assert lesson is not None
+        lesson.starts_at = local_to_utc(tomorrow, time(16, 30), tz)  # the others are days later
+        lesson.ends_at = lesson.starts_at + timedelta(minutes=30)
+    await ensure_schedules(kit.client, settings)
+    handle = kit.client.get_schedule_handle(schedule_id(settings, "lesson-reminders"))
+    try:
+        for fired in (1, 2):
+            await handle.trigger()
+            await eventually(lambda fired=fired: _runs_done(handle, fired), 20, f"reminder run {fired}")
+        report = await _last_result(kit.client, handle)
+        assert (report["due"], report["sent"]) == (0, 0)  # the second run found nothing left to send
+    finally:
+        for job in scheduled_jobs(settings):
+            await kit.client.get_schedule_handle(schedule_id(settings, job)).delete()
+
+    async with sessions() as session:
+        reminded = await session.get(Lesson, lesson.id)
+        rows = await session.scalar(
+            select(func.count()).select_from(Communication).where(Communication.dedup_key.like("lesson:%"))
+        )
+    assert reminded is not None and reminded.reminder_sent_at is not None
+    assert rows == 1
+    [mail] = [m for m in smtp_sink.messages(to=family.email) if m["subject"].strip().startswith("Reminder")]
+    assert "Sam's piano lesson" in mail["subject"] and "4:30 PM" in mail["text"]
+
+
+async def test_the_daily_sweep_nudges_every_family_in_dunning(kit: DunningKit, sessions: SessionFactory) -> None:
+    await kit.fail(failure(kit.family, decline_code="stolen_card"))
+    stray = await make_family(sessions)  # the books say "warning", but no dunning workflow runs for it
+    async with transaction(sessions) as session:
+        session.add(
+            BillingAccount(
+                parent_id=stray.parent_id, workflow_id=f"family-billing-{uuid.uuid4()}", dunning_state="warning"
+            )
+        )
+    await ensure_schedules(kit.client, kit.settings)
+    handle = kit.client.get_schedule_handle(schedule_id(kit.settings, "dunning-sweep"))
+    try:
+
+        async def swept() -> Any:
+            await handle.trigger()
+            await eventually(lambda: _runs_done(handle, 1), 20, "the sweep")
+            report = await _last_result(kit.client, handle)
+            return report if report["nudged"] == 1 else None  # visibility lists new workflows within ~1 s
+
+        report = await eventually(swept, 15, "a sweep that sees the running workflow")
+    finally:
+        for job in scheduled_jobs(kit.settings):
+            await kit.client.get_schedule_handle(schedule_id(kit.settings, job)).delete()
+    assert report["not_running"] == [str(stray.parent_id)]
+    assert (await kit.snapshot()).state in ("clear", "warning")

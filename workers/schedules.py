@@ -1,0 +1,112 @@
+"""Cedar's Temporal Schedules, created or brought in line with the settings idempotently.
+
+Run at every worker start (workers.main.run) and by hand: ``python -m workers.schedules`` (prints each schedule
+id). Times are cron expressions in the school's timezone; a schedule never overlaps itself (SKIP) and catches
+up at most ``settings.schedule_catchup_window`` after an outage, so a long outage does not fire a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from activities.scheduled import ReconcileRequest, SweepRequest
+from activities.stripe_inbox import CatchUpRequest
+from core.logging import configure_logging
+from core.settings import Settings
+from core.temporal import connect_temporal
+from workflows.scheduled import (
+    DUNNING_SWEEP_WORKFLOW,
+    LESSON_REMINDERS_WORKFLOW,
+    RECONCILIATION_WORKFLOW,
+    RemindersRequest,
+)
+from workflows.stripe_catchup import STRIPE_CATCHUP_WORKFLOW
+
+log = logging.getLogger("cedar.schedules")
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    name: str
+    workflow: str
+    argument: BaseModel
+    cron: str
+
+
+def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
+    return [
+        ScheduledJob("dunning-sweep", DUNNING_SWEEP_WORKFLOW, SweepRequest(), settings.dunning_sweep_cron),
+        ScheduledJob("lesson-reminders", LESSON_REMINDERS_WORKFLOW, RemindersRequest(), settings.lesson_reminder_cron),
+        ScheduledJob("stripe-catchup", STRIPE_CATCHUP_WORKFLOW, CatchUpRequest(), settings.webhook_catchup_cron),
+        ScheduledJob("reconciliation", RECONCILIATION_WORKFLOW, ReconcileRequest(), settings.reconciliation_cron),
+    ]
+
+
+def schedule_id(settings: Settings, job: ScheduledJob | str) -> str:
+    """``cedar-dunning-sweep`` in production: prefixed by the task queue, so two deployments (or two tests)
+    sharing a Temporal namespace keep their own schedules."""
+    return f"{settings.task_queue}-{job if isinstance(job, str) else job.name}"
+
+
+def build_schedule(settings: Settings, job: ScheduledJob) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            job.workflow,
+            job.argument,
+            # Temporal appends the fire time, so each run has its own id derived from the schedule's.
+            id=schedule_id(settings, job),
+            task_queue=settings.task_queue,
+        ),
+        spec=ScheduleSpec(cron_expressions=[job.cron], time_zone_name=settings.school_timezone),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=settings.schedule_catchup_window),
+    )
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
+    """Creates each schedule, or replaces an existing one's action, spec and policy with the settings'."""
+    ids = []
+    for job in scheduled_jobs(settings):
+        schedule, sid = build_schedule(settings, job), schedule_id(settings, job)
+        try:
+            await client.create_schedule(sid, schedule)
+            log.info("schedule %s created (%s)", sid, job.cron)
+        except ScheduleAlreadyRunningError:
+
+            def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=schedule)
+
+            await client.get_schedule_handle(sid).update(replace)
+            log.info("schedule %s updated (%s)", sid, job.cron)
+        ids.append(sid)
+    return ids
+
+
+async def _main(settings: Settings) -> None:
+    client = await connect_temporal(settings)
+    for sid in await ensure_schedules(client, settings):
+        print(sid)
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings)
+    asyncio.run(_main(settings))
+
+
+if __name__ == "__main__":
+    main()
