@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -74,7 +75,11 @@ async def seed(url: str, settings: Settings) -> tuple[str, str]:
     async with transaction(sessions) as session:
         await seed_demo(session, settings, today)
     password_hash = hash_password(PASSWORD)
-    users, parents, students, teachers, lessons = [], [], [], [], []
+    users: list[dict[str, Any]] = []
+    parents: list[dict[str, Any]] = []
+    students: list[dict[str, Any]] = []
+    teachers: list[dict[str, Any]] = []
+    lessons: list[dict[str, Any]] = []
     for t in range(TEACHERS):
         user_id = uuid.uuid4()
         users.append({"id": user_id, "email": f"bench-teacher-{t}@cedar.test", "role": Role.teacher})
@@ -114,7 +119,7 @@ async def seed(url: str, settings: Settings) -> tuple[str, str]:
             for chunk in range(0, len(rows), 2000):
                 await session.execute(insert(model), rows[chunk:chunk + 2000])
     await engine.dispose()
-    return parents[0]["email"], admin_email
+    return str(parents[0]["email"]), admin_email
 
 
 async def sign_in(base: str, email: str) -> dict[str, str]:

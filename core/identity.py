@@ -260,8 +260,9 @@ class BuiltinIdentityProvider:
                     RefreshToken.token_hash == hash_token(refresh_token), RefreshToken.user_id == user_id
                 )
             )
-            families.add(family)
-        for family_id in families - {None}:
+            if family is not None:
+                families.add(family)
+        for family_id in families:
             await revoke_refresh_family(session, family_id)
 
     async def password_reset_link(self, session: AsyncSession, email: str) -> ResetLink | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 # Accounts exist already: any address-looking string is looked up (a strict validator would lock out valid
 # addresses it dislikes, such as reserved test domains).
@@ -83,10 +83,15 @@ class ProfileUpdate(Strict):
     """Parents may change their name and phone; teachers their name, display name and bio. A field left out stays
     as it is; none may be set to null (the columns are required)."""
 
-    first_name: Name = Field(default=None)
-    last_name: Name = Field(default=None)
-    phone: Phone = Field(default=None)
-    display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)] = Field(
-        default=None
-    )
-    bio: Annotated[str, StringConstraints(max_length=2000)] = Field(default=None)
+    first_name: Name | None = None
+    last_name: Name | None = None
+    phone: Phone | None = None
+    display_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)] | None = None
+    bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:  # only an explicit null gets here: a left-out field keeps its default unvalidated
+            raise ValueError("may not be null; leave the field out to keep it as it is")
+        return value

@@ -64,3 +64,9 @@ async def test_unknown_and_oversized_fields_are_refused(
     too_long = await api.patch(f"{AUTH}/me", headers=headers, json={"last_name": "x" * 101})
     assert too_long.status_code == 422 and "last_name" in too_long.json()["fields"]
     assert (await api.get(f"{AUTH}/me", headers=headers)).json()["role"] == "parent"
+
+
+async def test_a_required_field_cannot_be_nulled(api: httpx.AsyncClient, make_person: Callable[..., Any]) -> None:
+    parent = await make_person(Role.parent)
+    response = await api.patch(f"{AUTH}/me", headers=await headers_of(api, parent), json={"first_name": None})
+    assert response.status_code == 422 and "first_name" in response.json()["fields"]
