@@ -86,26 +86,17 @@ ROUTE_ACCESS.update(
     }
 )
 
-# --- Identity (api/routes/auth.py) and the app's own pages ---
-_ANYONE = frozenset({"public", "parent", "teacher", "admin"})
-_SIGNED_IN = frozenset({"parent", "teacher", "admin"})
+# --- Enrollment (api/routes/enrollments.py): the form and its status page are public (by unguessable id) ---
 ROUTE_ACCESS.update(
     {
-        ("GET", "/health"): _ANYONE,
-        ("GET", "/openapi.json"): _ANYONE,
-        ("GET", "/docs"): _ANYONE,
-        ("GET", "/docs/oauth2-redirect"): _ANYONE,
-        ("GET", "/redoc"): _ANYONE,
-        ("POST", "/api/v1/auth/login"): _ANYONE,
-        ("POST", "/api/v1/auth/refresh"): _ANYONE,
-        ("POST", "/api/v1/auth/logout"): _SIGNED_IN,
-        ("GET", "/api/v1/auth/me"): _SIGNED_IN,
-        ("PATCH", "/api/v1/auth/me"): _SIGNED_IN,
-        ("POST", "/api/v1/auth/password-reset"): _ANYONE,
-        ("POST", "/api/v1/auth/password-reset/confirm"): _ANYONE,
-        ("POST", "/api/v1/auth/set-password"): _ANYONE,
+        ("POST", "/api/v1/enrollments"): _PUBLIC,
+        ("GET", "/api/v1/enrollments/{enrollment_id}"): _PUBLIC,
+        ("POST", "/api/v1/enrollments/{enrollment_id}/demo-outcome"): _STAFF,
+        ("POST", "/api/v1/enrollments/{enrollment_id}/cancel"): _FAMILY,
+        ("POST", "/api/v1/enrollments/{enrollment_id}/assign-teacher"): _ADMIN,
     }
 )
+
 # --- Identity (api/routes/auth.py) and the app's own pages ---
 _ANYONE = frozenset({"public", "parent", "teacher", "admin"})
 _SIGNED_IN = frozenset({"parent", "teacher", "admin"})

@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     demo_min_notice: timedelta = timedelta(hours=24)
     demo_search_horizon: timedelta = timedelta(days=28)
     waitlist_timeout: timedelta = timedelta(days=60)
+    # How often a waitlisted enrollment looks again for a teacher with freed capacity.
+    waitlist_recheck_interval: timedelta = timedelta(hours=6)
     demo_reminder_before: timedelta = timedelta(hours=24)
     teacher_outcome_reminder_after: timedelta = timedelta(hours=4)
     outcome_timeout_after_demo: timedelta = timedelta(days=7)

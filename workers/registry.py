@@ -14,15 +14,19 @@ from temporalio.client import Client
 
 from activities.billing import BillingActivities
 from activities.dunning import DunningActivities
+from activities.email import EmailActivities
+from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
 from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
+from activities.stripe_lookup import StripeLookupActivities
 from core.db import SessionFactory
 from core.identity import IdentityProvider
 from core.mail import Mailer
 from core.settings import Settings
 from workflows.billing import FamilyBillingWorkflow
 from workflows.dunning import FamilyDunningWorkflow
+from workflows.enrollment import EnrollmentWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
 
@@ -31,6 +35,7 @@ WORKFLOWS: list[type] = [
     DunningSweepWorkflow,
     LessonRemindersWorkflow,
     ReconciliationWorkflow,
+    EnrollmentWorkflow,
     FamilyBillingWorkflow,
     StripeCatchupWorkflow,
 ]
@@ -54,6 +59,10 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
     return [
         DunningActivities(deps.sessions, deps.settings),
         ScheduledActivities(deps.settings, deps.sessions, deps.temporal, deps.stripe),
+        EmailActivities(deps.settings, deps.sessions, deps.mailer, deps.identity),
+        EnrollmentActivities(deps.settings, deps.sessions, deps.identity),
+        StripeLookupActivities(deps.stripe),
+        BillingHandoffActivities(deps.settings, deps.temporal),
         StripeActivities(deps.stripe, deps.settings, deps.sessions),
         BillingActivities(deps.settings, deps.sessions, deps.temporal),
         StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),

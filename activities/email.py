@@ -1,0 +1,195 @@
+"""Sending one templated email exactly once, for any capability: ``EmailActivities.send_email(SendEmail)``.
+
+The ``communications`` row, keyed by ``dedup_key``, is the record and the lock: the activity takes the row
+``FOR UPDATE``, does nothing when it is already ``sent``, otherwise sends and marks it ``sent`` in the same
+transaction. An SMTP failure is recorded on the row (attempts, error) and raised, so Temporal retries with
+backoff until the server is back. The one window left is a crash between the SMTP server's "250" and the
+commit; the ``X-Cedar-Dedup-Key`` header lets a receiving system drop that rare second copy.
+
+Workflows pass ids, not addresses or names: the recipient and the people's names are read here, so no personal
+data enters workflow history, and a set-password link is minted here too, so no secret does either.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.templates import TemplateError, render
+from core.db import SessionFactory, transaction
+from core.identity import IdentityProvider
+from core.mail import Mailer, OutgoingEmail
+from core.settings import Settings
+from domain.local_time import format_local
+from models import (
+    Communication,
+    CommunicationStatus,
+    Enrollment,
+    Lesson,
+    Parent,
+    Student,
+    Teacher,
+    TokenPurpose,
+    User,
+)
+
+
+class SendEmail(BaseModel):
+    template: str
+    dedup_key: str = Field(max_length=255)
+    # Whose address to use when ``recipient`` is empty: the parent's or the teacher's (looked up by id here).
+    to: Literal["parent", "teacher"] | None = None
+    recipient: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    parent_id: uuid.UUID | None = None
+    teacher_id: uuid.UUID | None = None
+    # With an enrollment, the student's first name, instrument, teacher and demo time join the context.
+    enrollment_id: uuid.UUID | None = None
+    # Adds ``login_instructions``: a set-password link for a parent without a password yet, else a sign-in hint.
+    include_login: bool = False
+    # Context keys holding ISO instants, shown in the school's local time ("Monday 30 November 2026, 4:00 PM PST").
+    local_times: list[str] = Field(default_factory=list)
+
+
+class EmailResult(BaseModel):
+    communication_id: uuid.UUID
+    already_sent: bool
+
+
+class EmailActivities:
+    def __init__(self, settings: Settings, sessions: SessionFactory, mailer: Mailer, identity: IdentityProvider):
+        self._settings = settings
+        self._sessions = sessions
+        self._mailer = mailer
+        self._identity = identity
+
+    @activity.defn(name="send_email")
+    async def send_email(self, request: SendEmail) -> EmailResult:
+        async with transaction(self._sessions) as session:
+            existing = await self._lock_row(session, request.dedup_key)
+            if existing is not None and existing.status == CommunicationStatus.sent:
+                return EmailResult(communication_id=existing.id, already_sent=True)
+            context, recipient, ids = await self._gather(session, request)
+            try:
+                rendered = render(request.template, context)
+            except TemplateError as exc:
+                raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
+            row = existing or await self._create_row(session, request, recipient, rendered.subject, ids)
+            row.attempts += 1
+            email = OutgoingEmail(recipient, rendered.subject, rendered.text, rendered.html, request.dedup_key)
+            try:
+                row.message_id = await self._mailer.send(email)
+            except Exception as exc:  # SMTP down or refusing: record it, then let Temporal retry
+                row.status, row.error = CommunicationStatus.failed, f"{type(exc).__name__}: {exc}"[:2000]
+                failure = exc
+            else:
+                row.status, row.error, row.sent_at = CommunicationStatus.sent, None, datetime.now(UTC)
+                failure = None
+        if failure is not None:
+            raise ApplicationError(f"sending {request.template} failed: {row.error}", type="SmtpError") from failure
+        return EmailResult(communication_id=row.id, already_sent=False)
+
+    async def _lock_row(self, session: AsyncSession, dedup_key: str) -> Communication | None:
+        found: Communication | None = await session.scalar(
+            select(Communication).where(Communication.dedup_key == dedup_key).with_for_update()
+        )
+        return found
+
+    async def _create_row(
+        self, session: AsyncSession, request: SendEmail, recipient: str, subject: str, ids: dict[str, Any]
+    ) -> Communication:
+        # ON CONFLICT: a concurrent attempt may have inserted it since our look-up; then lock theirs.
+        await session.execute(
+            insert(Communication)
+            .values(
+                id=uuid.uuid4(),
+                dedup_key=request.dedup_key,
+                template=request.template,
+                recipient=recipient,
+                subject=subject[:300],
+                status=CommunicationStatus.pending,
+                attempts=0,
+                created_at=datetime.now(UTC),
+                **ids,
+            )
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+        )
+        row = await self._lock_row(session, request.dedup_key)
+        assert row is not None
+        return row
+
+    async def _gather(
+        self, session: AsyncSession, request: SendEmail
+    ) -> tuple[dict[str, Any], str, dict[str, uuid.UUID | None]]:
+        """The template's context, the recipient's address and the row's ids, read from the database."""
+        settings = self._settings
+        context: dict[str, Any] = {
+            "school_name": settings.school_name,
+            "school_url": settings.public_base_url,
+        }
+        ids: dict[str, uuid.UUID | None] = {
+            "parent_id": request.parent_id,
+            "teacher_id": request.teacher_id,
+            "enrollment_id": request.enrollment_id,
+        }
+        if request.enrollment_id is not None:
+            context.update(await self._enrollment_context(session, request.enrollment_id, ids))
+        parent = await session.get(Parent, ids["parent_id"]) if ids["parent_id"] else None
+        teacher = await session.get(Teacher, ids["teacher_id"]) if ids["teacher_id"] else None
+        if parent is not None:
+            context["parent_first_name"] = parent.first_name
+        if teacher is not None:
+            context["teacher_display_name"] = teacher.display_name
+        if request.include_login:
+            context["login_instructions"] = await self._login_instructions(session, parent)
+        context.update(request.context)
+        for key in request.local_times:
+            if context.get(key):
+                context[key] = format_local(datetime.fromisoformat(str(context[key])), settings.timezone)
+        recipient = request.recipient or self._address(request.to, parent, teacher)
+        return context, recipient, ids
+
+    async def _enrollment_context(
+        self, session: AsyncSession, enrollment_id: uuid.UUID, ids: dict[str, uuid.UUID | None]
+    ) -> dict[str, Any]:
+        enrollment = await session.get(Enrollment, enrollment_id)
+        if enrollment is None:
+            raise ApplicationError(f"enrollment {enrollment_id} not found", non_retryable=True)
+        ids["parent_id"] = ids["parent_id"] or enrollment.parent_id
+        ids["teacher_id"] = ids["teacher_id"] or enrollment.teacher_id
+        student = await session.get(Student, enrollment.student_id) if enrollment.student_id else None
+        demo = await session.get(Lesson, enrollment.demo_lesson_id) if enrollment.demo_lesson_id else None
+        tz = self._settings.timezone
+        return {
+            "student_first_name": student.first_name if student else enrollment.application["student"]["first_name"],
+            "instrument": enrollment.instrument,
+            "lesson_minutes": enrollment.lesson_minutes,
+            "demo_at_local": format_local(demo.starts_at, tz) if demo else "",
+            "status_url": f"{self._settings.public_base_url}/api/v1/enrollments/{enrollment.id}",
+            "teacher_display_name": "",
+        }
+
+    async def _login_instructions(self, session: AsyncSession, parent: Parent | None) -> str:
+        if parent is None or parent.user_id is None:
+            raise ApplicationError("include_login needs the parent's account", non_retryable=True)
+        user = await session.get(User, parent.user_id)
+        if user is not None and user.password_hash:
+            return f"sign in with your existing account at {self._settings.public_base_url}."
+        link = await self._identity.create_password_link(session, parent.user_id, TokenPurpose.set_password)
+        days = self._settings.set_password_ttl.days or 1
+        return f"set your password within {days} day(s) here: {link}"
+
+    @staticmethod
+    def _address(to: str | None, parent: Parent | None, teacher: Teacher | None) -> str:
+        person = parent if to == "parent" else teacher if to == "teacher" else None
+        if person is None:
+            raise ApplicationError(f"no recipient: give recipient, or to= with its id ({to})", non_retryable=True)
+        return person.email

@@ -1,0 +1,543 @@
+"""The enrollment workflow's database steps (short: run as local activities) and its hand-off to billing.
+
+Every step locks the enrollment row, does its work and mirrors the new state into that row in ONE transaction,
+so the row never disagrees with what was done. Every step is idempotent: run again (a retry, a replayed
+workflow, a second worker) it finds its own earlier result instead of doing the work twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from itertools import islice
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from core.db import SessionFactory, transaction
+from core.identity import IdentityProvider
+from core.settings import Settings
+from core.temporal import billing_workflow_id
+from domain.calendar import Closure as ClosureDays
+from domain.calendar import WeeklyWindow, weekly_occurrences
+from domain.enrollment_flow import lesson_term, windows_from_json
+from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
+from domain.matching import TeacherCandidate, rank_teachers
+from domain.slots import first_slot, iter_slots
+from models import (
+    BLOCKING_STATUSES,
+    Closure,
+    Consent,
+    ConsentKind,
+    Enrollment,
+    Lesson,
+    LessonKind,
+    LessonStatus,
+    Parent,
+    Role,
+    Semester,
+    Student,
+    Teacher,
+    TeacherAvailability,
+    TeacherTimeOff,
+)
+from workflows.billing_messages import (
+    FAMILY_BILLING_WORKFLOW,
+    SIGNAL_STUDENT_STARTED,
+    SIGNAL_STUDENT_STOPPED,
+    FamilyBillingInput,
+    StudentStarted,
+    StudentStopped,
+)
+from workflows.enrollment_messages import (
+    AccountCreated,
+    AssignTeacher,
+    BookDemo,
+    DemoBooking,
+    EnrollmentRef,
+    EnrollmentTimings,
+    MirrorState,
+    RegularLessons,
+    TeacherAssignment,
+    ValidatedEnrollment,
+)
+
+log = logging.getLogger("cedar.enrollment")
+
+EXCLUSION_CONSTRAINT = "ex_lessons_teacher_no_overlap"
+LIVE_ENROLLMENT_INDEX = "uq_enrollments_student_instrument_live"
+# Slots tried when the exclusion constraint refuses one (another booking got there first).
+MAX_DEMO_ATTEMPTS = 40
+# Closed enrollments; every other one (active included) is live.
+_CLOSED = [s.value for s in TERMINAL_STATES if s != EnrollmentState.ACTIVE]
+
+Interval = tuple[datetime, datetime]
+
+
+def _fail(reason: str, kind: str = "EnrollmentRejected") -> ApplicationError:
+    return ApplicationError(reason, type=kind, non_retryable=True)
+
+
+def mirror(enrollment: Enrollment, state: str, failure_reason: str | None = None) -> None:
+    """Set the row's state and append the step (once: a retried step does not add it again)."""
+    now = datetime.now(UTC)
+    if not enrollment.steps or enrollment.steps[-1]["state"] != state:
+        enrollment.steps = [*enrollment.steps, {"state": state, "at": now.isoformat()}]
+    enrollment.state = state
+    enrollment.updated_at = now
+    if failure_reason is not None:
+        enrollment.failure_reason = failure_reason[:1000]
+    if EnrollmentState(state) in TERMINAL_STATES and state != EnrollmentState.ACTIVE:
+        enrollment.completed_at = now
+
+
+class EnrollmentActivities:
+    def __init__(self, settings: Settings, sessions: SessionFactory, identity: IdentityProvider) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._identity = identity
+
+    # --- helpers -------------------------------------------------------------------------------------------
+
+    async def _locked(self, session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment:
+        enrollment = await session.get(Enrollment, enrollment_id, with_for_update=True)
+        if enrollment is None:
+            raise _fail(f"enrollment {enrollment_id} not found")
+        return enrollment
+
+    async def _closures(self, session: AsyncSession) -> list[ClosureDays]:
+        rows = (await session.execute(select(Closure.start_date, Closure.end_date))).all()
+        return [ClosureDays(start, end) for start, end in rows]
+
+    async def _availability(self, session: AsyncSession, teacher_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list]:
+        windows: dict[uuid.UUID, list[WeeklyWindow]] = {t: [] for t in teacher_ids}
+        rows = await session.scalars(select(TeacherAvailability).where(TeacherAvailability.teacher_id.in_(teacher_ids)))
+        for row in rows:
+            windows[row.teacher_id].append(WeeklyWindow(row.weekday, row.start_time, row.end_time))
+        return windows
+
+    async def _busy(
+        self, session: AsyncSession, teacher_id: uuid.UUID, start: datetime, end: datetime
+    ) -> list[Interval]:
+        lessons = await session.execute(
+            select(Lesson.starts_at, Lesson.ends_at).where(
+                Lesson.teacher_id == teacher_id,
+                Lesson.status.in_(BLOCKING_STATUSES),
+                Lesson.ends_at > start,
+                Lesson.starts_at < end,
+            )
+        )
+        time_off = await session.execute(
+            select(TeacherTimeOff.starts_at, TeacherTimeOff.ends_at).where(
+                TeacherTimeOff.teacher_id == teacher_id, TeacherTimeOff.ends_at > start, TeacherTimeOff.starts_at < end
+            )
+        )
+        return [(s, e) for s, e in [*lessons.all(), *time_off.all()]]
+
+    def _demo_window(self) -> Interval:
+        earliest = datetime.now(UTC) + self._settings.demo_min_notice
+        return earliest, earliest + self._settings.demo_search_horizon
+
+    # --- steps ---------------------------------------------------------------------------------------------
+
+    @activity.defn(name="enrollment_validate")
+    async def validate(self, ref: EnrollmentRef) -> ValidatedEnrollment:
+        """What needs the database: the student is not already learning this instrument with us."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, ref.enrollment_id)
+            application = enrollment.application
+            student = application["student"]
+            already = await session.scalar(
+                select(Enrollment.id)
+                .join(Student, Student.id == Enrollment.student_id)
+                .join(Parent, Parent.id == Student.parent_id)
+                .where(
+                    Parent.email == application["parent"]["email"].lower(),
+                    func.lower(Student.first_name) == student["first_name"].lower(),
+                    Student.date_of_birth == date.fromisoformat(student["date_of_birth"]),
+                    Enrollment.instrument == enrollment.instrument,
+                    Enrollment.state.not_in(_CLOSED),
+                    Enrollment.id != enrollment.id,
+                )
+                .limit(1)
+            )
+            if already is not None:
+                raise _fail(f"the student is already enrolled in {enrollment.instrument}")
+            settings = self._settings
+            return ValidatedEnrollment(
+                payment_method_id=enrollment.stripe_payment_method_id,
+                instrument=enrollment.instrument,
+                lesson_minutes=enrollment.lesson_minutes,
+                billing_interval=enrollment.billing_interval,
+                timings=EnrollmentTimings(
+                    waitlist_timeout=settings.waitlist_timeout,
+                    waitlist_recheck_interval=settings.waitlist_recheck_interval,
+                    demo_reminder_before=settings.demo_reminder_before,
+                    teacher_outcome_reminder_after=settings.teacher_outcome_reminder_after,
+                    outcome_timeout_after_demo=settings.outcome_timeout_after_demo,
+                ),
+            )
+
+    @activity.defn(name="enrollment_create_account")
+    async def create_account(self, ref: EnrollmentRef) -> AccountCreated:
+        """The family's login (one per family: a sibling's enrollment reuses it), the parent, consents, student."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, ref.enrollment_id)
+            if enrollment.parent_id is None or enrollment.student_id is None:
+                await self._create_family(session, enrollment)
+            mirror(enrollment, EnrollmentState.VALIDATED)
+            mirror(enrollment, EnrollmentState.ACCOUNT_CREATED)
+            parent = await session.get(Parent, enrollment.parent_id)
+            assert parent is not None and parent.user_id is not None and enrollment.student_id is not None
+            try:
+                await session.flush()
+            except IntegrityError as exc:
+                if LIVE_ENROLLMENT_INDEX in str(exc.orig):
+                    raise _fail(f"the student is already enrolled in {enrollment.instrument}") from exc
+                raise
+            return AccountCreated(parent_id=parent.id, student_id=enrollment.student_id, parent_user_id=parent.user_id)
+
+    async def _create_family(self, session: AsyncSession, enrollment: Enrollment) -> None:
+        application = enrollment.application
+        person = application["parent"]
+        email = person["email"].strip().lower()
+        account = await self._identity.ensure_account(session, email, Role.parent)
+        await session.execute(
+            insert(Parent)
+            .values(
+                id=uuid.uuid4(),
+                user_id=account.user_id,
+                first_name=person["first_name"],
+                last_name=person["last_name"],
+                email=email,
+                phone=person["phone"],
+                created_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing(index_elements=["email"])
+        )
+        parent = await session.scalar(select(Parent).where(Parent.email == email))
+        assert parent is not None
+        if parent.user_id is None:
+            parent.user_id = account.user_id
+        await self._record_consents(session, parent.id, application.get("consents", {}))
+        child = application["student"]
+        student = await session.scalar(
+            select(Student).where(
+                Student.parent_id == parent.id,
+                func.lower(Student.first_name) == child["first_name"].lower(),
+                Student.date_of_birth == date.fromisoformat(child["date_of_birth"]),
+            )
+        )
+        if student is None:
+            student = Student(
+                parent_id=parent.id,
+                first_name=child["first_name"],
+                last_name=child["last_name"],
+                date_of_birth=date.fromisoformat(child["date_of_birth"]),
+                instrument=enrollment.instrument,
+                is_active=False,  # active once the demo's outcome is "continue"
+            )
+            session.add(student)
+            await session.flush()
+        enrollment.parent_id, enrollment.student_id = parent.id, student.id
+
+    async def _record_consents(self, session: AsyncSession, parent_id: uuid.UUID, consents: dict) -> None:
+        for kind in ConsentKind:
+            granted = bool(consents.get(kind.value, False))
+            current = await session.scalar(
+                select(Consent.granted)
+                .where(Consent.parent_id == parent_id, Consent.kind == kind, Consent.withdrawn_at.is_(None))
+                .order_by(Consent.granted_at.desc())
+                .limit(1)
+            )
+            if current is None or current != granted:
+                session.add(Consent(parent_id=parent_id, kind=kind, granted=granted, source="enrollment_form"))
+
+    @activity.defn(name="enrollment_assign_teacher")
+    async def assign_teacher(self, request: AssignTeacher) -> TeacherAssignment:
+        """Reserve a place with the best-ranked teacher (atomically), or mirror ``waitlisted``."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, request.enrollment_id)
+            if enrollment.teacher_id is not None:
+                return TeacherAssignment(teacher_id=enrollment.teacher_id)
+            preferred = windows_from_json(enrollment.preferred_windows)
+            for teacher_id in await self._ranked_teachers(session, enrollment, preferred, request.teacher_id):
+                reserved = await session.scalar(
+                    update(Teacher)
+                    .where(Teacher.id == teacher_id, Teacher.is_active, Teacher.active_students < Teacher.capacity)
+                    .values(active_students=Teacher.active_students + 1)
+                    .returning(Teacher.id)
+                )
+                if reserved is not None:
+                    enrollment.teacher_id = reserved
+                    mirror(enrollment, EnrollmentState.TEACHER_ASSIGNED)
+                    return TeacherAssignment(teacher_id=reserved)
+            reason = (
+                "the chosen teacher has no free place or does not fit the family's windows"
+                if request.teacher_id
+                else "no teacher of this instrument has a free place at the family's preferred times"
+            )
+            mirror(enrollment, EnrollmentState.WAITLISTED)
+            return TeacherAssignment(teacher_id=None, reason=reason)
+
+    async def _ranked_teachers(
+        self, session: AsyncSession, enrollment: Enrollment, preferred: list[WeeklyWindow], chosen: uuid.UUID | None
+    ) -> list[uuid.UUID]:
+        query = select(Teacher).where(Teacher.is_active, Teacher.instruments.any(enrollment.instrument))
+        if chosen is not None:
+            query = query.where(Teacher.id == chosen)
+        teachers = list(await session.scalars(query))
+        availability = await self._availability(session, [t.id for t in teachers])
+        closures = await self._closures(session)
+        earliest, horizon = self._demo_window()
+        duration = timedelta(minutes=enrollment.lesson_minutes)
+        candidates = []
+        for teacher in teachers:
+            busy = await self._busy(session, teacher.id, earliest, horizon)
+            tz = self._settings.timezone
+            slot = first_slot(availability[teacher.id], preferred, busy, closures, duration, earliest, horizon, tz)
+            candidates.append(
+                TeacherCandidate(
+                    teacher_id=str(teacher.id),
+                    instruments=frozenset(teacher.instruments),
+                    active=teacher.is_active,
+                    capacity=teacher.capacity,
+                    active_students=teacher.active_students,
+                    availability=availability[teacher.id],
+                    earliest_slot=slot[0] if slot else None,
+                )
+            )
+        ranked = rank_teachers(candidates, enrollment.instrument, preferred)
+        return [uuid.UUID(c.teacher_id) for c in ranked]
+
+    @activity.defn(name="enrollment_book_demo")
+    async def book_demo(self, request: BookDemo) -> DemoBooking:
+        """The first free slot, the exclusion constraint having the last word; no slot sends the student back
+        to the waitlist (the teacher's place released in the same transaction)."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, request.enrollment_id)
+            if request.replacing_lesson_id is not None:
+                await session.execute(
+                    update(Lesson)
+                    .where(Lesson.id == request.replacing_lesson_id, Lesson.status == LessonStatus.scheduled)
+                    .values(status=LessonStatus.no_show, updated_at=datetime.now(UTC))
+                )
+            if enrollment.demo_lesson_id is not None and enrollment.demo_lesson_id != request.replacing_lesson_id:
+                booked = await session.get(Lesson, enrollment.demo_lesson_id)
+                if booked is not None and booked.status == LessonStatus.scheduled:
+                    return DemoBooking(lesson_id=booked.id, starts_at=booked.starts_at, ends_at=booked.ends_at)
+            if enrollment.teacher_id is None:
+                raise _fail("no teacher is assigned to book a demo with")
+            lesson = await self._insert_first_free_demo(session, enrollment)
+            if lesson is None:
+                await _release_teacher(session, enrollment)
+                mirror(enrollment, EnrollmentState.WAITLISTED)
+                return DemoBooking(lesson_id=None)
+            enrollment.demo_lesson_id = lesson[0]
+            mirror(enrollment, EnrollmentState.DEMO_SCHEDULED)
+            return DemoBooking(lesson_id=lesson[0], starts_at=lesson[1], ends_at=lesson[2])
+
+    async def _insert_first_free_demo(
+        self, session: AsyncSession, enrollment: Enrollment
+    ) -> tuple[uuid.UUID, datetime, datetime] | None:
+        assert enrollment.teacher_id is not None and enrollment.student_id is not None
+        teacher_id = enrollment.teacher_id
+        earliest, horizon = self._demo_window()
+        slots = iter_slots(
+            (await self._availability(session, [teacher_id]))[teacher_id],
+            windows_from_json(enrollment.preferred_windows),
+            await self._busy(session, teacher_id, earliest, horizon),
+            await self._closures(session),
+            timedelta(minutes=enrollment.lesson_minutes),
+            earliest,
+            horizon,
+            self._settings.timezone,
+        )
+        for start, end in islice(slots, MAX_DEMO_ATTEMPTS):
+            lesson_id = await _insert_lesson(session, enrollment, LessonKind.demo, start, end)
+            if lesson_id is not None:
+                return lesson_id, start, end
+        return None
+
+    @activity.defn(name="enrollment_book_regular_lessons")
+    async def book_regular_lessons(self, ref: EnrollmentRef) -> RegularLessons:
+        """``continue``: the weekly lesson at the demo's local weekday and time for the rest of the semester
+        (closures skipped, a week taken by another booking skipped), the student active, the row ``active``."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, ref.enrollment_id)
+            demo = await session.get(Lesson, enrollment.demo_lesson_id) if enrollment.demo_lesson_id else None
+            if demo is None:
+                raise _fail("the enrollment has no demo lesson to continue from")
+            now = datetime.now(UTC)
+            if demo.status == LessonStatus.scheduled:
+                demo.status, demo.updated_at = LessonStatus.completed, now
+            skipped = 0
+            if enrollment.state != EnrollmentState.ACTIVE:
+                for start, end in await self._weekly_slots(session, demo, now):
+                    if await _insert_lesson(session, enrollment, LessonKind.regular, start, end) is None:
+                        skipped += 1
+                student = await session.get(Student, enrollment.student_id)
+                assert student is not None
+                student.is_active = True
+                mirror(enrollment, EnrollmentState.ACTIVE)
+            first, last, count = (
+                await session.execute(
+                    select(func.min(Lesson.starts_at), func.max(Lesson.ends_at), func.count()).where(
+                        Lesson.enrollment_id == enrollment.id,
+                        Lesson.kind == LessonKind.regular,
+                        Lesson.status == LessonStatus.scheduled,
+                    )
+                )
+            ).one()
+            return RegularLessons(count=count, skipped_conflicts=skipped, first_starts_at=first, last_ends_at=last)
+
+    async def _weekly_slots(self, session: AsyncSession, demo: Lesson, now: datetime) -> list[Interval]:
+        tz = self._settings.timezone
+        local = demo.starts_at.astimezone(tz)
+        semesters = (await session.execute(select(Semester.start_date, Semester.end_date))).all()
+        closures = await self._closures(session)
+        start_from = max(demo.ends_at, now)
+        for term in lesson_term([(s, e) for s, e in semesters], closures, start_from.astimezone(tz).date()):
+            weeks = weekly_occurrences(
+                term, local.weekday(), local.time(), demo.ends_at - demo.starts_at, tz, start_from
+            )
+            if weeks:
+                return weeks
+        return []
+
+    # --- compensations (each idempotent) and the state mirror ----------------------------------------------
+
+    @activity.defn(name="enrollment_release_teacher")
+    async def release_teacher(self, ref: EnrollmentRef) -> None:
+        async with transaction(self._sessions) as session:
+            await _release_teacher(session, await self._locked(session, ref.enrollment_id))
+
+    @activity.defn(name="enrollment_cancel_future_lessons")
+    async def cancel_future_lessons(self, ref: EnrollmentRef) -> int:
+        async with transaction(self._sessions) as session:
+            now = datetime.now(UTC)
+            result = await session.execute(
+                update(Lesson)
+                .where(
+                    Lesson.enrollment_id == ref.enrollment_id,
+                    Lesson.status.in_([LessonStatus.scheduled, LessonStatus.suspended]),
+                    Lesson.starts_at > now,
+                )
+                .values(status=LessonStatus.cancelled, updated_at=now)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    @activity.defn(name="enrollment_deactivate_student")
+    async def deactivate_student(self, ref: EnrollmentRef) -> None:
+        """Deactivate the student unless another live enrollment (a second instrument) keeps them active."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, ref.enrollment_id)
+            if enrollment.student_id is None:
+                return
+            other = await session.scalar(
+                select(Enrollment.id).where(
+                    Enrollment.student_id == enrollment.student_id,
+                    Enrollment.id != enrollment.id,
+                    Enrollment.state.not_in(_CLOSED),
+                )
+            )
+            if other is None:
+                await session.execute(
+                    update(Student).where(Student.id == enrollment.student_id).values(is_active=False)
+                )
+
+    @activity.defn(name="enrollment_mirror_state")
+    async def mirror_state(self, request: MirrorState) -> None:
+        async with transaction(self._sessions) as session:
+            mirror(await self._locked(session, request.enrollment_id), request.state, request.failure_reason)
+
+
+async def _insert_lesson(
+    session: AsyncSession, enrollment: Enrollment, kind: LessonKind, start: datetime, end: datetime
+) -> uuid.UUID | None:
+    """Book one lesson; None when the teacher's time is taken (the exclusion constraint refused it). The same
+    lesson booked again (a retry) is found by its unique (student, kind, start) instead of added twice."""
+    assert enrollment.teacher_id is not None and enrollment.student_id is not None
+    try:
+        async with session.begin_nested():
+            lesson_id = await session.scalar(
+                insert(Lesson)
+                .values(
+                    id=uuid.uuid4(),
+                    kind=kind,
+                    status=LessonStatus.scheduled,
+                    teacher_id=enrollment.teacher_id,
+                    student_id=enrollment.student_id,
+                    enrollment_id=enrollment.id,
+                    starts_at=start,
+                    ends_at=end,
+                    notes="",
+                    created_at=datetime.now(UTC),
+                    updated_at=datetime.now(UTC),
+                )
+                .on_conflict_do_nothing(constraint="uq_lessons_student_kind_start")
+                .returning(Lesson.id)
+            )
+    except IntegrityError as exc:
+        if EXCLUSION_CONSTRAINT in str(exc.orig):
+            return None
+        raise
+    if lesson_id is None:  # booked before, by an earlier attempt of this step
+        lesson_id = await session.scalar(
+            select(Lesson.id).where(
+                Lesson.student_id == enrollment.student_id,
+                Lesson.kind == kind,
+                Lesson.starts_at == start,
+                Lesson.enrollment_id == enrollment.id,
+                Lesson.status == LessonStatus.scheduled,
+            )
+        )
+    return lesson_id
+
+
+async def _release_teacher(session: AsyncSession, enrollment: Enrollment) -> None:
+    """Give the teacher's place back once: clearing the enrollment's teacher in the same transaction is the guard."""
+    if enrollment.teacher_id is None:
+        return
+    await session.execute(
+        update(Teacher)
+        .where(Teacher.id == enrollment.teacher_id, Teacher.active_students > 0)
+        .values(active_students=Teacher.active_students - 1)
+    )
+    enrollment.teacher_id = None
+
+
+class BillingHandoffActivities:
+    """Tell the family's billing workflow (billing's own, addressed by name) that a student starts or stops."""
+
+    def __init__(self, settings: Settings, client: Client) -> None:
+        self._settings = settings
+        self._client = client
+
+    @activity.defn(name="enrollment_start_billing")
+    async def start_billing(self, message: StudentStarted) -> None:
+        await self._signal_with_start(message.parent_id, SIGNAL_STUDENT_STARTED, message)
+
+    @activity.defn(name="enrollment_stop_billing")
+    async def stop_billing(self, message: StudentStopped) -> None:
+        await self._signal_with_start(message.parent_id, SIGNAL_STUDENT_STOPPED, message)
+
+    async def _signal_with_start(
+        self, parent_id: uuid.UUID, signal: str, message: StudentStarted | StudentStopped
+    ) -> None:
+        # Billing de-duplicates by enrollment_id: a retried activity may deliver the signal twice.
+        await self._client.start_workflow(
+            FAMILY_BILLING_WORKFLOW,
+            FamilyBillingInput(parent_id=parent_id),
+            id=billing_workflow_id(parent_id),
+            task_queue=self._settings.task_queue,
+            start_signal=signal,
+            start_signal_args=[message],
+        )

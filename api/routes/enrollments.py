@@ -1,0 +1,321 @@
+"""``/api/v1/enrollments``: a thin door to the enrollment workflow (validate, start or signal, query).
+
+The row is written in the request's transaction and the workflow is started after the commit, with an id
+derived from the row's id, so a retried request (same ``Idempotency-Key``) finds the same row and the same
+workflow. Reading an enrollment asks the running workflow; a finished one answers from the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Response, status
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import CedarError, Conflict, NotFound
+from api.principal import AdminPrincipal, Principal, require_roles
+from api.schemas.enrollment import (
+    AssignTeacherIn,
+    CancelIn,
+    DemoOutcomeIn,
+    EnrollmentAccepted,
+    EnrollmentCreate,
+    EnrollmentStatusOut,
+    StepOut,
+    settings_problems,
+)
+from core.audit import record_audit
+from core.db import transaction
+from core.settings import Settings
+from core.temporal import ENROLLMENT_STATE, enrollment_workflow_id
+from domain.calendar import WeeklyWindow
+from domain.enrollment_flow import application_fingerprint, windows_to_json
+from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
+from domain.local_time import format_local
+from models import Enrollment, Lesson, Role, Teacher
+from workflows.enrollment_messages import (
+    ENROLLMENT_WORKFLOW,
+    QUERY_STATUS,
+    UPDATE_ASSIGN_TEACHER,
+    UPDATE_CANCEL,
+    UPDATE_DEMO_OUTCOME,
+    Accepted,
+    AssignTeacherRequest,
+    CancelRequest,
+    DemoOutcomeRequest,
+    EnrollmentInput,
+    StatusView,
+)
+
+router = APIRouter(prefix="/api/v1/enrollments", tags=["enrollments"])
+
+QUERY_TIMEOUT = timedelta(seconds=3)
+UPDATE_TIMEOUT = timedelta(seconds=30)
+CLOSED = frozenset(s.value for s in TERMINAL_STATES if s != EnrollmentState.ACTIVE)
+
+TeacherOrAdmin = Annotated[Principal, Depends(require_roles(Role.admin, Role.teacher))]
+ParentOrAdmin = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+def status_url(settings: Settings, enrollment_id: uuid.UUID) -> str:
+    return f"{settings.public_base_url}/api/v1/enrollments/{enrollment_id}"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EnrollmentAccepted,
+    summary="Enroll a student (public): starts the enrollment workflow",
+)
+async def create_enrollment(
+    body: EnrollmentCreate,
+    context: ContextDep,
+    temporal: TemporalDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> EnrollmentAccepted:
+    settings = context.settings
+    problems = settings_problems(body, settings, datetime.now(settings.timezone).date())
+    if problems:
+        raise CedarError(422, "validation_error", "the request is invalid", problems)
+    application = body.model_dump(mode="json")
+    fingerprint = application_fingerprint(application)
+    async with transaction(context.sessions) as session:
+        enrollment = await _find_or_insert(session, body, application, fingerprint, idempotency_key)
+    await _start_workflow(temporal, settings, enrollment)
+    response.headers["Location"] = status_url(settings, enrollment.id)
+    return EnrollmentAccepted(
+        enrollment_id=enrollment.id, state=enrollment.state, status_url=status_url(settings, enrollment.id)
+    )
+
+
+async def _find_or_insert(
+    session: AsyncSession, body: EnrollmentCreate, application: dict[str, Any], fingerprint: str, key: str | None
+) -> Enrollment:
+    if key is not None:
+        existing = await session.scalar(select(Enrollment).where(Enrollment.idempotency_key == key))
+        if existing is not None:
+            return _same_request(existing, fingerprint)
+    enrollment_id = uuid.uuid4()
+    values = {
+        "id": enrollment_id,
+        "idempotency_key": key,
+        "request_hash": fingerprint,
+        "workflow_id": enrollment_workflow_id(enrollment_id),
+        "state": EnrollmentState.RECEIVED.value,
+        "instrument": body.instrument,
+        "lesson_minutes": body.lesson_minutes,
+        "billing_interval": body.billing_interval.value,
+        "preferred_windows": windows_to_json(_windows(body)),
+        "application": application,
+        "stripe_payment_method_id": body.payment_method_id,
+        "steps": [],
+    }
+    # A concurrent request with the same key may have inserted first: then answer with its row.
+    inserted = await session.scalar(
+        insert(Enrollment)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(Enrollment.id)
+    )
+    if inserted is None:
+        existing = await session.scalar(select(Enrollment).where(Enrollment.idempotency_key == key))
+        assert existing is not None
+        return _same_request(existing, fingerprint)
+    await record_audit(
+        session, actor_user_id=None, actor_role="public", action="create", entity_type="enrollment", entity_id=inserted
+    )
+    enrollment = await session.get(Enrollment, inserted)
+    assert enrollment is not None
+    return enrollment
+
+
+def _windows(body: EnrollmentCreate) -> list[WeeklyWindow]:
+    return [WeeklyWindow(w.weekday, w.start, w.end) for w in body.preferred_windows]
+
+
+def _same_request(existing: Enrollment, fingerprint: str) -> Enrollment:
+    if existing.request_hash != fingerprint:
+        raise Conflict("this Idempotency-Key was already used with a different request body")
+    return existing
+
+
+async def _start_workflow(temporal: Client, settings: Settings, enrollment: Enrollment) -> None:
+    try:
+        await temporal.start_workflow(
+            ENROLLMENT_WORKFLOW,
+            EnrollmentInput(enrollment_id=enrollment.id, payment_method_id=enrollment.stripe_payment_method_id),
+            id=enrollment.workflow_id,
+            task_queue=settings.task_queue,
+            # A finished enrollment is never started again by a retried request.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(ENROLLMENT_STATE, EnrollmentState.RECEIVED.value)]
+            ),
+            # Runs the first workflow task in this process when a worker shares it (the benchmark's case).
+            request_eager_start=True,
+        )
+    except WorkflowAlreadyStartedError:
+        pass  # the same request, retried: its workflow runs already
+    except RPCError as exc:
+        raise CedarError(
+            503, "temporal_unavailable", "the enrollment is saved but could not start; retry with the same key"
+        ) from exc
+
+
+@router.get("/{enrollment_id}", response_model=EnrollmentStatusOut, summary="An enrollment's progress (by its id)")
+async def get_enrollment(
+    enrollment_id: uuid.UUID, session: SessionDep, settings: SettingsDep, context: ContextDep
+) -> EnrollmentStatusOut:
+    enrollment = await _enrollment_or_404(session, enrollment_id)
+    view = None
+    if enrollment.state not in CLOSED:
+        view = await _ask_workflow(context, enrollment)
+    if view is None:
+        view = StatusView(
+            state=enrollment.state,
+            steps=enrollment.steps,
+            teacher_id=enrollment.teacher_id,
+            failure_reason=enrollment.failure_reason,
+        )
+        demo = await session.get(Lesson, enrollment.demo_lesson_id) if enrollment.demo_lesson_id else None
+        view.demo_starts_at = demo.starts_at if demo is not None else None
+    teacher = await session.get(Teacher, view.teacher_id) if view.teacher_id else None
+    demo_at = view.demo_starts_at.astimezone(settings.timezone) if view.demo_starts_at else None
+    return EnrollmentStatusOut(
+        enrollment_id=enrollment.id,
+        state=view.state,
+        steps=[StepOut(state=s.state, at=s.at) for s in view.steps],
+        instrument=enrollment.instrument,
+        lesson_minutes=enrollment.lesson_minutes,
+        teacher_display_name=teacher.display_name if teacher else None,
+        demo_lesson_at=demo_at,
+        demo_lesson_local=format_local(demo_at, settings.timezone) if demo_at else None,
+        failure_reason=view.failure_reason,
+    )
+
+
+async def _ask_workflow(context: ContextDep, enrollment: Enrollment) -> StatusView | None:
+    """The running workflow's own view; None when it cannot answer (finished, or no worker right now)."""
+    try:
+        client = await context.temporal.get()
+        handle = client.get_workflow_handle(enrollment.workflow_id)
+        view: StatusView = await handle.query(QUERY_STATUS, result_type=StatusView, rpc_timeout=QUERY_TIMEOUT)
+        return view
+    except Exception:  # the database mirror answers instead; it is at most one step behind
+        return None
+
+
+async def _enrollment_or_404(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment:
+    enrollment = await session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise NotFound("enrollment")
+    return enrollment
+
+
+async def _update(temporal: Client, enrollment: Enrollment, update: str, argument: object, action: str) -> Accepted:
+    """Send an update to the workflow; a refusal (or a finished workflow) is a 409 with the reason."""
+    if enrollment.state in CLOSED:
+        raise Conflict(f"the enrollment is already {enrollment.state}")
+    handle = temporal.get_workflow_handle(enrollment.workflow_id)
+    try:
+        accepted: Accepted = await handle.execute_update(
+            update, argument, result_type=Accepted, rpc_timeout=UPDATE_TIMEOUT
+        )
+        return accepted
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        reason = getattr(cause, "message", None) or str(cause or exc)
+        raise Conflict(f"{action} is not possible now: {reason}") from exc
+    except RPCError as exc:
+        raise Conflict(f"{action} is not possible now: the enrollment's workflow is not running") from exc
+
+
+async def _audit(session: AsyncSession, principal: Principal, action: str, enrollment: Enrollment, after: dict) -> None:
+    await record_audit(
+        session,
+        actor_user_id=principal.user_id,
+        actor_role=str(principal.role),
+        action=action,
+        entity_type="enrollment",
+        entity_id=enrollment.id,
+        after=after,
+    )
+
+
+@router.post(
+    "/{enrollment_id}/demo-outcome",
+    response_model=Accepted,
+    summary="Report the demo lesson's outcome (the assigned teacher or an admin)",
+)
+async def report_demo_outcome(
+    enrollment_id: uuid.UUID, body: DemoOutcomeIn, session: SessionDep, principal: TeacherOrAdmin, temporal: TemporalDep
+) -> Accepted:
+    enrollment = await _enrollment_or_404(session, enrollment_id)
+    if not principal.is_admin and (principal.teacher_id is None or principal.teacher_id != enrollment.teacher_id):
+        raise NotFound("enrollment")
+    accepted = await _update(
+        temporal, enrollment, UPDATE_DEMO_OUTCOME, DemoOutcomeRequest(outcome=body.outcome), "reporting the outcome"
+    )
+    await _audit(session, principal, "demo_outcome", enrollment, {"outcome": body.outcome.value})
+    return accepted
+
+
+@router.post(
+    "/{enrollment_id}/cancel", response_model=Accepted, summary="Cancel an enrollment (its family or an admin)"
+)
+async def cancel_enrollment(
+    enrollment_id: uuid.UUID,
+    session: SessionDep,
+    principal: ParentOrAdmin,
+    temporal: TemporalDep,
+    body: CancelIn | None = None,
+) -> Accepted:
+    enrollment = await _enrollment_or_404(session, enrollment_id)
+    if not principal.is_admin and (principal.parent_id is None or principal.parent_id != enrollment.parent_id):
+        raise NotFound("enrollment")
+    reason = (
+        body.reason if body else ("cancelled by the family" if not principal.is_admin else "cancelled by the office")
+    )
+    accepted = await _update(temporal, enrollment, UPDATE_CANCEL, CancelRequest(reason=reason), "cancelling")
+    await _audit(session, principal, "cancel", enrollment, {"reason": reason})
+    return accepted
+
+
+@router.post(
+    "/{enrollment_id}/assign-teacher",
+    response_model=Accepted,
+    summary="Assign a waitlisted enrollment's teacher (admin)",
+)
+async def assign_teacher(
+    enrollment_id: uuid.UUID,
+    body: AssignTeacherIn,
+    session: SessionDep,
+    principal: AdminPrincipal,
+    temporal: TemporalDep,
+) -> Accepted:
+    enrollment = await _enrollment_or_404(session, enrollment_id)
+    teacher = await session.get(Teacher, body.teacher_id)
+    if teacher is None or not teacher.is_active:
+        raise CedarError(422, "validation_error", "the request is invalid", {"teacher_id": "no such active teacher"})
+    if enrollment.instrument not in teacher.instruments:
+        raise Conflict(f"this teacher does not teach {enrollment.instrument}", {"teacher_id": "wrong instrument"})
+    accepted = await _update(
+        temporal,
+        enrollment,
+        UPDATE_ASSIGN_TEACHER,
+        AssignTeacherRequest(teacher_id=teacher.id),
+        "assigning the teacher",
+    )
+    await _audit(session, principal, "assign_teacher", enrollment, {"teacher_id": str(teacher.id)})
+    return accepted

@@ -1,0 +1,41 @@
+"""A stand-in for billing's family workflow, addressed by the same name: it records what enrollment tells it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.billing_messages import (
+        FAMILY_BILLING_WORKFLOW,
+        SIGNAL_STUDENT_STARTED,
+        SIGNAL_STUDENT_STOPPED,
+        FamilyBillingInput,
+        StudentStarted,
+        StudentStopped,
+    )
+
+
+@workflow.defn(name=FAMILY_BILLING_WORKFLOW)
+class StandInBillingWorkflow:
+    def __init__(self) -> None:
+        self._events: list[str] = []
+
+    @workflow.run
+    async def run(self, request: FamilyBillingInput) -> list[str]:
+        # Long enough for any test; the test's task queue is abandoned afterwards.
+        await workflow.wait_condition(lambda: False, timeout=timedelta(minutes=10))
+        return self._events
+
+    @workflow.signal(name=SIGNAL_STUDENT_STARTED)
+    def student_started(self, message: StudentStarted) -> None:
+        self._events.append(f"started:{message.enrollment_id}:{message.first_regular_lesson_at.isoformat()}")
+
+    @workflow.signal(name=SIGNAL_STUDENT_STOPPED)
+    def student_stopped(self, message: StudentStopped) -> None:
+        self._events.append(f"stopped:{message.enrollment_id}")
+
+    @workflow.query(name="events")
+    def events(self) -> list[str]:
+        return self._events

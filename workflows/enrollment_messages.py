@@ -1,0 +1,134 @@
+"""The enrollment workflow's messages: its input, its updates and query, and its activities' inputs and results.
+
+Only ids, states and times travel here: names, emails and the application itself stay in the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+ENROLLMENT_WORKFLOW = "EnrollmentWorkflow"
+UPDATE_DEMO_OUTCOME = "demo_outcome"
+UPDATE_CANCEL = "cancel"
+UPDATE_ASSIGN_TEACHER = "assign_teacher"
+QUERY_STATUS = "status"
+
+
+class DemoOutcome(StrEnum):
+    continue_ = "continue"
+    withdraw = "withdraw"
+    no_show = "no_show"
+
+
+class EnrollmentInput(BaseModel):
+    enrollment_id: uuid.UUID
+    payment_method_id: str
+
+
+class EnrollmentRef(BaseModel):
+    enrollment_id: uuid.UUID
+
+
+# --- updates and query ---------------------------------------------------------------------------------------
+
+
+class DemoOutcomeRequest(BaseModel):
+    outcome: DemoOutcome
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field(default="cancelled on request", max_length=500)
+
+
+class AssignTeacherRequest(BaseModel):
+    teacher_id: uuid.UUID
+
+
+class Accepted(BaseModel):
+    state: str
+
+
+class StepView(BaseModel):
+    state: str
+    at: datetime
+
+
+class StatusView(BaseModel):
+    """What the workflow says about itself (ids and times only)."""
+
+    state: str
+    steps: list[StepView]
+    teacher_id: uuid.UUID | None = None
+    demo_starts_at: datetime | None = None
+    failure_reason: str | None = None
+
+
+# --- activities ---------------------------------------------------------------------------------------------
+
+
+class EnrollmentTimings(BaseModel):
+    """The worker's delay settings, read once by the first activity so the workflow stays deterministic."""
+
+    waitlist_timeout: timedelta
+    waitlist_recheck_interval: timedelta
+    demo_reminder_before: timedelta
+    teacher_outcome_reminder_after: timedelta
+    outcome_timeout_after_demo: timedelta
+
+
+class ValidatedEnrollment(BaseModel):
+    payment_method_id: str
+    instrument: str
+    lesson_minutes: int
+    billing_interval: str
+    timings: EnrollmentTimings
+
+
+class CheckPaymentMethod(BaseModel):
+    payment_method_id: str
+
+
+class AccountCreated(BaseModel):
+    parent_id: uuid.UUID
+    student_id: uuid.UUID
+    parent_user_id: uuid.UUID
+
+
+class AssignTeacher(BaseModel):
+    enrollment_id: uuid.UUID
+    # Set when an admin chose the teacher; None lets matching choose.
+    teacher_id: uuid.UUID | None = None
+
+
+class TeacherAssignment(BaseModel):
+    teacher_id: uuid.UUID | None  # None: nobody fits (or the chosen teacher is full) → waitlisted
+    reason: str | None = None
+
+
+class BookDemo(BaseModel):
+    enrollment_id: uuid.UUID
+    # After a no-show: the missed demo, marked no_show while its replacement is booked.
+    replacing_lesson_id: uuid.UUID | None = None
+
+
+class DemoBooking(BaseModel):
+    lesson_id: uuid.UUID | None  # None: no slot within the search horizon
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+class RegularLessons(BaseModel):
+    count: int
+    skipped_conflicts: int
+    first_starts_at: datetime | None
+    last_ends_at: datetime | None
+
+
+class MirrorState(BaseModel):
+    enrollment_id: uuid.UUID
+    state: str
+    failure_reason: str | None = None
