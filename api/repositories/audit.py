@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
@@ -52,11 +54,37 @@ async def audit_write(
     )
 
 
+# One statement per page of reads, whatever its size: a row per record, unnested from one array parameter.
+_INSERT_READS = text(
+    "INSERT INTO audit_log (id, occurred_at, actor_user_id, actor_role, action, entity_type, entity_id, request_id) "
+    "SELECT gen_random_uuid(), :now, :actor, :role, 'read', :entity_type, entity_id, :request_id "
+    "FROM unnest(CAST(:ids AS text[])) AS entity_id"
+)
+
+
 async def audit_staff_reads(
     session: AsyncSession, principal: Principal, entity_type: str, ids: Iterable[object]
 ) -> None:
-    """One ``read`` row per family record a teacher or admin saw, so a family can learn who looked at their data."""
+    """One ``read`` row per family record a teacher or admin saw, so a family can learn who looked at their data.
+
+    A page of reads is written by one small INSERT … SELECT unnest(…) rather than one ORM object per row, which
+    kept a staff list of 50 records several times slower than the list itself. Read rows have no before/after.
+    """
     if principal.role not in STAFF_ROLES:
         return
-    for entity_id in ids:
-        await audit_write(session, principal, "read", entity_type, entity_id)
+    entity_ids = [str(entity_id) for entity_id in ids]
+    if entity_ids:
+        # Only GET routes record reads, so these rows are the transaction's only writes: they need not wait for
+        # the WAL to reach the disk (a crash may lose the last fraction of a second of read rows, never a change).
+        await session.execute(text("SET LOCAL synchronous_commit = off"))
+        await session.execute(
+            _INSERT_READS,
+            {
+                "now": datetime.now(UTC),
+                "actor": principal.user_id,
+                "role": str(principal.role),
+                "entity_type": entity_type,
+                "request_id": _request_id.get(),
+                "ids": entity_ids,
+            },
+        )
