@@ -209,3 +209,25 @@ async def test_a_parent_cancels_their_childs_lesson_only_before_the_cutoff(
     assert cancelled.json()["status"] == "cancelled"
     visible = await api.get(f"{API}/lessons", params={"status": "scheduled"}, headers=ours.headers)
     assert [row["id"] for row in visible.json()["data"]] == [str(soon.id)]
+
+
+async def test_moving_a_lesson_onto_another_is_409_and_leaves_it_in_place(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    make_family: Callable[..., Any],
+    make_teacher: Callable[..., Any],
+    add_lesson: Callable[..., Any],
+) -> None:
+    family, teacher = await make_family(children=2), await make_teacher()
+    start = future_local(settings, 11, 16)
+    staying = await add_lesson(teacher.teacher, family.students[0], start)
+    moving = await add_lesson(teacher.teacher, family.students[1], start + timedelta(hours=2))
+    clash = await api.post(
+        f"{API}/lessons/{moving.id}/reschedule",
+        json={"starts_at": (start + timedelta(minutes=10)).isoformat(), "minutes": 45},
+        headers=teacher.headers,
+    )
+    assert clash.status_code == 409, clash.text
+    assert clash.json()["fields"]["conflicting_lesson_id"] == str(staying.id)
+    unchanged = (await api.get(f"{API}/lessons/{moving.id}", headers=teacher.headers)).json()
+    assert datetime.fromisoformat(unchanged["starts_at"]) == start + timedelta(hours=2)
