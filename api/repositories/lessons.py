@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,21 +52,20 @@ class Slot:
         return cls(lesson.id, lesson.teacher_id, lesson.student_id, lesson.starts_at, lesson.ends_at)
 
 
-async def _overlapping_lesson(session: AsyncSession, slot: Slot, *, teacher: bool) -> Lesson | None:
-    owner = Lesson.teacher_id == slot.teacher_id if teacher else Lesson.student_id == slot.student_id
-    query = (
-        select(Lesson)
-        .where(
-            owner,
-            Lesson.id != slot.lesson_id,
-            Lesson.status.in_(BLOCKING_STATUSES),
-            Lesson.starts_at < slot.ends_at,
-            Lesson.ends_at > slot.starts_at,
-        )
-        .order_by(Lesson.starts_at)
-        .limit(1)
+async def first_overlapping_lesson(
+    session: AsyncSession,
+    owner: ColumnElement[bool],
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_id: uuid.UUID | None = None,
+) -> Lesson | None:
+    """The earliest lesson matching ``owner`` that holds time in [starts_at, ends_at) (touching is no overlap)."""
+    query = select(Lesson).where(
+        owner, Lesson.status.in_(BLOCKING_STATUSES), Lesson.starts_at < ends_at, Lesson.ends_at > starts_at
     )
-    found: Lesson | None = await session.scalar(query)
+    if exclude_id is not None:
+        query = query.where(Lesson.id != exclude_id)
+    found: Lesson | None = await session.scalar(query.order_by(Lesson.starts_at).limit(1))
     return found
 
 
@@ -134,7 +133,9 @@ async def place_lesson(
     await _check_closures(session, slot, settings)
     if within_availability:
         await _check_availability(session, slot, settings)
-    student_clash = await _overlapping_lesson(session, slot, teacher=False)
+    student_clash = await first_overlapping_lesson(
+        session, Lesson.student_id == slot.student_id, slot.starts_at, slot.ends_at, slot.lesson_id
+    )
     if student_clash is not None:
         raise lesson_conflict(student_clash, "the student")
     try:
@@ -146,7 +147,9 @@ async def place_lesson(
             await session.flush()
     except IntegrityError as exc:
         if TEACHER_OVERLAP_CONSTRAINT in str(exc.orig):
-            clash = await _overlapping_lesson(session, slot, teacher=True)
+            clash = await first_overlapping_lesson(
+                session, Lesson.teacher_id == slot.teacher_id, slot.starts_at, slot.ends_at, slot.lesson_id
+            )
             if clash is not None:
                 raise lesson_conflict(clash, "the teacher") from exc
         if STUDENT_START_CONSTRAINT in str(exc.orig):

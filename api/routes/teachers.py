@@ -22,6 +22,7 @@ from api.repositories.base import (
     get_one,
 )
 from api.repositories.catalog import require_instruments
+from api.repositories.lessons import first_overlapping_lesson, lesson_conflict
 from api.schemas.school import (
     AvailabilityOut,
     AvailabilityReplace,
@@ -31,7 +32,7 @@ from api.schemas.school import (
     TimeOffCreate,
     TimeOffOut,
 )
-from models import Role, Teacher, TeacherAvailability, TeacherTimeOff
+from models import Lesson, Role, Teacher, TeacherAvailability, TeacherTimeOff
 
 router = APIRouter(prefix="/api/v1/teachers", tags=["teachers"], dependencies=[Depends(bind_request_id)])
 
@@ -188,6 +189,10 @@ async def create_time_off(
     session: SessionDep, principal: StaffPrincipal, teacher_id: uuid.UUID, body: TimeOffCreate
 ) -> TeacherTimeOff:
     await _teacher(session, principal, teacher_id)
+    # Lessons in the way are moved or cancelled first, so none is silently left without its teacher.
+    lesson = await first_overlapping_lesson(session, Lesson.teacher_id == teacher_id, body.starts_at, body.ends_at)
+    if lesson is not None:
+        raise lesson_conflict(lesson, "the teacher")
     time_off = TeacherTimeOff(teacher_id=teacher_id, **body.model_dump())
     session.add(time_off)
     await session.flush()

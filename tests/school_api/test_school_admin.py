@@ -71,13 +71,23 @@ async def test_an_admin_adds_a_teacher_who_can_then_sign_in_and_set_their_week(
 
 
 async def test_time_off_is_booked_and_cancelled_by_the_teacher(
-    api: httpx.AsyncClient, settings: Settings, make_teacher: Callable[..., Any], sessions: SessionFactory
+    api: httpx.AsyncClient,
+    settings: Settings,
+    make_teacher: Callable[..., Any],
+    make_family: Callable[..., Any],
+    add_lesson: Callable[..., Any],
+    sessions: SessionFactory,
 ) -> None:
-    teacher = await make_teacher()
+    teacher, family = await make_teacher(), await make_family()
     path = f"{API}/teachers/{teacher.teacher.id}/time-off"
     start = future_local(settings, 3, 9)
     naive = {"starts_at": "2030-01-01T09:00:00", "ends_at": "2030-01-01T12:00:00"}
     assert (await api.post(path, json=naive, headers=teacher.headers)).status_code == 422
+    lesson = await add_lesson(teacher.teacher, family.students[0], future_local(settings, 3, 16))
+    over_a_lesson = {"starts_at": start.isoformat(), "ends_at": future_local(settings, 3, 20).isoformat()}
+    refused = await api.post(path, json=over_a_lesson, headers=teacher.headers)
+    assert refused.status_code == 409 and refused.json()["fields"]["conflicting_lesson_id"] == str(lesson.id)
+    assert (await api.post(f"{API}/lessons/{lesson.id}/cancel", headers=teacher.headers)).status_code == 200
     body = {"starts_at": start.isoformat(), "ends_at": future_local(settings, 4, 9).isoformat(), "reason": "Conference"}
     booked = await api.post(path, json=body, headers=teacher.headers)
     assert booked.status_code == 201
