@@ -8,7 +8,7 @@ workflow. Reading an enrollment asks the running workflow; a finished one answer
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response, status
@@ -119,7 +119,7 @@ async def _find_or_insert(
         "preferred_windows": windows_to_json(_windows(body)),
         "application": application,
         "stripe_payment_method_id": body.payment_method_id,
-        "steps": [],
+        "steps": [{"state": EnrollmentState.RECEIVED.value, "at": datetime.now(UTC).isoformat()}],
     }
     # A concurrent request with the same key may have inserted first: then answer with its row.
     inserted = await session.scalar(
