@@ -30,8 +30,8 @@ from models import (
     Teacher,
 )
 
-# Where a parent replaces the card (billing's route); the emails link to it.
-CARD_UPDATE_PATH = "/api/v1/billing/payment-method"
+# Where a parent replaces the card (billing's route, PUT with a Stripe.js PaymentMethod); the emails link to it.
+CARD_UPDATE_PATH = "/api/v1/billing/families/{parent_id}/card"
 
 
 class FamilyRef(BaseModel):
@@ -107,7 +107,7 @@ class DunningActivities:
             unknown_recheck_after=settings.dunning_unknown_recheck_after,
             school_timezone=settings.school_timezone,
             currency=settings.currency,
-            card_update_url=f"{settings.public_base_url}{CARD_UPDATE_PATH}",
+            card_update_url=settings.public_base_url + CARD_UPDATE_PATH.format(parent_id=family.parent_id),
         )
 
     @activity.defn(name="dunning.record_state")

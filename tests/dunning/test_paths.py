@@ -92,7 +92,6 @@ async def test_an_unknown_outcome_is_checked_never_retried_blindly(kit: DunningK
     snap = await kit.snapshot()
     assert (snap.invoices[0].unknown_since, snap.invoices[0].attempts) == (None, 1)
 
-
     async def failure_notice_sent() -> bool:
         return "payment_failed" in await sent_templates(sessions, kit.family)
 

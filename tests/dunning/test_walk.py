@@ -60,4 +60,4 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
     teacher_mail = [m["subject"] for m in smtp_sink.messages(to=family.teacher_email)]
     assert sorted(teacher_mail) == ["Lessons cancelled: 3 upcoming lesson(s)", "Lessons on hold: 3 upcoming lesson(s)"]
     parent_mail = smtp_sink.messages(to=family.email)
-    assert any(family.email and "/api/v1/billing/payment-method" in m["text"] for m in parent_mail)
+    assert any(family.email and f"/api/v1/billing/families/{family.parent_id}/card" in m["text"] for m in parent_mail)
