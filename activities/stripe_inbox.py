@@ -8,6 +8,7 @@ away) keeps status ``received`` and the catch-up hands it over too.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,9 +16,9 @@ from typing import Any
 
 import stripe
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 
@@ -64,45 +65,58 @@ class StoredEvent(BaseModel):
     status: str
 
 
-async def store_event(session: AsyncSession, event: dict[str, Any], source: str) -> StoredEvent:
-    """Stores a verified event once; a second delivery finds the first row."""
-    customer, received = summarize(event)
-    parent_id = None
-    if customer:
-        parent_id = await session.scalar(
-            select(BillingAccount.parent_id).where(BillingAccount.stripe_customer_id == customer)
-        )
-    if customer is None:  # about no family (a plan, a product, the balance): kept, nothing to do
-        status = StripeEventStatus.ignored
-    else:
-        status = StripeEventStatus.received if parent_id is not None else StripeEventStatus.unknown_customer
-    created = event.get("created")
-    inserted = await session.scalar(
-        insert(StripeEvent)
-        .values(
-            id=uuid.uuid4(),
-            stripe_event_id=received.stripe_event_id,
-            type=received.type[:100],
-            stripe_customer_id=customer,
-            stripe_created_at=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
-            payload=event,
-            source=source,
-            status=status,
-            received_at=datetime.now(UTC),
-        )
-        .on_conflict_do_nothing(constraint="uq_stripe_events_event_id")
-        .returning(StripeEvent.id)
+# One round trip: find the family, store the event once, and read the status of an earlier copy. The webhook
+# endpoint's latency is mostly database round trips, so it matters.
+_STORE_EVENT = text(
+    """
+    WITH account AS (
+        SELECT parent_id FROM billing_accounts WHERE stripe_customer_id = CAST(:customer AS varchar)
+    ), inserted AS (
+        INSERT INTO stripe_events
+            (id, stripe_event_id, type, stripe_customer_id, stripe_created_at, payload, source, status, received_at)
+        SELECT :id, :event_id, :type, CAST(:customer AS varchar), :created, CAST(:payload AS jsonb), :source,
+            CASE
+                WHEN CAST(:customer AS varchar) IS NULL THEN 'ignored'
+                WHEN EXISTS (SELECT 1 FROM account) THEN 'received'
+                ELSE 'unknown_customer'
+            END,
+            now()
+        ON CONFLICT ON CONSTRAINT uq_stripe_events_event_id DO NOTHING
+        RETURNING status
     )
-    if inserted is None:
-        status = (
-            await session.scalar(
-                select(StripeEvent.status).where(StripeEvent.stripe_event_id == received.stripe_event_id)
-            )
-            or status
+    SELECT (SELECT parent_id FROM account) AS parent_id,
+        (SELECT status FROM inserted) AS inserted_status,
+        (SELECT status FROM stripe_events WHERE stripe_event_id = :event_id) AS earlier_status
+    """
+)
+
+
+async def store_event(db: AsyncSession | AsyncConnection, event: dict[str, Any], source: str) -> StoredEvent:
+    """Stores a verified event once; a second delivery finds the first row. An event about no customer (a plan,
+    a product) is kept as ``ignored``; one about a customer that is not a family of ours as ``unknown_customer``."""
+    customer, received = summarize(event)
+    created = event.get("created")
+    row = (
+        await db.execute(
+            _STORE_EVENT,
+            {
+                "id": uuid.uuid4(),
+                "event_id": received.stripe_event_id,
+                "type": received.type[:100],
+                "customer": customer,
+                "created": datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
+                "payload": json.dumps(event),
+                "source": source,
+            },
         )
-    elif status == StripeEventStatus.unknown_customer:
+    ).one()
+    # Neither: a concurrent copy of this event is being stored (its row is not visible to this statement yet).
+    status = row.inserted_status or row.earlier_status or StripeEventStatus.received
+    if row.inserted_status == StripeEventStatus.unknown_customer:
         log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
-    return StoredEvent(received=received, parent_id=parent_id, is_new=inserted is not None, status=status)
+    return StoredEvent(
+        received=received, parent_id=row.parent_id, is_new=row.inserted_status is not None, status=status
+    )
 
 
 async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, received: StripeEventReceived) -> None:

@@ -7,25 +7,27 @@ family's billing workflow runs after the response, and the catch-up repeats it i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
 from typing import Annotated, Any
 
 import stripe
-from fastapi import APIRouter, BackgroundTasks, Header, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
 from activities.billing_models import StripeEventReceived
 from activities.stripe_inbox import hand_over, store_event
 from api.access import ROUTE_ACCESS
-from api.deps import AppContext, ContextDep, SessionDep
+from api.deps import AppContext, ContextDep
 from api.errors import CedarError
 from models import StripeEventStatus
 
 log = logging.getLogger("cedar.billing.webhooks")
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 ROUTE_ACCESS[("POST", "/api/v1/webhooks/stripe")] = frozenset({"public"})  # Stripe signs it; no bearer token
+_handing_over: set[asyncio.Task[None]] = set()  # strong references, so running hand-overs are not collected
 
 
 class WebhookAck(BaseModel):
@@ -65,9 +67,7 @@ async def _hand_over(context: AppContext, parent_id: uuid.UUID, received: Stripe
 @router.post("/stripe", response_model=WebhookAck, summary="Receive a Stripe event (signed)")
 async def receive_stripe_event(
     request: Request,
-    session: SessionDep,
     context: ContextDep,
-    background: BackgroundTasks,
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
 ) -> WebhookAck:
     if not stripe_signature:
@@ -80,8 +80,15 @@ async def receive_stripe_event(
         settings.stripe_webhook_secrets,
         int(settings.stripe_webhook_tolerance.total_seconds()),
     )
-    stored = await store_event(session, parse_event(payload), source="webhook")
-    await session.commit()  # stored before Stripe hears 2xx, and before the workflow hears of it
+    event = parse_event(payload)
+    # One autocommitted statement: stored before Stripe hears 2xx, and before the workflow hears of it.
+    async with context.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        stored = await store_event(autocommit, event, source="webhook")
     if stored.parent_id is not None and stored.status == StripeEventStatus.received:
-        background.add_task(_hand_over, context, stored.parent_id, stored.received)
+        # Not a BackgroundTask: those hold the keep-alive connection until they finish, delaying Stripe's next
+        # delivery on it. A hand-over lost to a shutdown leaves the event `received` for the catch-up.
+        task = asyncio.create_task(_hand_over(context, stored.parent_id, stored.received))
+        _handing_over.add(task)
+        task.add_done_callback(_handing_over.discard)
     return WebhookAck(received=True, duplicate=not stored.is_new, status=stored.status)
