@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from api.main import create_app
-from core.db import SessionFactory
+from core.db import SessionFactory, transaction
 from core.settings import Settings
-from models import StripeEvent
+from core.tokens import issue_access_token
+from models import Role, StripeEvent, User
 from tests.billing.conftest import count, sign
 
 OLD, NEW = "whsec_rotated_out_soon", "whsec_rotated_in"
@@ -82,3 +84,20 @@ async def test_a_rotated_out_secret_still_verifies_and_an_unknown_customer_is_ke
         (event["id"], "unknown_customer", "cus_nobody_knows")
     ]
     assert rows[0].payload == event
+
+
+async def test_renewals_on_demand_are_refused_in_production(
+    make_settings: Callable[..., Settings], sessions: SessionFactory
+) -> None:
+    production = make_settings(environment="production", jwt_secret="p" * 48, admin_token="a" * 48)
+    async with transaction(sessions) as session:
+        admin = User(email=f"admin-{uuid.uuid4().hex[:8]}@cedar.test", role=Role.admin)
+        session.add(admin)
+    token = issue_access_token(production, admin.id, admin.email, Role.admin)
+    app = create_app(production)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
+            response = await client.post(
+                f"/api/v1/billing/subscriptions/{uuid.uuid4()}/renewals", headers={"Authorization": f"Bearer {token}"}
+            )
+    assert (response.status_code, response.json()["error"]) == (403, "development_only")
