@@ -6,11 +6,8 @@ must count towards the lockout, and a replayed refresh token must revoke its fam
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
@@ -33,14 +30,12 @@ from api.schemas.auth import (
     TokenResponse,
 )
 from core.audit import record_audit
-from core.db import SessionFactory, transaction
-from core.identity import AuthFailure, IdentityService, ResetLink, SignedIn, create_identity_service
-from core.mail import Mailer, OutgoingEmail
+from core.db import transaction
+from core.identity import AuthFailure, IdentityService, SignedIn, create_identity_service
+from core.password_reset import send_password_reset
 from core.rate_limit import Limit, account_key, hit, ip_key
-from core.settings import Settings
-from models import Communication, CommunicationStatus, Parent, Role, Teacher, TokenPurpose, User
+from models import Parent, Role, Teacher, TokenPurpose, User
 
-log = logging.getLogger("cedar.auth")
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 T = TypeVar("T")
 
@@ -189,54 +184,9 @@ async def request_password_reset(
     body: PasswordResetRequest, request: Request, context: ContextDep, identity: IdentityDep, tasks: BackgroundTasks
 ) -> Accepted:
     await _rate_limit(context, request, "reset", body.email)
-    async with transaction(context.sessions) as session:
-        reset = await identity.password_reset_link(session, body.email)
-        if reset is not None:
-            communication = _reset_communication(reset)
-            session.add(communication)
-    if reset is not None:
-        # Sent after the answer, so an existing account does not answer measurably slower than a missing one.
-        tasks.add_task(_send_reset_email, context.sessions, context.mailer, context.settings, communication, reset)
+    # Everything else happens after the answer: the same 202, as fast, whether or not the account exists.
+    tasks.add_task(send_password_reset, context.sessions, identity, context.mailer, context.settings, body.email)
     return Accepted(detail="if an account exists for this email, a reset link is on its way")
-
-
-def _reset_communication(reset: ResetLink) -> Communication:
-    link_digest = hashlib.sha256(reset.link.encode()).hexdigest()[:32]
-    return Communication(
-        dedup_key=f"password-reset:{reset.user_id}:{link_digest}",
-        template="password_reset",
-        recipient=reset.email,
-        subject="Reset your Cedar Heights password",
-    )
-
-
-async def _send_reset_email(
-    sessions: SessionFactory, mailer: Mailer, settings: Settings, communication: Communication, reset: ResetLink
-) -> None:
-    minutes = int(settings.password_reset_ttl.total_seconds() // 60)
-    text = (
-        f"Someone asked to reset the password of your {settings.school_name} account.\n\n"
-        f"Choose a new password here (the link works once, for {minutes} minutes):\n{reset.link}\n\n"
-        "If it was not you, ignore this email; your password stays as it is."
-    )
-    html = (
-        f"<p>Someone asked to reset the password of your {settings.school_name} account.</p>"
-        f'<p><a href="{reset.link}">Choose a new password</a> (the link works once, for {minutes} minutes).</p>'
-        "<p>If it was not you, ignore this email; your password stays as it is.</p>"
-    )
-    status, message_id, error = CommunicationStatus.sent, None, None
-    try:
-        message_id = await mailer.send(
-            OutgoingEmail(reset.email, communication.subject, text, html, communication.dedup_key)
-        )
-    except Exception as exc:  # the SMTP server is down: recorded as failed; the person can ask again
-        status, error = CommunicationStatus.failed, f"{type(exc).__name__}: {exc}"[:2000]
-        log.warning("auth.password_reset.email_failed communication=%s", communication.id)
-    async with transaction(sessions) as session:
-        row = await session.get(Communication, communication.id, with_for_update=True)
-        if row is not None:
-            row.status, row.message_id, row.error, row.attempts = status, message_id, error, row.attempts + 1
-            row.sent_at = datetime.now(UTC) if status == CommunicationStatus.sent else None
 
 
 @router.post("/password-reset/confirm", status_code=204, summary="Set a new password with the emailed link")
