@@ -79,10 +79,20 @@ def sorting(allowed: Mapping[str, InstrumentedAttribute[Any]], default: str) -> 
 async def fetch_page(
     session: AsyncSession, query: Select[Any], page: PageParams, order: SortOrder
 ) -> tuple[Sequence[Any], int]:
-    """The rows of one page of ``query`` and the total count of rows matching it."""
+    """The rows of one page of ``query`` (a single-entity select) and the total count of rows matching it.
+
+    The total rides along as a window count, so a page costs one round trip; only a page past the end, which
+    has no row to carry it, needs a separate count.
+    """
+    counted = query.add_columns(func.count().over().label("total_rows"))
+    result = await session.execute(counted.order_by(*order.columns).limit(page.limit).offset(page.offset))
+    rows = result.all()
+    if rows:
+        return [row[0] for row in rows], int(rows[0].total_rows)
+    if page.offset == 0:
+        return [], 0
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = (await session.scalars(query.order_by(*order.columns).limit(page.limit).offset(page.offset))).all()
-    return rows, int(total or 0)
+    return [], int(total or 0)
 
 
 def page_of(schema: type[BaseModel], rows: Sequence[Any], total: int, page: PageParams) -> dict[str, Any]:

@@ -55,10 +55,13 @@ async def audit_write(
 
 
 # One statement per page of reads, whatever its size: a row per record, unnested from one array parameter.
+# set_config(..., true) is SET LOCAL: only GET routes record reads, so these rows are the transaction's only
+# writes and need not wait for the WAL to reach the disk (a crash may lose the last instant of read rows,
+# never a change).
 _INSERT_READS = text(
     "INSERT INTO audit_log (id, occurred_at, actor_user_id, actor_role, action, entity_type, entity_id, request_id) "
     "SELECT gen_random_uuid(), :now, :actor, :role, 'read', :entity_type, entity_id, :request_id "
-    "FROM unnest(CAST(:ids AS text[])) AS entity_id"
+    "FROM unnest(CAST(:ids AS text[])) AS entity_id, set_config('synchronous_commit', 'off', true) AS durability"
 )
 
 
@@ -74,9 +77,6 @@ async def audit_staff_reads(
         return
     entity_ids = [str(entity_id) for entity_id in ids]
     if entity_ids:
-        # Only GET routes record reads, so these rows are the transaction's only writes: they need not wait for
-        # the WAL to reach the disk (a crash may lose the last fraction of a second of read rows, never a change).
-        await session.execute(text("SET LOCAL synchronous_commit = off"))
         await session.execute(
             _INSERT_READS,
             {

@@ -41,6 +41,8 @@ async def test_pages_cover_every_row_once_in_order(
         assert (body["total"], body["limit"], body["offset"]) == (6, 4, offset)
         seen += body["data"]
     assert len(seen) == 6 and len({row["id"] for row in seen}) == 6
+    past_the_end = (await api.get(f"{API}/students", params={"offset": 50}, headers=admin)).json()
+    assert (past_the_end["data"], past_the_end["total"]) == ([], 6)
     births = [row["date_of_birth"] for row in seen]
     assert births == sorted(births, reverse=True)
 
