@@ -1,8 +1,10 @@
 """One child process of the local stack: its own process group, output in a log file, a clean stop.
 
-Each started process leaves `<log_dir>/<name>.pid` naming itself and its owner (the Python process that
-started it). When an owner is killed without cleaning up (SIGKILL, a crashed test run) its children keep
-running and hold their ports; the next start finds the pid file with a dead owner and stops the orphan first.
+Children die with their owner however it dies (SIGKILL, a test run cut short by a timeout): they start
+through util-linux's `setpriv --pdeathsig`, so the kernel sends them their stop signal when the owner's main
+thread ends. Each child also leaves `<log_dir>/<name>.pid` naming itself and its owner, the fallback where
+setpriv is missing or a child was started from another thread: the next start with that log dir finds a
+dead owner and stops the orphan, which would otherwise hold its port.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -136,6 +140,14 @@ class ManagedProcess:
     def log_tail(self, lines: int = 20) -> str:
         return log_tail(self.log_path, lines)
 
+    def _command(self) -> list[str]:
+        setpriv = shutil.which("setpriv")
+        # The kernel's "parent" is the thread that forked: from any other thread than the main one, the child
+        # would be signalled as soon as that thread ends, so only the main thread gets the guard.
+        if setpriv is None or threading.current_thread() is not threading.main_thread():
+            return self.args
+        return [setpriv, f"--pdeathsig={signal.Signals(self.stop_signal).name}", "--", *self.args]
+
     def start(self) -> None:
         if self.is_running():
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
@@ -149,7 +161,7 @@ class ManagedProcess:
             log.write(f"\n--- {datetime.now().isoformat(timespec='seconds')} {shlex.join(self.args)}\n".encode())
             log.flush()
             self._popen = subprocess.Popen(
-                self.args,
+                self._command(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -49,24 +49,39 @@ def test_a_child_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
     assert process.stop(timeout=0.5) == -signal.SIGKILL
 
 
-def test_children_of_a_killed_owner_are_reaped_before_the_next_start(tmp_path: Path) -> None:
+def _killed_owner(log_dir: Path, from_main_thread: bool) -> int:
+    """Start a sleeper from a Python process, SIGKILL that owner (no clean-up at all); the sleeper's PID."""
     owner_code = textwrap.dedent(
         f"""
-        import time
+        import threading, time
         from pathlib import Path
         from devstack.processes import ManagedProcess
-        child = ManagedProcess("sleeper", {SLEEP!r}, Path({str(tmp_path)!r}))
-        child.start()
+        child = ManagedProcess("sleeper", {SLEEP!r}, Path({str(log_dir)!r}))
+        if {from_main_thread!r}:
+            child.start()
+        else:
+            thread = threading.Thread(target=child.start)
+            thread.start()
+            thread.join()
         print(child.pid, flush=True)
         time.sleep(600)
         """
     )
     owner = subprocess.Popen([sys.executable, "-c", owner_code], stdout=subprocess.PIPE, text=True)
     assert owner.stdout is not None
-    orphan = int(owner.stdout.readline())
-    owner.kill()  # like SIGKILL on `./cedar run`: no clean-up, the child lives on
+    child = int(owner.stdout.readline())
+    owner.kill()
     owner.wait()
-    assert not gone(orphan, timeout=0.2)
+    return child
+
+
+def test_children_die_with_a_killed_owner(tmp_path: Path) -> None:
+    assert gone(_killed_owner(tmp_path, from_main_thread=True))
+
+
+def test_orphans_of_a_killed_owner_are_reaped_before_the_next_start(tmp_path: Path) -> None:
+    orphan = _killed_owner(tmp_path, from_main_thread=False)  # no parent-death signal from other threads
+    assert not gone(orphan, timeout=0.3)
 
     reap_orphans(tmp_path)
     assert gone(orphan)
