@@ -1,0 +1,78 @@
+"""Admins see a family's dunning and pause, resume, retry now or forgive it through the API, each audited."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from core.db import SessionFactory, transaction
+from models import AuditLog, BillingAccount, Role
+from tests.dunning.conftest import DunningKit, eventually, failure
+
+BASE = "/api/v1/dunning/families"
+
+
+async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audited(
+    kit: DunningKit, api: httpx.AsyncClient, auth_headers: Callable[..., Any], sessions: SessionFactory
+) -> None:
+    admin = await auth_headers(Role.admin)
+    family = kit.family.parent_id
+    await kit.fail(failure(kit.family, decline_code="stolen_card"))
+
+    view = (await api.get(f"{BASE}/{family}", headers=admin)).json()
+    assert (view["active"], view["state"], view["paused"]) == (True, "clear", False)
+    assert [i["stripe_invoice_id"] for i in view["invoices"]] == ["in_1"]
+
+    reason = {"reason": "family called the office"}
+    assert (await api.post(f"{BASE}/{family}/resume", json=reason, headers=admin)).status_code == 409
+    paused = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
+    assert paused.status_code == 202, paused.text
+
+    async def shows_paused() -> bool:
+        return bool((await api.get(f"{BASE}/{family}", headers=admin)).json()["paused"])
+
+    await eventually(shows_paused, 5, "paused")
+    again = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
+    assert again.status_code == 409 and again.json()["detail"] == "dunning is already paused for this family"
+    assert (await api.post(f"{BASE}/{family}/resume", json=reason, headers=admin)).status_code == 202
+    assert (await api.post(f"{BASE}/{family}/retry-now", json=reason, headers=admin)).status_code == 202
+    [retry] = await kit.wait_retries(1, timeout=5)
+    assert retry.attempt == 2
+    assert (await api.post(f"{BASE}/{family}/forgive", json=reason, headers=admin)).status_code == 202
+    assert await kit.dunning.result() == "clear"
+
+    after = (await api.get(f"{BASE}/{family}", headers=admin)).json()
+    assert (after["active"], after["state"]) == (False, "clear")
+    ended = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
+    assert ended.status_code == 409 and ended.json()["detail"] == "this family is not in dunning"
+    async with sessions() as session:
+        rows = list(
+            await session.scalars(
+                select(AuditLog).where(AuditLog.entity_id == str(family)).order_by(AuditLog.occurred_at)
+            )
+        )
+    assert [row.action for row in rows] == ["dunning.pause", "dunning.resume", "dunning.retry-now", "dunning.forgive"]
+    assert all(row.actor_role == "admin" and row.after == {"action": row.action[8:], **reason} for row in rows)
+
+
+async def test_only_admins_may_act_on_existing_families_with_a_reason(
+    kit: DunningKit, api: httpx.AsyncClient, auth_headers: Callable[..., Any], sessions: SessionFactory
+) -> None:
+    admin, parent = await auth_headers(Role.admin), await auth_headers(Role.parent)
+    family = kit.family.parent_id
+    assert (await api.get(f"{BASE}/{family}", headers=parent)).status_code == 403
+    assert (await api.post(f"{BASE}/{family}/pause", json={"reason": "because"}, headers=parent)).status_code == 403
+    assert (await api.get(f"{BASE}/{family}")).status_code == 401
+    assert (await api.get(f"{BASE}/{uuid.uuid4()}", headers=admin)).status_code == 404
+    short = await api.post(f"{BASE}/{family}/pause", json={"reason": ""}, headers=admin)
+    assert short.status_code == 422 and "reason" in short.json()["fields"]
+    async with transaction(sessions) as session:
+        session.add(BillingAccount(parent_id=family, workflow_id=f"family-billing-{family}", dunning_state="suspended"))
+    listed = (await api.get(BASE, headers=admin)).json()
+    assert listed == {"data": [{"parent_id": str(family), "state": "suspended", "paused": False}], "count": 1}
+    assert (await api.get(BASE, params={"state": "warning"}, headers=admin)).json()["count"] == 0
+    assert (await api.get(BASE, params={"state": "late"}, headers=admin)).status_code == 422
