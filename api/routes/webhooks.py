@@ -85,7 +85,8 @@ async def receive_stripe_event(
     async with context.engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         stored = await store_event(autocommit, event, source="webhook")
-    if stored.parent_id is not None and stored.status == StripeEventStatus.received:
+    # A repeated delivery is not handed over again: the first copy was (or the catch-up will be).
+    if stored.is_new and stored.parent_id is not None and stored.status == StripeEventStatus.received:
         # Not a BackgroundTask: those hold the keep-alive connection until they finish, delaying Stripe's next
         # delivery on it. A hand-over lost to a shutdown leaves the event `received` for the catch-up.
         task = asyncio.create_task(_hand_over(context, stored.parent_id, stored.received))
