@@ -200,6 +200,7 @@ class EnrollmentWorkflow:
             if assignment.teacher_id is not None:
                 self._teacher_id = assignment.teacher_id
                 self._moved_to(S.TEACHER_ASSIGNED)
+                self._raise_if_cancelled()
                 booking: DemoBooking = await self._db(
                     EnrollmentActivities.book_demo, BookDemo(enrollment_id=self._ref.enrollment_id)
                 )

@@ -1,0 +1,171 @@
+"""Cancelling at each state undoes what was made and tells the family; a closed enrollment refuses with 409."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import update
+from temporalio import activity
+
+from activities.enrollment import EnrollmentActivities
+from core.db import SessionFactory, transaction
+from devstack.smtp_sink import SmtpSink
+from models import Parent, Role, Teacher
+from tests.enrollment.conftest import EnrollmentWorker
+from tests.enrollment.helpers import (
+    billing_events,
+    enroll,
+    enrollment_row,
+    lessons_of,
+    mail_of,
+    student_of,
+    teacher_by_email,
+    wait_for_state,
+)
+from workers.registry import WorkerDeps
+from workflows.enrollment_messages import AssignTeacher, TeacherAssignment
+
+MAYA = "maya.lindqvist@cedarheights.example"
+IN_THE_PAST = pytest.mark.enrollment_settings(demo_min_notice=-timedelta(days=7))
+
+
+def held_assignment(deps: WorkerDeps, release: asyncio.Event) -> object:
+    """The real teacher assignment, held until ``release``: the workflow sits in ``account_created`` meanwhile."""
+    real = EnrollmentActivities(deps.settings, deps.sessions, deps.identity)
+
+    @activity.defn(name="enrollment_assign_teacher")
+    async def assign_teacher(request: AssignTeacher) -> TeacherAssignment:
+        await release.wait()
+        return await real.assign_teacher(request)
+
+    return assign_teacher
+
+
+async def _cancel(api: httpx.AsyncClient, enrollment_id: str, headers: dict[str, str]) -> httpx.Response:
+    return await api.post(
+        f"/api/v1/enrollments/{enrollment_id}/cancel", json={"reason": "moving away"}, headers=headers
+    )
+
+
+async def _reach(api: httpx.AsyncClient, enrollment_id: str, state: str, admin: dict[str, str]) -> None:
+    if state == "active":
+        await wait_for_state(api, enrollment_id, "demo_scheduled", "awaiting_outcome")
+        answer = await api.post(
+            f"/api/v1/enrollments/{enrollment_id}/demo-outcome", json={"outcome": "continue"}, headers=admin
+        )
+        assert answer.status_code == 200, answer.text
+    await wait_for_state(api, enrollment_id, state)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "waitlisted",
+        "demo_scheduled",
+        pytest.param("awaiting_outcome", marks=IN_THE_PAST),
+        "active",
+    ],
+)
+async def test_cancel_in_a_waiting_state_undoes_everything(
+    api: httpx.AsyncClient,
+    demo_data: None,
+    enrollment_worker: EnrollmentWorker,
+    sessions: SessionFactory,
+    smtp_sink: SmtpSink,
+    auth_headers,
+    temporal_client,
+    state: str,
+) -> None:
+    if state == "waitlisted":
+        async with transaction(sessions) as session:
+            await session.execute(update(Teacher).where(Teacher.email == MAYA).values(capacity=0))
+    admin = await auth_headers(Role.admin)
+    async with enrollment_worker():
+        enrollment_id = await enroll(api)
+        await _reach(api, enrollment_id, state, admin)
+        row = await enrollment_row(sessions, enrollment_id)
+        assert row.parent_id is not None
+        parent = await auth_headers(Role.parent, user_id=await _parent_user(sessions, row.parent_id))
+        cancelled = await _cancel(api, enrollment_id, parent)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["state"] == state
+        closed = await wait_for_state(api, enrollment_id, "cancelled")
+        mail = await mail_of(smtp_sink, enrollment_id, {"closed"})
+        events = await billing_events(temporal_client, row.parent_id, 2 if state == "active" else 0, timeout=5)
+        again = await _cancel(api, enrollment_id, admin)
+        now = datetime.now(UTC)
+    assert closed["failure_reason"] == "moving away"
+    assert "moving away" in mail["closed"][0]["text"]
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    assert (await teacher_by_email(sessions, MAYA)).active_students == 0
+    # Lessons still ahead are cancelled (a demo already held stays in the record).
+    assert [lesson for lesson in await lessons_of(sessions, enrollment_id, "scheduled") if lesson.starts_at > now] == []
+    student = await student_of(sessions, enrollment_id)
+    assert student is not None and not student.is_active
+    assert events == (
+        [f"started:{enrollment_id}:{events[0].split(':', 2)[2]}", f"stopped:{enrollment_id}"]
+        if state == "active"
+        else []
+    )
+
+
+async def _row_reaches(sessions: SessionFactory, enrollment_id: str, state: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while (await enrollment_row(sessions, enrollment_id)).state != state:
+        assert time.monotonic() < deadline, f"the row never reached {state}"
+        await asyncio.sleep(0.05)
+
+
+async def _parent_user(sessions: SessionFactory, parent_id: uuid.UUID) -> uuid.UUID | None:
+    async with sessions() as session:
+        parent = await session.get(Parent, parent_id)
+        assert parent is not None
+        return parent.user_id
+
+
+async def test_cancel_before_any_worker_ran_it(
+    api: httpx.AsyncClient, demo_data: None, enrollment_worker: EnrollmentWorker, sessions: SessionFactory, auth_headers
+) -> None:
+    enrollment_id = await enroll(api)
+    admin = await auth_headers(Role.admin)
+    pending = asyncio.create_task(_cancel(api, enrollment_id, admin))
+    await asyncio.sleep(0.5)
+    async with enrollment_worker():
+        cancelled = await pending
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["state"] == "received"
+        await wait_for_state(api, enrollment_id, "cancelled")
+    assert (await teacher_by_email(sessions, MAYA)).active_students == 0
+    student = await student_of(sessions, enrollment_id)
+    assert student is None or not student.is_active
+
+
+async def test_cancel_while_a_step_runs_takes_effect_after_it_and_undoes_it(
+    api: httpx.AsyncClient,
+    demo_data: None,
+    enrollment_worker: EnrollmentWorker,
+    worker_deps: WorkerDeps,
+    sessions: SessionFactory,
+    auth_headers,
+) -> None:
+    release = asyncio.Event()
+    admin = await auth_headers(Role.admin)
+    async with enrollment_worker(replace=[held_assignment(worker_deps, release)]):
+        enrollment_id = await enroll(api)
+        await _row_reaches(sessions, enrollment_id, "account_created")
+        # A local activity running longer than a workflow task lets the update in while it runs.
+        cancelled = await _cancel(api, enrollment_id, admin)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["state"] == "account_created"
+        release.set()
+        closed = await wait_for_state(api, enrollment_id, "cancelled")
+    # The held step finished (a place was reserved), then the cancellation undid it.
+    assert [s["state"] for s in closed["steps"]][-2:] == ["teacher_assigned", "cancelled"]
+    student = await student_of(sessions, enrollment_id)
+    assert student is not None and not student.is_active
+    assert (await teacher_by_email(sessions, MAYA)).active_students == 0
