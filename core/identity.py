@@ -32,8 +32,6 @@ from core.tokens import (
 )
 from models import OneTimeToken, RefreshToken, Role, TokenPurpose, User
 
-__all__ = ["Account", "AuthFailure", "IdentityProvider", "IdentityService", "SignedIn", "hash_token"]
-
 LINK_PATHS = {TokenPurpose.set_password: "set-password", TokenPurpose.password_reset: "reset-password"}
 
 
