@@ -151,7 +151,9 @@ async def get_availability(
 
 
 @router.put(
-    "/{teacher_id}/availability", response_model=list[AvailabilityOut], summary="Replace a teacher's weekly week"
+    "/{teacher_id}/availability",
+    response_model=list[AvailabilityOut],
+    summary="Replace a teacher's weekly availability",
 )
 async def replace_availability(
     session: SessionDep, principal: StaffPrincipal, teacher_id: uuid.UUID, body: AvailabilityReplace
