@@ -12,7 +12,7 @@ from core.db import SessionFactory
 from devstack.smtp_sink import SmtpSink
 from tests.dunning.conftest import DunningKit, eventually, failure, lesson_statuses, sent_templates
 from workflows.billing_messages import CardUpdated, InvoicePaid
-from workflows.dunning_messages import AdminAction
+from workflows.dunning_messages import AdminAction, Reevaluate
 
 
 def paid(kit: DunningKit, invoice: str = "in_1") -> InvoicePaid:
@@ -138,3 +138,23 @@ async def test_pause_freezes_the_clock_resume_restarts_it_forgive_clears(
     assert [(w.stripe_invoice_ids, w.end_subscriptions) for w in write_offs] == [(["in_1"], False)]
     assert (await sent_templates(sessions, kit.family))[-1] == "recovered"
     assert await lesson_statuses(sessions, kit.family) == ["scheduled"] * 3
+
+
+async def test_a_long_history_continues_as_new_carrying_the_state(kit: DunningKit) -> None:
+    await kit.fail(failure(kit.family, decline_code="stolen_card"))
+    await kit.dunning.signal("pause", AdminAction(reason="hold while we talk"))
+    first_run = (await kit.dunning.describe()).run_id
+
+    async def new_run() -> str | None:
+        # Signals grow the history until the server suggests continue-as-new (200 events in tests).
+        for _ in range(10):
+            await kit.dunning.signal("reevaluate", Reevaluate(reason="test"))
+        run_id = (await kit.dunning.describe()).run_id
+        return run_id if run_id != first_run else None
+
+    await eventually(new_run, 30, "a continued-as-new run")
+    snap = await kit.snapshot()
+    assert (snap.paused, [i.stripe_invoice_id for i in snap.invoices]) == (True, ["in_1"])
+    assert snap.invoices[0].hard_decline and any(event.kind == "paused" for event in snap.timeline)
+    await kit.dunning.signal("invoice_paid", paid(kit))
+    assert await kit.dunning.result() == "clear"
