@@ -12,11 +12,14 @@ import stripe
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from core.db import SessionFactory
 from core.settings import Settings
 from models import JournalEntry, Payment, Role
 from tests.billing.conftest import billed_family, ledger_problems
+from workflows.billing import FamilyBillingWorkflow
 
 MONTHS = 12
 
@@ -47,6 +50,10 @@ async def test_a_year_of_monthly_billing_balances_and_maps_every_charge_to_one_e
 
     assert periods == list(range(1, MONTHS + 1))  # the renewal count survived continue-as-new
     assert first_history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    # The workflow is deterministic: its recorded history replays without a non-determinism error.
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+        first_history
+    )
     assert balance == {"owed_minor": 0, "open_invoices": 0}
     assert trial["total_minor"] == 0
     balances = {a["code"]: a["balance_minor"] for a in trial["accounts"]}
