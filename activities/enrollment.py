@@ -324,11 +324,7 @@ class EnrollmentActivities:
         async with transaction(self._sessions) as session:
             enrollment = await self._locked(session, request.enrollment_id)
             if request.replacing_lesson_id is not None:
-                await session.execute(
-                    update(Lesson)
-                    .where(Lesson.id == request.replacing_lesson_id, Lesson.status == LessonStatus.scheduled)
-                    .values(status=LessonStatus.no_show, updated_at=datetime.now(UTC))
-                )
+                await _mark_no_show(session, request.replacing_lesson_id)
             if enrollment.demo_lesson_id is not None and enrollment.demo_lesson_id != request.replacing_lesson_id:
                 booked = await session.get(Lesson, enrollment.demo_lesson_id)
                 if booked is not None and booked.status == LessonStatus.scheduled:
@@ -411,6 +407,13 @@ class EnrollmentActivities:
             if weeks:
                 return weeks
         return []
+
+    @activity.defn(name="enrollment_mark_demo_no_show")
+    async def mark_demo_no_show(self, ref: EnrollmentRef) -> None:
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, ref.enrollment_id)
+            if enrollment.demo_lesson_id is not None:
+                await _mark_no_show(session, enrollment.demo_lesson_id)
 
     # --- compensations (each idempotent) and the state mirror ----------------------------------------------
 
@@ -500,6 +503,14 @@ async def _insert_lesson(
             )
         )
     return lesson_id
+
+
+async def _mark_no_show(session: AsyncSession, lesson_id: uuid.UUID) -> None:
+    await session.execute(
+        update(Lesson)
+        .where(Lesson.id == lesson_id, Lesson.status == LessonStatus.scheduled)
+        .values(status=LessonStatus.no_show, updated_at=datetime.now(UTC))
+    )
 
 
 async def _release_teacher(session: AsyncSession, enrollment: Enrollment) -> None:

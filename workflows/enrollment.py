@@ -246,6 +246,7 @@ class EnrollmentWorkflow:
             if outcome == DemoOutcome.withdraw:
                 raise _Closing(S.WITHDRAWN, "the family withdrew after the demo lesson")
             if rebooked:
+                await self._db(EnrollmentActivities.mark_demo_no_show, self._ref)
                 raise _Closing(S.WITHDRAWN, "the student missed the rescheduled demo lesson too")
             rebooked = True
             await self._rebook_demo()

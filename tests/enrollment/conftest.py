@@ -37,12 +37,15 @@ EnrollmentWorker = Callable[..., AbstractAsyncContextManager[Worker]]
 @pytest.fixture
 def enrollment_worker(temporal_client: Client, worker_deps: WorkerDeps, settings: Settings) -> EnrollmentWorker:
     """``async with enrollment_worker(replace=[stub, ...]):`` a real worker; each stub replaces the activity of
-    its name (``@activity.defn(name=...)``), the way a failure or a pause is injected into one step."""
+    its name (``@activity.defn(name=...)``), the way a failure or a pause is injected into one step. ``deps``
+    runs the activities with other settings (delays computed by the test)."""
 
     @asynccontextmanager
-    async def run(replace: list[Callable[..., Any]] | None = None) -> AsyncIterator[Worker]:
+    async def run(
+        replace: list[Callable[..., Any]] | None = None, deps: WorkerDeps | None = None
+    ) -> AsyncIterator[Worker]:
         stubs = {activity_name(stub): stub for stub in replace or []}
-        functions = [f for f in activity_functions(worker_deps) if activity_name(f) not in stubs]
+        functions = [f for f in activity_functions(deps or worker_deps) if activity_name(f) not in stubs]
         worker = Worker(
             temporal_client,
             task_queue=settings.task_queue,
