@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case
+from sqlalchemy import case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,3 +65,19 @@ async def hit(session: AsyncSession, limits: list[Limit], now: datetime | None =
         over = over or (hits or 0) > limit.per_window
     return max(1, math.ceil((window_start + WINDOW - now).total_seconds())) if over else None
 
+
+async def purge_past_windows(session: AsyncSession, now: datetime | None = None) -> None:
+    """Deletes counters of past windows (a hit in a new window resets a counter anyway), so the table holds only
+    recent keys however many addresses have tried over time.
+
+    Run in its own short transaction: rows another transaction holds are skipped, never waited for, so the purge
+    cannot deadlock with the counting upserts.
+    """
+    cutoff = _window_start(now or datetime.now(UTC)) - WINDOW
+    stale = (
+        select(RateLimitBucket.key)
+        .where(RateLimitBucket.window_start < cutoff)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    await session.execute(delete(RateLimitBucket).where(RateLimitBucket.key.in_(stale)))  # type: ignore[attr-defined]

@@ -80,5 +80,5 @@ class RateLimitBucket(SQLModel, table=True):
 
     # "login:ip:<ip>" or "login:account:<sha256 of the email>": no personal data in clear.
     key: str = Field(max_length=128, primary_key=True)
-    window_start: datetime = tz_field()
+    window_start: datetime = tz_field(index=True)  # past windows are purged by it
     hits: int = 0

@@ -33,7 +33,7 @@ from core.audit import record_audit
 from core.db import transaction
 from core.identity import AuthFailure, IdentityService, SignedIn, create_identity_service
 from core.password_reset import send_password_reset
-from core.rate_limit import Limit, account_key, hit, ip_key
+from core.rate_limit import Limit, account_key, hit, ip_key, purge_past_windows
 from models import Parent, Role, Teacher, TokenPurpose, User
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -88,6 +88,8 @@ async def _rate_limit(context: ContextDep, request: Request, action: str, email:
     ]
     async with transaction(context.sessions) as session:
         wait = await hit(session, limits)
+    async with transaction(context.sessions) as session:
+        await purge_past_windows(session)
     if wait is not None:
         raise CedarError(429, "rate_limited", "too many attempts; retry later", headers={"Retry-After": str(wait)})
 

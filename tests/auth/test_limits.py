@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from api.main import create_app
+from core.db import SessionFactory, transaction
+from core.rate_limit import Limit, hit, purge_past_windows
 from core.settings import Settings
-from models import Role
+from models import RateLimitBucket, Role
 from tests.auth.conftest import AUTH, Person
 
 
@@ -92,3 +95,15 @@ async def test_logins_and_resets_are_rate_limited_per_ip(
     assert statuses == [200, 200, 200, 200, 429]
     resets = [(await client.post(f"{AUTH}/password-reset", json={"email": p.email})).status_code for p in people]
     assert resets == [202, 202, 202, 202, 429]
+
+
+async def test_counters_of_past_windows_are_purged(sessions: SessionFactory) -> None:
+    now = datetime.now(UTC)
+    async with transaction(sessions) as session:
+        await hit(session, [Limit("login:ip:old", 5)], now=now - timedelta(minutes=5))
+        await hit(session, [Limit("login:ip:recent", 5)], now=now)
+    async with transaction(sessions) as session:
+        await purge_past_windows(session, now=now)
+    async with sessions() as session:
+        keys = set((await session.scalars(select(RateLimitBucket.key))).all())
+    assert "login:ip:old" not in keys and "login:ip:recent" in keys
