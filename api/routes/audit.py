@@ -13,10 +13,16 @@ from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal
 from api.repositories.audit import bind_request_id
+from api.schemas.common import error_responses
 from api.schemas.records import AuditEntryOut
 from models import AuditLog
 
-router = APIRouter(prefix="/api/v1/audit-log", tags=["audit"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1/audit-log",
+    tags=["audit"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 422),
+)
 
 AuditSort = Annotated[SortOrder, Depends(sorting({"occurred_at": AuditLog.occurred_at}, "-occurred_at"))]
 

@@ -27,9 +27,15 @@ from api.schemas.calendar import (
     SemesterOut,
     SemesterUpdate,
 )
+from api.schemas.common import error_responses
 from models import AcademicYear, Closure, Semester
 
-router = APIRouter(prefix="/api/v1", tags=["calendar"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["calendar"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 
 YearSort = Annotated[
     SortOrder, Depends(sorting({"start_date": AcademicYear.start_date, "name": AcademicYear.name}, "-start_date"))

@@ -27,9 +27,15 @@ from api.schemas.catalog import (
     RateUpdate,
     TeacherProfile,
 )
+from api.schemas.common import error_responses
 from models import BillingInterval, Instrument, LessonRate, Teacher
 
-router = APIRouter(prefix="/api/v1", tags=["catalog"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["catalog"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 
 InstrumentSort = Annotated[SortOrder, Depends(sorting({"code": Instrument.code, "name": Instrument.name}, "name"))]
 RateSort = Annotated[

@@ -13,10 +13,16 @@ from api.principal import CurrentPrincipal
 from api.repositories import scopes
 from api.repositories.audit import audit_staff_reads, bind_request_id
 from api.repositories.base import get_one
+from api.schemas.common import error_responses
 from api.schemas.records import CommunicationOut
 from models import Communication, CommunicationStatus
 
-router = APIRouter(prefix="/api/v1/communications", tags=["communications"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1/communications",
+    tags=["communications"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 404, 422),
+)
 
 CommunicationSort = Annotated[
     SortOrder,

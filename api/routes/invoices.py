@@ -16,10 +16,16 @@ from api.principal import Principal, require_roles
 from api.repositories import scopes
 from api.repositories.audit import audit_staff_reads, bind_request_id
 from api.repositories.base import get_one
+from api.schemas.common import error_responses
 from api.schemas.records import InvoiceOut, PaymentOut
 from models import Invoice, Payment, Role
 
-router = APIRouter(prefix="/api/v1", tags=["billing-records"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["billing-records"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 422),
+)
 
 FamilyPrincipal = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
 InvoiceSort = Annotated[

@@ -22,11 +22,17 @@ from api.repositories import scopes
 from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, get_one, invalid
 from api.repositories.lessons import Slot, place_lesson
+from api.schemas.common import error_responses
 from api.schemas.lessons import LessonCancel, LessonCreate, LessonOut, LessonReschedule, LessonUpdate
 from core.settings import Settings
 from models import Enrollment, Lesson, LessonKind, LessonStatus, Role, Student, Teacher
 
-router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1/lessons",
+    tags=["lessons"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 
 LessonSort = Annotated[
     SortOrder,

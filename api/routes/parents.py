@@ -16,10 +16,16 @@ from api.repositories import scopes
 from api.repositories.accounts import link_account
 from api.repositories.audit import audit_staff_reads, audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, delete_or_conflict, flush_or_conflict, get_one
+from api.schemas.common import error_responses
 from api.schemas.school import ConsentChange, ConsentOut, ParentCreate, ParentOut, ParentUpdate
 from models import Consent, Parent, Role
 
-router = APIRouter(prefix="/api/v1/parents", tags=["parents"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1/parents",
+    tags=["parents"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 
 ParentSort = Annotated[
     SortOrder,

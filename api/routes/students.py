@@ -23,12 +23,18 @@ from api.repositories.base import (
     invalid,
 )
 from api.repositories.catalog import require_instruments
+from api.schemas.common import error_responses
 from api.schemas.school import StudentCreate, StudentOut, StudentUpdate
 from core.settings import Settings
 from domain.enrollment_rules import check_age
 from models import Parent, Role, Student
 
-router = APIRouter(prefix="/api/v1/students", tags=["students"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1/students",
+    tags=["students"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 
 StudentSort = Annotated[
     SortOrder,

@@ -14,9 +14,15 @@ from api.principal import AdminPrincipal
 from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import flush_or_conflict, get_one
 from api.schemas.catalog import SystemSettingOut, SystemSettingPut
+from api.schemas.common import error_responses
 from models import SystemSetting
 
-router = APIRouter(prefix="/api/v1/system-settings", tags=["system-settings"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1/system-settings",
+    tags=["system-settings"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 
 SettingSort = Annotated[
     SortOrder, Depends(sorting({"key": SystemSetting.key, "updated_at": SystemSetting.updated_at}, "key"))

@@ -23,6 +23,7 @@ from api.repositories.base import (
 )
 from api.repositories.catalog import require_instruments
 from api.repositories.lessons import first_overlapping_lesson, lesson_conflict
+from api.schemas.common import error_responses
 from api.schemas.school import (
     AvailabilityOut,
     AvailabilityReplace,
@@ -34,7 +35,12 @@ from api.schemas.school import (
 )
 from models import Lesson, Role, Teacher, TeacherAvailability, TeacherTimeOff
 
-router = APIRouter(prefix="/api/v1/teachers", tags=["teachers"], dependencies=[Depends(bind_request_id)])
+router = APIRouter(
+    prefix="/api/v1/teachers",
+    tags=["teachers"],
+    dependencies=[Depends(bind_request_id)],
+    responses=error_responses(401, 403, 404, 409, 422),
+)
 
 TeacherSort = Annotated[
     SortOrder,

@@ -38,3 +38,23 @@ class PatchModel(RequestModel):
 
 class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorOut(BaseModel):
+    """The one error shape (``api.errors``), documented on every route of the school's API."""
+
+    error: str
+    detail: str
+    fields: dict[str, str]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a router: each code answers :class:`ErrorOut` (422 included, not FastAPI's shape)."""
+    meaning = {
+        401: "no valid bearer token",
+        403: "the caller's role may not do this",
+        404: "not found, or not the caller's to see",
+        409: "conflicts with the current state (the reason is in error, the details in fields)",
+        422: "invalid request, with a message per field",
+    }
+    return {code: {"model": ErrorOut, "description": meaning[code]} for code in codes}
