@@ -269,6 +269,8 @@ class FamilyDunningWorkflow:
         await self._notify_failures()
         if current != previous:
             await self._transition(previous, current, oldest)
+        elif self._s.paused != self._s.mirrored_paused:
+            await self._mirror()
         if current != DunningState.CANCELLED:
             await self._ask_billing_to_collect(now)
 
@@ -276,11 +278,7 @@ class FamilyDunningWorkflow:
         self._s.state = current.value
         self._note("state", f"{previous.value} → {current.value}")
         workflow.upsert_search_attributes([DUNNING_STATE.value_set(current.value)])
-        await workflow.execute_local_activity_method(
-            DunningActivities.record_state,
-            RecordDunningState(parent_id=self._parent_id, state=current.value, paused=self._s.paused),
-            **DB_STEP,
-        )
+        await self._mirror()
         driving = str(oldest.invoice_id) if oldest else str(self._s.last_paid_invoice_id)
         family = FamilyRef(parent_id=self._parent_id)
         if current == DunningState.CANCELLED:
@@ -298,6 +296,15 @@ class FamilyDunningWorkflow:
             await self._tell_teachers(changed, current, driving)
         for notice in due_actions(driving, previous, current):
             await self._send_notice(notice, oldest)
+
+    async def _mirror(self) -> None:
+        """billing_accounts carries the state and the pause for admin lists and the sweep."""
+        await workflow.execute_local_activity_method(
+            DunningActivities.record_state,
+            RecordDunningState(parent_id=self._parent_id, state=self._s.state, paused=self._s.paused),
+            **DB_STEP,
+        )
+        self._s.mirrored_paused = self._s.paused
 
     async def _notify_failures(self) -> None:
         while self._s.failures_to_notify:

@@ -64,6 +64,7 @@ class DunningCarried(BaseModel):
     state: str = "clear"
     paused: bool = False
     paused_since: datetime | None = None
+    mirrored_paused: bool = False  # the pause as billing_accounts last recorded it
     lessons_suspended: bool = False
     invoices: dict[str, UnpaidInvoice] = Field(default_factory=dict)  # by Stripe invoice id
     # Failed attempts whose payment-failed email is still to send: (stripe invoice id, attempt).

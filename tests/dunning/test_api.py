@@ -21,6 +21,8 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
 ) -> None:
     admin = await auth_headers(Role.admin)
     family = kit.family.parent_id
+    async with transaction(sessions) as session:
+        session.add(BillingAccount(parent_id=family, workflow_id=f"family-billing-{family}"))
     await kit.fail(failure(kit.family, decline_code="stolen_card"))
 
     view = (await api.get(f"{BASE}/{family}", headers=admin)).json()
@@ -36,6 +38,12 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
         return bool((await api.get(f"{BASE}/{family}", headers=admin)).json()["paused"])
 
     await eventually(shows_paused, 5, "paused")
+
+    async def mirrored() -> bool:  # billing_accounts follows, for admin lists and the sweep
+        listed = (await api.get(BASE, params={"state": "clear"}, headers=admin)).json()["data"]
+        return listed == [{"parent_id": str(family), "state": "clear", "paused": True}]
+
+    await eventually(mirrored, 5, "the pause mirrored on the billing account")
     again = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
     assert again.status_code == 409 and again.json()["detail"] == "dunning is already paused for this family"
     assert (await api.post(f"{BASE}/{family}/resume", json=reason, headers=admin)).status_code == 202

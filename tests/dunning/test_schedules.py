@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
@@ -136,3 +137,28 @@ async def test_the_daily_sweep_nudges_every_family_in_dunning(kit: DunningKit, s
             await kit.client.get_schedule_handle(schedule_id(kit.settings, job)).delete()
     assert report["not_running"] == [str(stray.parent_id)]
     assert (await kit.snapshot()).state in ("clear", "warning")
+
+
+async def test_the_documented_command_upserts_the_schedules(settings: Settings, temporal_client: Client) -> None:
+    env = {
+        **os.environ,
+        "CEDAR_ENVIRONMENT": "test",
+        "CEDAR_TEMPORAL_ADDRESS": settings.effective_temporal_address,
+        "CEDAR_TASK_QUEUE": settings.task_queue,
+        "CEDAR_LOG_LEVEL": "WARNING",
+    }
+    for _ in range(2):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workers.schedules", env=env, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0
+    expected = sorted(schedule_id(settings, job) for job in scheduled_jobs(settings))
+    assert sorted(out.decode().split()) == expected
+
+    async def listed() -> bool:  # schedule listing is eventually consistent
+        return await _schedule_ids(temporal_client, settings) == expected
+
+    await eventually(listed, 10, "the schedules listed once each")
+    for sid in expected:
+        await temporal_client.get_schedule_handle(sid).delete()
