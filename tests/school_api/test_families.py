@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from core.db import SessionFactory
-from models import AuditLog, Role
+from core.db import SessionFactory, transaction
+from models import AuditLog, Enrollment, Role
 from tests.school_api.conftest import API
 
 
@@ -93,3 +93,32 @@ async def test_staff_reads_of_family_data_are_audited(
     # A parent reading their own family is not a staff read.
     assert (await api.get(f"{API}/students", headers=family.headers)).status_code == 200
     assert len(await _audit(sessions, "student", "read")) == 2
+
+
+async def test_a_teacher_sees_the_students_assigned_to_them_by_an_enrollment(
+    api: httpx.AsyncClient,
+    make_family: Callable[..., Any],
+    make_teacher: Callable[..., Any],
+    sessions: SessionFactory,
+) -> None:
+    family, assigned, other = await make_family(children=2), await make_teacher(), await make_teacher()
+    child = family.students[0]
+    async with transaction(sessions) as session:
+        session.add(
+            Enrollment(
+                request_hash="0" * 64,
+                workflow_id=f"enrollment-{child.id}",
+                state="teacher_assigned",
+                parent_id=family.parent.id,
+                student_id=child.id,
+                teacher_id=assigned.teacher.id,
+                instrument="piano",
+                lesson_minutes=30,
+                billing_interval="month",
+                stripe_payment_method_id="pm_card_visa",
+            )
+        )
+    seen = await api.get(f"{API}/students", headers=assigned.headers)
+    assert [row["id"] for row in seen.json()["data"]] == [str(child.id)]
+    assert (await api.get(f"{API}/students/{family.students[1].id}", headers=assigned.headers)).status_code == 404
+    assert (await api.get(f"{API}/students", headers=other.headers)).json()["total"] == 0
