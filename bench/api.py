@@ -1,4 +1,5 @@
-"""API read benchmark: ``.venv/bin/python -m bench.api [--concurrency 50] [--seconds 10] [--workers 2]``.
+"""API read benchmark: ``.venv/bin/python -m bench.api [--concurrency 50] [--seconds 10] [--workers 2]
+[--loop auto|asyncio|uvloop] [--http auto|h11|httptools]``.
 
 Starts its own embedded PostgreSQL (devstack) and the real app under uvicorn as a subprocess, seeds 1,000
 students (400 families, 20 teachers, 8 lessons per student), signs in through POST /api/v1/auth/login, then,
@@ -162,11 +163,12 @@ async def drive(base: str, name: str, path: str, headers: dict[str, str], concur
     return Result(name, latencies, errors, elapsed)
 
 
-def start_api(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def start_api(url: str, port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CEDAR_DATABASE_URL": url, "CEDAR_LOG_LEVEL": "WARNING", "CEDAR_DB_POOL_SIZE": "20",
            "CEDAR_LOGIN_RATE_LIMIT_PER_MINUTE_IP": "1000"}
     command_line = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-                    "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+                    "--port", str(port), "--workers", str(args.workers), "--loop", args.loop, "--http", args.http,
+                    "--no-access-log", "--log-level", "warning"]
     process = subprocess.Popen(command_line, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -196,7 +198,7 @@ async def run(args: argparse.Namespace) -> None:
         settings = Settings(database_url=url, log_level="WARNING")
         parent_email, admin_email = await seed(url, settings)
         port = free_port()
-        api = start_api(url, port, args.workers, workdir / "logs" / "api.log")
+        api = start_api(url, port, args, workdir / "logs" / "api.log")
         base = f"http://127.0.0.1:{port}"
         parent, admin = await sign_in(base, parent_email), await sign_in(base, admin_email)
         scenarios = [
@@ -206,7 +208,8 @@ async def run(args: argparse.Namespace) -> None:
             ("admin: GET /api/v1/students", "/api/v1/students", admin),
         ]
         print(f"{STUDENTS} students, {FAMILIES} families, {STUDENTS * LESSONS_PER_STUDENT} lessons; "
-              f"{args.concurrency} concurrent clients, {args.seconds:.0f} s each; uvicorn --workers {args.workers}; "
+              f"{args.concurrency} concurrent clients, {args.seconds:.0f} s each; uvicorn --workers {args.workers} "
+              f"--loop {args.loop} --http {args.http}; "
               f"{os.cpu_count()} CPUs shared by client and server")
         print("| endpoint                           |    reqs |   req/s | p50 ms | p95 ms | p99 ms | errors |")
         print("|------------------------------------|---------|---------|--------|--------|--------|--------|")
@@ -225,6 +228,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
+    # auto = uvloop and httptools (uvicorn[standard]); asyncio/h11 = the pure-Python stack, for comparison.
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto")
     asyncio.run(run(parser.parse_args()))
 
 
