@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
+from core.temporal import SEARCH_ATTRIBUTES
 from devstack.localstripe import LocalStripe
 from devstack.ports import ensure_port_free
 from devstack.postgres import EmbeddedPostgres
@@ -62,8 +63,6 @@ class Stack:
 def plan(settings: Settings) -> Stack:
     data_dir = settings.data_dir if settings.data_dir.is_absolute() else REPO_ROOT / settings.data_dir
     logs, host = data_dir / "logs", settings.host
-    from core.temporal import SEARCH_ATTRIBUTES
-
     return Stack(
         settings=settings,
         data_dir=data_dir,
