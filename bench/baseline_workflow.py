@@ -1,0 +1,51 @@
+"""The benchmark's baseline: a workflow of the enrollment's shape up to ``demo_scheduled`` with no-op steps.
+
+The enrollment runs, before the demo is booked: a Stripe check (regular activity) alongside a database check
+(local activity), then three database steps (local activities), with a search attribute upserted at each
+state. The baseline does the same with bodies that do nothing, so the difference is our own work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from core.temporal import ENROLLMENT_STATE
+
+BASELINE_WORKFLOW = "BaselineEnrollmentShape"
+STATES = ("validated", "account_created", "teacher_assigned", "demo_scheduled")
+RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
+
+
+class NoOp(BaseModel):
+    step: str
+
+
+@activity.defn(name="baseline_noop")
+async def noop(request: NoOp) -> str:
+    return request.step
+
+
+@workflow.defn(name=BASELINE_WORKFLOW)
+class BaselineEnrollmentShape:
+    @workflow.run
+    async def run(self, request: NoOp) -> str:
+        timeout = timedelta(seconds=15)
+        await asyncio.gather(
+            workflow.execute_local_activity(
+                noop, NoOp(step="validate"), start_to_close_timeout=timeout, retry_policy=RETRY
+            ),
+            workflow.execute_activity(noop, NoOp(step="stripe"), start_to_close_timeout=timeout, retry_policy=RETRY),
+        )
+        workflow.upsert_search_attributes([ENROLLMENT_STATE.value_set(STATES[0])])
+        for state in STATES[1:]:
+            await workflow.execute_local_activity(
+                noop, NoOp(step=state), start_to_close_timeout=timeout, retry_policy=RETRY
+            )
+            workflow.upsert_search_attributes([ENROLLMENT_STATE.value_set(state)])
+        return request.step
