@@ -117,14 +117,23 @@ async def create_lesson(
         ends_at=body.starts_at + timedelta(minutes=body.minutes),
         notes=body.notes,
     )
-    await place_lesson(session, lesson, Slot.of(lesson), settings, within_availability=_bound(principal))
+    slot = Slot.of(lesson)
+    await place_lesson(session, lesson, slot, settings, within_availability=_teacher_rules(principal, slot))
     await audit_write(session, principal, "create", "lesson", lesson.id, after=snapshot(lesson))
     return lesson
 
 
-def _bound(principal: Principal) -> bool:
-    """Teachers book and move lessons only within their weekly availability; admins may override it."""
-    return principal.role == Role.teacher
+def _teacher_rules(principal: Principal, slot: Slot) -> bool:
+    """Whether the teacher's weekly availability binds this booking (422 when a teacher books the past).
+
+    Teachers book and move lessons only ahead and within their week; admins may do either (recording a past
+    lesson, making an exception to the week).
+    """
+    if principal.role != Role.teacher:
+        return False
+    if slot.starts_at <= datetime.now(UTC):
+        raise invalid("starts_at", "must be in the future")
+    return True
 
 
 @router.post("/{lesson_id}/reschedule", response_model=LessonOut, summary="Move a lesson (409 on any conflict)")
@@ -137,7 +146,7 @@ async def reschedule_lesson(
     before = snapshot(lesson)
     length = timedelta(minutes=body.minutes) if body.minutes else lesson.ends_at - lesson.starts_at
     slot = Slot(lesson.id, lesson.teacher_id, lesson.student_id, body.starts_at, body.starts_at + length)
-    await place_lesson(session, lesson, slot, settings, within_availability=_bound(principal))
+    await place_lesson(session, lesson, slot, settings, within_availability=_teacher_rules(principal, slot))
     await audit_write(session, principal, "reschedule", "lesson", lesson.id, before=before, after=snapshot(lesson))
     return lesson
 

@@ -141,6 +141,12 @@ async def test_a_teacher_moves_only_their_lessons_and_only_within_their_week(
     listed = await api.get(f"{API}/lessons", headers=ours.headers)
     assert [row["id"] for row in listed.json()["data"]] == [str(lesson.id)]
 
+    yesterday = await api.post(
+        f"{API}/lessons/{lesson.id}/reschedule",
+        json={"starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat()},
+        headers=ours.headers,
+    )
+    assert yesterday.status_code == 422 and "starts_at" in yesterday.json()["fields"]
     late_night = future_local(settings, 8, 22)
     outside = await api.post(
         f"{API}/lessons/{lesson.id}/reschedule", json={"starts_at": late_night.isoformat()}, headers=ours.headers
