@@ -87,7 +87,9 @@ def dunning_workflow_id(parent_id: uuid.UUID | str) -> str:
 class LedgerEvent(BaseModel):
     """A money event as the ledger sees it; ``source_id`` is the Stripe (or Cedar) object that caused it."""
 
-    kind: Literal["invoice_finalized", "payment_received", "refund_issued", "written_off", "lesson_completed"]
+    kind: Literal[
+        "invoice_finalized", "invoice_voided", "payment_received", "refund_issued", "written_off", "lesson_completed"
+    ]
     source_id: str
     amount_minor: int
     fee_minor: int = 0
@@ -100,6 +102,8 @@ def entries_for(event: LedgerEvent) -> list[ledger.JournalEntry]:
     match event.kind:
         case "invoice_finalized":
             return [ledger.invoice_finalized(event.source_id, event.amount_minor)]
+        case "invoice_voided":  # a finalized invoice cancelled: the family no longer owes it
+            return [ledger.reversal(ledger.invoice_finalized(event.source_id, event.amount_minor))]
         case "payment_received":
             return [ledger.payment_received(event.source_id, event.amount_minor, event.fee_minor)]
         case "refund_issued":
@@ -225,7 +229,7 @@ class BillingActivities:
             if account is None:
                 return InvoiceApplied(invoice_id=None)
             row = await self._invoice_row(session, account.id, snap)
-            was_paid = row.status == "paid"
+            previous = row.status
             failure = await self._record_failure(session, account.id, row, snap, request.failure, now)
             target = _mirror_status(snap, row)
             if INVOICE_RANK[target] > INVOICE_RANK.get(row.status, 0):
@@ -234,10 +238,15 @@ class BillingActivities:
             row.amount_paid_minor = max(row.amount_paid_minor, snap.amount_paid_minor)
             row.updated_at = now
             events: list[LedgerEvent] = []
-            if snap.status != "draft":
+            if snap.status in ("open", "paid", "uncollectible"):
                 events.append(
                     LedgerEvent(kind="invoice_finalized", source_id=snap.id, amount_minor=snap.amount_due_minor)
                 )
+            elif snap.status == "void" and previous != "uncollectible":  # a written-off invoice is bad debt already
+                if await entry_exists(session, f"invoice_finalized:{snap.id}"):
+                    events.append(
+                        LedgerEvent(kind="invoice_voided", source_id=snap.id, amount_minor=snap.amount_due_minor)
+                    )
             payment_id = None
             if snap.status == "paid" and snap.charge is not None and snap.charge.status == "succeeded":
                 payment_id = await self._record_payment(session, account.id, row, snap)
@@ -259,7 +268,7 @@ class BillingActivities:
                 amount_due_minor=row.amount_due_minor,
                 amount_paid_minor=row.amount_paid_minor,
                 attempt_count=row.attempt_count,
-                newly_paid=row.status == "paid" and not was_paid,
+                newly_paid=row.status == "paid" and previous != "paid",
                 paid_at=row.paid_at,
                 payment_id=payment_id,
                 new_failure=failure,

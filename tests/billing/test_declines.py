@@ -11,6 +11,7 @@ import stripe
 from sqlalchemy import select
 from temporalio.client import Client
 
+from activities.billing_models import StripeEventReceived
 from core.db import SessionFactory
 from core.settings import Settings
 from models import Invoice, JournalEntry, Role, Subscription
@@ -19,10 +20,12 @@ from tests.billing.conftest import (
     Billed,
     billed_family,
     card,
+    count,
     dunning_received,
     eventually,
     ledger_problems,
 )
+from workflows.billing import SIGNAL_STRIPE_EVENT
 from workflows.billing_messages import SIGNAL_RETRY_INVOICE, SIGNAL_WRITE_OFF, RetryInvoice, WriteOff
 
 # card → (failure code, decline code) dunning hears. The first two are declined when attached (so there is no
@@ -93,7 +96,7 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
 
         # Dunning gives up on the second family: invoice uncollectible, bad debt posted, lessons' billing ended.
         second = families["4000000000009995"]
-        invoice = await _invoice(sessions, second)
+        invoice = written = await _invoice(sessions, second)
         await second.handle.signal(
             SIGNAL_WRITE_OFF,
             WriteOff(stripe_invoice_ids=[invoice.stripe_invoice_id], reason="cancelled for non-payment"),
@@ -128,6 +131,24 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
         assert signals[1]["stripe_payment_method_id"] == new_card
         view = (await http.get(f"/api/v1/billing/families/{third.family.parent_id}", headers=parent)).json()
 
+        # The school voids a fourth family's past-due invoice in Stripe's dashboard: it is owed no more.
+        fourth = await billed_family(sessions, settings, temporal_client, stripe_client, "4000000000000341")
+        await http.post(f"/api/v1/billing/subscriptions/{fourth.subscription.id}/renewals", headers=admin)
+        invoice = await _invoice(sessions, fourth)
+        await stripe_client.v1.invoices.void_invoice_async(invoice.stripe_invoice_id)
+        voided = StripeEventReceived(
+            stripe_event_id=f"evt_void_{invoice.stripe_invoice_id}",
+            type="invoice.voided",
+            object_id=invoice.stripe_invoice_id,
+            invoice_id=invoice.stripe_invoice_id,
+        )
+        await fourth.handle.signal(SIGNAL_STRIPE_EVENT, voided)
+        reversal_key = f"reversal:invoice_finalized:{invoice.stripe_invoice_id}"
+        await eventually(lambda: count(sessions, JournalEntry, JournalEntry.idempotency_key == reversal_key))
+        assert (await _invoice(sessions, fourth)).status == "void"
+        fourth_view = await http.get(f"/api/v1/billing/families/{fourth.family.parent_id}", headers=admin)
+        assert fourth_view.json()["balance_minor"] == 0
+
     assert (await _invoice(sessions, third)).status == "paid"
     assert await _subscription_status(sessions, third) == "active"
     assert view["balance_minor"] == 0 and view["has_card"] is True
@@ -136,7 +157,7 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
     async with sessions() as session:
         bad_debt = await session.scalar(
             select(JournalEntry).where(
-                JournalEntry.idempotency_key == f"bad_debt_written_off:{invoice.stripe_invoice_id}"
+                JournalEntry.idempotency_key == f"bad_debt_written_off:{written.stripe_invoice_id}"
             )
         )
     assert bad_debt is not None

@@ -18,7 +18,7 @@ from core.settings import Settings
 from domain import ledger
 from models import JournalEntry, Posting
 
-KINDS = ["invoice_finalized", "payment_received", "refund_issued", "written_off", "lesson_completed"]
+KINDS = ["invoice_finalized", "invoice_voided", "payment_received", "refund_issued", "written_off", "lesson_completed"]
 
 
 @st.composite
