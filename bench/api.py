@@ -8,6 +8,7 @@ requests per second:
 
 - trivial: GET /docs (a static page of the same app: routing, middleware, uvicorn, the network; no auth, no SQL)
 - public catalogue: GET /api/v1/instruments (no auth, one small query)
+- parent's profile: GET /api/v1/auth/me (what authentication alone costs: JWT, principal lookup, two row reads)
 - parent's lessons: GET /api/v1/lessons as a parent (JWT verification, principal lookup, family-scoped query)
 - admin's students: GET /api/v1/students as an admin (first page of 1,000, with the total count)
 
@@ -204,6 +205,7 @@ async def run(args: argparse.Namespace) -> None:
         scenarios = [
             ("trivial: GET /docs", "/docs", {}),
             ("public: GET /api/v1/instruments", "/api/v1/instruments", {}),
+            ("parent: GET /api/v1/auth/me", "/api/v1/auth/me", parent),
             ("parent: GET /api/v1/lessons", "/api/v1/lessons", parent),
             ("admin: GET /api/v1/students", "/api/v1/students", admin),
         ]

@@ -127,14 +127,16 @@ async def logout(
     return Response(status_code=204)
 
 
-async def _profile(session: AsyncSession, principal: CurrentPrincipal) -> tuple[User, Parent | Teacher | None]:
+async def _profile(
+    session: AsyncSession, principal: CurrentPrincipal, *, for_update: bool = False
+) -> tuple[User, Parent | Teacher | None]:
     user = await session.get(User, principal.user_id)
     assert user is not None  # the principal was just loaded from it
     row: Parent | Teacher | None = None
     if principal.parent_id:
-        row = await session.get(Parent, principal.parent_id, with_for_update=True)
+        row = await session.get(Parent, principal.parent_id, with_for_update=for_update)
     elif principal.teacher_id:
-        row = await session.get(Teacher, principal.teacher_id, with_for_update=True)
+        row = await session.get(Teacher, principal.teacher_id, with_for_update=for_update)
     return user, row
 
 
@@ -166,7 +168,7 @@ async def update_me(
             422, "validation_error", "the request is invalid",
             dict.fromkeys(sorted(refused), f"a {principal.role} cannot change this field"),
         )
-    user, row = await _profile(session, principal)
+    user, row = await _profile(session, principal, for_update=True)
     if changes and row is None:
         raise CedarError(404, "not_found", "this account has no profile to update")
     if row is not None and changes:
