@@ -46,6 +46,8 @@ class DunningConfig(BaseModel):
     cancel_after: timedelta
     retry_offsets: list[timedelta]
     unknown_recheck_after: timedelta
+    # "stripe": Stripe's Smart Retries collect, so dunning schedules no retries of its own.
+    retries_owner: str
     school_timezone: str
     currency: str
     card_update_url: str
@@ -105,6 +107,7 @@ class DunningActivities:
             cancel_after=settings.dunning_cancel_after,
             retry_offsets=settings.dunning_retry_offsets,
             unknown_recheck_after=settings.dunning_unknown_recheck_after,
+            retries_owner=settings.payment_retries_owner,
             school_timezone=settings.school_timezone,
             currency=settings.currency,
             card_update_url=settings.public_base_url + CARD_UPDATE_PATH.format(parent_id=family.parent_id),

@@ -249,7 +249,10 @@ class FamilyDunningWorkflow:
 
     def _scheduled_retry(self, invoice: UnpaidInvoice) -> datetime | None:
         """The first retry offset (from the first failure) after the latest attempt: an offset that passed
-        while another attempt was made (a card update, an admin's retry) is used up, so retries never burst."""
+        while another attempt was made (a card update, an admin's retry) is used up, so retries never burst.
+        None when Stripe owns retries (settings.payment_retries_owner)."""
+        if self._require_config().retries_owner != "cedar":
+            return None
         latest = invoice.last_attempt_at or invoice.first_failed_at
         for offset in self._require_config().retry_offsets:
             if invoice.first_failed_at + offset > latest:
@@ -414,12 +417,14 @@ class FamilyDunningWorkflow:
         context["suspend_on"] = format_local(invoice.first_failed_at + config.suspend_after, tz)
         context["cancel_on"] = format_local(invoice.first_failed_at + config.cancel_after, tz)
         if notice.kind == NoticeKind.PAYMENT_FAILED:
-            retry = None if invoice.hard_decline else self._scheduled_retry(invoice)
-            context["next_step"] = (
-                f"We will try your card again on {format_local(retry, tz)}, or right away when you update it."
-                if retry
-                else "Your bank will not accept further tries on this card: please add a new card."
-            )
+            retry = self._scheduled_retry(invoice)
+            if invoice.hard_decline:
+                context["next_step"] = "Your bank will not accept further tries on this card: please add a new card."
+            elif retry:
+                when = format_local(retry, tz)
+                context["next_step"] = f"We will try your card again on {when}, or right away when you update it."
+            else:
+                context["next_step"] = "Please update your card so we can collect it."
         return context
 
     def _note(self, kind: str, detail: str = "") -> None:
