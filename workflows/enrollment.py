@@ -17,7 +17,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities, SendEmail
@@ -59,6 +59,7 @@ S = EnrollmentState
 DB_TIMEOUT, DB_FIRST_RETRY, DB_MAX_RETRY = timedelta(seconds=15), timedelta(milliseconds=200), timedelta(seconds=30)
 REMOTE_TIMEOUT, REMOTE_FIRST_RETRY, REMOTE_MAX_RETRY = timedelta(seconds=30), timedelta(seconds=1), timedelta(minutes=1)
 UNDO_ATTEMPTS = 20
+OPERATOR_CANCEL = "cancelled by an operator"
 
 
 class _Closing(Exception):
@@ -158,9 +159,11 @@ class EnrollmentWorkflow:
                 await self._enroll()
                 await self._stay_active()
             except FailureError as error:  # a step failed for good (local activities raise their cause directly)
+                if _cancelled(error):  # the workflow was cancelled (Temporal UI or CLI) while a step ran
+                    raise _Closing(S.CANCELLED, OPERATOR_CANCEL) from error
                 raise _Closing(S.FAILED, _reason(error)) from error
-            except asyncio.CancelledError as cancelled:  # cancelled from the Temporal UI or CLI
-                raise _Closing(S.CANCELLED, "cancelled by an operator") from cancelled
+            except asyncio.CancelledError as cancelled:  # cancelled from the Temporal UI or CLI while waiting
+                raise _Closing(S.CANCELLED, OPERATOR_CANCEL) from cancelled
         except _Closing as closing:
             await self._close(closing.state, closing.reason)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -465,3 +468,7 @@ class EnrollmentWorkflow:
 def _reason(error: FailureError) -> str:
     cause = error.cause if isinstance(error, ActivityError) else error
     return cause.message if isinstance(cause, FailureError) else str(cause or error)
+
+
+def _cancelled(error: FailureError) -> bool:
+    return isinstance(error, CancelledError) or isinstance(getattr(error, "cause", None), CancelledError)

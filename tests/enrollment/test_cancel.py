@@ -117,7 +117,9 @@ async def test_cancel_in_a_waiting_state_undoes_everything(
 async def _row_reaches(sessions: SessionFactory, enrollment_id: str, state: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while (await enrollment_row(sessions, enrollment_id)).state != state:
-        assert time.monotonic() < deadline, f"the row never reached {state}"
+        assert time.monotonic() < deadline, (
+            f"the row never reached {state}: {(await enrollment_row(sessions, enrollment_id)).state}"
+        )
         await asyncio.sleep(0.05)
 
 
@@ -169,3 +171,22 @@ async def test_cancel_while_a_step_runs_takes_effect_after_it_and_undoes_it(
     student = await student_of(sessions, enrollment_id)
     assert student is not None and not student.is_active
     assert (await teacher_by_email(sessions, MAYA)).active_students == 0
+
+
+async def test_cancelling_the_workflow_from_the_temporal_ui_takes_the_same_path(
+    api: httpx.AsyncClient,
+    demo_data: None,
+    enrollment_worker: EnrollmentWorker,
+    sessions: SessionFactory,
+    temporal_client,
+) -> None:
+    async with enrollment_worker():
+        enrollment_id = await enroll(api)
+        await wait_for_state(api, enrollment_id, "demo_scheduled")
+        handle = temporal_client.get_workflow_handle(f"enrollment-{enrollment_id}")
+        await handle.cancel()
+        await _row_reaches(sessions, enrollment_id, "cancelled")
+    row = await enrollment_row(sessions, enrollment_id)
+    assert row.failure_reason == "cancelled by an operator"
+    assert (await teacher_by_email(sessions, MAYA)).active_students == 0
+    assert await lessons_of(sessions, enrollment_id, "scheduled") == []
