@@ -69,3 +69,38 @@ async def test_two_families_and_two_teachers_see_only_their_own(
             assert answer.status_code == 404, (path, answer.status_code)
         students = (await api.get(f"{API}/students", headers=own.headers)).json()["data"]
         assert [row["id"] for row in students] == [str(mine[1].students[0].id)]
+
+
+async def test_writes_to_another_familys_or_teachers_objects_are_404(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    make_family: Callable[..., Any],
+    make_teacher: Callable[..., Any],
+    add_lesson: Callable[..., Any],
+) -> None:
+    family_a, family_b = await make_family(), await make_family()
+    teacher_a, teacher_b = await make_teacher(), await make_teacher()
+    lesson_b = await add_lesson(teacher_b.teacher, family_b.students[0], future_local(settings, 9, 16))
+    b_teacher = f"{API}/teachers/{teacher_b.teacher.id}"
+    start = future_local(settings, 9, 18).isoformat()
+    as_teacher_a = [
+        ("PATCH", b_teacher, {"bio": "hijacked"}),
+        ("PUT", f"{b_teacher}/availability", {"windows": []}),
+        ("POST", f"{b_teacher}/time-off", {"starts_at": start, "ends_at": future_local(settings, 9, 19).isoformat()}),
+        ("POST", f"{API}/lessons/{lesson_b.id}/reschedule", {"starts_at": start}),
+        ("POST", f"{API}/lessons/{lesson_b.id}/cancel", {}),
+        ("PATCH", f"{API}/lessons/{lesson_b.id}", {"notes": "x"}),
+        ("POST", f"{API}/lessons", {"student_id": str(family_b.students[0].id), "starts_at": start, "minutes": 30}),
+    ]
+    as_parent_a = [
+        ("PATCH", f"{API}/parents/{family_b.parent.id}", {"phone": "604-555-0000"}),
+        ("POST", f"{API}/parents/{family_b.parent.id}/consents", {"kind": "marketing_email", "granted": True}),
+        ("PATCH", f"{API}/students/{family_b.students[0].id}", {"first_name": "Eve"}),
+        ("POST", f"{API}/lessons/{lesson_b.id}/cancel", {}),
+    ]
+    for headers, calls in ((teacher_a.headers, as_teacher_a), (family_a.headers, as_parent_a)):
+        for method, path, body in calls:
+            answer = await api.request(method, path, json=body, headers=headers)
+            assert answer.status_code == 404, (method, path, answer.status_code, answer.text)
+    untouched = (await api.get(f"{API}/lessons/{lesson_b.id}", headers=family_b.headers)).json()
+    assert (untouched["status"], untouched["notes"]) == ("scheduled", "")
