@@ -215,6 +215,9 @@ class SendReceipt(BaseModel):
     payment_id: uuid.UUID
 
 
+SIGNAL_STRIPE_EVENT = "stripe_event"  # its signal into the family's billing workflow
+
+
 class StripeEventReceived(BaseModel):
     """Webhook/catch-up → billing workflow: a verified event is in the inbox; act on it once."""
 

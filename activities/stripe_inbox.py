@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.billing_models import StripeEventReceived
+from activities.billing_models import SIGNAL_STRIPE_EVENT, StripeEventReceived
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import billing_workflow_id
@@ -31,7 +31,6 @@ from workflows.billing_messages import FAMILY_BILLING_WORKFLOW, FamilyBillingInp
 
 log = logging.getLogger("cedar.billing.inbox")
 
-SIGNAL_STRIPE_EVENT = "stripe_event"
 CHECKPOINT_KEY = "stripe_events_checkpoint"
 # Events are listed from a little before the checkpoint: several can share a second.
 CHECKPOINT_OVERLAP = timedelta(minutes=5)

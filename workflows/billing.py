@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, PrepareRefund
     from activities.billing_models import (
+        SIGNAL_STRIPE_EVENT,
         ApplyInvoice,
         AttachCard,
         CancelSubscription,
@@ -65,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
         WriteOff,
     )
 
-SIGNAL_STRIPE_EVENT = "stripe_event"
 UPDATE_CHANGE_CARD = "change_card"
 UPDATE_REFUND = "refund_payment"
 UPDATE_RENEW = "renew_subscription"

@@ -11,7 +11,7 @@ import stripe
 from sqlalchemy import select
 from temporalio.client import Client
 
-from activities.billing_models import StripeEventReceived
+from activities.billing_models import SIGNAL_STRIPE_EVENT, StripeEventReceived
 from core.db import SessionFactory
 from core.settings import Settings
 from models import Invoice, JournalEntry, Role, Subscription
@@ -25,7 +25,6 @@ from tests.billing.conftest import (
     eventually,
     ledger_problems,
 )
-from workflows.billing import SIGNAL_STRIPE_EVENT
 from workflows.billing_messages import SIGNAL_RETRY_INVOICE, SIGNAL_WRITE_OFF, RetryInvoice, WriteOff
 
 # card → (failure code, decline code) dunning hears. The first two are declined when attached (so there is no
