@@ -34,7 +34,7 @@ from core.db import transaction
 from core.identity import AuthFailure, IdentityService, SignedIn, create_identity_service
 from core.password_reset import send_password_reset
 from core.rate_limit import Limit, account_key, hit, ip_key, purge_past_windows
-from models import Parent, Role, Teacher, TokenPurpose, User
+from models import Parent, Role, Teacher, TokenPurpose
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 T = TypeVar("T")
@@ -127,34 +127,32 @@ async def logout(
     return Response(status_code=204)
 
 
-async def _profile(
+async def _profile_row(
     session: AsyncSession, principal: CurrentPrincipal, *, for_update: bool = False
-) -> tuple[User, Parent | Teacher | None]:
-    user = await session.get(User, principal.user_id)
-    assert user is not None  # the principal was just loaded from it
-    row: Parent | Teacher | None = None
+) -> Parent | Teacher | None:
     if principal.parent_id:
-        row = await session.get(Parent, principal.parent_id, with_for_update=for_update)
-    elif principal.teacher_id:
-        row = await session.get(Teacher, principal.teacher_id, with_for_update=for_update)
-    return user, row
+        return await session.get(Parent, principal.parent_id, with_for_update=for_update)
+    if principal.teacher_id:
+        return await session.get(Teacher, principal.teacher_id, with_for_update=for_update)
+    return None
 
 
-def _profile_body(user: User, row: Parent | Teacher | None) -> Profile:
+def _profile_body(principal: CurrentPrincipal, row: Parent | Teacher | None) -> Profile:
+    # The account's own fields come with the principal, loaded by the same query that authenticated the call.
     fields = row.model_dump(include={"first_name", "last_name", "phone", "display_name", "bio"}) if row else {}
     return Profile(
-        id=user.id,
-        email=user.email,
-        role=user.role,
-        parent_id=row.id if isinstance(row, Parent) else None,
-        teacher_id=row.id if isinstance(row, Teacher) else None,
+        id=principal.user_id,
+        email=principal.email,
+        role=principal.role,
+        parent_id=principal.parent_id,
+        teacher_id=principal.teacher_id,
         **fields,
     )
 
 
 @router.get("/me", response_model=Profile, summary="The caller's account and profile")
 async def read_me(principal: CurrentPrincipal, session: SessionDep) -> Profile:
-    return _profile_body(*await _profile(session, principal))
+    return _profile_body(principal, await _profile_row(session, principal))
 
 
 @router.patch("/me", response_model=Profile, summary="Update the caller's profile")
@@ -168,7 +166,7 @@ async def update_me(
             422, "validation_error", "the request is invalid",
             dict.fromkeys(sorted(refused), f"a {principal.role} cannot change this field"),
         )
-    user, row = await _profile(session, principal, for_update=True)
+    row = await _profile_row(session, principal, for_update=True)
     if changes and row is None:
         raise CedarError(404, "not_found", "this account has no profile to update")
     if row is not None and changes:
@@ -180,7 +178,7 @@ async def update_me(
             entity_type=type(row).__tablename__, entity_id=row.id, before=before,
             after=row.model_dump(include=set(changes), mode="json"), request_id=request_id(request),
         )
-    return _profile_body(user, row)
+    return _profile_body(principal, row)
 
 
 @router.post("/password-reset", status_code=202, response_model=Accepted, summary="Email a password-reset link")
