@@ -225,3 +225,13 @@ async def test_the_api_logs_in_and_resets_passwords_through_supabase(
     )
     assert confirmed.status_code == 204, confirmed.text
     assert fake.unexpected == []
+
+
+def test_the_worker_chooses_supabase_when_its_url_is_set(make_settings: Callable[..., Settings]) -> None:
+    from core.identity import BuiltinIdentityProvider
+    from workers.main import build_identity
+
+    assert isinstance(build_identity(supabase_settings(make_settings)), SupabaseIdentityProvider)
+    assert isinstance(build_identity(make_settings()), BuiltinIdentityProvider)
+    with pytest.raises(ValueError, match="supabase_anon_key"):
+        build_identity(make_settings(supabase_url="https://project.supabase.co"))
