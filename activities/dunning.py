@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Select, select, update
 from temporalio import activity
 
 from core.db import SessionFactory, transaction
@@ -74,7 +74,8 @@ class LessonsChanged(BaseModel):
     enrollments_cancelled: int = 0
 
 
-def _family_students(parent_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def _family_students(parent_id: uuid.UUID) -> Select[Any]:
+    """The ids of the family's children, as a subquery."""
     return select(Student.id).where(Student.parent_id == parent_id)
 
 

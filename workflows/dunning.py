@@ -8,6 +8,7 @@ clear again or cancelled, and continues-as-new when its history grows.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 
@@ -62,15 +63,12 @@ with workflow.unsafe.imports_passed_through():
         UnpaidInvoice,
     )
 
-DB_STEP = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(seconds=30)),
-}
-EMAIL_STEP = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    # SMTP outages are retried for a while; a notice that still fails is logged and shown on the timeline.
-    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
-}
+DB_TIMEOUT, DB_RETRY = timedelta(seconds=30), RetryPolicy(maximum_interval=timedelta(seconds=30))
+# SMTP outages are retried for a while; a notice that still fails is logged and shown on the timeline.
+EMAIL_TIMEOUT, EMAIL_RETRY = (
+    timedelta(seconds=60),
+    RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
+)
 TIMELINE_LIMIT = 60
 SEVERITY = {state: rank for rank, state in enumerate(DunningState)}
 # What teachers are told about the family's lessons (wording, dedup-key part); anything else is a restore.
@@ -192,7 +190,10 @@ class FamilyDunningWorkflow:
     @workflow.run
     async def run(self, data: FamilyDunningInput) -> str:
         self._config = await workflow.execute_local_activity_method(
-            DunningActivities.config, FamilyRef(parent_id=self._parent_id), **DB_STEP
+            DunningActivities.config,
+            FamilyRef(parent_id=self._parent_id),
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
         )
         workflow.upsert_search_attributes([DUNNING_STATE.value_set(self._s.state)])
         while True:
@@ -286,26 +287,34 @@ class FamilyDunningWorkflow:
         family = FamilyRef(parent_id=self._parent_id)
         if current == DunningState.CANCELLED:
             await self._write_off("cancelled for non-payment", end_subscriptions=True)
-            changed = await workflow.execute_local_activity_method(DunningActivities.cancel_family, family, **DB_STEP)
+            changed = await self._lessons(DunningActivities.cancel_family, family)
             self._s.lessons_suspended = False
             await self._tell_teachers(changed, current, driving)
         elif current == DunningState.SUSPENDED and not self._s.lessons_suspended:
-            changed = await workflow.execute_local_activity_method(DunningActivities.suspend_lessons, family, **DB_STEP)
+            changed = await self._lessons(DunningActivities.suspend_lessons, family)
             self._s.lessons_suspended = True
             await self._tell_teachers(changed, current, driving)
         elif current != DunningState.SUSPENDED and self._s.lessons_suspended:
-            changed = await workflow.execute_local_activity_method(DunningActivities.restore_lessons, family, **DB_STEP)
+            changed = await self._lessons(DunningActivities.restore_lessons, family)
             self._s.lessons_suspended = False
             await self._tell_teachers(changed, current, driving)
         for notice in due_actions(driving, previous, current):
             await self._send_notice(notice, oldest)
+
+    async def _lessons(
+        self, step: Callable[[DunningActivities, FamilyRef], Awaitable[LessonsChanged]], family: FamilyRef
+    ) -> LessonsChanged:
+        return await workflow.execute_local_activity_method(
+            step, family, start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY
+        )
 
     async def _mirror(self) -> None:
         """billing_accounts carries the state and the pause for admin lists and the sweep."""
         await workflow.execute_local_activity_method(
             DunningActivities.record_state,
             RecordDunningState(parent_id=self._parent_id, state=self._s.state, paused=self._s.paused),
-            **DB_STEP,
+            start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY,
         )
         self._s.mirrored_paused = self._s.paused
 
@@ -399,7 +408,9 @@ class FamilyDunningWorkflow:
 
     async def _send(self, email: SendEmail) -> None:
         try:
-            await workflow.execute_activity_method(EmailActivities.send_email, email, **EMAIL_STEP)
+            await workflow.execute_activity_method(
+                EmailActivities.send_email, email, start_to_close_timeout=EMAIL_TIMEOUT, retry_policy=EMAIL_RETRY
+            )
         except ActivityError as exc:
             workflow.logger.error("dunning notice %s not sent: %s", email.dedup_key, exc.cause or exc)
             self._note("email_failed", email.dedup_key)

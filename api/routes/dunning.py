@@ -8,6 +8,7 @@ lists and after it ends. An action the workflow cannot take now is a 409 with th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Literal
 
@@ -178,56 +179,35 @@ async def _act(
     return ActionAccepted(parent_id=parent_id, action=action, state=snapshot.state)
 
 
-_ACCEPTED = {"response_model": ActionAccepted, "status_code": status.HTTP_202_ACCEPTED}
+SUMMARIES: dict[Action, str] = {
+    "pause": "Pause a family's dunning: its clock stops (admin)",
+    "resume": "Resume a paused family's dunning (admin)",
+    "retry-now": "Have billing retry every unpaid invoice now (admin)",
+    "forgive": "Forgive the debt: written off, the family clear (admin)",
+}
 
 
-@router.post("/families/{parent_id}/pause", summary="Pause a family's dunning: its clock stops (admin)", **_ACCEPTED)
-async def pause(
-    parent_id: uuid.UUID,
-    body: ActionIn,
-    request: Request,
-    session: SessionDep,
-    temporal: TemporalDep,
-    principal: AdminPrincipal,
-) -> ActionAccepted:
-    return await _act("pause", parent_id, body, request, session, temporal, principal)
+def _endpoint(action: Action) -> Callable[..., Awaitable[ActionAccepted]]:
+    async def endpoint(
+        parent_id: uuid.UUID,
+        body: ActionIn,
+        request: Request,
+        session: SessionDep,
+        temporal: TemporalDep,
+        principal: AdminPrincipal,
+    ) -> ActionAccepted:
+        return await _act(action, parent_id, body, request, session, temporal, principal)
+
+    return endpoint
 
 
-@router.post("/families/{parent_id}/resume", summary="Resume a paused family's dunning (admin)", **_ACCEPTED)
-async def resume(
-    parent_id: uuid.UUID,
-    body: ActionIn,
-    request: Request,
-    session: SessionDep,
-    temporal: TemporalDep,
-    principal: AdminPrincipal,
-) -> ActionAccepted:
-    return await _act("resume", parent_id, body, request, session, temporal, principal)
-
-
-@router.post(
-    "/families/{parent_id}/retry-now", summary="Have billing retry every unpaid invoice now (admin)", **_ACCEPTED
-)
-async def retry_now(
-    parent_id: uuid.UUID,
-    body: ActionIn,
-    request: Request,
-    session: SessionDep,
-    temporal: TemporalDep,
-    principal: AdminPrincipal,
-) -> ActionAccepted:
-    return await _act("retry-now", parent_id, body, request, session, temporal, principal)
-
-
-@router.post(
-    "/families/{parent_id}/forgive", summary="Forgive the debt: written off, family clear (admin)", **_ACCEPTED
-)
-async def forgive(
-    parent_id: uuid.UUID,
-    body: ActionIn,
-    request: Request,
-    session: SessionDep,
-    temporal: TemporalDep,
-    principal: AdminPrincipal,
-) -> ActionAccepted:
-    return await _act("forgive", parent_id, body, request, session, temporal, principal)
+for _action, _summary in SUMMARIES.items():
+    router.add_api_route(
+        f"/families/{{parent_id}}/{_action}",
+        _endpoint(_action),
+        methods=["POST"],
+        name=_action.replace("-", "_"),
+        summary=_summary,
+        response_model=ActionAccepted,
+        status_code=status.HTTP_202_ACCEPTED,
+    )
