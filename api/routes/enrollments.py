@@ -135,9 +135,7 @@ async def _find_or_insert(
     await record_audit(
         session, actor_user_id=None, actor_role="public", action="create", entity_type="enrollment", entity_id=inserted
     )
-    enrollment = await session.get(Enrollment, inserted)
-    assert enrollment is not None
-    return enrollment
+    return Enrollment(**values)  # what was just written: no second round trip to read it back
 
 
 def _windows(body: EnrollmentCreate) -> list[WeeklyWindow]:
