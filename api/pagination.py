@@ -99,11 +99,7 @@ async def fetch_page(
     return [], int(total or 0)
 
 
-def page_of(schema: type[BaseModel], rows: Sequence[Any], total: int, page: PageParams) -> dict[str, Any]:
-    """The response body of one page, rows converted to ``schema``."""
-    return {
-        "data": [schema.model_validate(row) for row in rows],
-        "total": total,
-        "limit": page.limit,
-        "offset": page.offset,
-    }
+def page_of(rows: Sequence[Any], total: int, page: PageParams) -> dict[str, Any]:
+    """The response body of one page. The rows stay ORM objects: the route's ``response_model`` converts them
+    once (its item schema reads attributes), which halves the cost of a converted copy made here."""
+    return {"data": rows, "total": total, "limit": page.limit, "offset": page.offset}

@@ -54,4 +54,4 @@ async def list_audit_log(
     if occurred_before is not None:
         query = query.where(AuditLog.occurred_at < occurred_before)
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(AuditEntryOut, rows, total, page)
+    return page_of(rows, total, page)

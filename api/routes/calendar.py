@@ -92,7 +92,7 @@ async def _delete(session: AsyncSession, principal: Principal, row: Any, entity:
 @router.get("/academic-years", response_model=Page[AcademicYearOut], summary="List academic years")
 async def list_years(session: SessionDep, page: PageDep, order: YearSort) -> dict[str, Any]:
     rows, total = await fetch_page(session, select(AcademicYear), page, order)
-    return page_of(AcademicYearOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.get(
@@ -180,7 +180,7 @@ async def list_closures(
     if on_or_before is not None:
         query = query.where(Closure.start_date <= on_or_before)
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(ClosureOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.post(

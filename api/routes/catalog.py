@@ -53,7 +53,7 @@ async def list_instruments(
     if is_active is not None:
         query = query.where(Instrument.is_active == is_active)
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(InstrumentOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.post("/instruments", response_model=InstrumentOut, status_code=201, summary="Add an instrument")
@@ -91,7 +91,7 @@ async def list_rates(
     if minutes is not None:
         query = query.where(LessonRate.minutes == minutes)
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(RateOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.post("/rates", response_model=RateOut, status_code=201, summary="Add a rate")
@@ -141,7 +141,7 @@ async def list_teacher_profiles(
     if instrument is not None:
         query = query.where(Teacher.instruments.any(instrument))
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(TeacherProfile, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.get("/catalog/teachers/{teacher_id}", response_model=TeacherProfile, summary="A teacher's public profile")

@@ -52,7 +52,7 @@ async def list_communications(
             query = query.where(column == value)
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "communication", (row.id for row in rows if row.parent_id))
-    return page_of(CommunicationOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.get("/{communication_id}", response_model=CommunicationOut, summary="One email's record")

@@ -63,7 +63,7 @@ async def list_invoices(
         query = query.where(Invoice.billing_account_id == billing_account_id)
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "invoice", (row.id for row in rows))
-    return page_of(InvoiceOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut, summary="One invoice")
@@ -93,7 +93,7 @@ async def list_payments(
             query = query.where(column == value)
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "payment", (row.id for row in rows))
-    return page_of(PaymentOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut, summary="One payment")

@@ -67,7 +67,7 @@ async def list_lessons(
     if starts_before is not None:
         query = query.where(Lesson.starts_at < starts_before)
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(LessonOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 async def _lesson(session: SessionDep, principal: Principal, lesson_id: uuid.UUID) -> Lesson:

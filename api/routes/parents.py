@@ -57,7 +57,7 @@ async def list_parents(
         )
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "parent", (row.id for row in rows))
-    return page_of(ParentOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 async def _parent(session: SessionDep, principal: Principal, parent_id: uuid.UUID) -> Parent:

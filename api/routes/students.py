@@ -85,7 +85,7 @@ async def list_students(
         )
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "student", (row.id for row in rows))
-    return page_of(StudentOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 async def _student(session: SessionDep, principal: Principal, student_id: uuid.UUID) -> Student:

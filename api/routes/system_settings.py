@@ -33,7 +33,7 @@ SettingKey = Annotated[str, Path(pattern=r"^[a-z0-9_.-]{1,100}$")]
 @router.get("", response_model=Page[SystemSettingOut], summary="List the school's run-time settings")
 async def list_settings(session: SessionDep, principal: AdminPrincipal, page: PageDep, order: SettingSort) -> Any:
     rows, total = await fetch_page(session, select(SystemSetting), page, order)
-    return page_of(SystemSettingOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 async def _setting(session: SessionDep, key: str) -> SystemSetting:

@@ -83,7 +83,7 @@ async def list_teachers(
             )
         )
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(TeacherOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 async def _teacher(session: SessionDep, principal: Principal, teacher_id: uuid.UUID) -> Teacher:
@@ -189,7 +189,7 @@ async def list_time_off(
     await _teacher(session, principal, teacher_id)
     query = select(TeacherTimeOff).where(TeacherTimeOff.teacher_id == teacher_id)
     rows, total = await fetch_page(session, query, page, order)
-    return page_of(TimeOffOut, rows, total, page)
+    return page_of(rows, total, page)
 
 
 @router.post("/{teacher_id}/time-off", response_model=TimeOffOut, status_code=201, summary="Book time off")
