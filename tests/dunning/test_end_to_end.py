@@ -16,7 +16,7 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.stripe import create_stripe_client
 from core.temporal import dunning_workflow_id
-from models import BillingAccount, Invoice, JournalEntry, Lesson, Payment, Role, Subscription, Teacher
+from models import BillingAccount, Communication, Invoice, JournalEntry, Lesson, Payment, Role, Subscription, Teacher
 from tests.billing.conftest import billed_family, ledger_problems
 from tests.dunning.conftest import eventually
 from workers.main import build_deps, build_worker
@@ -105,6 +105,17 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
     assert teacher is not None and teacher.active_students == 0
     assert collected is None  # nothing was ever collected
     assert await ledger_problems(sessions) == {}
+    async with sessions() as session:
+        templates = list(
+            await session.scalars(
+                select(Communication.template)
+                .where(Communication.parent_id == billed.family.parent_id, Communication.status == "sent")
+                .order_by(Communication.created_at)
+            )
+        )
+    dunning_mail = [t for t in templates if t.startswith("dunning_")]
+    assert dunning_mail[0] == "dunning_payment_failed" and dunning_mail[-1] == "dunning_cancelled"
+    assert {"dunning_final_warning", "dunning_suspended"} <= set(dunning_mail)
 
 
 async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(

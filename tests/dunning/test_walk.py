@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from core.db import SessionFactory
 from core.temporal import DUNNING_STATE
 from devstack.smtp_sink import SmtpSink
 from models import BillingAccount, Enrollment, Teacher
 from tests.dunning.conftest import DunningKit, failure, lesson_statuses, sent_templates
+from workers.main import workflow_runner
+from workflows.dunning import FamilyDunningWorkflow
 
 
 async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
@@ -61,3 +65,10 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
     assert sorted(teacher_mail) == ["Lessons cancelled: 3 upcoming lesson(s)", "Lessons on hold: 3 upcoming lesson(s)"]
     parent_mail = smtp_sink.messages(to=family.email)
     assert any(family.email and f"/api/v1/billing/families/{family.parent_id}/card" in m["text"] for m in parent_mail)
+
+    # The whole walk replays deterministically (what a worker restart or a code change must preserve).
+    replayer = Replayer(
+        workflows=[FamilyDunningWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+    )
+    replay = await replayer.replay_workflow(await kit.dunning.fetch_history(), raise_on_replay_failure=False)
+    assert replay.replay_failure is None
