@@ -169,6 +169,14 @@ async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUI
     return int(total or 0)
 
 
+class BillingConfigRequest(BaseModel):
+    pass
+
+
+class BillingConfig(BaseModel):
+    continue_as_new_after_commands: int
+
+
 class RecognizeLessons(BaseModel):
     limit: int = 500
 
@@ -185,6 +193,11 @@ class BillingActivities:
         self._settings = settings
         self._sessions = sessions
         self._temporal = temporal
+
+    @activity.defn(name="billing_config")
+    async def config(self, _: BillingConfigRequest) -> BillingConfig:
+        """The settings the workflow needs (a workflow must not read the environment itself)."""
+        return BillingConfig(continue_as_new_after_commands=self._settings.billing_continue_as_new_events)
 
     @activity.defn(name="billing_quote_subscription")
     async def quote_subscription(self, request: QuoteRequest) -> Quote:

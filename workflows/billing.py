@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import BillingActivities, PrepareRefund
+    from activities.billing import BillingActivities, BillingConfig, BillingConfigRequest, PrepareRefund
     from activities.billing_models import (
         SIGNAL_STRIPE_EVENT,
         ApplyInvoice,
@@ -178,16 +178,19 @@ def _money(amount_minor: int, currency: str = "cad") -> str:
 
 @workflow.defn(name=FAMILY_BILLING_WORKFLOW)
 class FamilyBillingWorkflow:
-    def __init__(self) -> None:
-        self._state = FamilyBillingState()
-        self._parent_id: uuid.UUID | None = None
+    @workflow.init
+    def __init__(self, request: FamilyBillingInput) -> None:
+        # Restored here, not in run(): signals that arrive with the new run are handled before run() starts.
+        self._state = FamilyBillingState.model_validate(request.state) if request.state else FamilyBillingState()
+        self._parent_id = request.parent_id
         self._replies: dict[str, Reply] = {}
+        self._handled_this_run = 0
+        self._run_limit: int | None = None
 
     @workflow.run
     async def run(self, request: FamilyBillingInput) -> None:
-        self._parent_id = request.parent_id
-        if request.state:
-            self._state = FamilyBillingState.model_validate(request.state)
+        config: BillingConfig = await self._db(BillingActivities.config, BillingConfigRequest())
+        self._run_limit = config.continue_as_new_after_commands
         while True:
             await workflow.wait_condition(lambda: bool(self._state.pending) or self._history_is_long())
             if self._state.pending:
@@ -199,9 +202,10 @@ class FamilyBillingWorkflow:
                     FamilyBillingInput(parent_id=request.parent_id, state=self._state.model_dump(mode="json"))
                 )
 
-    @staticmethod
-    def _history_is_long() -> bool:
-        return workflow.info().is_continue_as_new_suggested()
+    def _history_is_long(self) -> bool:
+        # Temporal's suggestion, or the school's own cap (settings.billing_continue_as_new_events).
+        limit = self._run_limit
+        return workflow.info().is_continue_as_new_suggested() or (limit is not None and self._handled_this_run >= limit)
 
     # --- messages in ---
 
@@ -290,6 +294,7 @@ class FamilyBillingWorkflow:
             reply.error_type = cause.type if isinstance(cause, ApplicationError) else None
             workflow.logger.warning("billing command %s failed: %s", command.kind, reply.error)
         self._state.commands_handled += 1
+        self._handled_this_run += 1
         if command.reply_to is not None:
             self._replies[command.reply_to] = reply
 
@@ -305,7 +310,6 @@ class FamilyBillingWorkflow:
 
     @property
     def parent_id(self) -> uuid.UUID:
-        assert self._parent_id is not None
         return self._parent_id
 
     async def _ensure_customer(self) -> tuple[uuid.UUID, str]:
