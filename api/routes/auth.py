@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +29,7 @@ from api.schemas.auth import (
     SessionUser,
     TokenResponse,
 )
+from api.schemas.common import ErrorOut
 from core.audit import record_audit
 from core.db import transaction
 from core.identity import AuthFailure, IdentityService, SignedIn, create_identity_service
@@ -37,6 +38,17 @@ from core.rate_limit import Limit, account_key, hit, ip_key, purge_past_windows
 from models import Parent, Role, Teacher, TokenPurpose
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+def _errors(**described: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` in the one error shape: ``_errors(e401="why")`` documents a 401."""
+    return {int(code[1:]): {"model": ErrorOut, "description": text} for code, text in described.items()}
+
+
+_INVALID = "invalid request, with a message per field"
+_LIMITED = "too many attempts from this address or for this account; see Retry-After"
+_NO_TOKEN = "no valid bearer token"
+_LINK_ERRORS = _errors(e400="the link is invalid, used or expired", e422=f"{_INVALID}, or a password found too weak")
 T = TypeVar("T")
 
 FAILURE_STATUS = {
@@ -104,18 +116,28 @@ def _tokens(signed: SignedIn) -> TokenResponse:
     )
 
 
-@router.post("/login", response_model=TokenResponse, summary="Sign in with email and password")
+@router.post(
+    "/login", response_model=TokenResponse, summary="Sign in with email and password",
+    responses=_errors(e401="wrong email or password", e422=_INVALID, e423="locked after repeated failures; see "
+                      "Retry-After", e429=_LIMITED, e503="the identity provider is unreachable"),
+)
 async def login(body: LoginRequest, request: Request, context: ContextDep, identity: IdentityDep) -> TokenResponse:
     await _rate_limit(context, request, "login", body.email)
     return _tokens(await _committed(context, lambda s: identity.sign_in(s, body.email, body.password)))
 
 
-@router.post("/refresh", response_model=TokenResponse, summary="Trade a refresh token for a new pair")
+@router.post(
+    "/refresh", response_model=TokenResponse, summary="Trade a refresh token for a new pair",
+    responses=_errors(e401="unknown, expired, revoked or already used (which revokes its session)", e422=_INVALID),
+)
 async def refresh(body: RefreshRequest, context: ContextDep, identity: IdentityDep) -> TokenResponse:
     return _tokens(await _committed(context, lambda s: identity.refresh(s, body.refresh_token)))
 
 
-@router.post("/logout", status_code=204, summary="End this session (its refresh tokens stop working)")
+@router.post(
+    "/logout", status_code=204, summary="End this session (its refresh tokens stop working)",
+    responses=_errors(e401=_NO_TOKEN, e422=_INVALID),
+)
 async def logout(
     principal: CurrentPrincipal, context: ContextDep, identity: IdentityDep, body: LogoutRequest | None = None
 ) -> Response:
@@ -150,12 +172,17 @@ def _profile_body(principal: CurrentPrincipal, row: Parent | Teacher | None) -> 
     )
 
 
-@router.get("/me", response_model=Profile, summary="The caller's account and profile")
+@router.get(
+    "/me", response_model=Profile, summary="The caller's account and profile", responses=_errors(e401=_NO_TOKEN)
+)
 async def read_me(principal: CurrentPrincipal, session: SessionDep) -> Profile:
     return _profile_body(principal, await _profile_row(session, principal))
 
 
-@router.patch("/me", response_model=Profile, summary="Update the caller's profile")
+@router.patch(
+    "/me", response_model=Profile, summary="Update the caller's profile",
+    responses=_errors(e401=_NO_TOKEN, e404="an admin account has no profile to update", e422=_INVALID),
+)
 async def update_me(
     body: ProfileUpdate, principal: CurrentPrincipal, session: SessionDep, request: Request
 ) -> Profile:
@@ -181,7 +208,10 @@ async def update_me(
     return _profile_body(principal, row)
 
 
-@router.post("/password-reset", status_code=202, response_model=Accepted, summary="Email a password-reset link")
+@router.post(
+    "/password-reset", status_code=202, response_model=Accepted, summary="Email a password-reset link",
+    responses=_errors(e422=_INVALID, e429=_LIMITED),
+)
 async def request_password_reset(
     body: PasswordResetRequest, request: Request, context: ContextDep, identity: IdentityDep, tasks: BackgroundTasks
 ) -> Accepted:
@@ -191,12 +221,18 @@ async def request_password_reset(
     return Accepted(detail="if an account exists for this email, a reset link is on its way")
 
 
-@router.post("/password-reset/confirm", status_code=204, summary="Set a new password with the emailed link")
+@router.post(
+    "/password-reset/confirm", status_code=204, summary="Set a new password with the emailed link",
+    responses=_LINK_ERRORS,
+)
 async def confirm_password_reset(body: NewPasswordRequest, context: ContextDep, identity: IdentityDep) -> Response:
     return await _spend_link(context, identity, body, TokenPurpose.password_reset)
 
 
-@router.post("/set-password", status_code=204, summary="A new parent's first password, from the welcome link")
+@router.post(
+    "/set-password", status_code=204, summary="A new parent's first password, from the welcome link",
+    responses=_LINK_ERRORS,
+)
 async def set_password(body: NewPasswordRequest, context: ContextDep, identity: IdentityDep) -> Response:
     return await _spend_link(context, identity, body, TokenPurpose.set_password)
 
