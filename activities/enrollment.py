@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,22 +124,22 @@ class EnrollmentActivities:
         return windows
 
     async def _busy(
-        self, session: AsyncSession, teacher_id: uuid.UUID, start: datetime, end: datetime
-    ) -> list[Interval]:
-        lessons = await session.execute(
-            select(Lesson.starts_at, Lesson.ends_at).where(
-                Lesson.teacher_id == teacher_id,
-                Lesson.status.in_(BLOCKING_STATUSES),
-                Lesson.ends_at > start,
-                Lesson.starts_at < end,
-            )
+        self, session: AsyncSession, teacher_ids: Sequence[uuid.UUID], start: datetime, end: datetime
+    ) -> dict[uuid.UUID, list[Interval]]:
+        """Each teacher's taken time between ``start`` and ``end`` (lessons that block a slot, time off): one query."""
+        lessons = select(Lesson.teacher_id, Lesson.starts_at, Lesson.ends_at).where(
+            Lesson.teacher_id.in_(teacher_ids),
+            Lesson.status.in_(BLOCKING_STATUSES),
+            Lesson.ends_at > start,
+            Lesson.starts_at < end,
         )
-        time_off = await session.execute(
-            select(TeacherTimeOff.starts_at, TeacherTimeOff.ends_at).where(
-                TeacherTimeOff.teacher_id == teacher_id, TeacherTimeOff.ends_at > start, TeacherTimeOff.starts_at < end
-            )
+        time_off = select(TeacherTimeOff.teacher_id, TeacherTimeOff.starts_at, TeacherTimeOff.ends_at).where(
+            TeacherTimeOff.teacher_id.in_(teacher_ids), TeacherTimeOff.ends_at > start, TeacherTimeOff.starts_at < end
         )
-        return [(s, e) for s, e in [*lessons.all(), *time_off.all()]]
+        busy: dict[uuid.UUID, list[Interval]] = {t: [] for t in teacher_ids}
+        for teacher_id, busy_start, busy_end in await session.execute(union_all(lessons, time_off)):
+            busy[teacher_id].append((busy_start, busy_end))
+        return busy
 
     def _demo_window(self) -> Interval:
         earliest = datetime.now(UTC) + self._settings.demo_min_notice
@@ -298,11 +298,12 @@ class EnrollmentActivities:
         closures = await self._closures(session)
         earliest, horizon = self._demo_window()
         duration = timedelta(minutes=enrollment.lesson_minutes)
+        busy = await self._busy(session, [t.id for t in teachers], earliest, horizon)
+        tz = self._settings.timezone
         candidates = []
         for teacher in teachers:
-            busy = await self._busy(session, teacher.id, earliest, horizon)
-            tz = self._settings.timezone
-            slot = first_slot(availability[teacher.id], preferred, busy, closures, duration, earliest, horizon, tz)
+            window = (availability[teacher.id], preferred, busy[teacher.id], closures, duration, earliest, horizon, tz)
+            slot = first_slot(*window)
             candidates.append(
                 TeacherCandidate(
                     teacher_id=str(teacher.id),
@@ -349,7 +350,7 @@ class EnrollmentActivities:
         slots = iter_slots(
             (await self._availability(session, [teacher_id]))[teacher_id],
             windows_from_json(enrollment.preferred_windows),
-            await self._busy(session, teacher_id, earliest, horizon),
+            (await self._busy(session, [teacher_id], earliest, horizon))[teacher_id],
             await self._closures(session),
             timedelta(minutes=enrollment.lesson_minutes),
             earliest,
