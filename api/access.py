@@ -115,5 +115,10 @@ ROUTE_ACCESS.update(
         ("POST", "/api/v1/auth/password-reset"): _ANYONE,
         ("POST", "/api/v1/auth/password-reset/confirm"): _ANYONE,
         ("POST", "/api/v1/auth/set-password"): _ANYONE,
+        # The pages the emailed links open (api/routes/password_pages.py)
+        ("GET", "/set-password"): _ANYONE,
+        ("POST", "/set-password"): _ANYONE,
+        ("GET", "/reset-password"): _ANYONE,
+        ("POST", "/reset-password"): _ANYONE,
     }
 )

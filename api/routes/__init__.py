@@ -15,6 +15,7 @@ from api.routes import (
     invoices,
     lessons,
     parents,
+    password_pages,
     privacy,
     students,
     system_settings,
@@ -25,6 +26,7 @@ from api.routes import (
 ROUTERS: list[APIRouter] = [
     health.router,
     auth.router,
+    password_pages.router,
     privacy.router,
     students.router,
     parents.router,

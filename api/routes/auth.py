@@ -81,14 +81,22 @@ def _http_error(failure: AuthFailure) -> CedarError:
     return CedarError(FAILURE_STATUS.get(failure.code, 400), failure.code, failure.detail, headers=headers)
 
 
-async def _committed(context: ContextDep, operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def run_committed(context: ContextDep, operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Runs an identity operation in its own transaction; an ``AuthFailure`` is raised after the commit."""
     failure: AuthFailure | None = None
     async with transaction(context.sessions) as session:
         try:
             return await operation(session)
         except AuthFailure as exc:
             failure = exc  # leave the block normally so what the refusal changed commits
-    raise _http_error(failure)
+    raise failure
+
+
+async def _committed(context: ContextDep, operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    try:
+        return await run_committed(context, operation)
+    except AuthFailure as failure:
+        raise _http_error(failure) from failure
 
 
 async def _rate_limit(context: ContextDep, request: Request, action: str, email: str) -> None:
