@@ -238,14 +238,15 @@ class FamilyDunningWorkflow:
         if not self._s.paused:
             boundary = next_transition(oldest.first_failed_at if oldest else None, now, policy)
             moments += [boundary] if boundary else []
-            for invoice in self._s.invoices.values():
-                if invoice.unknown_since is not None:
-                    moments.append(invoice.unknown_since + config.unknown_recheck_after)
-                elif invoice.retry_sent_at is not None:
-                    moments.append(invoice.retry_sent_at + config.unknown_recheck_after)
-                elif not invoice.hard_decline:
-                    retry = self._scheduled_retry(invoice)
-                    moments += [retry] if retry else []
+        for invoice in self._s.invoices.values():
+            # Checks go on while paused: they never charge, and a charge that did go through must be known.
+            if invoice.unknown_since is not None:
+                moments.append(invoice.unknown_since + config.unknown_recheck_after)
+            elif invoice.retry_sent_at is not None:
+                moments.append(invoice.retry_sent_at + config.unknown_recheck_after)
+            elif not invoice.hard_decline and not self._s.paused:
+                retry = self._scheduled_retry(invoice)
+                moments += [retry] if retry else []
         return min(moments, default=None)
 
     def _scheduled_retry(self, invoice: UnpaidInvoice) -> datetime | None:
@@ -334,8 +335,9 @@ class FamilyDunningWorkflow:
                 # Billing never answered our retry: its outcome is unknown, so check before anything else.
                 invoice.retry_sent_at, invoice.unknown_since = None, invoice.retry_sent_at
             if invoice.unknown_since is not None:
-                if invoice.unknown_since + config.unknown_recheck_after <= now and not self._s.paused:
+                if invoice.unknown_since + config.unknown_recheck_after <= now:
                     invoice.unknown_since = now  # the next check, if this one goes unanswered too
+                    self._note("check_requested", invoice.stripe_invoice_id)
                     await self._signal_billing(
                         SIGNAL_RETRY_INVOICE,
                         RetryInvoice(
@@ -361,7 +363,6 @@ class FamilyDunningWorkflow:
         await self._signal_billing(
             SIGNAL_WRITE_OFF, WriteOff(stripe_invoice_ids=ids, reason=reason, end_subscriptions=end_subscriptions)
         )
-        self._s.written_off = True
         self._note("write_off", f"{', '.join(ids)}: {reason}")
         if not end_subscriptions and oldest is not None:
             # Forgiven: the debt is billing's to write off; the family is clear from here.

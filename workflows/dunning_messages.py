@@ -73,7 +73,6 @@ class DunningCarried(BaseModel):
     last_paid_invoice_id: uuid.UUID | None = None
     retry_all_requested: bool = False
     forgive_requested: bool = False
-    written_off: bool = False
     timeline: list[DunningEvent] = Field(default_factory=list)
 
 
