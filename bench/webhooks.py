@@ -248,14 +248,22 @@ async def run(args: argparse.Namespace) -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         api_args = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1"]
-        api_args += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+        api_args += [
+            "--port",
+            str(port),
+            "--workers",
+            str(args.api_workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         processes.append(start_process("api", api_args, env, logs))
         wait_http(f"{base}/docs", processes[-1])
         processes.append(start_process("worker", [sys.executable, "-m", "workers.main"], env, logs))
 
         print(
             f"{args.families} families; {args.events} distinct invoice.payment_succeeded events per level, each posted "
-            f"twice; 1 uvicorn process, 1 worker; {os.cpu_count()} CPUs shared by everything"
+            f"twice; {args.api_workers} uvicorn process(es), 1 Temporal worker; {os.cpu_count()} CPUs for everything"
         )
         print("| concurrency | posts | accept p50 ms | accept p95 ms | events/s until acted on | duplicates applied |")
         print("|-------------|-------|---------------|---------------|-------------------------|--------------------|")
@@ -292,6 +300,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", type=int, default=30)
     parser.add_argument("--events", type=int, default=120, help="distinct events per concurrency level")
+    parser.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes")
     asyncio.run(run(parser.parse_args()))
 
 
