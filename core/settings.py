@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     jwt_issuer: str = "cedar"
     access_token_ttl: timedelta = timedelta(minutes=15)
     refresh_token_ttl: timedelta = timedelta(days=30)
+    # A client retrying a refresh whose answer it lost gets a new token instead of losing its session (Supabase's
+    # "reuse interval"); after this, presenting a rotated token revokes its whole family.
+    refresh_token_reuse_grace: timedelta = timedelta(seconds=10)
     password_reset_ttl: timedelta = timedelta(hours=1)
     set_password_ttl: timedelta = timedelta(days=7)
     login_rate_limit_per_minute_ip: int = 20

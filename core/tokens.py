@@ -211,7 +211,8 @@ async def rotate_refresh_token(session: AsyncSession, settings: Settings, token:
     """Spends ``token`` and returns its successor in the same family.
 
     A token that was already rotated is a replay: the whole family is revoked (the caller must commit that
-    even though this raises) so neither the thief nor the victim can go on refreshing.
+    even though this raises) so neither the thief nor the victim can go on refreshing. Within
+    ``refresh_token_reuse_grace`` of the rotation it is taken for a client's retry and answered with a sibling.
     """
     row = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == hash_token(token)).with_for_update()
@@ -220,16 +221,27 @@ async def rotate_refresh_token(session: AsyncSession, settings: Settings, token:
     if row is None:
         raise InvalidRefreshToken("the refresh token is not known")
     if row.revoked_at is not None:
-        if row.replaced_by_id is not None:
-            await revoke_refresh_family(session, row.family_id)
-            raise InvalidRefreshToken("the refresh token was already used; the session is revoked", reused=True)
-        raise InvalidRefreshToken("the refresh token was revoked")
+        if row.replaced_by_id is None:
+            raise InvalidRefreshToken("the refresh token was revoked")
+        if now - row.revoked_at <= settings.refresh_token_reuse_grace and await _family_is_live(session, row.family_id):
+            # A retry of a refresh whose answer was lost: a sibling in the same family, not a breach.
+            return await issue_refresh_token(session, settings, row.user_id, row.family_id)
+        await revoke_refresh_family(session, row.family_id)
+        raise InvalidRefreshToken("the refresh token was already used; the session is revoked", reused=True)
     if row.expires_at <= now:
         raise InvalidRefreshToken("the refresh token expired")
     successor = await issue_refresh_token(session, settings, row.user_id, row.family_id)
     row.revoked_at = now
     row.replaced_by_id = successor.id
     return successor
+
+
+def _live_token_in(family_id: uuid.UUID) -> Any:
+    return exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+
+
+async def _family_is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(_live_token_in(family_id))))
 
 
 async def revoke_refresh_family(session: AsyncSession, family_id: uuid.UUID) -> None:
@@ -256,6 +268,5 @@ def session_revoked_clause(session_id: uuid.UUID | None) -> Any:
     """
     if session_id is None:
         return false()
-    live = exists().where(RefreshToken.family_id == session_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
     known = exists().where(RefreshToken.family_id == session_id)
-    return known & ~live
+    return known & ~_live_token_in(session_id)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
+from api.main import create_app
 from core.db import SessionFactory, transaction
 from core.passwords import hash_password
+from core.settings import Settings
 from models import Parent, Role, Teacher, User
 
 AUTH = "/api/v1/auth"
@@ -48,3 +51,20 @@ def make_person(sessions: SessionFactory) -> Callable[..., Any]:
         return Person(user.id, email, password or "", row.id if row else None)
 
     return make
+
+
+@pytest.fixture
+async def client_for(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., Any]]:
+    """``await client_for(**setting_overrides)`` → a client on a real app built with those settings."""
+    apps: list[Any] = []
+
+    async def make(**overrides: Any) -> httpx.AsyncClient:
+        app = create_app(make_settings(**overrides))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        apps.append(lifespan)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test")
+
+    yield make
+    for lifespan in apps:
+        await lifespan.__aexit__(None, None, None)

@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
-from api.main import create_app
 from core.db import SessionFactory, transaction
 from core.rate_limit import Limit, hit, purge_past_windows
-from core.settings import Settings
 from models import RateLimitBucket, Role
 from tests.auth.conftest import AUTH, Person
-
-
-@pytest.fixture
-async def client_for(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., Any]]:
-    apps: list[Any] = []
-
-    async def make(**overrides: Any) -> httpx.AsyncClient:
-        app = create_app(make_settings(**overrides))
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        apps.append(lifespan)
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test")
-
-    yield make
-    for lifespan in apps:
-        await lifespan.__aexit__(None, None, None)
 
 
 async def attempt(client: httpx.AsyncClient, person: Person, password: str) -> httpx.Response:

@@ -81,8 +81,9 @@ async def test_a_forged_token_is_refused(api: httpx.AsyncClient, make_person: Ca
 
 
 async def test_refresh_rotates_and_reusing_an_old_token_revokes_the_family(
-    api: httpx.AsyncClient, make_person: Callable[..., Any]
+    client_for: Callable[..., Any], make_person: Callable[..., Any]
 ) -> None:
+    api = await client_for(refresh_token_reuse_grace=timedelta(0))
     teacher = await make_person(Role.teacher)
     first = (await login(api, teacher)).json()
     second = await api.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})
@@ -100,6 +101,30 @@ async def test_refresh_rotates_and_reusing_an_old_token_revokes_the_family(
     # Another session of the same person is untouched.
     other = (await login(api, teacher)).json()
     assert (await api.post(f"{AUTH}/refresh", json={"refresh_token": other["refresh_token"]})).status_code == 200
+
+
+async def test_a_retried_refresh_within_the_grace_keeps_the_session(
+    api: httpx.AsyncClient, make_person: Callable[..., Any]
+) -> None:
+    parent = await make_person(Role.parent)
+    first = (await login(api, parent)).json()
+    answered = await api.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})
+    retried = await api.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})  # answer lost
+    assert answered.status_code == retried.status_code == 200
+    tokens = {answered.json()["refresh_token"], retried.json()["refresh_token"]}
+    assert len(tokens) == 2
+    for token in tokens:  # both siblings go on working
+        assert (await api.post(f"{AUTH}/refresh", json={"refresh_token": token})).status_code == 200
+
+
+async def test_a_logged_out_session_cannot_be_revived_within_the_grace(
+    api: httpx.AsyncClient, make_person: Callable[..., Any]
+) -> None:
+    parent = await make_person(Role.parent)
+    first = (await login(api, parent)).json()
+    second = (await api.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})).json()
+    await api.post(f"{AUTH}/logout", headers=bearer(second["access_token"]))
+    assert (await api.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})).status_code == 401
 
 
 async def test_logout_ends_the_session_and_only_that_session(
