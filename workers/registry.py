@@ -16,6 +16,7 @@ from activities.billing import BillingActivities
 from activities.dunning import DunningActivities
 from activities.email import EmailActivities
 from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
@@ -58,7 +59,8 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
     """One instance per activity class, each holding the clients it needs."""
     return [
         DunningActivities(deps.sessions, deps.settings),
-        ScheduledActivities(deps.settings, deps.sessions, deps.temporal, deps.stripe),
+        ScheduledActivities(deps.settings, deps.sessions, deps.temporal),
+        ReconciliationActivities(deps.settings, deps.sessions, deps.temporal, deps.stripe),
         EmailActivities(deps.settings, deps.sessions, deps.mailer, deps.identity),
         EnrollmentActivities(deps.settings, deps.sessions, deps.identity),
         StripeLookupActivities(deps.stripe),

@@ -24,7 +24,8 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from activities.scheduled import ReconcileRequest, SweepRequest
+from activities.reconciliation import ReconcileRequest
+from activities.scheduled import SweepRequest
 from activities.stripe_inbox import CatchUpRequest
 from core.logging import configure_logging
 from core.settings import Settings

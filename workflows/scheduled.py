@@ -13,12 +13,11 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities, SendEmail
+    from activities.reconciliation import ReconcileRequest, ReconciliationActivities, ReconciliationReport
     from activities.scheduled import (
         DueReminders,
         LessonRef,
         LessonReminder,
-        ReconcileRequest,
-        ReconciliationReport,
         ScheduledActivities,
         SweepReport,
         SweepRequest,
@@ -101,7 +100,7 @@ class ReconciliationWorkflow:
     @workflow.run
     async def run(self, request: ReconcileRequest) -> ReconciliationReport:
         report = await workflow.execute_activity_method(
-            ScheduledActivities.reconcile,
+            ReconciliationActivities.reconcile,
             request,
             start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(minutes=2),
