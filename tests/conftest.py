@@ -8,6 +8,8 @@ PostgreSQL, the Temporal dev server, localstripe and the SMTP sink start once. E
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -44,8 +46,12 @@ WEBHOOK_SECRET = "whsec_cedar_tests"
 
 
 @pytest.fixture(scope="session")
-def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack")
+def stack_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: pytest prunes old basetemp folders, and a second pytest run on the same machine
+    # would delete this run's live PostgreSQL data directory from under it.
+    path = Path(tempfile.mkdtemp(prefix="cedar-stack-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
