@@ -17,6 +17,8 @@ from core.settings import Settings
 from domain.ledger import estimate_fee
 from models import Payment, Refund, Role, Subscription
 from tests.billing.conftest import billed_family, count, eventually, ledger_problems
+from workers.main import build_deps
+from workflows.billing_messages import SIGNAL_STUDENT_STOPPED, StudentStopped
 
 
 async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_end(
@@ -103,3 +105,31 @@ async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_en
         "refund_issued",
     ]
     assert await ledger_problems(sessions) == {}
+
+
+async def test_stopping_at_once_cancels_the_subscription_when_the_school_says_so(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    make_settings: Callable[..., Settings],
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    settings = make_settings(stop_lessons_mode="immediate")
+    async with billing_worker(build_deps(settings, sessions, temporal_client)):
+        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        stopped = StudentStopped(
+            enrollment_id=billed.subscription.enrollment_id,
+            parent_id=billed.family.parent_id,
+            student_id=billed.subscription.student_id,
+            reason="moving away",
+        )
+        await billed.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+
+        async def canceled() -> bool:
+            async with sessions() as session:
+                sub = await session.get(Subscription, billed.subscription.id, populate_existing=True)
+            return sub is not None and sub.status == "canceled" and sub.canceled_at is not None
+
+        await eventually(canceled, what="subscription canceled")
+    in_stripe = await stripe_client.v1.subscriptions.retrieve_async(str(billed.subscription.stripe_subscription_id))
+    assert in_stripe.status == "canceled"
