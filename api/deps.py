@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
 
@@ -29,7 +28,7 @@ class AppContext:
     mailer: Mailer
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
@@ -37,7 +36,7 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_settings_dep(context: ContextDep) -> Settings:
+async def get_settings_dep(context: ContextDep) -> Settings:
     return context.settings
 
 
@@ -61,12 +60,3 @@ async def get_temporal(context: ContextDep) -> Client:
 
 
 TemporalDep = Annotated[Client, Depends(get_temporal)]
-
-
-def require_admin_token(settings: SettingsDep, x_admin_token: Annotated[str | None, Header()] = None) -> None:
-    """Interim protection of admin routes, until role-based auth covers them."""
-    if x_admin_token is None or not hmac.compare_digest(x_admin_token, settings.admin_token):
-        raise CedarError(401, "unauthorized", "a valid X-Admin-Token header is required")
-
-
-AdminTokenDep = Depends(require_admin_token)

@@ -95,8 +95,6 @@ class Settings(BaseSettings):
     supabase_service_role_key: str | None = None
     supabase_jwt_secret: str | None = None
     supabase_jwks_url: str | None = None
-    # Interim protection of admin-only routes until role-based auth covers them.
-    admin_token: str = "cedar-admin-token-dev"
     demo_admin_email: str = "admin@cedarheights.example"
     demo_admin_password: str = "cedar-admin-demo"
 
@@ -151,14 +149,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:
-        if self.environment == "production":
-            weak = [
-                name
-                for name, value in (("jwt_secret", self.jwt_secret), ("admin_token", self.admin_token))
-                if value in (DEV_SECRET, "cedar-admin-token-dev")
-            ]
-            if weak:
-                raise ValueError(f"set real secrets for {', '.join(weak)} in production")
+        if self.environment == "production" and self.jwt_secret == DEV_SECRET:
+            raise ValueError("set a real CEDAR_JWT_SECRET in production")
         return self
 
     @cached_property

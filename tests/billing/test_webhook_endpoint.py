@@ -89,7 +89,7 @@ async def test_a_rotated_out_secret_still_verifies_and_an_unknown_customer_is_ke
 async def test_renewals_on_demand_are_refused_in_production(
     make_settings: Callable[..., Settings], sessions: SessionFactory
 ) -> None:
-    production = make_settings(environment="production", jwt_secret="p" * 48, admin_token="a" * 48)
+    production = make_settings(environment="production", jwt_secret="p" * 48)
     async with transaction(sessions) as session:
         admin = User(email=f"admin-{uuid.uuid4().hex[:8]}@cedar.test", role=Role.admin)
         session.add(admin)
