@@ -193,11 +193,18 @@ class FamilyBillingWorkflow:
         self._run_limit = config.continue_as_new_after_commands
         while True:
             await workflow.wait_condition(lambda: bool(self._state.pending) or self._history_is_long())
-            if self._state.pending:
+            if not self._history_is_long():
                 await self._execute(self._state.pending.pop(0))
                 continue
+            # Time to continue-as-new, even under a steady stream of events: finish the commands a caller waits
+            # on (updates); queued signals travel with the state.
+            waited_on = next((c for c in self._state.pending if c.reply_to is not None), None)
+            if waited_on is not None:
+                self._state.pending.remove(waited_on)
+                await self._execute(waited_on)
+                continue
             await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self._state.pending:
+            if not any(c.reply_to is not None for c in self._state.pending):
                 workflow.continue_as_new(
                     FamilyBillingInput(parent_id=request.parent_id, state=self._state.model_dump(mode="json"))
                 )

@@ -11,14 +11,14 @@ import httpx
 import stripe
 from sqlalchemy import select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.db import SessionFactory
 from core.settings import Settings
 from models import JournalEntry, Payment, Role
-from tests.billing.conftest import billed_family, ledger_problems
+from tests.billing.conftest import billed_family, eventually, ledger_problems
 from workflows.billing import FamilyBillingWorkflow
 
 MONTHS = 12
@@ -46,7 +46,13 @@ async def test_a_year_of_monthly_billing_balances_and_maps_every_charge_to_one_e
             periods.append(renewal.json()["period"])
         balance = await billed.handle.query("balance")
         trial = (await http.get("/api/v1/billing/ledger/trial-balance", headers=admin)).json()
-        first_history = await temporal_client.get_workflow_handle(billed.handle.id, run_id=first_run).fetch_history()
+        first = temporal_client.get_workflow_handle(billed.handle.id, run_id=first_run)
+
+        async def continued() -> bool:
+            return (await first.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+
+        await eventually(continued, what="the first run continued-as-new")
+        first_history = await first.fetch_history()
 
     assert periods == list(range(1, MONTHS + 1))  # the renewal count survived continue-as-new
     assert first_history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
