@@ -99,7 +99,7 @@ class EmailActivities:
 
     async def _lock_row(self, session: AsyncSession, dedup_key: str) -> Communication | None:
         found: Communication | None = await session.scalar(
-            select(Communication).where(Communication.dedup_key == dedup_key).with_for_update()
+            select(Communication).where(Communication.dedup_key == dedup_key).with_for_update(key_share=True)
         )
         return found
 

@@ -107,7 +107,9 @@ class EnrollmentActivities:
     # --- helpers -------------------------------------------------------------------------------------------
 
     async def _locked(self, session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment:
-        enrollment = await session.get(Enrollment, enrollment_id, with_for_update=True)
+        # NO KEY UPDATE: serialises the enrollment's own steps without blocking the foreign-key checks of rows
+        # that point at it (an email being recorded, a lesson being booked) for the length of a step.
+        enrollment = await session.get(Enrollment, enrollment_id, with_for_update={"key_share": True})
         if enrollment is None:
             raise _fail(f"enrollment {enrollment_id} not found")
         return enrollment
