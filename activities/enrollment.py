@@ -196,22 +196,21 @@ class EnrollmentActivities:
                 await self._create_family(session, enrollment)
             mirror(enrollment, EnrollmentState.VALIDATED)
             mirror(enrollment, EnrollmentState.ACCOUNT_CREATED)
-            parent = await session.get(Parent, enrollment.parent_id)
-            assert parent is not None and parent.user_id is not None and enrollment.student_id is not None
+            assert enrollment.parent_id is not None and enrollment.student_id is not None
             try:
                 await session.flush()
             except IntegrityError as exc:
                 if LIVE_ENROLLMENT_INDEX in str(exc.orig):
                     raise _fail(f"the student is already enrolled in {enrollment.instrument}") from exc
                 raise
-            return AccountCreated(parent_id=parent.id, student_id=enrollment.student_id, parent_user_id=parent.user_id)
+            return AccountCreated(parent_id=enrollment.parent_id, student_id=enrollment.student_id)
 
     async def _create_family(self, session: AsyncSession, enrollment: Enrollment) -> None:
         application = enrollment.application
         person = application["parent"]
         email = person["email"].strip().lower()
         account = await self._identity.ensure_account(session, email, Role.parent)
-        await session.execute(
+        new_parent_id = await session.scalar(
             insert(Parent)
             .values(
                 id=uuid.uuid4(),
@@ -223,23 +222,36 @@ class EnrollmentActivities:
                 created_at=datetime.now(UTC),
             )
             .on_conflict_do_nothing(index_elements=["email"])
+            .returning(Parent.id)
         )
-        parent = await session.scalar(select(Parent).where(Parent.email == email))
-        assert parent is not None
-        if parent.user_id is None:
-            parent.user_id = account.user_id
-        await self._record_consents(session, parent.id, application.get("consents", {}))
+        consents = application.get("consents", {})
         child = application["student"]
-        student = await session.scalar(
-            select(Student).where(
-                Student.parent_id == parent.id,
-                func.lower(Student.first_name) == child["first_name"].lower(),
-                Student.date_of_birth == date.fromisoformat(child["date_of_birth"]),
+        student: Student | None = None
+        if new_parent_id is not None:  # a new family: nothing to look up
+            parent_id = new_parent_id
+            session.add_all(
+                Consent(
+                    parent_id=parent_id, kind=kind, granted=bool(consents.get(kind.value)), source="enrollment_form"
+                )
+                for kind in ConsentKind
             )
-        )
+        else:  # a sibling's family (or this step run again): reuse the parent and, if known, the child
+            parent = await session.scalar(select(Parent).where(Parent.email == email))
+            assert parent is not None
+            parent_id = parent.id
+            if parent.user_id is None:
+                parent.user_id = account.user_id
+            await self._record_consents(session, parent_id, consents)
+            student = await session.scalar(
+                select(Student).where(
+                    Student.parent_id == parent_id,
+                    func.lower(Student.first_name) == child["first_name"].lower(),
+                    Student.date_of_birth == date.fromisoformat(child["date_of_birth"]),
+                )
+            )
         if student is None:
             student = Student(
-                parent_id=parent.id,
+                parent_id=parent_id,
                 first_name=child["first_name"],
                 last_name=child["last_name"],
                 date_of_birth=date.fromisoformat(child["date_of_birth"]),
@@ -248,7 +260,7 @@ class EnrollmentActivities:
             )
             session.add(student)
             await session.flush()
-        enrollment.parent_id, enrollment.student_id = parent.id, student.id
+        enrollment.parent_id, enrollment.student_id = parent_id, student.id
 
     async def _record_consents(self, session: AsyncSession, parent_id: uuid.UUID, consents: dict) -> None:
         for kind in ConsentKind:

@@ -95,7 +95,6 @@ class CheckPaymentMethod(BaseModel):
 class AccountCreated(BaseModel):
     parent_id: uuid.UUID
     student_id: uuid.UUID
-    parent_user_id: uuid.UUID
 
 
 class AssignTeacher(BaseModel):
