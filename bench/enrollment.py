@@ -131,7 +131,7 @@ class DemoScheduledWatcher:
                         self._waiting[enrollment_id].set_result(datetime.fromisoformat(reached))
                     elif state in ("failed", "cancelled", "withdrawn", "waitlisted"):
                         self._waiting[enrollment_id].set_exception(RuntimeError(f"enrollment ended {state}"))
-            await asyncio.sleep(0.05)  # precision comes from the step timestamps; a light poll leaves the CPU to the system
+            await asyncio.sleep(0.05)  # the step timestamps give the precision; a light poll spares the CPU
 
     async def close(self) -> None:
         await self._engine.dispose()
