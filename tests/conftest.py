@@ -8,6 +8,7 @@ PostgreSQL, the Temporal dev server, localstripe and the SMTP sink start once. E
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import uuid
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -233,3 +235,9 @@ def auth_headers(sessions: SessionFactory, settings: Settings) -> Callable[..., 
         return {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+# CI runs the same examples every time (a red build must be reproducible); locally hypothesis keeps exploring.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
