@@ -7,9 +7,9 @@ workflow, a second worker) it finds its own earlier result instead of doing the 
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 
@@ -29,7 +29,7 @@ from domain.calendar import Closure as ClosureDays
 from domain.calendar import WeeklyWindow, weekly_occurrences
 from domain.enrollment_flow import lesson_term, windows_from_json
 from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
-from domain.matching import TeacherCandidate, rank_teachers
+from domain.matching import TeacherCandidate, is_eligible, rank_teachers
 from domain.slots import first_slot, iter_slots
 from models import (
     BLOCKING_STATUSES,
@@ -68,8 +68,6 @@ from workflows.enrollment_messages import (
     TeacherAssignment,
     ValidatedEnrollment,
 )
-
-log = logging.getLogger("cedar.enrollment")
 
 EXCLUSION_CONSTRAINT = "ex_lessons_teacher_no_overlap"
 LIVE_ENROLLMENT_INDEX = "uq_enrollments_student_instrument_live"
@@ -309,28 +307,44 @@ class EnrollmentActivities:
             query = query.where(Teacher.id == chosen)
         teachers = list(await session.scalars(query))
         availability = await self._availability(session, [t.id for t in teachers])
-        closures = await self._closures(session)
-        earliest, horizon = self._demo_window()
-        duration = timedelta(minutes=enrollment.lesson_minutes)
-        busy = await self._busy(session, [t.id for t in teachers], earliest, horizon)
-        tz = self._settings.timezone
-        candidates = []
-        for teacher in teachers:
-            window = (availability[teacher.id], preferred, busy[teacher.id], closures, duration, earliest, horizon, tz)
-            slot = first_slot(*window)
-            candidates.append(
-                TeacherCandidate(
-                    teacher_id=str(teacher.id),
-                    instruments=frozenset(teacher.instruments),
-                    active=teacher.is_active,
-                    capacity=teacher.capacity,
-                    active_students=teacher.active_students,
-                    availability=availability[teacher.id],
-                    earliest_slot=slot[0] if slot else None,
-                )
+        candidates = [
+            TeacherCandidate(
+                teacher_id=str(teacher.id),
+                instruments=frozenset(teacher.instruments),
+                active=teacher.is_active,
+                capacity=teacher.capacity,
+                active_students=teacher.active_students,
+                availability=availability[teacher.id],
             )
-        ranked = rank_teachers(candidates, enrollment.instrument, preferred)
+            for teacher in teachers
+        ]
+        eligible = [c for c in candidates if is_eligible(c, enrollment.instrument, preferred)]
+        # The earliest slot only breaks ties of load: find slots (the costly part) for the tied best only.
+        best = min(((c.load, c.active_students) for c in eligible), default=None)
+        tied = [c for c in eligible if (c.load, c.active_students) == best]
+        if len(tied) > 1:
+            slots = await self._earliest_slots(session, enrollment, preferred, tied)
+            eligible = [replace(c, earliest_slot=slots[c.teacher_id]) if c.teacher_id in slots else c for c in eligible]
+        ranked = rank_teachers(eligible, enrollment.instrument, preferred)
         return [uuid.UUID(c.teacher_id) for c in ranked]
+
+    async def _earliest_slots(
+        self,
+        session: AsyncSession,
+        enrollment: Enrollment,
+        preferred: list[WeeklyWindow],
+        candidates: list[TeacherCandidate],
+    ) -> dict[str, datetime | None]:
+        earliest, horizon = self._demo_window()
+        busy = await self._busy(session, [uuid.UUID(c.teacher_id) for c in candidates], earliest, horizon)
+        closures = await self._closures(session)
+        duration, tz = timedelta(minutes=enrollment.lesson_minutes), self._settings.timezone
+        slots: dict[str, datetime | None] = {}
+        for candidate in candidates:
+            taken = busy[uuid.UUID(candidate.teacher_id)]
+            slot = first_slot(candidate.availability, preferred, taken, closures, duration, earliest, horizon, tz)
+            slots[candidate.teacher_id] = slot[0] if slot else None
+        return slots
 
     @activity.defn(name="enrollment_book_demo")
     async def book_demo(self, request: BookDemo) -> DemoBooking:

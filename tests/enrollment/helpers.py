@@ -98,6 +98,19 @@ async def communications(sessions: SessionFactory, enrollment_id: str) -> dict[s
         return {row.dedup_key.rsplit(":", 1)[-1]: row for row in rows}
 
 
+async def sent_communications(
+    sessions: SessionFactory, enrollment_id: str, keys: set[str], timeout: float = 10
+) -> dict[str, Communication]:
+    """The enrollment's communications rows once every key in ``keys`` is recorded as sent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await communications(sessions, enrollment_id)
+        if keys <= {key for key, row in rows.items() if row.status == "sent"}:
+            return rows
+        assert time.monotonic() < deadline, {key: row.status for key, row in rows.items()}
+        await asyncio.sleep(0.05)
+
+
 async def count_rows(sessions: SessionFactory, model: type, *where: Any) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
