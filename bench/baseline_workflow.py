@@ -1,13 +1,15 @@
-"""The benchmark's baseline: a workflow of the enrollment's shape up to ``demo_scheduled`` with no-op steps.
+"""The benchmark's baseline: a workflow of the enrollment's shape with no-op steps.
 
-The enrollment runs, before the demo is booked: a Stripe check (regular activity) alongside a database check
-(local activity), then three database steps (local activities), with a search attribute upserted at each
-state. The baseline does the same with bodies that do nothing, so the difference is our own work.
+The enrollment runs a Stripe check (regular activity) alongside a database check (local activity), then three
+database steps (local activities) up to ``demo_scheduled``, upserting a search attribute at each state, then
+sends two welcome emails at once (regular activities). The baseline does the same with bodies that do nothing,
+so the difference is our own work. It returns when its ``demo_scheduled`` step ran (epoch seconds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -20,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
 BASELINE_WORKFLOW = "BaselineEnrollmentShape"
 STATES = ("validated", "account_created", "teacher_assigned", "demo_scheduled")
 RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
+TIMEOUT = timedelta(seconds=15)
 
 
 class NoOp(BaseModel):
@@ -27,25 +30,31 @@ class NoOp(BaseModel):
 
 
 @activity.defn(name="baseline_noop")
-async def noop(request: NoOp) -> str:
-    return request.step
+async def noop(request: NoOp) -> float:
+    return time.time()
 
 
 @workflow.defn(name=BASELINE_WORKFLOW)
 class BaselineEnrollmentShape:
     @workflow.run
-    async def run(self, request: NoOp) -> str:
-        timeout = timedelta(seconds=15)
+    async def run(self, request: NoOp) -> float:
         await asyncio.gather(
             workflow.execute_local_activity(
-                noop, NoOp(step="validate"), start_to_close_timeout=timeout, retry_policy=RETRY
+                noop, NoOp(step="validate"), start_to_close_timeout=TIMEOUT, retry_policy=RETRY
             ),
-            workflow.execute_activity(noop, NoOp(step="stripe"), start_to_close_timeout=timeout, retry_policy=RETRY),
+            workflow.execute_activity(noop, NoOp(step="stripe"), start_to_close_timeout=TIMEOUT, retry_policy=RETRY),
         )
         workflow.upsert_search_attributes([ENROLLMENT_STATE.value_set(STATES[0])])
+        reached = 0.0
         for state in STATES[1:]:
-            await workflow.execute_local_activity(
-                noop, NoOp(step=state), start_to_close_timeout=timeout, retry_policy=RETRY
+            reached = await workflow.execute_local_activity(
+                noop, NoOp(step=state), start_to_close_timeout=TIMEOUT, retry_policy=RETRY
             )
             workflow.upsert_search_attributes([ENROLLMENT_STATE.value_set(state)])
-        return request.step
+        await asyncio.gather(
+            *(
+                workflow.execute_activity(noop, NoOp(step=email), start_to_close_timeout=TIMEOUT, retry_policy=RETRY)
+                for email in ("welcome-parent", "welcome-teacher")
+            )
+        )
+        return reached
