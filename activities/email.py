@@ -89,12 +89,15 @@ class EmailActivities:
                 row.message_id = await self._mailer.send(email)
             except Exception as exc:  # SMTP down or refusing: record it, then let Temporal retry
                 row.status, row.error = CommunicationStatus.failed, f"{type(exc).__name__}: {exc}"[:2000]
-                failure = exc
+                failure: str | None = type(exc).__name__
             else:
                 row.status, row.error, row.sent_at = CommunicationStatus.sent, None, datetime.now(UTC)
                 failure = None
         if failure is not None:
-            raise ApplicationError(f"sending {request.template} failed: {row.error}", type="SmtpError") from failure
+            # The SMTP server's words (which may quote the address) stay on the row, out of history and logs.
+            raise ApplicationError(
+                f"sending {request.template} failed ({failure}); details on communication {row.id}", type="SmtpError"
+            )
         return EmailResult(communication_id=row.id, already_sent=False)
 
     async def _lock_row(self, session: AsyncSession, dedup_key: str) -> Communication | None:
