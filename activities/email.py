@@ -171,8 +171,10 @@ class EmailActivities:
         student = await session.get(Student, enrollment.student_id) if enrollment.student_id else None
         demo = await session.get(Lesson, enrollment.demo_lesson_id) if enrollment.demo_lesson_id else None
         tz = self._settings.timezone
+        # Before the account step the student exists only in the application (which an erasure may have blanked).
+        applicant = enrollment.application.get("student", {}).get("first_name", "")
         return {
-            "student_first_name": student.first_name if student else enrollment.application["student"]["first_name"],
+            "student_first_name": student.first_name if student else applicant,
             "instrument": enrollment.instrument,
             "lesson_minutes": enrollment.lesson_minutes,
             "demo_at_local": format_local(demo.starts_at, tz) if demo else "",
