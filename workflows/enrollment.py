@@ -80,6 +80,7 @@ class EnrollmentWorkflow:
         self._closing = False
         self._undo: list[str] = []
         self._ref = EnrollmentRef(enrollment_id=uuid.UUID(int=0))
+        self._payment_method_id = ""
         self._plan: ValidatedEnrollment | None = None
         self._teacher_id: uuid.UUID | None = None
         self._lessons_end: datetime | None = None
