@@ -65,8 +65,10 @@ class Result:
             return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
         rps = len(ordered) / self.seconds
-        return (f"| {self.name:<34} | {len(ordered):>7} | {rps:>7.0f} | {statistics.median(ordered):>6.1f} | "
-                f"{pct(0.95):>6.1f} | {pct(0.99):>6.1f} | {self.errors:>6} |")
+        return (
+            f"| {self.name:<34} | {len(ordered):>7} | {rps:>7.0f} | {statistics.median(ordered):>6.1f} | "
+            f"{pct(0.95):>6.1f} | {pct(0.99):>6.1f} | {self.errors:>6} |"
+        )
 
 
 async def seed(url: str, settings: Settings) -> tuple[str, str]:
@@ -85,23 +87,50 @@ async def seed(url: str, settings: Settings) -> tuple[str, str]:
     for t in range(TEACHERS):
         user_id = uuid.uuid4()
         users.append({"id": user_id, "email": f"bench-teacher-{t}@cedar.test", "role": Role.teacher})
-        teachers.append({"id": uuid.uuid4(), "user_id": user_id, "first_name": "Teach", "last_name": f"Er{t}",
-                         "display_name": f"Teacher {t}", "email": f"bench-teacher-{t}@cedar.test",
-                         "instruments": ["piano"], "capacity": 100, "active_students": 0, "bio": "", "is_active": True})
+        teachers.append(
+            {
+                "id": uuid.uuid4(),
+                "user_id": user_id,
+                "first_name": "Teach",
+                "last_name": f"Er{t}",
+                "display_name": f"Teacher {t}",
+                "email": f"bench-teacher-{t}@cedar.test",
+                "instruments": ["piano"],
+                "capacity": 100,
+                "active_students": 0,
+                "bio": "",
+                "is_active": True,
+            }
+        )
     for f in range(FAMILIES):
         user_id = uuid.uuid4()
         email = f"bench-parent-{f}@cedar.test"
         users.append({"id": user_id, "email": email, "role": Role.parent, "password_hash": password_hash})
-        parents.append({"id": uuid.uuid4(), "user_id": user_id, "first_name": "Par", "last_name": f"Ent{f}",
-                        "email": email, "phone": "604-555-0100"})
+        parents.append(
+            {
+                "id": uuid.uuid4(),
+                "user_id": user_id,
+                "first_name": "Par",
+                "last_name": f"Ent{f}",
+                "email": email,
+                "phone": "604-555-0100",
+            }
+        )
     family = 0
     while len(students) < STUDENTS:
         for _ in range(CHILDREN_PER_FAMILY_CYCLE[family % len(CHILDREN_PER_FAMILY_CYCLE)]):
             if len(students) < STUDENTS:
-                students.append({"id": uuid.uuid4(), "parent_id": parents[family % FAMILIES]["id"],
-                                 "first_name": f"Kid{len(students)}", "last_name": f"Ent{family % FAMILIES}",
-                                 "date_of_birth": date(2015, 1, 1) + timedelta(days=len(students)),
-                                 "instrument": "piano", "is_active": True})
+                students.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "parent_id": parents[family % FAMILIES]["id"],
+                        "first_name": f"Kid{len(students)}",
+                        "last_name": f"Ent{family % FAMILIES}",
+                        "date_of_birth": date(2015, 1, 1) + timedelta(days=len(students)),
+                        "instrument": "piano",
+                        "is_active": True,
+                    }
+                )
         family += 1
     start = datetime.combine(today, datetime.min.time(), UTC) + timedelta(hours=15)
     slots = [0] * TEACHERS
@@ -109,17 +138,31 @@ async def seed(url: str, settings: Settings) -> tuple[str, str]:
         teacher = index % TEACHERS
         for week in range(LESSONS_PER_STUDENT):
             starts_at = start + timedelta(weeks=week, minutes=30 * slots[teacher])
-            lessons.append({"id": uuid.uuid4(), "kind": "regular", "status": "scheduled",
-                            "teacher_id": teachers[teacher]["id"], "student_id": student["id"],
-                            "starts_at": starts_at, "ends_at": starts_at + timedelta(minutes=30), "notes": ""})
+            lessons.append(
+                {
+                    "id": uuid.uuid4(),
+                    "kind": "regular",
+                    "status": "scheduled",
+                    "teacher_id": teachers[teacher]["id"],
+                    "student_id": student["id"],
+                    "starts_at": starts_at,
+                    "ends_at": starts_at + timedelta(minutes=30),
+                    "notes": "",
+                }
+            )
         slots[teacher] += 1
     admin_email = "bench-admin@cedar.test"
     users.append({"id": uuid.uuid4(), "email": admin_email, "role": Role.admin, "password_hash": password_hash})
     async with transaction(sessions) as session:
-        for model, rows in ((User, users), (Teacher, teachers), (Parent, parents), (Student, students),
-                            (Lesson, lessons)):
+        for model, rows in (
+            (User, users),
+            (Teacher, teachers),
+            (Parent, parents),
+            (Student, students),
+            (Lesson, lessons),
+        ):
             for chunk in range(0, len(rows), 2000):
-                await session.execute(insert(model), rows[chunk:chunk + 2000])
+                await session.execute(insert(model), rows[chunk : chunk + 2000])
     await engine.dispose()
     return str(parents[0]["email"]), admin_email
 
@@ -131,12 +174,12 @@ async def sign_in(base: str, email: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-async def drive(base: str, name: str, path: str, headers: dict[str, str], concurrency: int,
-                seconds: float) -> Result:
+async def drive(base: str, name: str, path: str, headers: dict[str, str], concurrency: int, seconds: float) -> Result:
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(base, connector=connector, headers=headers) as client:
+
         async def one() -> float:
             began = time.perf_counter()
             async with client.get(path) as response:
@@ -165,11 +208,33 @@ async def drive(base: str, name: str, path: str, headers: dict[str, str], concur
 
 
 def start_api(url: str, port: int, args: argparse.Namespace, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CEDAR_DATABASE_URL": url, "CEDAR_LOG_LEVEL": "WARNING", "CEDAR_DB_POOL_SIZE": "20",
-           "CEDAR_LOGIN_RATE_LIMIT_PER_MINUTE_IP": "1000"}
-    command_line = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
-                    "--port", str(port), "--workers", str(args.workers), "--loop", args.loop, "--http", args.http,
-                    "--no-access-log", "--log-level", "warning"]
+    env = {
+        **os.environ,
+        "CEDAR_DATABASE_URL": url,
+        "CEDAR_LOG_LEVEL": "WARNING",
+        "CEDAR_DB_POOL_SIZE": "20",
+        "CEDAR_LOGIN_RATE_LIMIT_PER_MINUTE_IP": "1000",
+    }
+    command_line = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--loop",
+        args.loop,
+        "--http",
+        args.http,
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     process = subprocess.Popen(command_line, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -209,10 +274,12 @@ async def run(args: argparse.Namespace) -> None:
             ("parent: GET /api/v1/lessons", "/api/v1/lessons", parent),
             ("admin: GET /api/v1/students", "/api/v1/students", admin),
         ]
-        print(f"{STUDENTS} students, {FAMILIES} families, {STUDENTS * LESSONS_PER_STUDENT} lessons; "
-              f"{args.concurrency} concurrent clients, {args.seconds:.0f} s each; uvicorn --workers {args.workers} "
-              f"--loop {args.loop} --http {args.http}; "
-              f"{os.cpu_count()} CPUs shared by client and server")
+        print(
+            f"{STUDENTS} students, {FAMILIES} families, {STUDENTS * LESSONS_PER_STUDENT} lessons; "
+            f"{args.concurrency} concurrent clients, {args.seconds:.0f} s each; uvicorn --workers {args.workers} "
+            f"--loop {args.loop} --http {args.http}; "
+            f"{os.cpu_count()} CPUs shared by client and server"
+        )
         print("| endpoint                           |    reqs |   req/s | p50 ms | p95 ms | p99 ms | errors |")
         print("|------------------------------------|---------|---------|--------|--------|--------|--------|")
         for name, path, headers in scenarios:

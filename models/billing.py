@@ -65,9 +65,7 @@ class Subscription(SQLModel, table=True):
 
 class Invoice(SQLModel, table=True):
     __tablename__ = "invoices"
-    __table_args__ = (
-        CheckConstraint("amount_due_minor >= 0 AND amount_paid_minor >= 0", name="ck_invoices_amounts"),
-    )
+    __table_args__ = (CheckConstraint("amount_due_minor >= 0 AND amount_paid_minor >= 0", name="ck_invoices_amounts"),)
 
     id: uuid.UUID = id_field()
     billing_account_id: uuid.UUID = Field(foreign_key="billing_accounts.id", index=True)
