@@ -260,7 +260,7 @@ async def run(args: argparse.Namespace) -> None:
         url = postgres.url("bench")
         config = Config(str(REPO_ROOT / "alembic.ini"))
         config.attributes["url"] = url
-        await asyncio.to_thread(command.upgrade, config, "heads")  # alembic's env.py runs its own event loop
+        await asyncio.to_thread(command.upgrade, config, "head")  # alembic's env.py runs its own event loop
         settings = Settings(database_url=url, log_level="WARNING")
         parent_email, admin_email = await seed(url, settings)
         port = free_port()

@@ -212,7 +212,7 @@ async def run(args: argparse.Namespace) -> None:
         url = postgres.url("bench")
         config = Config(str(REPO_ROOT / "alembic.ini"))
         config.attributes["url"] = url
-        await asyncio.to_thread(command.upgrade, config, "heads")
+        await asyncio.to_thread(command.upgrade, config, "head")
         env = {
             **os.environ,
             "CEDAR_ENVIRONMENT": "test",

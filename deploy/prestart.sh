@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
 # Run once before the API starts in production: migrate, then load the reference data (idempotent).
 set -eu
-alembic upgrade heads
+alembic upgrade head
 python -m scripts.seed_demo

@@ -67,8 +67,7 @@ def postgres(stack_dir: Path) -> Iterator[EmbeddedPostgres]:
 def migrate(url: str) -> None:
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.attributes["url"] = url
-    # "heads": capabilities may add migrations side by side on top of 0001 while they are developed.
-    command.upgrade(config, "heads")
+    command.upgrade(config, "head")
 
 
 @pytest.fixture(scope="session")

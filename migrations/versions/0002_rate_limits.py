@@ -1,6 +1,6 @@
 """Rate-limit counters for login and password reset, shared by every API process
 
-Revision ID: 0003
+Revision ID: 0002
 Revises: 0001
 
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
+revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
