@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response, status
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -92,7 +92,18 @@ async def create_enrollment(
     fingerprint = application_fingerprint(application)
     async with transaction(context.sessions) as session:
         enrollment = await _find_or_insert(session, body, application, fingerprint, idempotency_key)
-    await _start_workflow(temporal, settings, enrollment)
+    try:
+        await _start_workflow(temporal, settings, enrollment)
+    except CedarError:
+        if idempotency_key is None:
+            # Without a key the client cannot resume this row, so leave nothing half-made behind.
+            async with transaction(context.sessions) as session:
+                await session.execute(delete(Enrollment).where(Enrollment.id == enrollment.id))
+                await record_audit(
+                    session, actor_user_id=None, actor_role="system", action="delete", entity_type="enrollment",
+                    entity_id=enrollment.id, after={"reason": "the workflow service was unavailable"},
+                )
+        raise
     response.headers["Location"] = status_url(settings, enrollment.id)
     return EnrollmentAccepted(
         enrollment_id=enrollment.id, state=enrollment.state, status_url=status_url(settings, enrollment.id)
@@ -166,9 +177,12 @@ async def _start_workflow(temporal: Client, settings: Settings, enrollment: Enro
     except WorkflowAlreadyStartedError:
         pass  # the same request, retried: its workflow runs already
     except RPCError as exc:
-        raise CedarError(
-            503, "temporal_unavailable", "the enrollment is saved but could not start; retry with the same key"
-        ) from exc
+        detail = (
+            "the enrollment is saved but could not start; retry with the same Idempotency-Key"
+            if enrollment.idempotency_key
+            else "the enrollment service is unavailable and nothing was saved; retry later"
+        )
+        raise CedarError(503, "temporal_unavailable", detail) from exc
 
 
 @router.get("/{enrollment_id}", response_model=EnrollmentStatusOut, summary="An enrollment's progress (by its id)")
