@@ -296,11 +296,11 @@ async def cancel_enrollment(
     enrollment = await _enrollment_or_404(session, enrollment_id)
     if not principal.is_admin and (principal.parent_id is None or principal.parent_id != enrollment.parent_id):
         raise NotFound("enrollment")
-    reason = (
-        body.reason if body else ("cancelled by the family" if not principal.is_admin else "cancelled by the office")
-    )
-    accepted = await _update(temporal, enrollment, UPDATE_CANCEL, CancelRequest(reason=reason), "cancelling")
-    await _audit(session, principal, "cancel", enrollment, {"reason": reason})
+    # The public status page and the workflow history show only who cancelled; the free-text reason, which may
+    # name people, goes to the audit log, which only admins read.
+    public_reason = "cancelled by the office" if principal.is_admin else "cancelled by the family"
+    accepted = await _update(temporal, enrollment, UPDATE_CANCEL, CancelRequest(reason=public_reason), "cancelling")
+    await _audit(session, principal, "cancel", enrollment, {"reason": body.reason if body else public_reason})
     return accepted
 
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from temporalio import activity
 
 from activities.enrollment import EnrollmentActivities
 from core.db import SessionFactory, transaction
 from devstack.smtp_sink import SmtpSink
-from models import Parent, Role, Teacher
+from models import AuditLog, Parent, Role, Teacher
 from tests.enrollment.conftest import EnrollmentWorker
 from tests.enrollment.helpers import (
     billing_events,
@@ -99,8 +99,14 @@ async def test_cancel_in_a_waiting_state_undoes_everything(
         events = await billing_events(temporal_client, row.parent_id, 2 if state == "active" else 0, timeout=5)
         again = await _cancel(api, enrollment_id, admin)
         now = datetime.now(UTC)
-    assert closed["failure_reason"] == "moving away"
-    assert "moving away" in mail["closed"][0]["text"]
+    # Publicly only who cancelled; the family's own words stay in the audit log.
+    assert closed["failure_reason"] == "cancelled by the family"
+    assert "cancelled by the family" in mail["closed"][0]["text"]
+    async with sessions() as session:
+        audited = await session.scalar(
+            select(AuditLog.after).where(AuditLog.action == "cancel", AuditLog.entity_id == enrollment_id)
+        )
+    assert audited == {"reason": "moving away"}
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
     assert (await teacher_by_email(sessions, MAYA)).active_students == 0
     # Lessons still ahead are cancelled (a demo already held stays in the record).
