@@ -60,12 +60,18 @@ class RequestHygieneMiddleware:
 
         body = await self._read_body(scope, receive)
         if body is None:
-            await _answer(send_with_headers, 413, error_body(
-                "payload_too_large", f"the request body is larger than {self.max_body} bytes"))
+            await _answer(
+                send_with_headers,
+                413,
+                error_body("payload_too_large", f"the request body is larger than {self.max_body} bytes"),
+            )
             return
         if _unstorable(scope, body):
-            await _answer(send_with_headers, 422, error_body(
-                "validation_error", "the request is invalid", {"request": UNSTORABLE}))
+            await _answer(
+                send_with_headers,
+                422,
+                error_body("validation_error", "the request is invalid", {"request": UNSTORABLE}),
+            )
             return
         await self.app(scope, _replay(body, receive), send_with_headers)
 

@@ -76,9 +76,7 @@ class IdentityProvider(Protocol):
         """Creates the login account for ``email`` unless it exists; never sets or returns a password."""
         ...
 
-    async def create_password_link(
-        self, session: AsyncSession, user_id: uuid.UUID, purpose: TokenPurpose
-    ) -> str:
+    async def create_password_link(self, session: AsyncSession, user_id: uuid.UUID, purpose: TokenPurpose) -> str:
         """A one-time, expiring link for setting a password. Only ever sent by email, never logged."""
         ...
 
@@ -91,7 +89,11 @@ class IdentityService(IdentityProvider, Protocol):
     async def refresh(self, session: AsyncSession, refresh_token: str) -> SignedIn: ...
 
     async def sign_out(
-        self, session: AsyncSession, user_id: uuid.UUID, access_token: str, session_id: uuid.UUID | None,
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        access_token: str,
+        session_id: uuid.UUID | None,
         refresh_token: str | None,
     ) -> None:
         """Ends the caller's session; a refresh token of another user is ignored, never revoked."""
@@ -204,9 +206,7 @@ class BuiltinIdentityProvider:
     async def ensure_account(self, session: AsyncSession, email: str, role: Role) -> Account:
         return await upsert_local_user(session, email, role)
 
-    async def create_password_link(
-        self, session: AsyncSession, user_id: uuid.UUID, purpose: TokenPurpose
-    ) -> str:
+    async def create_password_link(self, session: AsyncSession, user_id: uuid.UUID, purpose: TokenPurpose) -> str:
         token = secrets.token_urlsafe(32)
         ttl = (
             self._settings.set_password_ttl
@@ -248,7 +248,11 @@ class BuiltinIdentityProvider:
         return self._signed_in(user, issued.token, issued.family_id)
 
     async def sign_out(
-        self, session: AsyncSession, user_id: uuid.UUID, access_token: str, session_id: uuid.UUID | None,
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        access_token: str,
+        session_id: uuid.UUID | None,
         refresh_token: str | None,
     ) -> None:
         families = {session_id} if session_id else set()

@@ -105,8 +105,13 @@ class SupabaseIdentityProvider:
         assert response.session is not None and response.user is not None
         if local is not None:
             record_successful_login(local)
-        return await self._signed_in(session, response.session.access_token, response.session.refresh_token,
-                                     response.session.expires_in, response.user)
+        return await self._signed_in(
+            session,
+            response.session.access_token,
+            response.session.refresh_token,
+            response.session.expires_in,
+            response.user,
+        )
 
     async def refresh(self, session: AsyncSession, refresh_token: str) -> SignedIn:
         try:
@@ -117,11 +122,20 @@ class SupabaseIdentityProvider:
                 raise _unavailable(exc) from exc
             raise AuthFailure("invalid_refresh_token", REFUSED_REFRESH) from exc
         assert response.session is not None and response.user is not None
-        return await self._signed_in(session, response.session.access_token, response.session.refresh_token,
-                                     response.session.expires_in, response.user)
+        return await self._signed_in(
+            session,
+            response.session.access_token,
+            response.session.refresh_token,
+            response.session.expires_in,
+            response.user,
+        )
 
     async def sign_out(
-        self, session: AsyncSession, user_id: uuid.UUID, access_token: str, session_id: uuid.UUID | None,
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        access_token: str,
+        session_id: uuid.UUID | None,
         refresh_token: str | None,
     ) -> None:
         # Supabase ends the session the access token belongs to, and with it that session's refresh tokens.

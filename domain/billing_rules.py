@@ -95,4 +95,4 @@ def stripe_key(*parts: str | int) -> str:
     if len(key) <= STRIPE_KEY_MAX_LENGTH:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return f"{key[:STRIPE_KEY_MAX_LENGTH - len(digest) - 1]}~{digest}"
+    return f"{key[: STRIPE_KEY_MAX_LENGTH - len(digest) - 1]}~{digest}"

@@ -89,9 +89,7 @@ def state_for(oldest_unpaid_since: datetime | None, now: datetime, policy: Dunni
     return state
 
 
-def next_transition(
-    oldest_unpaid_since: datetime | None, now: datetime, policy: DunningPolicy
-) -> datetime | None:
+def next_transition(oldest_unpaid_since: datetime | None, now: datetime, policy: DunningPolicy) -> datetime | None:
     """When the state next changes if nothing is paid: None when nothing is unpaid or already cancelled."""
     require_aware(now, "now")
     if oldest_unpaid_since is None:

@@ -88,11 +88,7 @@ _FORWARD: dict[EnrollmentState, frozenset[EnrollmentState]] = {
     _S.AWAITING_OUTCOME: frozenset({_S.ACTIVE, _S.WITHDRAWN, _S.DEMO_SCHEDULED}),
 }
 ALLOWED_TRANSITIONS: dict[EnrollmentState, frozenset[EnrollmentState]] = {
-    state: (
-        frozenset()
-        if state in TERMINAL_STATES
-        else _FORWARD.get(state, frozenset()) | {_S.CANCELLED, _S.FAILED}
-    )
+    state: (frozenset() if state in TERMINAL_STATES else _FORWARD.get(state, frozenset()) | {_S.CANCELLED, _S.FAILED})
     for state in EnrollmentState
 }
 

@@ -128,9 +128,7 @@ def _require_positive(name: str, amount: int) -> None:
         raise LedgerError(f"{name} must be a positive integer of minor units, got {amount!r}")
 
 
-def _transfer(
-    kind: EntryKind, source_id: str, debit: Account, credit: Account, amount: int, memo: str
-) -> JournalEntry:
+def _transfer(kind: EntryKind, source_id: str, debit: Account, credit: Account, amount: int, memo: str) -> JournalEntry:
     _require_positive("amount", amount)
     postings = (Posting(debit, amount), Posting(credit, -amount))
     return JournalEntry(f"{kind.value}:{source_id}", kind, postings, memo)
@@ -205,9 +203,7 @@ def bad_debt_written_off(invoice_id: str, amount: int) -> JournalEntry:
 
 def payout(payout_id: str, amount: int) -> JournalEntry:
     """Stripe paid out to the bank: Dr bank, Cr clearing (a positive payout; reverse a failed one)."""
-    return _transfer(
-        EntryKind.PAYOUT, payout_id, Account.BANK, Account.STRIPE_CLEARING, amount, f"payout {payout_id}"
-    )
+    return _transfer(EntryKind.PAYOUT, payout_id, Account.BANK, Account.STRIPE_CLEARING, amount, f"payout {payout_id}")
 
 
 def reversal(entry: JournalEntry, key: str | None = None) -> JournalEntry:

@@ -144,9 +144,7 @@ def find_slots(
     ends by ``horizon_end``, is not on a closure day (local date), and overlaps no ``busy`` interval
     (touching is fine: a slot may start when a busy interval ends).
     """
-    slots = iter_slots(
-        teacher_availability, preferred, busy, closures, duration, earliest, horizon_end, tz, step
-    )
+    slots = iter_slots(teacher_availability, preferred, busy, closures, duration, earliest, horizon_end, tz, step)
     return list(slots if limit is None else islice(slots, limit))
 
 
@@ -162,7 +160,5 @@ def first_slot(
     step: timedelta = DEFAULT_STEP,
 ) -> Interval | None:
     """The earliest slot :func:`find_slots` would return, or None when there is none."""
-    slots = iter_slots(
-        teacher_availability, preferred, busy, closures, duration, earliest, horizon_end, tz, step
-    )
+    slots = iter_slots(teacher_availability, preferred, busy, closures, duration, earliest, horizon_end, tz, step)
     return next(slots, None)

@@ -189,9 +189,7 @@ def worker_deps(settings: Settings, sessions: SessionFactory, temporal_client: C
 
 
 @pytest.fixture
-def run_worker(
-    temporal_client: Client, worker_deps: WorkerDeps
-) -> Callable[..., AbstractAsyncContextManager[Worker]]:
+def run_worker(temporal_client: Client, worker_deps: WorkerDeps) -> Callable[..., AbstractAsyncContextManager[Worker]]:
     """``async with run_worker():`` runs a real worker for this test's task queue (again after a stop)."""
 
     @asynccontextmanager

@@ -38,15 +38,23 @@ MIN_EXAMPLES, MAX_EXAMPLES = 4, 15
 
 @pytest.fixture(scope="module")
 def fuzz_settings(
-    postgres: EmbeddedPostgres, template_db: str, temporal_server: TemporalDevServer, localstripe: LocalStripe,
+    postgres: EmbeddedPostgres,
+    template_db: str,
+    temporal_server: TemporalDevServer,
+    localstripe: LocalStripe,
     smtp_sink: SmtpSink,
 ) -> Iterator[Settings]:
     name = f"fuzz_{uuid.uuid4().hex[:12]}"
     postgres.create_database(name, template=template_db)
     yield Settings(
-        environment="test", database_url=postgres.url(name), db_pool_size=5,
-        temporal_address=temporal_server.address, task_queue=f"tq-fuzz-{uuid.uuid4()}",
-        stripe_api_base=localstripe.api_base, smtp_port=smtp_sink.smtp_port, smtp_timeout=timedelta(seconds=3),
+        environment="test",
+        database_url=postgres.url(name),
+        db_pool_size=5,
+        temporal_address=temporal_server.address,
+        task_queue=f"tq-fuzz-{uuid.uuid4()}",
+        stripe_api_base=localstripe.api_base,
+        smtp_port=smtp_sink.smtp_port,
+        smtp_timeout=timedelta(seconds=3),
         log_level="WARNING",
     )
     shutdown_lifespans()  # schemathesis keeps the app's lifespan (its engine) running until told
@@ -61,11 +69,20 @@ async def _bearer_tokens(settings: Settings) -> dict[str, str]:
         await session.flush()
         for user in users:
             if user.role == Role.parent:
-                session.add(Parent(user_id=user.id, first_name="F", last_name="Uzz", email=user.email,
-                                   phone="604-555-0100"))
+                session.add(
+                    Parent(user_id=user.id, first_name="F", last_name="Uzz", email=user.email, phone="604-555-0100")
+                )
             elif user.role == Role.teacher:
-                session.add(Teacher(user_id=user.id, first_name="F", last_name="Uzz", display_name="F U",
-                                    email=user.email, instruments=["piano"]))
+                session.add(
+                    Teacher(
+                        user_id=user.id,
+                        first_name="F",
+                        last_name="Uzz",
+                        display_name="F U",
+                        email=user.email,
+                        instruments=["piano"],
+                    )
+                )
     await engine.dispose()
     return {str(u.role): issue_access_token(settings, u.id, u.email, u.role) for u in users}
 
@@ -77,7 +94,10 @@ def fuzz_operation(
 
     @given(case=operation.as_strategy())
     @hypothesis_settings(
-        max_examples=examples, deadline=None, derandomize=True, database=None,
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
         suppress_health_check=list(HealthCheck),
     )
     def fuzz(case: schemathesis.Case) -> None:
@@ -85,14 +105,18 @@ def fuzz_operation(
         try:
             response = case.call(headers=headers)
         except Exception as crash:  # the in-process client re-raises what the app did not handle: a 500
-            failures.append(f"{operation.label} as {role}: {type(crash).__name__}: {str(crash)[:300]}\n"
-                            f"{case.as_curl_command(headers)}")
+            failures.append(
+                f"{operation.label} as {role}: {type(crash).__name__}: {str(crash)[:300]}\n"
+                f"{case.as_curl_command(headers)}"
+            )
             return
         try:
             case.validate_response(response, checks=[not_a_server_error])
         except (AssertionError, FailureGroup) as failure:
-            failures.append(f"{operation.label} as {role}: {response.status_code}\n"
-                            f"{case.as_curl_command(headers)}\n{str(failure)[:800]}")
+            failures.append(
+                f"{operation.label} as {role}: {response.status_code}\n"
+                f"{case.as_curl_command(headers)}\n{str(failure)[:800]}"
+            )
 
     fuzz()
 

@@ -48,10 +48,25 @@ async def _headers_per_role(sessions: SessionFactory, settings: Settings) -> dic
         users = {role: User(email=f"matrix-{role}-{tag}@cedar.test", role=role) for role in Role}
         session.add_all(users.values())
         await session.flush()
-        session.add(Parent(user_id=users[Role.parent].id, first_name="M", last_name="Atrix",
-                           email=users[Role.parent].email, phone="604-555-0199"))
-        session.add(Teacher(user_id=users[Role.teacher].id, first_name="M", last_name="Atrix", display_name="M A",
-                            email=users[Role.teacher].email, instruments=["piano"]))
+        session.add(
+            Parent(
+                user_id=users[Role.parent].id,
+                first_name="M",
+                last_name="Atrix",
+                email=users[Role.parent].email,
+                phone="604-555-0199",
+            )
+        )
+        session.add(
+            Teacher(
+                user_id=users[Role.teacher].id,
+                first_name="M",
+                last_name="Atrix",
+                display_name="M A",
+                email=users[Role.teacher].email,
+                instruments=["piano"],
+            )
+        )
     headers = {
         str(role): {"Authorization": f"Bearer {issue_access_token(settings, user.id, user.email, role)}"}
         for role, user in users.items()

@@ -125,9 +125,16 @@ def _tokens(signed: SignedIn) -> TokenResponse:
 
 
 @router.post(
-    "/login", response_model=TokenResponse, summary="Sign in with email and password",
-    responses=_errors(e401="wrong email or password", e422=_INVALID, e423="locked after repeated failures; see "
-                      "Retry-After", e429=_LIMITED, e503="the identity provider is unreachable"),
+    "/login",
+    response_model=TokenResponse,
+    summary="Sign in with email and password",
+    responses=_errors(
+        e401="wrong email or password",
+        e422=_INVALID,
+        e423="locked after repeated failures; see Retry-After",
+        e429=_LIMITED,
+        e503="the identity provider is unreachable",
+    ),
 )
 async def login(body: LoginRequest, request: Request, context: ContextDep, identity: IdentityDep) -> TokenResponse:
     await _rate_limit(context, request, "login", body.email)
@@ -135,7 +142,9 @@ async def login(body: LoginRequest, request: Request, context: ContextDep, ident
 
 
 @router.post(
-    "/refresh", response_model=TokenResponse, summary="Trade a refresh token for a new pair",
+    "/refresh",
+    response_model=TokenResponse,
+    summary="Trade a refresh token for a new pair",
     responses=_errors(e401="unknown, expired, revoked or already used (which revokes its session)", e422=_INVALID),
 )
 async def refresh(body: RefreshRequest, context: ContextDep, identity: IdentityDep) -> TokenResponse:
@@ -143,7 +152,9 @@ async def refresh(body: RefreshRequest, context: ContextDep, identity: IdentityD
 
 
 @router.post(
-    "/logout", status_code=204, summary="End this session (its refresh tokens stop working)",
+    "/logout",
+    status_code=204,
+    summary="End this session (its refresh tokens stop working)",
     responses=_errors(e401=_NO_TOKEN, e422=_INVALID),
 )
 async def logout(
@@ -188,17 +199,19 @@ async def read_me(principal: CurrentPrincipal, session: SessionDep) -> Profile:
 
 
 @router.patch(
-    "/me", response_model=Profile, summary="Update the caller's profile",
+    "/me",
+    response_model=Profile,
+    summary="Update the caller's profile",
     responses=_errors(e401=_NO_TOKEN, e404="an admin account has no profile to update", e422=_INVALID),
 )
-async def update_me(
-    body: ProfileUpdate, principal: CurrentPrincipal, session: SessionDep, request: Request
-) -> Profile:
+async def update_me(body: ProfileUpdate, principal: CurrentPrincipal, session: SessionDep, request: Request) -> Profile:
     changes = body.model_dump(exclude_unset=True)
     refused = set(changes) - EDITABLE[principal.role]
     if refused:
         raise CedarError(
-            422, "validation_error", "the request is invalid",
+            422,
+            "validation_error",
+            "the request is invalid",
             dict.fromkeys(sorted(refused), f"a {principal.role} cannot change this field"),
         )
     row = await _profile_row(session, principal, for_update=True)
@@ -209,15 +222,24 @@ async def update_me(
         for name, value in changes.items():
             setattr(row, name, value)
         await record_audit(
-            session, actor_user_id=principal.user_id, actor_role=principal.role, action="update",
-            entity_type=type(row).__tablename__, entity_id=row.id, before=before,
-            after=row.model_dump(include=set(changes), mode="json"), request_id=request_id(request),
+            session,
+            actor_user_id=principal.user_id,
+            actor_role=principal.role,
+            action="update",
+            entity_type=type(row).__tablename__,
+            entity_id=row.id,
+            before=before,
+            after=row.model_dump(include=set(changes), mode="json"),
+            request_id=request_id(request),
         )
     return _profile_body(principal, row)
 
 
 @router.post(
-    "/password-reset", status_code=202, response_model=Accepted, summary="Email a password-reset link",
+    "/password-reset",
+    status_code=202,
+    response_model=Accepted,
+    summary="Email a password-reset link",
     responses=_errors(e422=_INVALID, e429=_LIMITED),
 )
 async def request_password_reset(
@@ -230,7 +252,9 @@ async def request_password_reset(
 
 
 @router.post(
-    "/password-reset/confirm", status_code=204, summary="Set a new password with the emailed link",
+    "/password-reset/confirm",
+    status_code=204,
+    summary="Set a new password with the emailed link",
     responses=_LINK_ERRORS,
 )
 async def confirm_password_reset(body: NewPasswordRequest, context: ContextDep, identity: IdentityDep) -> Response:
@@ -238,7 +262,9 @@ async def confirm_password_reset(body: NewPasswordRequest, context: ContextDep, 
 
 
 @router.post(
-    "/set-password", status_code=204, summary="A new parent's first password, from the welcome link",
+    "/set-password",
+    status_code=204,
+    summary="A new parent's first password, from the welcome link",
     responses=_LINK_ERRORS,
 )
 async def set_password(body: NewPasswordRequest, context: ContextDep, identity: IdentityDep) -> Response:

@@ -100,8 +100,13 @@ async def create_enrollment(
             async with transaction(context.sessions) as session:
                 await session.execute(delete(Enrollment).where(Enrollment.id == enrollment.id))
                 await record_audit(
-                    session, actor_user_id=None, actor_role="system", action="delete", entity_type="enrollment",
-                    entity_id=enrollment.id, after={"reason": "the workflow service was unavailable"},
+                    session,
+                    actor_user_id=None,
+                    actor_role="system",
+                    action="delete",
+                    entity_type="enrollment",
+                    entity_id=enrollment.id,
+                    after={"reason": "the workflow service was unavailable"},
                 )
         raise
     response.headers["Location"] = status_url(settings, enrollment.id)

@@ -42,7 +42,7 @@ def _form(school: str, purpose: TokenPurpose, token: str, problem: str = "", sta
         title,
         f'{warning}<form method="post" action="/{path}">'
         f'<input type="hidden" name="token" value="{html.escape(token, quote=True)}">'
-        f'<p><label>Password (at least {MIN_PASSWORD} characters)<br>'
+        f"<p><label>Password (at least {MIN_PASSWORD} characters)<br>"
         f'<input type="password" name="password" minlength="{MIN_PASSWORD}" maxlength="256" required '
         'autocomplete="new-password"></label></p><p><button type="submit">Save</button></p></form>',
         status,

@@ -138,9 +138,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("stripe_event_id", name="uq_stripe_events_event_id"),
     )
     op.create_index(op.f("ix_stripe_events_status"), "stripe_events", ["status"], unique=False)
-    op.create_index(
-        op.f("ix_stripe_events_stripe_customer_id"), "stripe_events", ["stripe_customer_id"], unique=False
-    )
+    op.create_index(op.f("ix_stripe_events_stripe_customer_id"), "stripe_events", ["stripe_customer_id"], unique=False)
     op.create_index(op.f("ix_stripe_events_type"), "stripe_events", ["type"], unique=False)
     op.create_table(
         "system_settings",
@@ -190,9 +188,7 @@ def upgrade() -> None:
         sa.Column("monthly_price_minor", sa.Integer(), nullable=False),
         sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
         sa.CheckConstraint("minutes > 0", name="ck_lesson_rates_minutes"),
-        sa.CheckConstraint(
-            "weekly_price_minor > 0 AND monthly_price_minor > 0", name="ck_lesson_rates_prices"
-        ),
+        sa.CheckConstraint("weekly_price_minor > 0 AND monthly_price_minor > 0", name="ck_lesson_rates_prices"),
         sa.ForeignKeyConstraint(
             ["instrument"],
             ["instruments.code"],
@@ -209,9 +205,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "purpose IN ('password_reset', 'set_password')", name="ck_one_time_tokens_purpose"
-        ),
+        sa.CheckConstraint("purpose IN ('password_reset', 'set_password')", name="ck_one_time_tokens_purpose"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
@@ -372,9 +366,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("teacher_id", "weekday", "start_time", name="uq_teacher_availability_start"),
     )
-    op.create_index(
-        op.f("ix_teacher_availability_teacher_id"), "teacher_availability", ["teacher_id"], unique=False
-    )
+    op.create_index(op.f("ix_teacher_availability_teacher_id"), "teacher_availability", ["teacher_id"], unique=False)
     op.create_table(
         "teacher_time_off",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -503,9 +495,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("dedup_key"),
     )
-    op.create_index(
-        op.f("ix_communications_enrollment_id"), "communications", ["enrollment_id"], unique=False
-    )
+    op.create_index(op.f("ix_communications_enrollment_id"), "communications", ["enrollment_id"], unique=False)
     op.create_index(op.f("ix_communications_parent_id"), "communications", ["parent_id"], unique=False)
     op.create_index(op.f("ix_communications_recipient"), "communications", ["recipient"], unique=False)
     op.create_index(op.f("ix_communications_teacher_id"), "communications", ["teacher_id"], unique=False)
@@ -607,9 +597,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("enrollment_id"),
         sa.UniqueConstraint("stripe_subscription_id"),
     )
-    op.create_index(
-        op.f("ix_subscriptions_billing_account_id"), "subscriptions", ["billing_account_id"], unique=False
-    )
+    op.create_index(op.f("ix_subscriptions_billing_account_id"), "subscriptions", ["billing_account_id"], unique=False)
     op.create_index(op.f("ix_subscriptions_student_id"), "subscriptions", ["student_id"], unique=False)
     op.create_table(
         "invoices",
@@ -768,9 +756,7 @@ def downgrade() -> None:
     op.drop_table("refresh_tokens")
     op.drop_index(op.f("ix_parents_email"), table_name="parents")
     op.drop_table("parents")
-    op.drop_index(
-        "ix_one_time_tokens_open", table_name="one_time_tokens", postgresql_where=sa.text("used_at IS NULL")
-    )
+    op.drop_index("ix_one_time_tokens_open", table_name="one_time_tokens", postgresql_where=sa.text("used_at IS NULL"))
     op.drop_table("one_time_tokens")
     op.drop_table("lesson_rates")
     op.drop_index(op.f("ix_closures_academic_year_id"), table_name="closures")

@@ -43,8 +43,14 @@ def make_person(sessions: SessionFactory) -> Callable[..., Any]:
             if role == Role.parent:
                 row = Parent(user_id=user.id, first_name="Pat", last_name=tag, email=email, phone="604-555-0100")
             elif role == Role.teacher:
-                row = Teacher(user_id=user.id, first_name="Tia", last_name=tag, display_name=f"Tia {tag}",
-                              email=email, instruments=["piano"])
+                row = Teacher(
+                    user_id=user.id,
+                    first_name="Tia",
+                    last_name=tag,
+                    display_name=f"Tia {tag}",
+                    email=email,
+                    instruments=["piano"],
+                )
             if row is not None:
                 session.add(row)
                 await session.flush()

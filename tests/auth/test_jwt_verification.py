@@ -53,8 +53,16 @@ class Jwks:
         for kid, key in self.keys.items():
             is_ec = isinstance(key, ec.EllipticCurvePrivateKey)
             jwk = (ECAlgorithm if is_ec else RSAAlgorithm).to_jwk(key.public_key(), as_dict=True)
-            published.append({**jwk, "kid": kid, "alg": "ES256" if is_ec else "RS256", "use": "sig",
-                              "key_ops": ["verify"], "ext": True})
+            published.append(
+                {
+                    **jwk,
+                    "kid": kid,
+                    "alg": "ES256" if is_ec else "RS256",
+                    "use": "sig",
+                    "key_ops": ["verify"],
+                    "ext": True,
+                }
+            )
         return {"keys": published}
 
     def sign(self, kid: str, claims: dict[str, Any]) -> str:
@@ -99,10 +107,14 @@ async def test_a_supabase_hs256_token_is_verified_with_the_project_secret(projec
     [
         ("another project's secret", lambda: jwt.encode(supabase_claims(), "x" * 40, algorithm="HS256")),
         ("expired", lambda: jwt.encode(supabase_claims(exp=int(time.time()) - 10), PROJECT_JWT_SECRET, "HS256")),
-        ("another issuer", lambda: jwt.encode(supabase_claims(iss="https://evil.example/auth/v1"),
-                                              PROJECT_JWT_SECRET, "HS256")),
-        ("the anon role", lambda: jwt.encode(supabase_claims(app_metadata={"provider": "email"}),
-                                             PROJECT_JWT_SECRET, "HS256")),
+        (
+            "another issuer",
+            lambda: jwt.encode(supabase_claims(iss="https://evil.example/auth/v1"), PROJECT_JWT_SECRET, "HS256"),
+        ),
+        (
+            "the anon role",
+            lambda: jwt.encode(supabase_claims(app_metadata={"provider": "email"}), PROJECT_JWT_SECRET, "HS256"),
+        ),
         ("another audience", lambda: jwt.encode(supabase_claims(aud="anon"), PROJECT_JWT_SECRET, "HS256")),
         ("unsigned", lambda: jwt.encode(supabase_claims(), None, algorithm="none")),
         ("not a JWT", lambda: "not-a-jwt"),
@@ -149,8 +161,9 @@ async def test_a_key_used_with_another_algorithm_is_refused(project_settings: Se
     rsa_key = rsa.generate_private_key(65537, 2048)
     jwks.add("rsa", rsa_key)
     # Claims an EC algorithm while naming the RSA key: refused before any signature check could be confused.
-    token = jwt.encode(supabase_claims(), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256",
-                       headers={"kid": "rsa"})
+    token = jwt.encode(
+        supabase_claims(), ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "rsa"}
+    )
     with pytest.raises(InvalidToken):
         await AccessTokenVerifier(project_settings).verify(token)
 

@@ -49,9 +49,11 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(
     wrong = await login(api, parent, "not the password")
     unknown = await api.post(f"{AUTH}/login", json={"email": "nobody@cedar.test", "password": "whatever"})
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json() == unknown.json() == {
-        "error": "invalid_credentials", "detail": "the email or password is wrong", "fields": {}
-    }
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {"error": "invalid_credentials", "detail": "the email or password is wrong", "fields": {}}
+    )
 
 
 async def test_a_parent_without_a_password_yet_cannot_log_in(
@@ -66,8 +68,9 @@ async def test_an_expired_access_token_is_refused(
     api: httpx.AsyncClient, make_person: Callable[..., Any], make_settings: Callable[..., Settings]
 ) -> None:
     admin = await make_person(Role.admin)
-    expired = issue_access_token(make_settings(access_token_ttl=timedelta(seconds=-5)), admin.user_id, admin.email,
-                                 "admin")
+    expired = issue_access_token(
+        make_settings(access_token_ttl=timedelta(seconds=-5)), admin.user_id, admin.email, "admin"
+    )
     response = await api.get(f"{AUTH}/me", headers=bearer(expired))
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
     assert response.json()["error"] == "unauthorized"
@@ -75,8 +78,9 @@ async def test_an_expired_access_token_is_refused(
 
 async def test_a_forged_token_is_refused(api: httpx.AsyncClient, make_person: Callable[..., Any]) -> None:
     admin = await make_person(Role.admin)
-    forged = issue_access_token(Settings(jwt_secret="an attacker's secret of sufficient length!!"), admin.user_id,
-                                admin.email, "admin")
+    forged = issue_access_token(
+        Settings(jwt_secret="an attacker's secret of sufficient length!!"), admin.user_id, admin.email, "admin"
+    )
     assert (await api.get(f"{AUTH}/me", headers=bearer(forged))).status_code == 401
 
 
@@ -132,8 +136,9 @@ async def test_logout_ends_the_session_and_only_that_session(
 ) -> None:
     parent = await make_person(Role.parent)
     phone, laptop = (await login(api, parent)).json(), (await login(api, parent)).json()
-    out = await api.post(f"{AUTH}/logout", headers=bearer(phone["access_token"]),
-                         json={"refresh_token": phone["refresh_token"]})
+    out = await api.post(
+        f"{AUTH}/logout", headers=bearer(phone["access_token"]), json={"refresh_token": phone["refresh_token"]}
+    )
     assert out.status_code == 204, out.text
     assert (await api.post(f"{AUTH}/refresh", json={"refresh_token": phone["refresh_token"]})).status_code == 401
     assert (await api.get(f"{AUTH}/me", headers=bearer(phone["access_token"]))).status_code == 401
@@ -146,8 +151,11 @@ async def test_logout_with_someone_elses_refresh_token_does_not_touch_their_sess
 ) -> None:
     mallory, victim = await make_person(Role.parent), await make_person(Role.parent)
     mallory_session, victim_session = (await login(api, mallory)).json(), (await login(api, victim)).json()
-    out = await api.post(f"{AUTH}/logout", headers=bearer(mallory_session["access_token"]),
-                         json={"refresh_token": victim_session["refresh_token"]})
+    out = await api.post(
+        f"{AUTH}/logout",
+        headers=bearer(mallory_session["access_token"]),
+        json={"refresh_token": victim_session["refresh_token"]},
+    )
     assert out.status_code == 204
     assert (await api.get(f"{AUTH}/me", headers=bearer(victim_session["access_token"]))).status_code == 200
     refreshed = await api.post(f"{AUTH}/refresh", json={"refresh_token": victim_session["refresh_token"]})

@@ -42,14 +42,23 @@ async def test_a_well_formed_request_id_is_echoed_and_a_hostile_one_replaced(api
 
 
 async def test_text_postgresql_cannot_store_is_a_422_not_a_500(api: httpx.AsyncClient) -> None:
-    nul = await api.post(f"{AUTH}/login", content=b'{"email": "a\\u0000@b.c", "password": "p"}',
-                         headers={"content-type": "application/json"})
-    lone_surrogate = await api.post(f"{AUTH}/login", content=b'{"email": "\\ud800@b.c", "password": "p"}',
-                                    headers={"content-type": "application/json"})
+    nul = await api.post(
+        f"{AUTH}/login",
+        content=b'{"email": "a\\u0000@b.c", "password": "p"}',
+        headers={"content-type": "application/json"},
+    )
+    lone_surrogate = await api.post(
+        f"{AUTH}/login",
+        content=b'{"email": "\\ud800@b.c", "password": "p"}',
+        headers={"content-type": "application/json"},
+    )
     in_query = await api.get("/health?x=%00")
     for response in (nul, lone_surrogate, in_query):
         assert response.status_code == 422, response.text
         assert response.json()["fields"] == {"request": "text may not contain NUL characters or unpaired surrogates"}
-    escaped_backslash = await api.post(f"{AUTH}/login", content=b'{"email": "a\\\\u0000@b.c", "password": "p"}',
-                                       headers={"content-type": "application/json"})
+    escaped_backslash = await api.post(
+        f"{AUTH}/login",
+        content=b'{"email": "a\\\\u0000@b.c", "password": "p"}',
+        headers={"content-type": "application/json"},
+    )
     assert escaped_backslash.status_code == 401  # a literal backslash-u is ordinary text

@@ -30,7 +30,10 @@ async def sign_in(api: httpx.AsyncClient, person: Person, password: str) -> http
 
 
 async def test_password_reset_end_to_end_through_the_mail(
-    api: httpx.AsyncClient, make_person: Callable[..., Any], smtp_sink: SmtpSink, sessions: SessionFactory,
+    api: httpx.AsyncClient,
+    make_person: Callable[..., Any],
+    smtp_sink: SmtpSink,
+    sessions: SessionFactory,
     settings: Settings,
 ) -> None:
     parent = await make_person(Role.parent)
@@ -79,16 +82,20 @@ async def test_only_the_newest_reset_link_works(
     for _ in range(2):
         assert (await api.post(f"{AUTH}/password-reset", json={"email": parent.email})).status_code == 202
     newest, older = await smtp_sink.wait_for_messages(parent.email, count=2)  # newest first
-    stale = await api.post(f"{AUTH}/password-reset/confirm",
-                           json={"token": token_from(older, "reset-password"), "password": NEW_PASSWORD})
+    stale = await api.post(
+        f"{AUTH}/password-reset/confirm", json={"token": token_from(older, "reset-password"), "password": NEW_PASSWORD}
+    )
     assert stale.status_code == 400
-    fresh = await api.post(f"{AUTH}/password-reset/confirm",
-                           json={"token": token_from(newest, "reset-password"), "password": NEW_PASSWORD})
+    fresh = await api.post(
+        f"{AUTH}/password-reset/confirm", json={"token": token_from(newest, "reset-password"), "password": NEW_PASSWORD}
+    )
     assert fresh.status_code == 204
 
 
 async def test_an_expired_link_is_refused(
-    api: httpx.AsyncClient, make_person: Callable[..., Any], sessions: SessionFactory,
+    api: httpx.AsyncClient,
+    make_person: Callable[..., Any],
+    sessions: SessionFactory,
     make_settings: Callable[..., Settings],
 ) -> None:
     from datetime import timedelta

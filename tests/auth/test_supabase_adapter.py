@@ -166,8 +166,10 @@ async def test_set_password_spends_the_link_sets_the_password_and_ends_every_ses
 
 @pytest.mark.parametrize(
     ("answers", "code"),
-    [(["verify_recovery_expired"], "invalid_link"), (["verify_recovery_ok", "admin_update_user_weak_password"],
-                                                       "weak_password")],
+    [
+        (["verify_recovery_expired"], "invalid_link"),
+        (["verify_recovery_ok", "admin_update_user_weak_password"], "weak_password"),
+    ],
 )
 async def test_set_password_refusals(
     fake: FakeSupabase, provider: SupabaseIdentityProvider, sessions: SessionFactory, answers: list[str], code: str
@@ -196,9 +198,7 @@ async def test_supabase_being_down_is_a_503_not_a_wrong_password(
 
 
 @pytest.fixture
-async def supabase_api(
-    fake: FakeSupabase, make_settings: Callable[..., Settings]
-) -> AsyncIterator[httpx.AsyncClient]:
+async def supabase_api(fake: FakeSupabase, make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     settings = supabase_settings(make_settings)
     app = create_app(settings)
     app.state.identity = SupabaseIdentityProvider(settings, fake.client)

@@ -117,9 +117,7 @@ def test_next_retry_needs_at_least_the_original_attempt() -> None:
         (3 * DAY, 14 * DAY, 21 * DAY, [DAY, 21 * DAY]),  # a retry at cancellation is too late
     ],
 )
-def test_policy_validation(
-    warning: timedelta, suspend: timedelta, cancel: timedelta, offsets: list[timedelta]
-) -> None:
+def test_policy_validation(warning: timedelta, suspend: timedelta, cancel: timedelta, offsets: list[timedelta]) -> None:
     with pytest.raises(ValueError):
         DunningPolicy(warning, suspend, cancel, offsets)
 

@@ -100,8 +100,15 @@ def test_can_accept_takes_plain_strings_and_names_unknown_ones() -> None:
 
 def test_happy_path_and_waitlist_path_are_allowed_transitions() -> None:
     paths = [
-        [S.RECEIVED, S.VALIDATED, S.ACCOUNT_CREATED, S.TEACHER_ASSIGNED, S.DEMO_SCHEDULED,
-         S.AWAITING_OUTCOME, S.ACTIVE],
+        [
+            S.RECEIVED,
+            S.VALIDATED,
+            S.ACCOUNT_CREATED,
+            S.TEACHER_ASSIGNED,
+            S.DEMO_SCHEDULED,
+            S.AWAITING_OUTCOME,
+            S.ACTIVE,
+        ],
         [S.ACCOUNT_CREATED, S.WAITLISTED, S.TEACHER_ASSIGNED, S.DEMO_SCHEDULED, S.WITHDRAWN],
         [S.AWAITING_OUTCOME, S.DEMO_SCHEDULED],
     ]

@@ -33,12 +33,14 @@ def test_overlapping_windows_is_the_intersection() -> None:
 
 
 def test_touching_or_other_day_windows_do_not_overlap() -> None:
-    assert overlapping_windows(
-        [WeeklyWindow(MONDAY, time(15), time(16))], [WeeklyWindow(MONDAY, time(16), time(17))]
-    ) == []
-    assert overlapping_windows(
-        [WeeklyWindow(MONDAY, time(15), time(16))], [WeeklyWindow(TUESDAY, time(15), time(16))]
-    ) == []
+    assert (
+        overlapping_windows([WeeklyWindow(MONDAY, time(15), time(16))], [WeeklyWindow(MONDAY, time(16), time(17))])
+        == []
+    )
+    assert (
+        overlapping_windows([WeeklyWindow(MONDAY, time(15), time(16))], [WeeklyWindow(TUESDAY, time(15), time(16))])
+        == []
+    )
     assert overlapping_windows([], PARENT) == []
 
 
@@ -193,10 +195,7 @@ def test_every_slot_satisfies_every_rule(
     duration = timedelta(minutes=minutes)
     earliest = datetime(2025, 10, 27, 12, 7, tzinfo=VANCOUVER)
     horizon_end = earliest + timedelta(days=14)
-    busy = [
-        (earliest + q * timedelta(minutes=15), earliest + (q + n) * timedelta(minutes=15))
-        for q, n in busy_offsets
-    ]
+    busy = [(earliest + q * timedelta(minutes=15), earliest + (q + n) * timedelta(minutes=15)) for q, n in busy_offsets]
     closures = [Closure(earliest.date() + timedelta(days=closed_day), earliest.date() + timedelta(days=closed_day))]
     slots = find_slots(teacher, parent, busy, closures, duration, earliest, horizon_end, VANCOUVER)
     assert [s for s, _ in slots] == sorted({s for s, _ in slots})
