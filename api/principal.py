@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import or_, select
+from sqlmodel import col
 
 from api.deps import SessionDep, SettingsDep
 from api.errors import CedarError
@@ -71,12 +72,19 @@ async def get_principal(
     # One round trip: the account, its family or teacher row, and whether the session was logged out.
     row = (
         await session.execute(
-            select(User.id, User.email, User.role, Parent.id, Teacher.id, session_revoked_clause(claims.session_id))
-            .outerjoin(Parent, Parent.user_id == User.id)
-            .outerjoin(Teacher, Teacher.user_id == User.id)
+            select(
+                col(User.id),
+                col(User.email),
+                col(User.role),
+                col(Parent.id),
+                col(Teacher.id),
+                session_revoked_clause(claims.session_id),
+            )
+            .outerjoin(Parent, col(Parent.user_id) == col(User.id))
+            .outerjoin(Teacher, col(Teacher.user_id) == col(User.id))
             .where(
-                or_(User.id == claims.user_id, User.external_id == str(claims.user_id)),
-                User.is_active.is_(True),  # type: ignore[attr-defined]
+                or_(col(User.id) == claims.user_id, col(User.external_id) == str(claims.user_id)),
+                col(User.is_active).is_(True),
             )
         )
     ).first()

@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.errors import Conflict
 from core.identity import upsert_local_user
@@ -21,9 +22,9 @@ async def link_account(session: AsyncSession, email: str, role: Role) -> uuid.UU
     if not account.created:
         user = await session.get(User, account.user_id)
         taken = await session.scalar(
-            select(Parent.id)
-            .where(Parent.user_id == account.user_id)
-            .union(select(Teacher.id).where(Teacher.user_id == account.user_id))
+            select(col(Parent.id))
+            .where(col(Parent.user_id) == account.user_id)
+            .union(select(col(Teacher.id)).where(col(Teacher.user_id) == account.user_id))
         )
         if user is None or user.role != role or taken is not None:
             raise Conflict(f"{email} already belongs to another account", {"email": "already in use"})

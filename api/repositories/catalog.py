@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.repositories.base import invalid
 from models import Instrument
@@ -14,7 +15,7 @@ from models import Instrument
 async def require_instruments(session: AsyncSession, codes: Iterable[str], field: str) -> None:
     """422 on ``field`` unless every code names an instrument the school teaches."""
     wanted = set(codes)
-    known = set((await session.scalars(select(Instrument.code).where(Instrument.code.in_(wanted)))).all())
+    known = set((await session.scalars(select(col(Instrument.code)).where(col(Instrument.code).in_(wanted)))).all())
     unknown = sorted(wanted - known)
     if unknown:
         raise invalid(field, f"unknown instrument {', '.join(unknown)}")

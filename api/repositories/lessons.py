@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.errors import CedarError
 from core.settings import Settings
@@ -61,11 +62,14 @@ async def first_overlapping_lesson(
 ) -> Lesson | None:
     """The earliest lesson matching ``owner`` that holds time in [starts_at, ends_at) (touching is no overlap)."""
     query = select(Lesson).where(
-        owner, Lesson.status.in_(BLOCKING_STATUSES), Lesson.starts_at < ends_at, Lesson.ends_at > starts_at
+        owner,
+        col(Lesson.status).in_(BLOCKING_STATUSES),
+        col(Lesson.starts_at) < ends_at,
+        col(Lesson.ends_at) > starts_at,
     )
     if exclude_id is not None:
-        query = query.where(Lesson.id != exclude_id)
-    found: Lesson | None = await session.scalar(query.order_by(Lesson.starts_at).limit(1))
+        query = query.where(col(Lesson.id) != exclude_id)
+    found: Lesson | None = await session.scalar(query.order_by(col(Lesson.starts_at)).limit(1))
     return found
 
 
@@ -73,9 +77,9 @@ async def _check_time_off(session: AsyncSession, slot: Slot) -> None:
     time_off = await session.scalar(
         select(TeacherTimeOff)
         .where(
-            TeacherTimeOff.teacher_id == slot.teacher_id,
-            TeacherTimeOff.starts_at < slot.ends_at,
-            TeacherTimeOff.ends_at > slot.starts_at,
+            col(TeacherTimeOff.teacher_id) == slot.teacher_id,
+            col(TeacherTimeOff.starts_at) < slot.ends_at,
+            col(TeacherTimeOff.ends_at) > slot.starts_at,
         )
         .limit(1)
     )
@@ -94,7 +98,9 @@ async def _check_time_off(session: AsyncSession, slot: Slot) -> None:
 
 async def _check_closures(session: AsyncSession, slot: Slot, settings: Settings) -> None:
     day = slot.starts_at.astimezone(settings.timezone).date()
-    closure = await session.scalar(select(Closure).where(Closure.start_date <= day, Closure.end_date >= day).limit(1))
+    closure = await session.scalar(
+        select(Closure).where(col(Closure.start_date) <= day, col(Closure.end_date) >= day).limit(1)
+    )
     if closure is not None:
         raise CedarError(
             409,
@@ -110,7 +116,8 @@ async def _check_availability(session: AsyncSession, slot: Slot, settings: Setti
     rows = (
         await session.scalars(
             select(TeacherAvailability).where(
-                TeacherAvailability.teacher_id == slot.teacher_id, TeacherAvailability.weekday == start.weekday()
+                col(TeacherAvailability.teacher_id) == slot.teacher_id,
+                col(TeacherAvailability.weekday) == start.weekday(),
             )
         )
     ).all()
@@ -134,7 +141,7 @@ async def place_lesson(
     if within_availability:
         await _check_availability(session, slot, settings)
     student_clash = await first_overlapping_lesson(
-        session, Lesson.student_id == slot.student_id, slot.starts_at, slot.ends_at, slot.lesson_id
+        session, col(Lesson.student_id) == slot.student_id, slot.starts_at, slot.ends_at, slot.lesson_id
     )
     if student_clash is not None:
         raise lesson_conflict(student_clash, "the student")
@@ -148,7 +155,7 @@ async def place_lesson(
     except IntegrityError as exc:
         if TEACHER_OVERLAP_CONSTRAINT in str(exc.orig):
             clash = await first_overlapping_lesson(
-                session, Lesson.teacher_id == slot.teacher_id, slot.starts_at, slot.ends_at, slot.lesson_id
+                session, col(Lesson.teacher_id) == slot.teacher_id, slot.starts_at, slot.ends_at, slot.lesson_id
             )
             if clash is not None:
                 raise lesson_conflict(clash, "the teacher") from exc

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from api.errors import Conflict, NotFound
 from models import (
@@ -52,9 +52,9 @@ async def family_export(session: AsyncSession, parent_id: uuid.UUID) -> dict[str
     parent = await session.get(Parent, parent_id)
     if parent is None:
         raise NotFound("parent")
-    students = await _all(session, select(Student).where(Student.parent_id == parent_id))
+    students = await _all(session, select(Student).where(col(Student.parent_id) == parent_id))
     student_ids = [s.id for s in students]
-    account = await session.scalar(select(BillingAccount).where(BillingAccount.parent_id == parent_id))
+    account = await session.scalar(select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id))
     account_ids = [account.id] if account else []
     user = await session.get(User, parent.user_id) if parent.user_id else None
     return {
@@ -64,18 +64,20 @@ async def family_export(session: AsyncSession, parent_id: uuid.UUID) -> dict[str
         if user
         else None,
         "students": _rows(students),
-        "enrollments": _rows(await _all(session, select(Enrollment).where(Enrollment.parent_id == parent_id))),
-        "lessons": _rows(await _all(session, select(Lesson).where(Lesson.student_id.in_(student_ids)))),
-        "consents": _rows(await _all(session, select(Consent).where(Consent.parent_id == parent_id))),
-        "communications": _rows(await _all(session, select(Communication).where(Communication.parent_id == parent_id))),
-        "invoices": _rows(await _all(session, select(Invoice).where(Invoice.billing_account_id.in_(account_ids)))),
-        "payments": _rows(await _all(session, select(Payment).where(Payment.billing_account_id.in_(account_ids)))),
+        "enrollments": _rows(await _all(session, select(Enrollment).where(col(Enrollment.parent_id) == parent_id))),
+        "lessons": _rows(await _all(session, select(Lesson).where(col(Lesson.student_id).in_(student_ids)))),
+        "consents": _rows(await _all(session, select(Consent).where(col(Consent.parent_id) == parent_id))),
+        "communications": _rows(
+            await _all(session, select(Communication).where(col(Communication.parent_id) == parent_id))
+        ),
+        "invoices": _rows(await _all(session, select(Invoice).where(col(Invoice.billing_account_id).in_(account_ids)))),
+        "payments": _rows(await _all(session, select(Payment).where(col(Payment.billing_account_id).in_(account_ids)))),
         "audit_log": _rows(
             await _all(
                 session,
                 select(AuditLog)
-                .where(AuditLog.entity_id.in_([str(parent_id), *map(str, student_ids)]))
-                .order_by(AuditLog.occurred_at),
+                .where(col(AuditLog.entity_id).in_([str(parent_id), *map(str, student_ids)]))
+                .order_by(col(AuditLog.occurred_at)),
             )
         ),
     }
@@ -91,35 +93,45 @@ async def erase_family(session: AsyncSession, parent_id: uuid.UUID) -> dict[str,
     live = await session.scalar(
         select(func.count())
         .select_from(Enrollment)
-        .where(Enrollment.parent_id == parent_id, Enrollment.state.in_(LIVE_ENROLLMENT_STATES))
+        .where(col(Enrollment.parent_id) == parent_id, col(Enrollment.state).in_(LIVE_ENROLLMENT_STATES))
     )
     if live:
         raise Conflict("cancel the family's live enrollments before erasing it", {"parent_id": f"{live} live"})
 
     now = datetime.now(UTC)
     erased_email = f"erased-{parent.id}@erased.invalid"
-    students = await _all(session, select(Student).where(Student.parent_id == parent_id))
+    students = await _all(session, select(Student).where(col(Student.parent_id) == parent_id))
     for student in students:
         student.first_name = student.last_name = ERASED
         # The birth year stays for the school's age statistics; the day and month identify a child.
         student.date_of_birth = date(student.date_of_birth.year, 1, 1)
         student.is_active = False
-    cancelled = await session.execute(
-        update(Lesson)
-        .where(
-            Lesson.student_id.in_([s.id for s in students]),
-            Lesson.starts_at > now,
-            Lesson.status == LessonStatus.scheduled,
-        )
-        .values(status=LessonStatus.cancelled, updated_at=now)
+    # An UPDATE answers with a CursorResult, whose rowcount the counts below need; execute() is typed as Result.
+    cancelled = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Lesson)
+            .where(
+                col(Lesson.student_id).in_([s.id for s in students]),
+                col(Lesson.starts_at) > now,
+                col(Lesson.status) == LessonStatus.scheduled,
+            )
+            .values(status=LessonStatus.cancelled, updated_at=now)
+        ),
     )
-    enrollments = await session.execute(
-        update(Enrollment)
-        .where(Enrollment.parent_id == parent_id)
-        .values(application={"erased_at": now.isoformat()}, updated_at=now)
+    enrollments = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Enrollment)
+            .where(col(Enrollment.parent_id) == parent_id)
+            .values(application={"erased_at": now.isoformat()}, updated_at=now)
+        ),
     )
-    communications = await session.execute(
-        update(Communication).where(Communication.parent_id == parent_id).values(recipient=erased_email)
+    communications = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Communication).where(col(Communication.parent_id) == parent_id).values(recipient=erased_email)
+        ),
     )
     if parent.user_id is not None:
         user = await session.get(User, parent.user_id)
@@ -127,7 +139,7 @@ async def erase_family(session: AsyncSession, parent_id: uuid.UUID) -> dict[str,
             user.email, user.password_hash, user.is_active, user.external_id = erased_email, None, False, None
         await session.execute(
             update(RefreshToken)
-            .where(RefreshToken.user_id == parent.user_id, RefreshToken.revoked_at.is_(None))
+            .where(col(RefreshToken.user_id) == parent.user_id, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=now)
         )
     parent.first_name = parent.last_name = ERASED

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, false, select, union
+from sqlmodel import col
 
 from api.principal import Principal
 from api.repositories.base import owned_by
@@ -28,15 +29,15 @@ from models import (
 
 
 def family_student_ids(parent_id: object | None) -> Select[Any]:
-    return select(Student.id).where(owned_by(Student.parent_id, parent_id))
+    return select(col(Student.id)).where(owned_by(Student.parent_id, parent_id))
 
 
 def teacher_student_ids(teacher_id: object | None) -> Select[Any]:
     return (
         union(
-            select(Lesson.student_id).where(owned_by(Lesson.teacher_id, teacher_id)),
-            select(Enrollment.student_id).where(
-                owned_by(Enrollment.teacher_id, teacher_id), Enrollment.student_id.is_not(None)
+            select(col(Lesson.student_id)).where(owned_by(Lesson.teacher_id, teacher_id)),
+            select(col(Enrollment.student_id)).where(
+                owned_by(Enrollment.teacher_id, teacher_id), col(Enrollment.student_id).is_not(None)
             ),
         )
         .subquery()
@@ -45,7 +46,7 @@ def teacher_student_ids(teacher_id: object | None) -> Select[Any]:
 
 
 def family_billing_account_ids(parent_id: object | None) -> Select[Any]:
-    return select(BillingAccount.id).where(owned_by(BillingAccount.parent_id, parent_id))
+    return select(col(BillingAccount.id)).where(owned_by(BillingAccount.parent_id, parent_id))
 
 
 def students(principal: Principal) -> Select[Any]:
@@ -53,7 +54,7 @@ def students(principal: Principal) -> Select[Any]:
     if principal.role == Role.parent:
         return query.where(owned_by(Student.parent_id, principal.parent_id))
     if principal.role == Role.teacher:
-        return query.where(Student.id.in_(teacher_student_ids(principal.teacher_id)))
+        return query.where(col(Student.id).in_(teacher_student_ids(principal.teacher_id)))
     return query
 
 
@@ -83,7 +84,7 @@ def teachers(principal: Principal) -> Select[Any]:
 def lessons(principal: Principal) -> Select[Any]:
     query = select(Lesson)
     if principal.role == Role.parent:
-        return query.where(Lesson.student_id.in_(family_student_ids(principal.parent_id)))
+        return query.where(col(Lesson.student_id).in_(family_student_ids(principal.parent_id)))
     if principal.role == Role.teacher:
         return query.where(owned_by(Lesson.teacher_id, principal.teacher_id))
     return query
@@ -101,12 +102,12 @@ def communications(principal: Principal) -> Select[Any]:
 def invoices(principal: Principal) -> Select[Any]:
     query = select(Invoice)
     if principal.role != Role.admin:
-        return query.where(Invoice.billing_account_id.in_(family_billing_account_ids(principal.parent_id)))
+        return query.where(col(Invoice.billing_account_id).in_(family_billing_account_ids(principal.parent_id)))
     return query
 
 
 def payments(principal: Principal) -> Select[Any]:
     query = select(Payment)
     if principal.role != Role.admin:
-        return query.where(Payment.billing_account_id.in_(family_billing_account_ids(principal.parent_id)))
+        return query.where(col(Payment.billing_account_id).in_(family_billing_account_ids(principal.parent_id)))
     return query

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -42,16 +43,16 @@ async def list_audit_log(
 ) -> dict[str, Any]:
     query = select(AuditLog)
     for column, value in (
-        (AuditLog.entity_type, entity_type),
-        (AuditLog.entity_id, entity_id),
-        (AuditLog.actor_user_id, actor_user_id),
-        (AuditLog.action, action),
+        (col(AuditLog.entity_type), entity_type),
+        (col(AuditLog.entity_id), entity_id),
+        (col(AuditLog.actor_user_id), actor_user_id),
+        (col(AuditLog.action), action),
     ):
         if value is not None:
             query = query.where(column == value)
     if occurred_from is not None:
-        query = query.where(AuditLog.occurred_at >= occurred_from)
+        query = query.where(col(AuditLog.occurred_at) >= occurred_from)
     if occurred_before is not None:
-        query = query.where(AuditLog.occurred_at < occurred_before)
+        query = query.where(col(AuditLog.occurred_at) < occurred_before)
     rows, total = await fetch_page(session, query, page, order)
     return page_of(rows, total, page)

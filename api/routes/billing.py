@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, status
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -77,9 +78,9 @@ _FAILURE_STATUS = {"NotFound": 404, "Conflict": 409, "RefundRefused": 409, "Card
 
 async def _family(session: SessionDep, principal: Principal, parent_id: uuid.UUID) -> BillingAccount | None:
     """The family's billing account (None before billing started); another family's is a 404."""
-    await get_one(session, scopes.parents(principal).where(Parent.id == parent_id), "parent")
+    await get_one(session, scopes.parents(principal).where(col(Parent.id) == parent_id), "parent")
     account: BillingAccount | None = await session.scalar(
-        select(BillingAccount).where(BillingAccount.parent_id == parent_id)
+        select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id)
     )
     return account
 
@@ -113,13 +114,15 @@ async def family_billing(parent_id: uuid.UUID, session: SessionDep, principal: F
             payments=[],
         )
     subscriptions = await session.scalars(
-        select(Subscription).where(Subscription.billing_account_id == account.id).order_by(Subscription.created_at)
+        select(Subscription)
+        .where(col(Subscription.billing_account_id) == account.id)
+        .order_by(col(Subscription.created_at))
     )
     invoices = await session.scalars(
-        select(Invoice).where(Invoice.billing_account_id == account.id).order_by(Invoice.created_at.desc())
+        select(Invoice).where(col(Invoice.billing_account_id) == account.id).order_by(col(Invoice.created_at).desc())
     )
     payments = await session.scalars(
-        select(Payment).where(Payment.billing_account_id == account.id).order_by(Payment.created_at.desc())
+        select(Payment).where(col(Payment.billing_account_id) == account.id).order_by(col(Payment.created_at).desc())
     )
     return FamilyBillingOut(
         parent_id=parent_id,
@@ -212,9 +215,9 @@ async def refund_payment(
 @router.get("/ledger/trial-balance", response_model=TrialBalanceOut, summary="Trial balance (admin)")
 async def trial_balance(session: SessionDep, principal: AdminPrincipal) -> TrialBalanceOut:
     rows = await session.execute(
-        select(LedgerAccount.code, LedgerAccount.name, LedgerAccount.type, Posting.amount_minor).outerjoin(
-            Posting, Posting.account_code == LedgerAccount.code
-        )
+        select(
+            col(LedgerAccount.code), col(LedgerAccount.name), col(LedgerAccount.type), col(Posting.amount_minor)
+        ).outerjoin(Posting, col(Posting.account_code) == col(LedgerAccount.code))
     )
     totals: dict[str, AccountBalance] = {}
     for code, name, kind, amount in rows.all():
@@ -232,10 +235,10 @@ async def family_statement(parent_id: uuid.UUID, session: SessionDep, principal:
     charges = payments = refunds = balance = 0
     if account is not None:
         rows = await session.execute(
-            select(JournalEntry, Posting.account_code, Posting.amount_minor)
-            .join(Posting, Posting.entry_id == JournalEntry.id)
-            .where(JournalEntry.billing_account_id == account.id)
-            .order_by(JournalEntry.created_at, JournalEntry.id)
+            select(JournalEntry, col(Posting.account_code), col(Posting.amount_minor))
+            .join(Posting, col(Posting.entry_id) == col(JournalEntry.id))
+            .where(col(JournalEntry.billing_account_id) == account.id)
+            .order_by(col(JournalEntry.created_at), col(JournalEntry.id))
         )
         entries: dict[uuid.UUID, tuple[JournalEntry, int, int]] = {}
         for entry, code, amount in rows.all():

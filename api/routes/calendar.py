@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -44,7 +45,9 @@ ClosureSort = Annotated[SortOrder, Depends(sorting({"start_date": Closure.start_
 
 
 async def _year(session: AsyncSession, year_id: uuid.UUID) -> AcademicYear:
-    year: AcademicYear = await get_one(session, select(AcademicYear).where(AcademicYear.id == year_id), "academic year")
+    year: AcademicYear = await get_one(
+        session, select(AcademicYear).where(col(AcademicYear.id) == year_id), "academic year"
+    )
     return year
 
 
@@ -101,10 +104,10 @@ async def list_years(session: SessionDep, page: PageDep, order: YearSort) -> dic
 async def get_year(session: SessionDep, year_id: uuid.UUID) -> dict[str, Any]:
     year = await _year(session, year_id)
     semesters = await session.scalars(
-        select(Semester).where(Semester.academic_year_id == year_id).order_by(Semester.start_date)
+        select(Semester).where(col(Semester.academic_year_id) == year_id).order_by(col(Semester.start_date))
     )
     closures = await session.scalars(
-        select(Closure).where(Closure.academic_year_id == year_id).order_by(Closure.start_date)
+        select(Closure).where(col(Closure.academic_year_id) == year_id).order_by(col(Closure.start_date))
     )
     return {**year.model_dump(), "semesters": semesters.all(), "closures": closures.all()}
 
@@ -144,7 +147,7 @@ async def create_semester(
 
 
 async def _semester(session: AsyncSession, semester_id: uuid.UUID) -> Semester:
-    semester: Semester = await get_one(session, select(Semester).where(Semester.id == semester_id), "semester")
+    semester: Semester = await get_one(session, select(Semester).where(col(Semester.id) == semester_id), "semester")
     return semester
 
 
@@ -174,11 +177,11 @@ async def list_closures(
 ) -> dict[str, Any]:
     query = select(Closure)
     if academic_year_id is not None:
-        query = query.where(Closure.academic_year_id == academic_year_id)
+        query = query.where(col(Closure.academic_year_id) == academic_year_id)
     if on_or_after is not None:
-        query = query.where(Closure.end_date >= on_or_after)
+        query = query.where(col(Closure.end_date) >= on_or_after)
     if on_or_before is not None:
-        query = query.where(Closure.start_date <= on_or_before)
+        query = query.where(col(Closure.start_date) <= on_or_before)
     rows, total = await fetch_page(session, query, page, order)
     return page_of(rows, total, page)
 
@@ -197,7 +200,7 @@ async def create_closure(
 
 
 async def _closure(session: AsyncSession, closure_id: uuid.UUID) -> Closure:
-    closure: Closure = await get_one(session, select(Closure).where(Closure.id == closure_id), "closure")
+    closure: Closure = await get_one(session, select(Closure).where(col(Closure.id) == closure_id), "closure")
     return closure
 
 

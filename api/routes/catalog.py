@@ -9,7 +9,8 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from sqlalchemy import select
+from sqlalchemy import any_, select
+from sqlmodel import col
 
 from api.deps import SessionDep, SettingsDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -51,7 +52,7 @@ async def list_instruments(
 ) -> dict[str, Any]:
     query = select(Instrument)
     if is_active is not None:
-        query = query.where(Instrument.is_active == is_active)
+        query = query.where(col(Instrument.is_active) == is_active)
     rows, total = await fetch_page(session, query, page, order)
     return page_of(rows, total, page)
 
@@ -69,7 +70,9 @@ async def create_instrument(session: SessionDep, principal: AdminPrincipal, body
 async def update_instrument(
     session: SessionDep, principal: AdminPrincipal, code: InstrumentCode, body: InstrumentUpdate
 ) -> Instrument:
-    instrument: Instrument = await get_one(session, select(Instrument).where(Instrument.code == code), "instrument")
+    instrument: Instrument = await get_one(
+        session, select(Instrument).where(col(Instrument.code) == code), "instrument"
+    )
     before = snapshot(instrument)
     apply_changes(instrument, body.changes())
     await session.flush()
@@ -87,9 +90,9 @@ async def list_rates(
 ) -> dict[str, Any]:
     query = select(LessonRate)
     if instrument is not None:
-        query = query.where(LessonRate.instrument == instrument)
+        query = query.where(col(LessonRate.instrument) == instrument)
     if minutes is not None:
-        query = query.where(LessonRate.minutes == minutes)
+        query = query.where(col(LessonRate.minutes) == minutes)
     rows, total = await fetch_page(session, query, page, order)
     return page_of(rows, total, page)
 
@@ -105,7 +108,7 @@ async def create_rate(session: SessionDep, principal: AdminPrincipal, body: Rate
 
 
 async def _rate(session: SessionDep, rate_id: uuid.UUID) -> LessonRate:
-    rate: LessonRate = await get_one(session, select(LessonRate).where(LessonRate.id == rate_id), "rate")
+    rate: LessonRate = await get_one(session, select(LessonRate).where(col(LessonRate.id) == rate_id), "rate")
     return rate
 
 
@@ -137,9 +140,9 @@ async def list_teacher_profiles(
     order: ProfileSort,
     instrument: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, Any]:
-    query = select(Teacher).where(Teacher.is_active)
+    query = select(Teacher).where(col(Teacher.is_active))
     if instrument is not None:
-        query = query.where(Teacher.instruments.any(instrument))
+        query = query.where(any_(col(Teacher.instruments)) == instrument)
     rows, total = await fetch_page(session, query, page, order)
     return page_of(rows, total, page)
 
@@ -147,7 +150,7 @@ async def list_teacher_profiles(
 @router.get("/catalog/teachers/{teacher_id}", response_model=TeacherProfile, summary="A teacher's public profile")
 async def get_teacher_profile(session: SessionDep, teacher_id: uuid.UUID) -> Teacher:
     teacher: Teacher = await get_one(
-        session, select(Teacher).where(Teacher.id == teacher_id, Teacher.is_active), "teacher"
+        session, select(Teacher).where(col(Teacher.id) == teacher_id, col(Teacher.is_active)), "teacher"
     )
     return teacher
 
@@ -155,13 +158,13 @@ async def get_teacher_profile(session: SessionDep, teacher_id: uuid.UUID) -> Tea
 @router.get("/enrollment-options", response_model=EnrollmentOptions, summary="What the enrollment form offers")
 async def enrollment_options(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     instruments = (
-        await session.scalars(select(Instrument).where(Instrument.is_active).order_by(Instrument.name))
+        await session.scalars(select(Instrument).where(col(Instrument.is_active)).order_by(col(Instrument.name)))
     ).all()
     active = [instrument.code for instrument in instruments]
     rates = await session.scalars(
         select(LessonRate)
-        .where(LessonRate.instrument.in_(active), LessonRate.minutes.in_(settings.lesson_lengths_minutes))
-        .order_by(LessonRate.instrument, LessonRate.minutes)
+        .where(col(LessonRate.instrument).in_(active), col(LessonRate.minutes).in_(settings.lesson_lengths_minutes))
+        .order_by(col(LessonRate.instrument), col(LessonRate.minutes))
     )
     return {
         "instruments": instruments,

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -43,10 +44,10 @@ async def list_communications(
 ) -> dict[str, Any]:
     query = scopes.communications(principal)
     for column, value in (
-        (Communication.parent_id, parent_id),
-        (Communication.enrollment_id, enrollment_id),
-        (Communication.status, status),
-        (Communication.template, template),
+        (col(Communication.parent_id), parent_id),
+        (col(Communication.enrollment_id), enrollment_id),
+        (col(Communication.status), status),
+        (col(Communication.template), template),
     ):
         if value is not None:
             query = query.where(column == value)
@@ -59,7 +60,7 @@ async def list_communications(
 async def get_communication(
     session: SessionDep, principal: CurrentPrincipal, communication_id: uuid.UUID
 ) -> Communication:
-    query = scopes.communications(principal).where(Communication.id == communication_id)
+    query = scopes.communications(principal).where(col(Communication.id) == communication_id)
     communication: Communication = await get_one(session, query, "communication")
     if communication.parent_id is not None:
         await audit_staff_reads(session, principal, "communication", [communication.id])

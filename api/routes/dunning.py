@@ -15,6 +15,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -116,9 +117,11 @@ async def list_families(
     principal: AdminPrincipal,
     state: DunningStatus | None = Query(default=None, description="only this state; default: every non-clear one"),
 ) -> DunningList:
-    query = select(BillingAccount.parent_id, BillingAccount.dunning_state, BillingAccount.dunning_paused)
-    query = query.where(BillingAccount.dunning_state == state if state else BillingAccount.dunning_state != "clear")
-    rows = (await session.execute(query.order_by(BillingAccount.updated_at.desc()).limit(500))).all()  # type: ignore[attr-defined]
+    query = select(col(BillingAccount.parent_id), col(BillingAccount.dunning_state), col(BillingAccount.dunning_paused))
+    query = query.where(
+        col(BillingAccount.dunning_state) == state if state else col(BillingAccount.dunning_state) != "clear"
+    )
+    rows = (await session.execute(query.order_by(col(BillingAccount.updated_at).desc()).limit(500))).all()
     data = [DunningListItem(parent_id=p, state=s, paused=paused) for p, s, paused in rows]
     return DunningList(data=data, count=len(data))
 
@@ -131,7 +134,7 @@ async def family_dunning(
     snapshot = await _running_snapshot(temporal, parent_id)
     if snapshot is not None:
         return DunningOut(active=True, **snapshot.model_dump(exclude={"parent_id"}), parent_id=parent_id)
-    account = await session.scalar(select(BillingAccount).where(BillingAccount.parent_id == parent_id))
+    account = await session.scalar(select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id))
     state, paused = (account.dunning_state, account.dunning_paused) if account else ("clear", False)
     return DunningOut(parent_id=parent_id, state=state, paused=paused, active=False)
 

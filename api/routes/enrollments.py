@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Response, status
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -98,7 +99,7 @@ async def create_enrollment(
         if idempotency_key is None:
             # Without a key the client cannot resume this row, so leave nothing half-made behind.
             async with transaction(context.sessions) as session:
-                await session.execute(delete(Enrollment).where(Enrollment.id == enrollment.id))
+                await session.execute(delete(Enrollment).where(col(Enrollment.id) == enrollment.id))
                 await record_audit(
                     session,
                     actor_user_id=None,
@@ -119,11 +120,11 @@ async def _find_or_insert(
     session: AsyncSession, body: EnrollmentCreate, application: dict[str, Any], fingerprint: str, key: str | None
 ) -> Enrollment:
     if key is not None:
-        existing = await session.scalar(select(Enrollment).where(Enrollment.idempotency_key == key))
+        existing = await session.scalar(select(Enrollment).where(col(Enrollment.idempotency_key) == key))
         if existing is not None:
             return _same_request(existing, fingerprint)
     enrollment_id = uuid.uuid4()
-    values = {
+    values: dict[str, Any] = {
         "id": enrollment_id,
         "idempotency_key": key,
         "request_hash": fingerprint,
@@ -142,10 +143,10 @@ async def _find_or_insert(
         insert(Enrollment)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(Enrollment.id)
+        .returning(col(Enrollment.id))
     )
     if inserted is None:
-        existing = await session.scalar(select(Enrollment).where(Enrollment.idempotency_key == key))
+        existing = await session.scalar(select(Enrollment).where(col(Enrollment.idempotency_key) == key))
         assert existing is not None
         return _same_request(existing, fingerprint)
     await record_audit(

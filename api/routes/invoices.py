@@ -9,6 +9,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -58,9 +59,9 @@ async def list_invoices(
 ) -> dict[str, Any]:
     query = scopes.invoices(principal)
     if status is not None:
-        query = query.where(Invoice.status == status)
+        query = query.where(col(Invoice.status) == status)
     if billing_account_id is not None:
-        query = query.where(Invoice.billing_account_id == billing_account_id)
+        query = query.where(col(Invoice.billing_account_id) == billing_account_id)
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "invoice", (row.id for row in rows))
     return page_of(rows, total, page)
@@ -68,7 +69,9 @@ async def list_invoices(
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut, summary="One invoice")
 async def get_invoice(session: SessionDep, principal: FamilyPrincipal, invoice_id: uuid.UUID) -> Invoice:
-    invoice: Invoice = await get_one(session, scopes.invoices(principal).where(Invoice.id == invoice_id), "invoice")
+    invoice: Invoice = await get_one(
+        session, scopes.invoices(principal).where(col(Invoice.id) == invoice_id), "invoice"
+    )
     await audit_staff_reads(session, principal, "invoice", [invoice.id])
     return invoice
 
@@ -85,9 +88,9 @@ async def list_payments(
 ) -> dict[str, Any]:
     query = scopes.payments(principal)
     for column, value in (
-        (Payment.status, status),
-        (Payment.invoice_id, invoice_id),
-        (Payment.billing_account_id, billing_account_id),
+        (col(Payment.status), status),
+        (col(Payment.invoice_id), invoice_id),
+        (col(Payment.billing_account_id), billing_account_id),
     ):
         if value is not None:
             query = query.where(column == value)
@@ -98,6 +101,8 @@ async def list_payments(
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut, summary="One payment")
 async def get_payment(session: SessionDep, principal: FamilyPrincipal, payment_id: uuid.UUID) -> Payment:
-    payment: Payment = await get_one(session, scopes.payments(principal).where(Payment.id == payment_id), "payment")
+    payment: Payment = await get_one(
+        session, scopes.payments(principal).where(col(Payment.id) == payment_id), "payment"
+    )
     await audit_staff_reads(session, principal, "payment", [payment.id])
     return payment

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime
+from sqlmodel import col
 
 from api.deps import SessionDep, SettingsDep
 from api.errors import CedarError
@@ -55,23 +56,23 @@ async def list_lessons(
 ) -> dict[str, Any]:
     query = scopes.lessons(principal)
     for column, value in (
-        (Lesson.student_id, student_id),
-        (Lesson.teacher_id, teacher_id),
-        (Lesson.status, status),
-        (Lesson.kind, kind),
+        (col(Lesson.student_id), student_id),
+        (col(Lesson.teacher_id), teacher_id),
+        (col(Lesson.status), status),
+        (col(Lesson.kind), kind),
     ):
         if value is not None:
             query = query.where(column == value)
     if starts_from is not None:
-        query = query.where(Lesson.starts_at >= starts_from)
+        query = query.where(col(Lesson.starts_at) >= starts_from)
     if starts_before is not None:
-        query = query.where(Lesson.starts_at < starts_before)
+        query = query.where(col(Lesson.starts_at) < starts_before)
     rows, total = await fetch_page(session, query, page, order)
     return page_of(rows, total, page)
 
 
 async def _lesson(session: SessionDep, principal: Principal, lesson_id: uuid.UUID) -> Lesson:
-    lesson: Lesson = await get_one(session, scopes.lessons(principal).where(Lesson.id == lesson_id), "lesson")
+    lesson: Lesson = await get_one(session, scopes.lessons(principal).where(col(Lesson.id) == lesson_id), "lesson")
     return lesson
 
 
@@ -97,11 +98,11 @@ async def create_lesson(
     teacher_id = body.teacher_id or principal.teacher_id
     if teacher_id is None:
         raise invalid("teacher_id", "required")
-    teacher = await get_one(session, scopes.teachers(principal).where(Teacher.id == teacher_id), "teacher")
+    teacher = await get_one(session, scopes.teachers(principal).where(col(Teacher.id) == teacher_id), "teacher")
     if not teacher.is_active:
         raise invalid("teacher_id", "the teacher is not active")
     # A teacher books lessons for the students they already teach; an admin for anyone.
-    student = await get_one(session, scopes.students(principal).where(Student.id == body.student_id), "student")
+    student = await get_one(session, scopes.students(principal).where(col(Student.id) == body.student_id), "student")
     if not student.is_active:
         raise invalid("student_id", "the student is not active")
     if body.enrollment_id is not None:

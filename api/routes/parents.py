@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import or_
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -50,10 +51,13 @@ async def list_parents(
 ) -> dict[str, Any]:
     query = scopes.parents(principal)
     if email is not None:
-        query = query.where(Parent.email == email.strip().lower())
+        query = query.where(col(Parent.email) == email.strip().lower())
     if name:
         query = query.where(
-            or_(Parent.first_name.icontains(name, autoescape=True), Parent.last_name.icontains(name, autoescape=True))
+            or_(
+                col(Parent.first_name).icontains(name, autoescape=True),
+                col(Parent.last_name).icontains(name, autoescape=True),
+            )
         )
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "parent", (row.id for row in rows))
@@ -61,7 +65,7 @@ async def list_parents(
 
 
 async def _parent(session: SessionDep, principal: Principal, parent_id: uuid.UUID) -> Parent:
-    parent: Parent = await get_one(session, scopes.parents(principal).where(Parent.id == parent_id), "parent")
+    parent: Parent = await get_one(session, scopes.parents(principal).where(col(Parent.id) == parent_id), "parent")
     return parent
 
 
@@ -106,7 +110,11 @@ async def delete_parent(session: SessionDep, principal: AdminPrincipal, parent_i
 
 
 async def _consents(session: SessionDep, principal: Principal, parent_id: uuid.UUID) -> list[Consent]:
-    query = scopes.consents(principal).where(Consent.parent_id == parent_id).order_by(Consent.granted_at, Consent.id)
+    query = (
+        scopes.consents(principal)
+        .where(col(Consent.parent_id) == parent_id)
+        .order_by(col(Consent.granted_at), col(Consent.id))
+    )
     return list((await session.scalars(query)).all())
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import or_
+from sqlmodel import col
 
 from api.deps import SessionDep, SettingsDep
 from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -74,14 +75,17 @@ async def list_students(
 ) -> dict[str, Any]:
     query = scopes.students(principal)
     if parent_id is not None:
-        query = query.where(Student.parent_id == parent_id)
+        query = query.where(col(Student.parent_id) == parent_id)
     if instrument is not None:
-        query = query.where(Student.instrument == instrument)
+        query = query.where(col(Student.instrument) == instrument)
     if is_active is not None:
-        query = query.where(Student.is_active == is_active)
+        query = query.where(col(Student.is_active) == is_active)
     if name:
         query = query.where(
-            or_(Student.first_name.icontains(name, autoescape=True), Student.last_name.icontains(name, autoescape=True))
+            or_(
+                col(Student.first_name).icontains(name, autoescape=True),
+                col(Student.last_name).icontains(name, autoescape=True),
+            )
         )
     rows, total = await fetch_page(session, query, page, order)
     await audit_staff_reads(session, principal, "student", (row.id for row in rows))
@@ -89,7 +93,9 @@ async def list_students(
 
 
 async def _student(session: SessionDep, principal: Principal, student_id: uuid.UUID) -> Student:
-    student: Student = await get_one(session, scopes.students(principal).where(Student.id == student_id), "student")
+    student: Student = await get_one(
+        session, scopes.students(principal).where(col(Student.id) == student_id), "student"
+    )
     return student
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 from sqlalchemy import select
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -37,7 +38,9 @@ async def list_settings(session: SessionDep, principal: AdminPrincipal, page: Pa
 
 
 async def _setting(session: SessionDep, key: str) -> SystemSetting:
-    setting: SystemSetting = await get_one(session, select(SystemSetting).where(SystemSetting.key == key), "setting")
+    setting: SystemSetting = await get_one(
+        session, select(SystemSetting).where(col(SystemSetting.key) == key), "setting"
+    )
     return setting
 
 

@@ -6,7 +6,8 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import delete, or_, select
+from sqlalchemy import any_, delete, or_, select
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
@@ -71,15 +72,15 @@ async def list_teachers(
 ) -> dict[str, Any]:
     query = scopes.teachers(principal)
     if instrument is not None:
-        query = query.where(Teacher.instruments.any(instrument))
+        query = query.where(any_(col(Teacher.instruments)) == instrument)
     if is_active is not None:
-        query = query.where(Teacher.is_active == is_active)
+        query = query.where(col(Teacher.is_active) == is_active)
     if name:
         query = query.where(
             or_(
-                Teacher.first_name.icontains(name, autoescape=True),
-                Teacher.last_name.icontains(name, autoescape=True),
-                Teacher.display_name.icontains(name, autoescape=True),
+                col(Teacher.first_name).icontains(name, autoescape=True),
+                col(Teacher.last_name).icontains(name, autoescape=True),
+                col(Teacher.display_name).icontains(name, autoescape=True),
             )
         )
     rows, total = await fetch_page(session, query, page, order)
@@ -87,7 +88,9 @@ async def list_teachers(
 
 
 async def _teacher(session: SessionDep, principal: Principal, teacher_id: uuid.UUID) -> Teacher:
-    teacher: Teacher = await get_one(session, scopes.teachers(principal).where(Teacher.id == teacher_id), "teacher")
+    teacher: Teacher = await get_one(
+        session, scopes.teachers(principal).where(col(Teacher.id) == teacher_id), "teacher"
+    )
     return teacher
 
 
@@ -138,8 +141,8 @@ async def delete_teacher(session: SessionDep, principal: AdminPrincipal, teacher
 async def _windows(session: SessionDep, teacher_id: uuid.UUID) -> list[TeacherAvailability]:
     query = (
         select(TeacherAvailability)
-        .where(TeacherAvailability.teacher_id == teacher_id)
-        .order_by(TeacherAvailability.weekday, TeacherAvailability.start_time)
+        .where(col(TeacherAvailability.teacher_id) == teacher_id)
+        .order_by(col(TeacherAvailability.weekday), col(TeacherAvailability.start_time))
     )
     return list((await session.scalars(query)).all())
 
@@ -166,7 +169,7 @@ async def replace_availability(
 ) -> list[TeacherAvailability]:
     await _teacher(session, principal, teacher_id)
     before = [snapshot(window) for window in await _windows(session, teacher_id)]
-    await session.execute(delete(TeacherAvailability).where(TeacherAvailability.teacher_id == teacher_id))
+    await session.execute(delete(TeacherAvailability).where(col(TeacherAvailability.teacher_id) == teacher_id))
     session.add_all(TeacherAvailability(teacher_id=teacher_id, **window.model_dump()) for window in body.windows)
     await flush_or_conflict(session, "the availability could not be saved")
     after = await _windows(session, teacher_id)
@@ -187,7 +190,7 @@ async def list_time_off(
     session: SessionDep, principal: StaffPrincipal, teacher_id: uuid.UUID, page: PageDep, order: TimeOffSort
 ) -> dict[str, Any]:
     await _teacher(session, principal, teacher_id)
-    query = select(TeacherTimeOff).where(TeacherTimeOff.teacher_id == teacher_id)
+    query = select(TeacherTimeOff).where(col(TeacherTimeOff.teacher_id) == teacher_id)
     rows, total = await fetch_page(session, query, page, order)
     return page_of(rows, total, page)
 
@@ -198,7 +201,7 @@ async def create_time_off(
 ) -> TeacherTimeOff:
     await _teacher(session, principal, teacher_id)
     # Lessons in the way are moved or cancelled first, so none is silently left without its teacher.
-    lesson = await first_overlapping_lesson(session, Lesson.teacher_id == teacher_id, body.starts_at, body.ends_at)
+    lesson = await first_overlapping_lesson(session, col(Lesson.teacher_id) == teacher_id, body.starts_at, body.ends_at)
     if lesson is not None:
         raise lesson_conflict(lesson, "the teacher")
     time_off = TeacherTimeOff(teacher_id=teacher_id, **body.model_dump())
@@ -215,7 +218,9 @@ async def delete_time_off(
     await _teacher(session, principal, teacher_id)
     time_off = await get_one(
         session,
-        select(TeacherTimeOff).where(TeacherTimeOff.id == time_off_id, TeacherTimeOff.teacher_id == teacher_id),
+        select(TeacherTimeOff).where(
+            col(TeacherTimeOff.id) == time_off_id, col(TeacherTimeOff.teacher_id) == teacher_id
+        ),
         "time off",
     )
     before = snapshot(time_off)
