@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import String, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
@@ -133,7 +134,7 @@ async def post_events(
                     created_at=datetime.now(UTC),
                 )
                 .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(JournalEntry.id)
+                .returning(col(JournalEntry.id))
             )
             if entry_id is None:
                 continue
@@ -146,12 +147,14 @@ async def post_events(
 
 
 async def entry_exists(session: AsyncSession, key: str) -> bool:
-    return await session.scalar(select(JournalEntry.id).where(JournalEntry.idempotency_key == key)) is not None
+    return (
+        await session.scalar(select(col(JournalEntry.id)).where(col(JournalEntry.idempotency_key) == key)) is not None
+    )
 
 
 async def trial_balance(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
-        select(Posting.account_code, func.sum(Posting.amount_minor)).group_by(Posting.account_code)
+        select(col(Posting.account_code), func.sum(col(Posting.amount_minor))).group_by(col(Posting.account_code))
     )
     return {code: int(total) for code, total in rows.all()}
 
@@ -159,11 +162,11 @@ async def trial_balance(session: AsyncSession) -> dict[str, int]:
 async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUID) -> int:
     """What the family owes: its accounts-receivable balance in the ledger."""
     total = await session.scalar(
-        select(func.coalesce(func.sum(Posting.amount_minor), 0))
-        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+        select(func.coalesce(func.sum(col(Posting.amount_minor)), 0))
+        .join(JournalEntry, col(JournalEntry.id) == col(Posting.entry_id))
         .where(
-            JournalEntry.billing_account_id == billing_account_id,
-            Posting.account_code == ledger.Account.ACCOUNTS_RECEIVABLE.value,
+            col(JournalEntry.billing_account_id) == billing_account_id,
+            col(Posting.account_code) == ledger.Account.ACCOUNTS_RECEIVABLE.value,
         )
     )
     return int(total or 0)
@@ -205,7 +208,7 @@ class BillingActivities:
         async with self._sessions() as session:
             rate = await session.scalar(
                 select(LessonRate).where(
-                    LessonRate.instrument == request.instrument, LessonRate.minutes == request.lesson_minutes
+                    col(LessonRate.instrument) == request.instrument, col(LessonRate.minutes) == request.lesson_minutes
                 )
             )
             if rate is None:
@@ -213,10 +216,10 @@ class BillingActivities:
                     f"no rate for {request.instrument} {request.lesson_minutes} min", type="NoRate", non_retryable=True
                 )
             other_children = await session.scalar(
-                select(func.count(func.distinct(Subscription.student_id))).where(
-                    Subscription.billing_account_id == request.billing_account_id,
-                    Subscription.student_id != request.student_id,
-                    Subscription.status.in_(LIVE_SUBSCRIPTION),
+                select(func.count(func.distinct(col(Subscription.student_id)))).where(
+                    col(Subscription.billing_account_id) == request.billing_account_id,
+                    col(Subscription.student_id) != request.student_id,
+                    col(Subscription.status).in_(LIVE_SUBSCRIPTION),
                 )
             )
         base = rate.weekly_price_minor if request.billing_interval == "week" else rate.monthly_price_minor
@@ -237,7 +240,7 @@ class BillingActivities:
         snap, now = request.invoice, datetime.now(UTC)
         async with transaction(self._sessions) as session:
             account = await session.scalar(
-                select(BillingAccount).where(BillingAccount.stripe_customer_id == snap.customer_id)
+                select(BillingAccount).where(col(BillingAccount.stripe_customer_id) == snap.customer_id)
             )
             if account is None:
                 return InvoiceApplied(invoice_id=None)
@@ -292,7 +295,7 @@ class BillingActivities:
         subscription_id = None
         if snap.subscription_id:
             subscription_id = await session.scalar(
-                select(Subscription.id).where(Subscription.stripe_subscription_id == snap.subscription_id)
+                select(col(Subscription.id)).where(col(Subscription.stripe_subscription_id) == snap.subscription_id)
             )
         await session.execute(
             insert(Invoice)
@@ -313,7 +316,7 @@ class BillingActivities:
             )
             .on_conflict_do_nothing(index_elements=["stripe_invoice_id"])
         )
-        row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == snap.id).with_for_update())
+        row = await session.scalar(select(Invoice).where(col(Invoice.stripe_invoice_id) == snap.id).with_for_update())
         assert row is not None
         return row
 
@@ -349,7 +352,7 @@ class BillingActivities:
                     created_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
-                .returning(Payment.id)
+                .returning(col(Payment.id))
             )
             is_new = inserted is not None
             failure = PaymentFailure(
@@ -389,7 +392,7 @@ class BillingActivities:
             )
             .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
         )
-        payment_id = await session.scalar(select(Payment.id).where(Payment.stripe_charge_id == charge.id))
+        payment_id = await session.scalar(select(col(Payment.id)).where(col(Payment.stripe_charge_id) == charge.id))
         assert payment_id is not None
         return payment_id
 
@@ -402,7 +405,7 @@ class BillingActivities:
             return
         await session.execute(
             update(Subscription)
-            .where(Subscription.id == row.subscription_id, Subscription.status.in_(LIVE_SUBSCRIPTION))
+            .where(col(Subscription.id) == row.subscription_id, col(Subscription.status).in_(LIVE_SUBSCRIPTION))
             .values(status=status, updated_at=datetime.now(UTC))
         )
 
@@ -422,11 +425,11 @@ class BillingActivities:
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(Subscription)
-                .where(Subscription.stripe_subscription_id == snap.id, Subscription.status != "canceled")
+                .where(col(Subscription.stripe_subscription_id) == snap.id, col(Subscription.status) != "canceled")
                 .values(**values)
             )
             status = await session.scalar(
-                select(Subscription.status).where(Subscription.stripe_subscription_id == snap.id)
+                select(col(Subscription.status)).where(col(Subscription.stripe_subscription_id) == snap.id)
             )
         return status or ""
 
@@ -457,7 +460,9 @@ class BillingActivities:
     async def record_refund(self, request: RecordRefund) -> uuid.UUID:
         """The refund row and its entry (Dr refunds / Cr clearing; Stripe keeps its fee), once per Stripe refund."""
         async with transaction(self._sessions) as session:
-            payment = await session.scalar(select(Payment).where(Payment.id == request.payment_id).with_for_update())
+            payment = await session.scalar(
+                select(Payment).where(col(Payment.id) == request.payment_id).with_for_update()
+            )
             assert payment is not None
             inserted = await session.scalar(
                 insert(Refund)
@@ -470,7 +475,7 @@ class BillingActivities:
                     created_at=datetime.now(UTC),
                 )
                 .on_conflict_do_nothing(index_elements=["stripe_refund_id"])
-                .returning(Refund.id)
+                .returning(col(Refund.id))
             )
             if inserted is not None:
                 payment.amount_refunded_minor += request.refund.amount_minor
@@ -480,7 +485,9 @@ class BillingActivities:
                     kind="refund_issued", source_id=request.refund.id, amount_minor=request.refund.amount_minor
                 )
                 await post_events(session, payment.billing_account_id, [event])
-            refund_id = await session.scalar(select(Refund.id).where(Refund.stripe_refund_id == request.refund.id))
+            refund_id = await session.scalar(
+                select(col(Refund.id)).where(col(Refund.stripe_refund_id) == request.refund.id)
+            )
             assert refund_id is not None
             return refund_id
 
@@ -489,7 +496,7 @@ class BillingActivities:
         """Give up on an invoice: uncollectible, and what is still owed goes to bad debt (once)."""
         async with transaction(self._sessions) as session:
             row = await session.scalar(
-                select(Invoice).where(Invoice.stripe_invoice_id == request.stripe_invoice_id).with_for_update()
+                select(Invoice).where(col(Invoice.stripe_invoice_id) == request.stripe_invoice_id).with_for_update()
             )
             if row is None or row.status in ("paid", "void"):
                 return 0
@@ -504,15 +511,20 @@ class BillingActivities:
     async def recognize_lessons(self, request: RecognizeLessons) -> int:
         """Completed lessons earn their share of the subscription (Dr deferred revenue / Cr lesson revenue):
         posts every completed, billed lesson that has no entry yet; returns how many it posted."""
-        key = func.concat("lesson_completed:", func.cast(Lesson.id, String))
+        key = func.concat("lesson_completed:", func.cast(col(Lesson.id), String))
         async with transaction(self._sessions) as session:
             rows = (
                 await session.execute(
-                    select(Lesson.id, Subscription.billing_account_id, Subscription.amount_minor, Subscription.interval)
-                    .join(Subscription, Subscription.enrollment_id == Lesson.enrollment_id)
+                    select(
+                        col(Lesson.id),
+                        col(Subscription.billing_account_id),
+                        col(Subscription.amount_minor),
+                        col(Subscription.interval),
+                    )
+                    .join(Subscription, col(Subscription.enrollment_id) == col(Lesson.enrollment_id))
                     .where(
-                        Lesson.status == LessonStatus.completed,
-                        ~select(JournalEntry.id).where(JournalEntry.idempotency_key == key).exists(),
+                        col(Lesson.status) == LessonStatus.completed,
+                        ~select(col(JournalEntry.id)).where(col(JournalEntry.idempotency_key) == key).exists(),
                     )
                     .limit(request.limit)
                 )
@@ -527,7 +539,7 @@ class BillingActivities:
     async def event_status(self, request: EventRef) -> str:
         async with self._sessions() as session:
             status = await session.scalar(
-                select(StripeEvent.status).where(StripeEvent.stripe_event_id == request.stripe_event_id)
+                select(col(StripeEvent.status)).where(col(StripeEvent.stripe_event_id) == request.stripe_event_id)
             )
         return status or ""
 
@@ -536,7 +548,7 @@ class BillingActivities:
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(StripeEvent)
-                .where(StripeEvent.stripe_event_id == outcome.stripe_event_id)
+                .where(col(StripeEvent.stripe_event_id) == outcome.stripe_event_id)
                 .values(status=outcome.status, error=outcome.error, processed_at=datetime.now(UTC))
             )
 
@@ -545,7 +557,7 @@ class BillingActivities:
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(Payment)
-                .where(Payment.id == request.payment_id, Payment.receipt_sent_at.is_(None))
+                .where(col(Payment.id) == request.payment_id, col(Payment.receipt_sent_at).is_(None))
                 .values(receipt_sent_at=datetime.now(UTC))
             )
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from sqlalchemy import Row, Select, select, update
+from sqlmodel import col
 from temporalio import activity
 
 from core.db import SessionFactory, transaction
@@ -76,10 +77,12 @@ class LessonsChanged(BaseModel):
 
 def _family_students(parent_id: uuid.UUID) -> Select[Any]:
     """The ids of the family's children, as a subquery."""
-    return select(Student.id).where(Student.parent_id == parent_id)
+    return select(col(Student.id)).where(col(Student.parent_id) == parent_id)
 
 
-def _changed(rows: Sequence[Row[Any]], tz: ZoneInfo, enrollments_cancelled: int = 0) -> LessonsChanged:
+def _changed(
+    rows: Sequence[Row[uuid.UUID, uuid.UUID, datetime]], tz: ZoneInfo, enrollments_cancelled: int = 0
+) -> LessonsChanged:
     """Rows of (lesson id, teacher id, starts_at) grouped by teacher, earliest lesson first."""
     by_teacher: dict[uuid.UUID, list[datetime]] = defaultdict(list)
     for _, teacher_id, starts_at in rows:
@@ -120,9 +123,9 @@ class DunningActivities:
         async with transaction(self._sessions) as session:
             result = await session.execute(
                 update(BillingAccount)
-                .where(BillingAccount.parent_id == data.parent_id)
+                .where(col(BillingAccount.parent_id) == data.parent_id)
                 .values(dunning_state=data.state, dunning_paused=data.paused, updated_at=datetime.now(UTC))
-                .returning(BillingAccount.id)
+                .returning(col(BillingAccount.id))
             )
             return result.first() is not None
 
@@ -145,34 +148,36 @@ class DunningActivities:
             lessons = await session.execute(
                 update(Lesson)
                 .where(
-                    Lesson.student_id.in_(_family_students(family.parent_id)),  # type: ignore[attr-defined]
-                    Lesson.status.in_((LessonStatus.scheduled, LessonStatus.suspended)),  # type: ignore[attr-defined]
-                    Lesson.starts_at > now,
+                    col(Lesson.student_id).in_(_family_students(family.parent_id)),
+                    col(Lesson.status).in_((LessonStatus.scheduled, LessonStatus.suspended)),
+                    col(Lesson.starts_at) > now,
                 )
                 .values(status=LessonStatus.cancelled, updated_at=now)
-                .returning(Lesson.id, Lesson.teacher_id, Lesson.starts_at)
+                .returning(col(Lesson.id), col(Lesson.teacher_id), col(Lesson.starts_at))
             )
             moved = lessons.all()
             enrollments = await session.execute(
                 update(Enrollment)
-                .where(Enrollment.parent_id == family.parent_id, Enrollment.state == EnrollmentStatus.active)
+                .where(col(Enrollment.parent_id) == family.parent_id, col(Enrollment.state) == EnrollmentStatus.active)
                 .values(
                     state=EnrollmentStatus.cancelled,
                     failure_reason="cancelled for non-payment",
                     updated_at=now,
                     completed_at=now,
                 )
-                .returning(Enrollment.teacher_id)
+                .returning(col(Enrollment.teacher_id))
             )
             # Each cancelled enrollment gives its seat back (the teachers' load CHECK keeps it >= 0).
             seats = [row[0] for row in enrollments if row[0] is not None]
             for teacher_id in seats:
                 await session.execute(
                     update(Teacher)
-                    .where(Teacher.id == teacher_id, Teacher.active_students > 0)
-                    .values(active_students=Teacher.active_students - 1)
+                    .where(col(Teacher.id) == teacher_id, col(Teacher.active_students) > 0)
+                    .values(active_students=col(Teacher.active_students) - 1)
                 )
-            await session.execute(update(Student).where(Student.parent_id == family.parent_id).values(is_active=False))
+            await session.execute(
+                update(Student).where(col(Student.parent_id) == family.parent_id).values(is_active=False)
+            )
         return _changed(moved, self._settings.timezone, len(seats))
 
     async def _move_future_lessons(
@@ -183,11 +188,11 @@ class DunningActivities:
             result = await session.execute(
                 update(Lesson)
                 .where(
-                    Lesson.student_id.in_(_family_students(parent_id)),  # type: ignore[attr-defined]
-                    Lesson.status.in_(from_statuses),  # type: ignore[attr-defined]
-                    Lesson.starts_at > now,
+                    col(Lesson.student_id).in_(_family_students(parent_id)),
+                    col(Lesson.status).in_(from_statuses),
+                    col(Lesson.starts_at) > now,
                 )
                 .values(status=to_status, updated_at=now)
-                .returning(Lesson.id, Lesson.teacher_id, Lesson.starts_at)
+                .returning(col(Lesson.id), col(Lesson.teacher_id), col(Lesson.starts_at))
             )
             return _changed(result.all(), self._settings.timezone)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -102,7 +103,7 @@ class EmailActivities:
 
     async def _lock_row(self, session: AsyncSession, dedup_key: str) -> Communication | None:
         found: Communication | None = await session.scalar(
-            select(Communication).where(Communication.dedup_key == dedup_key).with_for_update(key_share=True)
+            select(Communication).where(col(Communication.dedup_key) == dedup_key).with_for_update(key_share=True)
         )
         return found
 

@@ -13,10 +13,11 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 
-from sqlalchemy import func, select, union_all, update
+from sqlalchemy import any_, func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
@@ -113,12 +114,14 @@ class EnrollmentActivities:
         return enrollment
 
     async def _closures(self, session: AsyncSession) -> list[ClosureDays]:
-        rows = (await session.execute(select(Closure.start_date, Closure.end_date))).all()
+        rows = (await session.execute(select(col(Closure.start_date), col(Closure.end_date)))).all()
         return [ClosureDays(start, end) for start, end in rows]
 
     async def _availability(self, session: AsyncSession, teacher_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list]:
         windows: dict[uuid.UUID, list[WeeklyWindow]] = {t: [] for t in teacher_ids}
-        rows = await session.scalars(select(TeacherAvailability).where(TeacherAvailability.teacher_id.in_(teacher_ids)))
+        rows = await session.scalars(
+            select(TeacherAvailability).where(col(TeacherAvailability.teacher_id).in_(teacher_ids))
+        )
         for row in rows:
             windows[row.teacher_id].append(WeeklyWindow(row.weekday, row.start_time, row.end_time))
         return windows
@@ -127,14 +130,18 @@ class EnrollmentActivities:
         self, session: AsyncSession, teacher_ids: Sequence[uuid.UUID], start: datetime, end: datetime
     ) -> dict[uuid.UUID, list[Interval]]:
         """Each teacher's taken time between ``start`` and ``end`` (lessons that block a slot, time off): one query."""
-        lessons = select(Lesson.teacher_id, Lesson.starts_at, Lesson.ends_at).where(
-            Lesson.teacher_id.in_(teacher_ids),
-            Lesson.status.in_(BLOCKING_STATUSES),
-            Lesson.ends_at > start,
-            Lesson.starts_at < end,
+        lessons = select(col(Lesson.teacher_id), col(Lesson.starts_at), col(Lesson.ends_at)).where(
+            col(Lesson.teacher_id).in_(teacher_ids),
+            col(Lesson.status).in_(BLOCKING_STATUSES),
+            col(Lesson.ends_at) > start,
+            col(Lesson.starts_at) < end,
         )
-        time_off = select(TeacherTimeOff.teacher_id, TeacherTimeOff.starts_at, TeacherTimeOff.ends_at).where(
-            TeacherTimeOff.teacher_id.in_(teacher_ids), TeacherTimeOff.ends_at > start, TeacherTimeOff.starts_at < end
+        time_off = select(
+            col(TeacherTimeOff.teacher_id), col(TeacherTimeOff.starts_at), col(TeacherTimeOff.ends_at)
+        ).where(
+            col(TeacherTimeOff.teacher_id).in_(teacher_ids),
+            col(TeacherTimeOff.ends_at) > start,
+            col(TeacherTimeOff.starts_at) < end,
         )
         busy: dict[uuid.UUID, list[Interval]] = {t: [] for t in teacher_ids}
         for teacher_id, busy_start, busy_end in await session.execute(union_all(lessons, time_off)):
@@ -155,16 +162,16 @@ class EnrollmentActivities:
             application = enrollment.application
             student = application["student"]
             already = await session.scalar(
-                select(Enrollment.id)
-                .join(Student, Student.id == Enrollment.student_id)
-                .join(Parent, Parent.id == Student.parent_id)
+                select(col(Enrollment.id))
+                .join(Student, col(Student.id) == col(Enrollment.student_id))
+                .join(Parent, col(Parent.id) == col(Student.parent_id))
                 .where(
-                    Parent.email == application["parent"]["email"].lower(),
-                    func.lower(Student.first_name) == student["first_name"].lower(),
-                    Student.date_of_birth == date.fromisoformat(student["date_of_birth"]),
-                    Enrollment.instrument == enrollment.instrument,
-                    Enrollment.state.not_in(_CLOSED),
-                    Enrollment.id != enrollment.id,
+                    col(Parent.email) == application["parent"]["email"].lower(),
+                    func.lower(col(Student.first_name)) == student["first_name"].lower(),
+                    col(Student.date_of_birth) == date.fromisoformat(student["date_of_birth"]),
+                    col(Enrollment.instrument) == enrollment.instrument,
+                    col(Enrollment.state).not_in(_CLOSED),
+                    col(Enrollment.id) != enrollment.id,
                 )
                 .limit(1)
             )
@@ -220,7 +227,7 @@ class EnrollmentActivities:
                 created_at=datetime.now(UTC),
             )
             .on_conflict_do_nothing(index_elements=["email"])
-            .returning(Parent.id)
+            .returning(col(Parent.id))
         )
         consents = application.get("consents", {})
         child = application["student"]
@@ -242,9 +249,9 @@ class EnrollmentActivities:
             await self._record_consents(session, parent_id, consents)
             student = await session.scalar(
                 select(Student).where(
-                    Student.parent_id == parent_id,
-                    func.lower(Student.first_name) == child["first_name"].lower(),
-                    Student.date_of_birth == date.fromisoformat(child["date_of_birth"]),
+                    col(Student.parent_id) == parent_id,
+                    func.lower(col(Student.first_name)) == child["first_name"].lower(),
+                    col(Student.date_of_birth) == date.fromisoformat(child["date_of_birth"]),
                 )
             )
         if student is None:
@@ -264,9 +271,11 @@ class EnrollmentActivities:
         for kind in ConsentKind:
             granted = bool(consents.get(kind.value, False))
             current = await session.scalar(
-                select(Consent.granted)
-                .where(Consent.parent_id == parent_id, Consent.kind == kind, Consent.withdrawn_at.is_(None))
-                .order_by(Consent.granted_at.desc())
+                select(col(Consent.granted))
+                .where(
+                    col(Consent.parent_id) == parent_id, col(Consent.kind) == kind, col(Consent.withdrawn_at).is_(None)
+                )
+                .order_by(col(Consent.granted_at).desc())
                 .limit(1)
             )
             if current is None or current != granted:
@@ -283,9 +292,13 @@ class EnrollmentActivities:
             for teacher_id in await self._ranked_teachers(session, enrollment, preferred, request.teacher_id):
                 reserved = await session.scalar(
                     update(Teacher)
-                    .where(Teacher.id == teacher_id, Teacher.is_active, Teacher.active_students < Teacher.capacity)
-                    .values(active_students=Teacher.active_students + 1)
-                    .returning(Teacher.id)
+                    .where(
+                        col(Teacher.id) == teacher_id,
+                        col(Teacher.is_active),
+                        col(Teacher.active_students) < col(Teacher.capacity),
+                    )
+                    .values(active_students=col(Teacher.active_students) + 1)
+                    .returning(col(Teacher.id))
                 )
                 if reserved is not None:
                     enrollment.teacher_id = reserved
@@ -302,9 +315,9 @@ class EnrollmentActivities:
     async def _ranked_teachers(
         self, session: AsyncSession, enrollment: Enrollment, preferred: list[WeeklyWindow], chosen: uuid.UUID | None
     ) -> list[uuid.UUID]:
-        query = select(Teacher).where(Teacher.is_active, Teacher.instruments.any(enrollment.instrument))
+        query = select(Teacher).where(col(Teacher.is_active), any_(col(Teacher.instruments)) == enrollment.instrument)
         if chosen is not None:
-            query = query.where(Teacher.id == chosen)
+            query = query.where(col(Teacher.id) == chosen)
         teachers = list(await session.scalars(query))
         availability = await self._availability(session, [t.id for t in teachers])
         candidates = [
@@ -414,10 +427,10 @@ class EnrollmentActivities:
                 mirror(enrollment, EnrollmentState.ACTIVE)
             first, last, count = (
                 await session.execute(
-                    select(func.min(Lesson.starts_at), func.max(Lesson.ends_at), func.count()).where(
-                        Lesson.enrollment_id == enrollment.id,
-                        Lesson.kind == LessonKind.regular,
-                        Lesson.status == LessonStatus.scheduled,
+                    select(func.min(col(Lesson.starts_at)), func.max(col(Lesson.ends_at)), func.count()).where(
+                        col(Lesson.enrollment_id) == enrollment.id,
+                        col(Lesson.kind) == LessonKind.regular,
+                        col(Lesson.status) == LessonStatus.scheduled,
                     )
                 )
             ).one()
@@ -426,7 +439,7 @@ class EnrollmentActivities:
     async def _weekly_slots(self, session: AsyncSession, demo: Lesson, now: datetime) -> list[Interval]:
         tz = self._settings.timezone
         local = demo.starts_at.astimezone(tz)
-        semesters = (await session.execute(select(Semester.start_date, Semester.end_date))).all()
+        semesters = (await session.execute(select(col(Semester.start_date), col(Semester.end_date)))).all()
         closures = await self._closures(session)
         start_from = max(demo.ends_at, now)
         for term in lesson_term([(s, e) for s, e in semesters], closures, start_from.astimezone(tz).date()):
@@ -458,9 +471,9 @@ class EnrollmentActivities:
             result = await session.execute(
                 update(Lesson)
                 .where(
-                    Lesson.enrollment_id == ref.enrollment_id,
-                    Lesson.status.in_([LessonStatus.scheduled, LessonStatus.suspended]),
-                    Lesson.starts_at > now,
+                    col(Lesson.enrollment_id) == ref.enrollment_id,
+                    col(Lesson.status).in_([LessonStatus.scheduled, LessonStatus.suspended]),
+                    col(Lesson.starts_at) > now,
                 )
                 .values(status=LessonStatus.cancelled, updated_at=now)
             )
@@ -474,15 +487,15 @@ class EnrollmentActivities:
             if enrollment.student_id is None:
                 return
             other = await session.scalar(
-                select(Enrollment.id).where(
-                    Enrollment.student_id == enrollment.student_id,
-                    Enrollment.id != enrollment.id,
-                    Enrollment.state.not_in(_CLOSED),
+                select(col(Enrollment.id)).where(
+                    col(Enrollment.student_id) == enrollment.student_id,
+                    col(Enrollment.id) != enrollment.id,
+                    col(Enrollment.state).not_in(_CLOSED),
                 )
             )
             if other is None:
                 await session.execute(
-                    update(Student).where(Student.id == enrollment.student_id).values(is_active=False)
+                    update(Student).where(col(Student.id) == enrollment.student_id).values(is_active=False)
                 )
 
     @activity.defn(name="enrollment_mirror_state")
@@ -515,7 +528,7 @@ async def _insert_lesson(
                     updated_at=datetime.now(UTC),
                 )
                 .on_conflict_do_nothing(constraint="uq_lessons_student_kind_start")
-                .returning(Lesson.id)
+                .returning(col(Lesson.id))
             )
     except IntegrityError as exc:
         if EXCLUSION_CONSTRAINT in str(exc.orig):
@@ -523,12 +536,12 @@ async def _insert_lesson(
         raise
     if lesson_id is None:  # booked before, by an earlier attempt of this step
         lesson_id = await session.scalar(
-            select(Lesson.id).where(
-                Lesson.student_id == enrollment.student_id,
-                Lesson.kind == kind,
-                Lesson.starts_at == start,
-                Lesson.enrollment_id == enrollment.id,
-                Lesson.status == LessonStatus.scheduled,
+            select(col(Lesson.id)).where(
+                col(Lesson.student_id) == enrollment.student_id,
+                col(Lesson.kind) == kind,
+                col(Lesson.starts_at) == start,
+                col(Lesson.enrollment_id) == enrollment.id,
+                col(Lesson.status) == LessonStatus.scheduled,
             )
         )
     return lesson_id
@@ -537,7 +550,7 @@ async def _insert_lesson(
 async def _mark_no_show(session: AsyncSession, lesson_id: uuid.UUID) -> None:
     await session.execute(
         update(Lesson)
-        .where(Lesson.id == lesson_id, Lesson.status == LessonStatus.scheduled)
+        .where(col(Lesson.id) == lesson_id, col(Lesson.status) == LessonStatus.scheduled)
         .values(status=LessonStatus.no_show, updated_at=datetime.now(UTC))
     )
 
@@ -548,8 +561,8 @@ async def _release_teacher(session: AsyncSession, enrollment: Enrollment) -> Non
         return
     await session.execute(
         update(Teacher)
-        .where(Teacher.id == enrollment.teacher_id, Teacher.active_students > 0)
-        .values(active_students=Teacher.active_students - 1)
+        .where(col(Teacher.id) == enrollment.teacher_id, col(Teacher.active_students) > 0)
+        .values(active_students=col(Teacher.active_students) - 1)
     )
     enrollment.teacher_id = None
 

@@ -12,6 +12,8 @@ from typing import Any
 import stripe
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
+from stripe.params import EventListParams, InvoiceListParams
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -71,9 +73,9 @@ class ReconciliationActivities:
         own path (store the event, hand it to the family's billing workflow); a mirror that is wrong although
         the inbox has every event gets billing's re-check; anything else is reported."""
         async with self._sessions() as session:
-            query = select(BillingAccount).where(BillingAccount.stripe_customer_id.is_not(None))  # type: ignore[union-attr]
+            query = select(BillingAccount).where(col(BillingAccount.stripe_customer_id).is_not(None))
             if request.parent_id is not None:
-                query = query.where(BillingAccount.parent_id == request.parent_id)
+                query = query.where(col(BillingAccount.parent_id) == request.parent_id)
             accounts = list(await session.scalars(query))
         events = await self._events_by_invoice()
         differences: list[Difference] = []
@@ -99,7 +101,7 @@ class ReconciliationActivities:
 
     async def _stripe_invoices(self, customer_id: str) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        params: dict[str, Any] = {"customer": customer_id, "limit": 100}
+        params: InvoiceListParams = {"customer": customer_id, "limit": 100}
         while True:
             page = await self._stripe.v1.invoices.list_async(params=params)
             found.update({str(i.id): i.to_dict() for i in page.data})
@@ -109,7 +111,7 @@ class ReconciliationActivities:
 
     async def _events_by_invoice(self) -> dict[str, list[dict[str, Any]]]:
         since = datetime.now(UTC) - STRIPE_EVENT_RETENTION
-        params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
+        params: EventListParams = {"created": {"gte": int(since.timestamp())}, "limit": 100}
         by_invoice: dict[str, list[dict[str, Any]]] = defaultdict(list)
         while True:
             page = await self._stripe.v1.events.list_async(params=params)
@@ -125,14 +127,16 @@ class ReconciliationActivities:
         async with self._sessions() as session:
             ours = {
                 row.stripe_invoice_id: row
-                for row in await session.scalars(select(Invoice).where(Invoice.billing_account_id == account.id))
+                for row in await session.scalars(select(Invoice).where(col(Invoice.billing_account_id) == account.id))
             }
             charges = set(
-                await session.scalars(select(Payment.stripe_charge_id).where(Payment.billing_account_id == account.id))
+                await session.scalars(
+                    select(col(Payment.stripe_charge_id)).where(col(Payment.billing_account_id) == account.id)
+                )
             )
             keys = set(
                 await session.scalars(
-                    select(JournalEntry.idempotency_key).where(JournalEntry.billing_account_id == account.id)
+                    select(col(JournalEntry.idempotency_key)).where(col(JournalEntry.billing_account_id) == account.id)
                 )
             )
         problems: list[Difference] = []

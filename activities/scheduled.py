@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
+from sqlmodel import col
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -75,8 +76,8 @@ class ScheduledActivities:
         async with self._sessions() as session:
             in_arrears = set(
                 await session.scalars(
-                    select(BillingAccount.parent_id).where(
-                        BillingAccount.dunning_state.in_((DunningStatus.warning, DunningStatus.suspended))  # type: ignore[attr-defined]
+                    select(col(BillingAccount.parent_id)).where(
+                        col(BillingAccount.dunning_state).in_((DunningStatus.warning, DunningStatus.suspended))
                     )
                 )
             )
@@ -115,17 +116,23 @@ class ScheduledActivities:
         end = local_to_utc(tomorrow + timedelta(days=1), time(0), tz)
         async with self._sessions() as session:
             rows = await session.execute(
-                select(Lesson.id, Lesson.enrollment_id, Student.parent_id, Lesson.teacher_id, Lesson.starts_at)
-                .join(Student, Student.id == Lesson.student_id)
-                .where(
-                    Lesson.status == LessonStatus.scheduled,
-                    Lesson.kind.in_((LessonKind.regular, LessonKind.makeup)),  # type: ignore[attr-defined]
-                    Lesson.reminder_sent_at.is_(None),  # type: ignore[union-attr]
-                    Lesson.enrollment_id.is_not(None),  # type: ignore[union-attr]
-                    Lesson.starts_at >= start,
-                    Lesson.starts_at < end,
+                select(
+                    col(Lesson.id),
+                    col(Lesson.enrollment_id),
+                    col(Student.parent_id),
+                    col(Lesson.teacher_id),
+                    col(Lesson.starts_at),
                 )
-                .order_by(Lesson.starts_at)
+                .join(Student, col(Student.id) == col(Lesson.student_id))
+                .where(
+                    col(Lesson.status) == LessonStatus.scheduled,
+                    col(Lesson.kind).in_((LessonKind.regular, LessonKind.makeup)),
+                    col(Lesson.reminder_sent_at).is_(None),
+                    col(Lesson.enrollment_id).is_not(None),
+                    col(Lesson.starts_at) >= start,
+                    col(Lesson.starts_at) < end,
+                )
+                .order_by(col(Lesson.starts_at))
                 .limit(REMINDER_BATCH_LIMIT)
             )
             return [
@@ -144,6 +151,6 @@ class ScheduledActivities:
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(Lesson)
-                .where(Lesson.id == lesson.lesson_id, Lesson.reminder_sent_at.is_(None))  # type: ignore[union-attr]
+                .where(col(Lesson.id) == lesson.lesson_id, col(Lesson.reminder_sent_at).is_(None))
                 .values(reminder_sent_at=datetime.now(UTC))
             )

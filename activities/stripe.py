@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+from stripe.params import SubscriptionCancelParams, SubscriptionCreateParams
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -116,7 +118,9 @@ class StripeActivities:
     async def ensure_customer(self, request: EnsureCustomer) -> CustomerRef:
         """The family's one Stripe customer: ours if recorded, else Stripe's tagged one, else a new one."""
         async with transaction(self._sessions) as session:
-            account = await session.scalar(select(BillingAccount).where(BillingAccount.parent_id == request.parent_id))
+            account = await session.scalar(
+                select(BillingAccount).where(col(BillingAccount.parent_id) == request.parent_id)
+            )
             if account is not None and account.stripe_customer_id:
                 return CustomerRef(billing_account_id=account.id, stripe_customer_id=account.stripe_customer_id)
             parent = await session.get(Parent, request.parent_id)
@@ -127,7 +131,7 @@ class StripeActivities:
         if customer_id is None:
             created = await self._stripe.v1.customers.create_async(
                 params={"email": email, "name": name, "metadata": {"cedar_parent_id": str(request.parent_id)}},
-                options={"idempotency_key": stripe_key("customer", request.parent_id)},
+                options={"idempotency_key": stripe_key("customer", str(request.parent_id))},
             )
             customer_id = created.id
         async with transaction(self._sessions) as session:
@@ -142,10 +146,12 @@ class StripeActivities:
                 .on_conflict_do_update(
                     index_elements=["parent_id"],
                     set_={"stripe_customer_id": customer_id},
-                    where=BillingAccount.stripe_customer_id.is_(None),
+                    where=col(BillingAccount.stripe_customer_id).is_(None),
                 )
             )
-            account = await session.scalar(select(BillingAccount).where(BillingAccount.parent_id == request.parent_id))
+            account = await session.scalar(
+                select(BillingAccount).where(col(BillingAccount.parent_id) == request.parent_id)
+            )
             assert account is not None and account.stripe_customer_id
             return CustomerRef(billing_account_id=account.id, stripe_customer_id=account.stripe_customer_id)
 
@@ -185,7 +191,7 @@ class StripeActivities:
         async with transaction(self._sessions) as session:
             await session.execute(
                 update(BillingAccount)
-                .where(BillingAccount.id == request.billing_account_id)
+                .where(col(BillingAccount.id) == request.billing_account_id)
                 .values(default_payment_method_id=request.payment_method_id, updated_at=datetime.now(UTC))
             )
         return CardResult(attached=True)
@@ -228,11 +234,13 @@ class StripeActivities:
         now = datetime.now(UTC)
         async with self._sessions() as session:
             known = await session.scalar(
-                select(Subscription.stripe_subscription_id).where(Subscription.enrollment_id == request.enrollment_id)
+                select(col(Subscription.stripe_subscription_id)).where(
+                    col(Subscription.enrollment_id) == request.enrollment_id
+                )
             )
         sub = await self._retrieve_subscription(known) if known else await self._find_subscription(request)
         if sub is None:
-            params: dict[str, Any] = {
+            params: SubscriptionCreateParams = {
                 "customer": request.stripe_customer_id,
                 "items": [{"plan": request.plan_id}],  # localstripe: `plan`, not `price`
                 "metadata": {"cedar_enrollment_id": str(request.enrollment_id)},
@@ -240,7 +248,7 @@ class StripeActivities:
             if request.trial_end is not None and request.trial_end > now + MIN_TRIAL:
                 params["trial_end"] = int(request.trial_end.timestamp())
             created = await self._stripe.v1.subscriptions.create_async(
-                params=params, options={"idempotency_key": stripe_key("subscription", request.enrollment_id)}
+                params=params, options={"idempotency_key": stripe_key("subscription", str(request.enrollment_id))}
             )
             sub = created.to_dict()
         snapshot = subscription_snapshot(sub, now)
@@ -298,7 +306,7 @@ class StripeActivities:
             return subscription_snapshot(current, datetime.now(UTC))
         if immediately:
             # localstripe: DELETE takes no parameters; Stripe credits the unused time with `prorate`.
-            params = {} if self._localstripe else {"prorate": True, "invoice_now": True}
+            params: SubscriptionCancelParams = {} if self._localstripe else {"prorate": True, "invoice_now": True}
             result = await self._stripe.v1.subscriptions.cancel_async(
                 sub_id, params=params, options={"idempotency_key": stripe_key("cancel", sub_id)}
             )
@@ -498,7 +506,7 @@ class StripeActivities:
 
 
 def _decline_of(error: stripe.StripeError) -> str | None:
-    body = error.json_body or {}
+    body = cast(dict[str, Any], error.json_body or {})
     return (body.get("error") or {}).get("decline_code")
 
 

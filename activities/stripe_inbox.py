@@ -19,6 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlmodel import col
+from stripe.params import EventListParams
 from temporalio import activity
 from temporalio.client import Client
 
@@ -172,7 +174,7 @@ class StripeInboxActivities:
 
     async def _list_events(self, since: datetime) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"created": {"gte": int(since.timestamp())}, "limit": 100}
+        params: EventListParams = {"created": {"gte": int(since.timestamp())}, "limit": 100}
         while True:
             page = await self._stripe.v1.events.list_async(params=params)
             events += [e.to_dict() for e in page.data]
@@ -186,13 +188,13 @@ class StripeInboxActivities:
         async with transaction(self._sessions) as session:
             rows = (
                 await session.execute(
-                    select(StripeEvent, BillingAccount.parent_id)
-                    .join(BillingAccount, BillingAccount.stripe_customer_id == StripeEvent.stripe_customer_id)
+                    select(StripeEvent, col(BillingAccount.parent_id))
+                    .join(BillingAccount, col(BillingAccount.stripe_customer_id) == col(StripeEvent.stripe_customer_id))
                     .where(
-                        (StripeEvent.status == StripeEventStatus.unknown_customer)
+                        (col(StripeEvent.status) == StripeEventStatus.unknown_customer)
                         | (
-                            (StripeEvent.status == StripeEventStatus.received)
-                            & (StripeEvent.received_at < stuck_before)
+                            (col(StripeEvent.status) == StripeEventStatus.received)
+                            & (col(StripeEvent.received_at) < stuck_before)
                         )
                     )
                     .limit(1000)
@@ -201,7 +203,7 @@ class StripeInboxActivities:
             ids = [event.id for event, _ in rows]
             if ids:
                 await session.execute(
-                    update(StripeEvent).where(StripeEvent.id.in_(ids)).values(status=StripeEventStatus.received)
+                    update(StripeEvent).where(col(StripeEvent.id).in_(ids)).values(status=StripeEventStatus.received)
                 )
         return [(parent_id, summarize(event.payload)[1]) for event, parent_id in rows]
 

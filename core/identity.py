@@ -18,6 +18,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.passwords import hash_password, needs_rehash, verify_password
 from core.settings import Settings
@@ -124,11 +125,11 @@ async def upsert_local_user(
         insert(User)
         .values(id=user_id or uuid.uuid4(), email=email, role=role, external_id=external_id)
         .on_conflict_do_nothing(index_elements=["email"])
-        .returning(User.id)
+        .returning(col(User.id))
     )
     if inserted is not None:
         return Account(inserted, email, created=True)
-    existing = await session.scalar(select(User.id).where(User.email == email))
+    existing = await session.scalar(select(col(User.id)).where(col(User.email) == email))
     assert existing is not None
     return Account(existing, email, created=False)
 
@@ -137,7 +138,7 @@ async def upsert_local_user(
 
 
 async def find_user_for_login(session: AsyncSession, email: str) -> User | None:
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()).with_for_update())
+    user = await session.scalar(select(User).where(col(User.email) == email.strip().lower()).with_for_update())
     if user is not None and user.locked_until is not None:
         wait = (user.locked_until - datetime.now(UTC)).total_seconds()
         if wait > 0:
@@ -176,7 +177,7 @@ async def _check_password(password_hash: str | None, password: str) -> bool:
 async def spend_one_time_token(session: AsyncSession, token: str, purpose: TokenPurpose) -> OneTimeToken:
     row = await session.scalar(
         select(OneTimeToken)
-        .where(OneTimeToken.token_hash == hash_token(token), OneTimeToken.purpose == purpose)
+        .where(col(OneTimeToken.token_hash) == hash_token(token), col(OneTimeToken.purpose) == purpose)
         .with_for_update()
     )
     now = datetime.now(UTC)
@@ -191,9 +192,9 @@ async def close_open_links(session: AsyncSession, user_id: uuid.UUID, purpose: T
     await session.execute(
         update(OneTimeToken)
         .where(
-            OneTimeToken.user_id == user_id,
-            OneTimeToken.purpose == purpose,
-            OneTimeToken.used_at.is_(None),  # type: ignore[union-attr]
+            col(OneTimeToken.user_id) == user_id,
+            col(OneTimeToken.purpose) == purpose,
+            col(OneTimeToken.used_at).is_(None),
         )
         .values(used_at=datetime.now(UTC))
     )
@@ -258,8 +259,8 @@ class BuiltinIdentityProvider:
         families = {session_id} if session_id else set()
         if refresh_token:
             family = await session.scalar(
-                select(RefreshToken.family_id).where(
-                    RefreshToken.token_hash == hash_token(refresh_token), RefreshToken.user_id == user_id
+                select(col(RefreshToken.family_id)).where(
+                    col(RefreshToken.token_hash) == hash_token(refresh_token), col(RefreshToken.user_id) == user_id
                 )
             )
             if family is not None:
@@ -268,7 +269,7 @@ class BuiltinIdentityProvider:
             await revoke_refresh_family(session, family_id)
 
     async def password_reset_link(self, session: AsyncSession, email: str) -> ResetLink | None:
-        user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+        user = await session.scalar(select(User).where(col(User.email) == email.strip().lower()))
         if user is None or not user.is_active:
             return None
         await close_open_links(session, user.id, TokenPurpose.password_reset)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import case, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from models import RateLimitBucket
 
@@ -52,15 +53,15 @@ async def hit(session: AsyncSession, limits: list[Limit], now: datetime | None =
     over = False
     for limit in limits:
         statement = insert(RateLimitBucket).values(key=limit.key, window_start=window_start, hits=1)
-        same_window = RateLimitBucket.window_start == statement.excluded.window_start
+        same_window = col(RateLimitBucket.window_start) == statement.excluded.window_start
         hits = await session.scalar(
             statement.on_conflict_do_update(
                 index_elements=["key"],
                 set_={
-                    "hits": case((same_window, RateLimitBucket.hits + 1), else_=1),
+                    "hits": case((same_window, col(RateLimitBucket.hits) + 1), else_=1),
                     "window_start": statement.excluded.window_start,
                 },
-            ).returning(RateLimitBucket.hits)
+            ).returning(col(RateLimitBucket.hits))
         )
         over = over or (hits or 0) > limit.per_window
     return max(1, math.ceil((window_start + WINDOW - now).total_seconds())) if over else None
@@ -75,9 +76,9 @@ async def purge_past_windows(session: AsyncSession, now: datetime | None = None)
     """
     cutoff = _window_start(now or datetime.now(UTC)) - WINDOW
     stale = (
-        select(RateLimitBucket.key)
-        .where(RateLimitBucket.window_start < cutoff)
+        select(col(RateLimitBucket.key))
+        .where(col(RateLimitBucket.window_start) < cutoff)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    await session.execute(delete(RateLimitBucket).where(RateLimitBucket.key.in_(stale)))  # type: ignore[attr-defined]
+    await session.execute(delete(RateLimitBucket).where(col(RateLimitBucket.key).in_(stale)))

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from supabase import AsyncClient, AsyncClientOptions
 from supabase_auth.errors import AuthApiError, AuthError, AuthWeakPasswordError
 from supabase_auth.types import User as SupabaseUser
@@ -66,7 +67,7 @@ class SupabaseIdentityProvider:
 
     async def ensure_account(self, session: AsyncSession, email: str, role: Role) -> Account:
         email = email.strip().lower()
-        known = await session.scalar(select(User).where(User.email == email, User.external_id.is_not(None)))  # type: ignore[union-attr]
+        known = await session.scalar(select(User).where(col(User.email) == email, col(User.external_id).is_not(None)))
         if known is not None:
             return Account(known.id, email, created=False)
         admin = self._client(admin=True).auth.admin
@@ -148,7 +149,7 @@ class SupabaseIdentityProvider:
     # --- passwords ---
 
     async def password_reset_link(self, session: AsyncSession, email: str) -> ResetLink | None:
-        user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+        user = await session.scalar(select(User).where(col(User.email) == email.strip().lower()))
         if user is None or not user.is_active:
             return None
         try:
@@ -176,7 +177,7 @@ class SupabaseIdentityProvider:
             raise AuthFailure("weak_password", f"the password is too weak: {', '.join(exc.reasons)}") from exc
         except AuthError as exc:
             raise _unavailable(exc) from exc
-        local = await session.scalar(select(User).where(User.external_id == verified.user.id).with_for_update())
+        local = await session.scalar(select(User).where(col(User.external_id) == verified.user.id).with_for_update())
         if local is None:
             raise AuthFailure("invalid_link", "this account has no access to Cedar")
         record_successful_login(local)
@@ -198,14 +199,16 @@ class SupabaseIdentityProvider:
         )
         if not account.created:  # a row made before the switch to Supabase: link it
             await session.execute(
-                update(User).where(User.id == account.user_id, User.external_id.is_(None)).values(external_id=remote.id)  # type: ignore[union-attr]
+                update(User)
+                .where(col(User.id) == account.user_id, col(User.external_id).is_(None))
+                .values(external_id=remote.id)
             )
         return account
 
     async def _signed_in(
         self, session: AsyncSession, access_token: str, refresh_token: str, expires_in: int, remote: SupabaseUser
     ) -> SignedIn:
-        local = await session.scalar(select(User).where(User.external_id == remote.id))
+        local = await session.scalar(select(User).where(col(User.external_id) == remote.id))
         role = local.role if local is not None else _app_role(remote.app_metadata)
         if role is None:
             raise AuthFailure("invalid_credentials", "this account has no access to Cedar")

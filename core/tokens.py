@@ -22,6 +22,7 @@ import httpx
 import jwt
 from sqlalchemy import exists, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.settings import Settings
 from models import RefreshToken
@@ -215,7 +216,7 @@ async def rotate_refresh_token(session: AsyncSession, settings: Settings, token:
     ``refresh_token_reuse_grace`` of the rotation it is taken for a client's retry and answered with a sibling.
     """
     row = await session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == hash_token(token)).with_for_update()
+        select(RefreshToken).where(col(RefreshToken.token_hash) == hash_token(token)).with_for_update()
     )
     now = datetime.now(UTC)
     if row is None:
@@ -237,7 +238,7 @@ async def rotate_refresh_token(session: AsyncSession, settings: Settings, token:
 
 
 def _live_token_in(family_id: uuid.UUID) -> Any:
-    return exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+    return exists().where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
 
 
 async def _family_is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
@@ -247,7 +248,7 @@ async def _family_is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
 async def revoke_refresh_family(session: AsyncSession, family_id: uuid.UUID) -> None:
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
 
@@ -256,7 +257,7 @@ async def revoke_user_refresh_tokens(session: AsyncSession, user_id: uuid.UUID) 
     """Ends every session of a user (a password was reset or set)."""
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
 
@@ -268,5 +269,5 @@ def session_revoked_clause(session_id: uuid.UUID | None) -> Any:
     """
     if session_id is None:
         return false()
-    known = exists().where(RefreshToken.family_id == session_id)
+    known = exists().where(col(RefreshToken.family_id) == session_id)
     return known & ~_live_token_in(session_id)

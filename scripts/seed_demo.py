@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.db import create_engine, create_session_factory, transaction
 from core.passwords import hash_password
@@ -145,11 +146,11 @@ async def seed_demo(session: AsyncSession, settings: Settings, today: date) -> N
     await seed_reference_data(session, settings)
 
     admin_email = settings.demo_admin_email.lower()
-    if await session.scalar(select(User.id).where(User.email == admin_email)) is None:
+    if await session.scalar(select(col(User.id)).where(col(User.email) == admin_email)) is None:
         session.add(User(email=admin_email, role=Role.admin, password_hash=hash_password(settings.demo_admin_password)))
 
     for demo in DEMO_TEACHERS:
-        if await session.scalar(select(Teacher.id).where(Teacher.email == demo.email)) is not None:
+        if await session.scalar(select(col(Teacher.id)).where(col(Teacher.email) == demo.email)) is not None:
             continue
         user = User(email=demo.email, role=Role.teacher, password_hash=hash_password(DEMO_TEACHER_PASSWORD))
         teacher = Teacher(
@@ -170,7 +171,7 @@ async def seed_demo(session: AsyncSession, settings: Settings, today: date) -> N
         )
 
     year, semesters, closures = demo_calendar(academic_year_start(today))
-    if await session.scalar(select(AcademicYear.id).where(AcademicYear.name == year.name)) is None:
+    if await session.scalar(select(col(AcademicYear.id)).where(col(AcademicYear.name) == year.name)) is None:
         session.add(year)
         await session.flush()
         session.add_all([*semesters, *closures])

@@ -9,6 +9,7 @@ when Temporal suggests it, carrying its state (and any queued signals) over.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -280,7 +281,7 @@ class FamilyBillingWorkflow:
     # --- the single writer ---
 
     async def _execute(self, command: Command) -> None:
-        handlers = {
+        handlers: dict[str, tuple[type[BaseModel], Callable[[Any], Awaitable[Any]]]] = {
             "student_started": (StudentStarted, self._start_student),
             "student_stopped": (StudentStopped, self._stop_student),
             "stripe_event": (StripeEventReceived, self._on_event),
@@ -293,7 +294,7 @@ class FamilyBillingWorkflow:
         model, handler = handlers[command.kind]
         reply = Reply()
         try:
-            result = await handler(model.model_validate(command.payload))  # type: ignore[operator]
+            result = await handler(model.model_validate(command.payload))
             reply.result = result.model_dump(mode="json") if isinstance(result, BaseModel) else None
         except (ActivityError, ApplicationError) as error:
             cause = error.cause if isinstance(error, ActivityError) else error

@@ -277,6 +277,7 @@ class EnrollmentWorkflow:
         assert self._demo is not None and self._demo.starts_at is not None and self._demo.ends_at is not None
         assert self._plan is not None
         timings, demo = self._plan.timings, self._demo
+        assert demo.starts_at is not None and demo.ends_at is not None
         events: list[tuple[datetime, str]] = [
             (demo.ends_at, "demo_over"),
             (demo.ends_at + timings.teacher_outcome_reminder_after, "remind_teacher"),
