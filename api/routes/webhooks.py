@@ -7,7 +7,6 @@ family's billing workflow runs after the response, and the catch-up repeats it i
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -27,7 +26,6 @@ from models import StripeEventStatus
 log = logging.getLogger("cedar.billing.webhooks")
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 ROUTE_ACCESS[("POST", "/api/v1/webhooks/stripe")] = frozenset({"public"})  # Stripe signs it; no bearer token
-_handing_over: set[asyncio.Task[None]] = set()  # strong references, so running hand-overs are not collected
 
 
 class WebhookAck(BaseModel):
@@ -89,7 +87,5 @@ async def receive_stripe_event(
     if stored.is_new and stored.parent_id is not None and stored.status == StripeEventStatus.received:
         # Not a BackgroundTask: those hold the keep-alive connection until they finish, delaying Stripe's next
         # delivery on it. A hand-over lost to a shutdown leaves the event `received` for the catch-up.
-        task = asyncio.create_task(_hand_over(context, stored.parent_id, stored.received))
-        _handing_over.add(task)
-        task.add_done_callback(_handing_over.discard)
+        context.run_in_background(_hand_over(context, stored.parent_id, stored.received))
     return WebhookAck(received=True, duplicate=not stored.is_new, status=stored.status)
