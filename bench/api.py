@@ -37,6 +37,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import insert
 
+from bench.stats import percentile
 from core.db import create_engine, create_session_factory, transaction
 from core.passwords import hash_password
 from core.settings import Settings
@@ -59,15 +60,11 @@ class Result:
     seconds: float
 
     def row(self) -> str:
-        ordered = sorted(self.latencies_ms)
-
-        def pct(p: float) -> float:
-            return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
-
-        rps = len(ordered) / self.seconds
+        latencies = self.latencies_ms
+        rps = len(latencies) / self.seconds
         return (
-            f"| {self.name:<34} | {len(ordered):>7} | {rps:>7.0f} | {statistics.median(ordered):>6.1f} | "
-            f"{pct(0.95):>6.1f} | {pct(0.99):>6.1f} | {self.errors:>6} |"
+            f"| {self.name:<34} | {len(latencies):>7} | {rps:>7.0f} | {statistics.median(latencies):>6.1f} | "
+            f"{percentile(latencies, 0.95):>6.1f} | {percentile(latencies, 0.99):>6.1f} | {self.errors:>6} |"
         )
 
 

@@ -33,6 +33,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.worker import Worker
 
 from bench.baseline_workflow import BASELINE_WORKFLOW, BaselineEnrollmentShape, NoOp, noop
+from bench.stats import percentile
 from core.db import create_engine, create_session_factory, transaction
 from core.settings import Settings
 from core.temporal import ENROLLMENT_STATE, connect_temporal
@@ -54,15 +55,12 @@ class Figures:
     def rows(self) -> list[str]:
         rate = len(self.to_state_ms) / self.seconds
         post = (
-            f"{_pct(self.post_ms, 0.5):7.1f} | {_pct(self.post_ms, 0.95):7.1f}" if self.post_ms else "    n/a |     n/a"
+            f"{statistics.median(self.post_ms):7.1f} | {percentile(self.post_ms, 0.95):7.1f}"
+            if self.post_ms
+            else "    n/a |     n/a"
         )
-        done = f"{_pct(self.to_state_ms, 0.5):7.1f} | {_pct(self.to_state_ms, 0.95):7.1f}"
+        done = f"{statistics.median(self.to_state_ms):7.1f} | {percentile(self.to_state_ms, 0.95):7.1f}"
         return [f"| {self.name:<40} | {len(self.to_state_ms):>5} | {post} | {done} | {rate:6.1f} |"]
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return statistics.median(ordered) if p == 0.5 else ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
 def application(i: int) -> dict:

@@ -40,6 +40,7 @@ from alembic.config import Config
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from bench.stats import percentile
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
 from core.settings import Settings
 from core.stripe import create_stripe_client
@@ -62,11 +63,6 @@ def sign(payload: bytes) -> str:
     stamp = int(time.time())
     digest = hmac.new(SECRET.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
     return f"t={stamp},v1={digest}"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def make_families(
@@ -284,7 +280,7 @@ async def run(args: argparse.Namespace) -> None:
             duplicates = (payments or 0) - done + ((entries or 0) - 2 * done)
             print(
                 f"| {concurrency:11d} | {len(latencies):5d} | {statistics.median(latencies):13.1f} "
-                f"| {percentile(latencies, 95):13.1f} | {len(ids) / (finished - started):23.1f} | {duplicates:18d} |",
+                f"| {percentile(latencies, 0.95):13.1f} | {len(ids) / (finished - started):23.1f} | {duplicates:18d} |",
                 flush=True,
             )
         await engine.dispose()
