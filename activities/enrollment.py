@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory, lock_keys, schedule_lock_keys, transaction
 from core.identity import IdentityProvider
 from core.settings import Settings
 from core.temporal import billing_workflow_id
@@ -373,6 +373,7 @@ class EnrollmentActivities:
                     return DemoBooking(lesson_id=booked.id, starts_at=booked.starts_at, ends_at=booked.ends_at)
             if enrollment.teacher_id is None:
                 raise _fail("no teacher is assigned to book a demo with")
+            await lock_keys(session, *schedule_lock_keys(enrollment.teacher_id, enrollment.student_id))
             lesson = await self._insert_first_free_demo(session, enrollment)
             if lesson is None:
                 await _release_teacher(session, enrollment)
@@ -418,6 +419,7 @@ class EnrollmentActivities:
                 demo.status, demo.updated_at = LessonStatus.completed, now
             skipped = 0
             if enrollment.state != EnrollmentState.ACTIVE:
+                await lock_keys(session, *schedule_lock_keys(demo.teacher_id, demo.student_id))
                 for start, end in await self._weekly_slots(session, demo, now):
                     if await _insert_lesson(session, enrollment, LessonKind.regular, start, end) is None:
                         skipped += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from core.settings import Settings, to_asyncpg_url
@@ -33,3 +34,22 @@ async def transaction(sessions: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session whose work commits on success and rolls back on error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def lock_keys(session: AsyncSession, *keys: str) -> None:
+    """Transaction-scoped advisory locks on ``keys``, released at commit or rollback.
+
+    Taken in one (sorted) order, so two holders of overlapping key sets queue instead of deadlocking.
+    """
+    for key in sorted(set(keys)):
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
+def schedule_lock_keys(teacher_id: object, student_id: object) -> tuple[str, str]:
+    """The locks every writer of a lesson takes first.
+
+    PostgreSQL may answer two concurrent inserts that collide under an exclusion constraint with a deadlock
+    (each waits for the other's transaction) rather than a conflict; queueing writers per teacher and per student
+    turns that into a clean conflict for the later one, and makes the student-overlap check race-free as well.
+    """
+    return f"lessons:teacher:{teacher_id}", f"lessons:student:{student_id}"

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.errors import CedarError
+from core.db import lock_keys, schedule_lock_keys
 from core.settings import Settings
 from domain.calendar import WeeklyWindow
 from models import BLOCKING_STATUSES, Closure, Lesson, TeacherAvailability, TeacherTimeOff
@@ -136,6 +137,7 @@ async def place_lesson(
     session: AsyncSession, lesson: Lesson, slot: Slot, settings: Settings, *, within_availability: bool
 ) -> None:
     """Moves ``lesson`` (new or existing) to ``slot`` and writes it, or raises a 409 naming what it collides with."""
+    await lock_keys(session, *schedule_lock_keys(slot.teacher_id, slot.student_id))
     await _check_time_off(session, slot)
     await _check_closures(session, slot, settings)
     if within_availability:
