@@ -1,5 +1,4 @@
-import sys
-
+from core.process import exit_after
 from devstack.cli import main
 
-sys.exit(main())
+exit_after(main())

@@ -16,6 +16,7 @@ from core.db import SessionFactory, create_engine, create_session_factory
 from core.identity import IdentityProvider, create_identity_service
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.process import exit_after
 from core.settings import Settings
 from core.stripe import create_stripe_client
 from core.temporal import connect_temporal
@@ -88,6 +89,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings)
     asyncio.run(run(settings))
+    exit_after(0)
 
 
 if __name__ == "__main__":

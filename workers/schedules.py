@@ -28,6 +28,7 @@ from activities.reconciliation import ReconcileRequest
 from activities.scheduled import SweepRequest
 from activities.stripe_inbox import CatchUpRequest
 from core.logging import configure_logging
+from core.process import exit_after
 from core.settings import Settings
 from core.temporal import connect_temporal
 from workflows.scheduled import (
@@ -107,6 +108,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings)
     asyncio.run(_main(settings))
+    exit_after(0)
 
 
 if __name__ == "__main__":
