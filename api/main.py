@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from core.logging import configure_logging
 from core.mail import Mailer
 from core.settings import Settings
 from core.temporal import LazyTemporalClient
+from workers.in_api import serve_beside_api
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -33,16 +35,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        app.state.context = AppContext(
+        app.state.context = context = AppContext(
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
             temporal=LazyTemporalClient(settings),
             mailer=Mailer(settings),
         )
+        stop_worker = asyncio.Event()
+        worker = (
+            asyncio.create_task(serve_beside_api(settings, context.sessions, context.temporal, stop_worker))
+            if settings.api_worker
+            else None
+        )
         try:
             yield
         finally:
+            stop_worker.set()
+            if worker is not None:
+                await worker
             await engine.dispose()
 
     app = FastAPI(

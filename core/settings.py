@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     task_queue: str = "cedar"
+    # A worker inside each API process, on the API's own client: a new enrollment's first workflow task (and
+    # its local database steps) then runs eagerly in the process that started it, with no round trip through
+    # the server's task queue. Separate worker processes still serve everything; turn this off to keep the API
+    # process to HTTP only.
+    api_worker: bool = True
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
     stripe_api_key: str = "sk_test_cedar_local"

@@ -150,6 +150,8 @@ def make_settings(
             "smtp_port": smtp_sink.smtp_port,
             "smtp_timeout": timedelta(seconds=3),
             "log_level": "WARNING",
+            # Tests choose their workers (run_worker), e.g. to stop one mid-workflow.
+            "api_worker": False,
         }
         values.update(overrides)
         return Settings(**values)

@@ -1,0 +1,42 @@
+"""A worker inside the API process (``Settings.api_worker``), sharing the API's Temporal client.
+
+Eager workflow start only happens when the client that starts a workflow has a worker of its own for that task
+queue: the server then hands the first workflow task back in the start response, skipping a trip through the
+task queue. The enrollment's first steps are local database activities, so they run right here as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core.db import SessionFactory
+from core.settings import Settings
+from core.temporal import LazyTemporalClient
+from workers.main import build_deps, build_worker
+
+log = logging.getLogger("cedar.api.worker")
+
+
+async def serve_beside_api(
+    settings: Settings, sessions: SessionFactory, temporal: LazyTemporalClient, stop: asyncio.Event
+) -> None:
+    """Polls until ``stop`` is set; waits for Temporal when it is not up yet (the API serves meanwhile)."""
+    while not stop.is_set():
+        try:
+            client = await temporal.get()
+            break
+        except Exception as exc:  # unreachable for now: the API reports it at /health; try again soon
+            log.warning("in-process worker waiting for Temporal: %s", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2)
+            except TimeoutError:
+                pass
+    else:
+        return
+    try:
+        async with build_worker(client, build_deps(settings, sessions, client)):
+            log.info("in-process worker polling task queue %s", settings.task_queue)
+            await stop.wait()
+    except Exception:  # the worker processes still serve everything; the API goes on answering
+        log.exception("the in-process worker stopped")
