@@ -1,8 +1,9 @@
-"""The FastAPI app factory: ``uvicorn api.main:create_app --factory``."""
+"""The FastAPI app: ``uvicorn api.main:serve --factory`` runs it; tests build it with ``create_app``."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
+            read_sessions=create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
             temporal=LazyTemporalClient(settings),
             mailer=Mailer(settings),
         )
@@ -74,4 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    return app
+
+
+def serve() -> FastAPI:
+    """The factory uvicorn runs: the app, with the garbage collector tuned for a long-lived server process.
+
+    What start-up built (modules, routes, models) lives as long as the process; frozen, it is no longer re-scanned
+    by every full collection. Collections of young objects are made rarer, since each request allocates thousands.
+    Together they cut the admin and parent reads' p95 at 50 concurrent clients by a third or more (bench/api.py).
+    Tests build many apps in one process, so ``create_app`` leaves the collector alone.
+    """
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     return app

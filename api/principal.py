@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import or_, select
+from sqlalchemy import Uuid, bindparam, or_, select
 from sqlmodel import col
 
 from api.deps import SessionDep, SettingsDep
@@ -44,6 +44,26 @@ class Principal:
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/login")
 
 
+# One round trip: the account, its family or teacher row, and whether the session was logged out. Built once with
+# bind parameters: constructing and cache-keying it per request cost more than running it.
+_PRINCIPAL_ROW = (
+    select(
+        col(User.id),
+        col(User.email),
+        col(User.role),
+        col(Parent.id),
+        col(Teacher.id),
+        session_revoked_clause(bindparam("session_id", type_=Uuid())),
+    )
+    .outerjoin(Parent, col(Parent.user_id) == col(User.id))
+    .outerjoin(Teacher, col(Teacher.user_id) == col(User.id))
+    .where(
+        or_(col(User.id) == bindparam("user_id"), col(User.external_id) == bindparam("external_id")),
+        col(User.is_active).is_(True),
+    )
+)
+
+
 def _unauthorized(detail: str) -> CedarError:
     return CedarError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
@@ -69,23 +89,10 @@ async def get_principal(
         claims = await token_verifier(request, settings).verify(token)
     except InvalidToken as exc:
         raise _unauthorized("the token is invalid or expired") from exc
-    # One round trip: the account, its family or teacher row, and whether the session was logged out.
     row = (
         await session.execute(
-            select(
-                col(User.id),
-                col(User.email),
-                col(User.role),
-                col(Parent.id),
-                col(Teacher.id),
-                session_revoked_clause(claims.session_id),
-            )
-            .outerjoin(Parent, col(Parent.user_id) == col(User.id))
-            .outerjoin(Teacher, col(Teacher.user_id) == col(User.id))
-            .where(
-                or_(col(User.id) == claims.user_id, col(User.external_id) == str(claims.user_id)),
-                col(User.is_active).is_(True),
-            )
+            _PRINCIPAL_ROW,
+            {"user_id": claims.user_id, "external_id": str(claims.user_id), "session_id": claims.session_id},
         )
     ).first()
     if row is None:

@@ -216,7 +216,7 @@ def start_api(url: str, port: int, args: argparse.Namespace, log: Path) -> subpr
         sys.executable,
         "-m",
         "uvicorn",
-        "api.main:create_app",
+        "api.main:serve",
         "--factory",
         "--host",
         "127.0.0.1",

@@ -243,7 +243,7 @@ async def run(args: argparse.Namespace) -> None:
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        api_args = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1"]
+        api_args = [sys.executable, "-m", "uvicorn", "api.main:serve", "--factory", "--host", "127.0.0.1"]
         api_args += [
             "--port",
             str(port),

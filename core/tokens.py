@@ -14,13 +14,14 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import jwt
-from sqlalchemy import exists, false, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -159,14 +160,34 @@ class JwksCache:
 class AccessTokenVerifier:
     """Verifies any access token the API accepts: HS256 with the shared secret, RS256/ES256 with the JWKS."""
 
+    # A token verified once is not verified again for a while: decoding and checking the signature was a twentieth
+    # of an authenticated read. Only expiry changes with time, so it is checked on every use; the recheck after a
+    # few minutes bounds how long a token signed by a key since withdrawn from the JWKS stays accepted.
+    RECHECK_SECONDS = 300.0
+    MAX_REMEMBERED = 4096
+
     def __init__(self, settings: Settings, jwks: JwksCache | None = None) -> None:
         self._settings = settings
         url = settings.supabase_jwks_url or (
             f"{settings.supabase_url.rstrip('/')}/auth/v1/.well-known/jwks.json" if settings.supabase_url else None
         )
         self._jwks = jwks or (JwksCache(url) if url else None)
+        self._verified: OrderedDict[str, tuple[AccessClaims, float]] = OrderedDict()
 
     async def verify(self, token: str) -> AccessClaims:
+        remembered = self._verified.get(token)
+        if remembered is not None and time.monotonic() < remembered[1]:
+            claims = remembered[0]
+            if claims.expires_at <= datetime.now(UTC):
+                raise InvalidToken("Signature has expired")
+            return claims
+        claims = await self._verify_signed(token)
+        self._verified[token] = (claims, time.monotonic() + self.RECHECK_SECONDS)
+        if len(self._verified) > self.MAX_REMEMBERED:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify_signed(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -237,7 +258,7 @@ async def rotate_refresh_token(session: AsyncSession, settings: Settings, token:
     return successor
 
 
-def _live_token_in(family_id: uuid.UUID) -> Any:
+def _live_token_in(family_id: Any) -> Any:
     return exists().where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
 
 
@@ -262,12 +283,11 @@ async def revoke_user_refresh_tokens(session: AsyncSession, user_id: uuid.UUID) 
     )
 
 
-def session_revoked_clause(session_id: uuid.UUID | None) -> Any:
-    """True when ``session_id`` is a built-in session whose refresh tokens are all revoked (logged out).
+def session_revoked_clause(session_id: Any) -> Any:
+    """True when ``session_id`` (a value or a bind parameter) is a built-in session whose refresh tokens are all
+    revoked (logged out); false for NULL.
 
     Tokens of sessions we never stored (Supabase's, or minted directly in tests) are not affected.
     """
-    if session_id is None:
-        return false()
     known = exists().where(col(RefreshToken.family_id) == session_id)
     return known & ~_live_token_in(session_id)

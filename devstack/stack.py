@@ -183,7 +183,7 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
     _say("API and worker...")
     python = sys.executable
     s = stack.settings
-    uvicorn = ["-m", "uvicorn", "api.main:create_app", "--factory", "--host", s.host, "--port", str(s.api_port)]
+    uvicorn = ["-m", "uvicorn", "api.main:serve", "--factory", "--host", s.host, "--port", str(s.api_port)]
     stack.api = ManagedProcess("api", [python, *uvicorn], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT)
     stack.worker = ManagedProcess(
         "worker", [python, "-m", "workers.main"], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import SessionDep
+from api.deps import SessionDep, TransactionDep
 from api.errors import CedarError
 from api.principal import AdminPrincipal, CurrentPrincipal
 from api.repositories.privacy import erase_family, family_export
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["privacy"])
 
 
 @router.get("/privacy/export", summary="Everything Cedar holds about the signed-in parent's family")
-async def export_my_family(principal: CurrentPrincipal, session: SessionDep) -> dict[str, Any]:
+async def export_my_family(principal: CurrentPrincipal, session: TransactionDep) -> dict[str, Any]:
     if principal.role != Role.parent or principal.parent_id is None:
         raise CedarError(403, "forbidden", "only a parent can export their own family's data")
     export = await family_export(session, principal.parent_id)
@@ -34,7 +34,7 @@ async def export_my_family(principal: CurrentPrincipal, session: SessionDep) -> 
 
 
 @router.get("/parents/{parent_id}/export", summary="A family's data export, for an access request (admin)")
-async def export_family(parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep) -> dict[str, Any]:
+async def export_family(parent_id: uuid.UUID, principal: AdminPrincipal, session: TransactionDep) -> dict[str, Any]:
     export = await family_export(session, parent_id)
     await record_audit(
         session,

@@ -182,3 +182,19 @@ async def test_the_api_accepts_a_supabase_token_for_a_mirrored_account(
                 me = await client.get(f"{AUTH}/me", headers={"Authorization": f"Bearer {token}"})
                 assert me.status_code == 200, me.text
                 assert me.json()["email"] == claims["email"] and me.json()["role"] == "parent"
+
+
+async def test_a_remembered_token_is_still_refused_once_it_expires(project_settings: Settings, jwks: Jwks) -> None:
+    jwks.add("k", ec.generate_private_key(ec.SECP256R1()))
+    verifier = AccessTokenVerifier(project_settings)
+    token = jwks.sign("k", supabase_claims(exp=int(time.time()) + 2))
+    first = await verifier.verify(token)
+
+    async def verify_again(token: str) -> Any:
+        raise AssertionError("a remembered token had its signature checked again")
+
+    verifier._verify_signed = verify_again  # type: ignore[method-assign]
+    assert await verifier.verify(token) == first
+    time.sleep(max(0.0, first.expires_at.timestamp() - time.time()) + 0.05)
+    with pytest.raises(InvalidToken, match="expired"):
+        await verifier.verify(token)
