@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -252,6 +253,7 @@ async def run(args: argparse.Namespace) -> None:
     postgres = EmbeddedPostgres(workdir / "pg", free_port(), log_dir=workdir / "logs", fast=True)
     postgres.start()
     api: subprocess.Popen[bytes] | None = None
+    finished = False
     try:
         postgres.create_database("bench")
         url = postgres.url("bench")
@@ -282,11 +284,16 @@ async def run(args: argparse.Namespace) -> None:
         for name, path, headers in scenarios:
             result = await drive(base, name, path, headers, args.concurrency, args.seconds)
             print(result.row(), flush=True)
+        finished = True
     finally:
         if api is not None:
             api.terminate()
             api.wait(timeout=30)
         postgres.stop()
+        if finished:
+            shutil.rmtree(workdir, ignore_errors=True)  # ~90 MB of database per run
+        else:
+            print(f"logs kept in {workdir / 'logs'}", file=sys.stderr)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import hmac
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -201,6 +202,7 @@ async def run(args: argparse.Namespace) -> None:
     sink = SmtpSink(free_port(), free_port(), workdir / "mail", logs)
     processes: list[subprocess.Popen[bytes]] = []
     components = [postgres, temporal, localstripe, sink]
+    finished = False
     try:
         for component in components:
             component.start()
@@ -284,12 +286,17 @@ async def run(args: argparse.Namespace) -> None:
                 flush=True,
             )
         await engine.dispose()
+        finished = True
     finally:
         for process in reversed(processes):
             process.terminate()
             process.wait(timeout=30)
         for component in reversed(components):
             component.stop()
+        if finished:
+            shutil.rmtree(workdir, ignore_errors=True)  # ~70 MB of database and server state per run
+        else:
+            print(f"logs kept in {logs}", file=sys.stderr)
 
 
 def main() -> None:
