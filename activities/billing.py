@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.billing_models import (
     ApplyInvoice,
+    ChargeRefunds,
     CreateRefund,
     EventOutcome,
     EventRef,
@@ -34,6 +35,7 @@ from activities.billing_models import (
     Quote,
     QuoteRequest,
     RecordRefund,
+    RefundSnapshot,
     SendReceipt,
     SubscriptionSnapshot,
     WriteOffInvoice,
@@ -464,32 +466,27 @@ class BillingActivities:
                 select(Payment).where(col(Payment.id) == request.payment_id).with_for_update()
             )
             assert payment is not None
-            inserted = await session.scalar(
-                insert(Refund)
-                .values(
-                    id=uuid.uuid4(),
-                    payment_id=payment.id,
-                    stripe_refund_id=request.refund.id,
-                    amount_minor=request.refund.amount_minor,
-                    reason=request.reason[:500],
-                    created_at=datetime.now(UTC),
-                )
-                .on_conflict_do_nothing(index_elements=["stripe_refund_id"])
-                .returning(col(Refund.id))
-            )
-            if inserted is not None:
-                payment.amount_refunded_minor += request.refund.amount_minor
-                full = payment.amount_refunded_minor >= payment.amount_minor
-                payment.status = "refunded" if full else "partially_refunded"
-                event = LedgerEvent(
-                    kind="refund_issued", source_id=request.refund.id, amount_minor=request.refund.amount_minor
-                )
-                await post_events(session, payment.billing_account_id, [event])
+            await _write_refund(session, payment, request.refund, request.reason)
             refund_id = await session.scalar(
                 select(col(Refund.id)).where(col(Refund.stripe_refund_id) == request.refund.id)
             )
             assert refund_id is not None
             return refund_id
+
+    @activity.defn(name="billing_record_charge_refunds")
+    async def record_charge_refunds(self, request: ChargeRefunds) -> int:
+        """Mirrors the refunds Stripe holds for a charge of ours, wherever they were made; returns how many were
+        new. Refunds Cedar made are recorded already (same Stripe refund id) and change nothing."""
+        async with transaction(self._sessions) as session:
+            payment = await session.scalar(
+                select(Payment).where(col(Payment.stripe_charge_id) == request.stripe_charge_id).with_for_update()
+            )
+            if payment is None:
+                return 0  # not a payment of ours (its invoice sync, which runs first, found none)
+            new = 0
+            for refund in request.refunds:
+                new += await _write_refund(session, payment, refund, "refunded in Stripe, outside Cedar")
+            return new
 
     @activity.defn(name="billing_write_off_invoice")
     async def write_off_invoice(self, request: WriteOffInvoice) -> int:
@@ -588,3 +585,27 @@ def _mirror_status(snap: InvoiceSnapshot, row: Invoice) -> str:
     if snap.status == "open" and row.first_failed_at is not None:
         return "past_due"
     return snap.status
+
+
+async def _write_refund(session: AsyncSession, payment: Payment, refund: RefundSnapshot, reason: str) -> int:
+    """One refund row and its ledger entry, unless this Stripe refund is recorded already (then 0)."""
+    inserted = await session.scalar(
+        insert(Refund)
+        .values(
+            id=uuid.uuid4(),
+            payment_id=payment.id,
+            stripe_refund_id=refund.id,
+            amount_minor=refund.amount_minor,
+            reason=reason[:500],
+            created_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(index_elements=["stripe_refund_id"])
+        .returning(col(Refund.id))
+    )
+    if inserted is None:
+        return 0
+    payment.amount_refunded_minor += refund.amount_minor
+    payment.status = "refunded" if payment.amount_refunded_minor >= payment.amount_minor else "partially_refunded"
+    event = LedgerEvent(kind="refund_issued", source_id=refund.id, amount_minor=refund.amount_minor)
+    await post_events(session, payment.billing_account_id, [event])
+    return 1

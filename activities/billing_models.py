@@ -122,6 +122,10 @@ class InvoiceRef(BaseModel):
     stripe_invoice_id: str
 
 
+class ChargeRef(BaseModel):
+    stripe_charge_id: str
+
+
 class PayInvoice(BaseModel):
     stripe_invoice_id: str
     attempt: int = Field(ge=1)
@@ -189,6 +193,13 @@ class RecordRefund(BaseModel):
     reason: str = ""
 
 
+class ChargeRefunds(BaseModel):
+    """Every refund Stripe holds for one charge, however it was made (Cedar, the Stripe dashboard, Stripe's API)."""
+
+    stripe_charge_id: str
+    refunds: list[RefundSnapshot]
+
+
 class WriteOffInvoice(BaseModel):
     stripe_invoice_id: str
     reason: str
@@ -225,3 +236,4 @@ class StripeEventReceived(BaseModel):
     type: str
     object_id: str | None = None  # the event's object (invoice, subscription, charge…)
     invoice_id: str | None = None  # the invoice it concerns, when it concerns one
+    charge_id: str | None = None  # the charge it concerns (a charge or refund event)

@@ -24,6 +24,7 @@ from activities.billing_models import (
     AttachCard,
     CancelSubscription,
     CardResult,
+    ChargeRef,
     ChargeSnapshot,
     CreateRefund,
     CreateRenewal,
@@ -503,6 +504,16 @@ class StripeActivities:
                 non_retryable=True,
             ) from error
         return RefundSnapshot(id=refund.id, charge_id=request.stripe_charge_id, amount_minor=refund.amount)
+
+    @activity.defn(name="stripe_list_refunds")
+    async def list_refunds(self, request: ChargeRef) -> list[RefundSnapshot]:
+        """The charge's refunds as Stripe holds them now: also those made outside Cedar (the dashboard)."""
+        page = await self._stripe.v1.refunds.list_async(params={"charge": request.stripe_charge_id, "limit": 100})
+        return [
+            RefundSnapshot(id=refund.id, charge_id=request.stripe_charge_id, amount_minor=refund.amount)
+            for refund in page.data
+            if refund.to_dict().get("status") in (None, "succeeded", "pending")
+        ]
 
 
 def _decline_of(error: stripe.StripeError) -> str | None:

@@ -53,8 +53,13 @@ def summarize(event: dict[str, Any]) -> tuple[str | None, StripeEventReceived]:
     kind = obj.get("object")
     customer = obj.get("id") if kind == "customer" else _ref(obj.get("customer"))
     invoice = obj.get("id") if kind == "invoice" else _ref(obj.get("invoice"))
+    charge = obj.get("id") if kind == "charge" else _ref(obj.get("charge")) if kind == "refund" else None
     received = StripeEventReceived(
-        stripe_event_id=str(event["id"]), type=str(event["type"]), object_id=obj.get("id"), invoice_id=invoice
+        stripe_event_id=str(event["id"]),
+        type=str(event["type"]),
+        object_id=obj.get("id"),
+        invoice_id=invoice,
+        charge_id=charge,
     )
     return customer, received
 

@@ -26,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
         AttachCard,
         CancelSubscription,
         CardResult,
+        ChargeRef,
+        ChargeRefunds,
         CreateRenewal,
         CreateSubscription,
         EnsureCustomer,
@@ -70,6 +72,12 @@ with workflow.unsafe.imports_passed_through():
 UPDATE_CHANGE_CARD = "change_card"
 UPDATE_REFUND = "refund_payment"
 UPDATE_RENEW = "renew_subscription"
+
+# Refunds reach us as events about the charge (or the refund) whoever made them; the Stripe dashboard's are
+# mirrored into the books like Cedar's own. The patch keeps histories recorded before this from replaying
+# differently.
+REFUND_EVENTS = frozenset({"charge.refunded", "charge.refund.updated", "refund.created", "refund.updated"})
+MIRROR_REFUNDS_PATCH = "mirror-stripe-refunds"
 
 STRIPE_TIMEOUT = timedelta(seconds=30)
 # Network trouble and Stripe 5xx are retried (each attempt re-reads Stripe first); business refusals are not.
@@ -408,7 +416,9 @@ class FamilyBillingWorkflow:
             return  # a duplicate delivery: acted on already
         status, error = "processed", None
         try:
-            if event.invoice_id:
+            if event.charge_id and event.type in REFUND_EVENTS and workflow.patched(MIRROR_REFUNDS_PATCH):
+                await self._mirror_refunds(event.charge_id, event.invoice_id)
+            elif event.invoice_id:
                 await self._sync_invoice(event.invoice_id)
             elif event.type.startswith("customer.subscription.") and event.object_id:
                 snap = await self._stripe(
@@ -422,6 +432,16 @@ class FamilyBillingWorkflow:
         await self._db(
             BillingActivities.mark_event,
             EventOutcome(stripe_event_id=event.stripe_event_id, status=status, error=error),
+        )
+
+    async def _mirror_refunds(self, stripe_charge_id: str, stripe_invoice_id: str | None) -> None:
+        """The charge's refunds as Stripe has them, into our payments and ledger (each refund once)."""
+        if stripe_invoice_id:
+            await self._sync_invoice(stripe_invoice_id)  # the payment is mirrored before its refunds
+        refunds = await self._stripe(StripeActivities.list_refunds, ChargeRef(stripe_charge_id=stripe_charge_id))
+        await self._db(
+            BillingActivities.record_charge_refunds,
+            ChargeRefunds(stripe_charge_id=stripe_charge_id, refunds=refunds),
         )
 
     def _set_subscription_status(self, stripe_subscription_id: str | None, status: str) -> None:

@@ -1,0 +1,94 @@
+"""A refund made outside Cedar (the Stripe dashboard) reaches the family's payment and the books, once; a refund
+Cedar made itself is not counted again when Stripe's event about it arrives."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import stripe
+from sqlalchemy import func, select
+from temporalio.client import Client
+
+from core.db import SessionFactory
+from core.settings import Settings
+from models import JournalEntry, Payment, Refund, Role, StripeEvent
+from tests.billing.conftest import billed_family, eventually, ledger_problems, post_event
+from tests.conftest import WEBHOOK_SECRET
+
+
+async def _charge_refunded(stripe_client: stripe.StripeClient, charge_id: str) -> dict[str, Any]:
+    """The event Stripe sends when a charge is refunded, carrying the charge as Stripe holds it now (localstripe
+    sends none for refunds, so the test signs it as Stripe would)."""
+    charge = (await stripe_client.v1.charges.retrieve_async(charge_id)).to_dict()
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "type": "charge.refunded",
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": charge},
+    }
+
+
+async def test_a_dashboard_refund_is_mirrored_once_and_cedars_own_are_not_doubled(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+    auth_headers: Callable[..., Any],
+) -> None:
+    async with billing_worker():
+        admin = await auth_headers(Role.admin)
+        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        renewal = await http.post(f"/api/v1/billing/subscriptions/{billed.subscription.id}/renewals", headers=admin)
+        assert renewal.json()["status"] == "paid", renewal.text
+        async with sessions() as session:
+            payment = await session.scalar(
+                select(Payment).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
+            )
+        assert payment is not None and payment.stripe_charge_id
+
+        # The owner refunds 30.00 in Stripe's dashboard; Stripe then tells us, twice (a redelivery).
+        outside = await stripe_client.v1.refunds.create_async(
+            params={"charge": payment.stripe_charge_id, "amount": 3000}
+        )
+        event = await _charge_refunded(stripe_client, payment.stripe_charge_id)
+        for _ in range(2):
+            assert (await post_event(http, event, WEBHOOK_SECRET)).status_code == 200
+
+        async def processed(event_id: str) -> bool:
+            async with sessions() as session:
+                status = await session.scalar(select(StripeEvent.status).where(StripeEvent.stripe_event_id == event_id))
+            return status == "processed"
+
+        await eventually(lambda: processed(event["id"]), what="the refund event acted on")
+        async with sessions() as session:
+            mirrored = await session.scalar(select(Refund).where(Refund.stripe_refund_id == outside.id))
+        assert mirrored is not None and mirrored.amount_minor == 3000
+
+        # Cedar refunds 20.00 itself; Stripe's event about that charge lists both refunds: nothing doubles.
+        ours = await http.post(
+            f"/api/v1/billing/payments/{payment.id}/refunds", json={"amount_minor": 2000}, headers=admin
+        )
+        assert ours.status_code == 201, ours.text
+        later = await _charge_refunded(stripe_client, payment.stripe_charge_id)
+        assert (await post_event(http, later, WEBHOOK_SECRET)).status_code == 200
+        await eventually(lambda: processed(later["id"]), what="the second refund event acted on")
+
+    async with sessions() as session:
+        refreshed = await session.get(Payment, payment.id, populate_existing=True)
+        refunds = (await session.scalars(select(Refund).where(Refund.payment_id == payment.id))).all()
+        refund_entries = await session.scalar(
+            select(func.count()).select_from(JournalEntry).where(JournalEntry.kind == "refund_issued")
+        )
+    assert refreshed is not None
+    assert sorted(r.amount_minor for r in refunds) == [2000, 3000]
+    assert (refreshed.amount_refunded_minor, refreshed.status) == (5000, "partially_refunded")
+    assert refund_entries == 2
+    assert await ledger_problems(sessions) == {}
