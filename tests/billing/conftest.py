@@ -31,7 +31,7 @@ from core.stripe import create_stripe_client
 from core.temporal import billing_workflow_id
 from devstack.localstripe import LocalStripe
 from devstack.ports import free_port
-from models import BillingAccount, Enrollment, Parent, Posting, Role, Student, Subscription, Teacher, User
+from models import BillingAccount, Enrollment, Parent, Payment, Posting, Role, Student, Subscription, Teacher, User
 from tests.billing.dunning_stand_in import DunningStandIn
 from workers.registry import WorkerDeps, activity_functions
 from workflows.billing import FamilyBillingWorkflow
@@ -297,3 +297,17 @@ async def billed_family(
 
     account, sub = await eventually(subscribed, what="subscription")
     return Billed(family, account, sub, handle)
+
+
+async def renew_and_pay(
+    http: httpx.AsyncClient, sessions: SessionFactory, billed: Billed, admin: dict[str, str]
+) -> Payment:
+    """The development renewal of ``billed``'s subscription, paid: its succeeded payment."""
+    renewal = await http.post(f"/api/v1/billing/subscriptions/{billed.subscription.id}/renewals", headers=admin)
+    assert renewal.json()["status"] == "paid", renewal.text
+    async with sessions() as session:
+        payment = await session.scalar(
+            select(Payment).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
+        )
+    assert payment is not None and payment.stripe_charge_id
+    return payment

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from core.db import SessionFactory
 from core.settings import Settings
 from models import JournalEntry, Payment, Refund, Role, StripeEvent
-from tests.billing.conftest import billed_family, eventually, ledger_problems, post_event
+from tests.billing.conftest import billed_family, eventually, ledger_problems, post_event, renew_and_pay
 from tests.conftest import WEBHOOK_SECRET
 
 
@@ -46,13 +46,8 @@ async def test_a_dashboard_refund_is_mirrored_once_and_cedars_own_are_not_double
     async with billing_worker():
         admin = await auth_headers(Role.admin)
         billed = await billed_family(sessions, settings, temporal_client, stripe_client)
-        renewal = await http.post(f"/api/v1/billing/subscriptions/{billed.subscription.id}/renewals", headers=admin)
-        assert renewal.json()["status"] == "paid", renewal.text
-        async with sessions() as session:
-            payment = await session.scalar(
-                select(Payment).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
-            )
-        assert payment is not None and payment.stripe_charge_id
+        payment = await renew_and_pay(http, sessions, billed, admin)
+        assert payment.stripe_charge_id is not None
 
         # The owner refunds 30.00 in Stripe's dashboard; Stripe then tells us, twice (a redelivery).
         outside = await stripe_client.v1.refunds.create_async(

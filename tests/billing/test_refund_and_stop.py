@@ -9,14 +9,13 @@ from typing import Any
 
 import httpx
 import stripe
-from sqlalchemy import select
 from temporalio.client import Client
 
 from core.db import SessionFactory
 from core.settings import Settings
 from domain.ledger import estimate_fee
 from models import Payment, Refund, Role, Subscription
-from tests.billing.conftest import billed_family, count, eventually, ledger_problems
+from tests.billing.conftest import billed_family, count, eventually, ledger_problems, renew_and_pay
 from workers.main import build_deps
 from workflows.billing_messages import SIGNAL_STUDENT_STOPPED, StudentStopped
 
@@ -34,11 +33,7 @@ async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_en
         admin = await auth_headers(Role.admin)
         billed = await billed_family(sessions, settings, temporal_client, stripe_client)
         parent = await auth_headers(Role.parent, user_id=billed.family.user_id)
-        renewal = await http.post(f"/api/v1/billing/subscriptions/{billed.subscription.id}/renewals", headers=admin)
-        assert renewal.json()["status"] == "paid"
-        async with sessions() as session:
-            payment = await session.scalar(select(Payment).where(Payment.status == "succeeded"))
-        assert payment is not None
+        payment = await renew_and_pay(http, sessions, billed, admin)
 
         url = f"/api/v1/billing/payments/{payment.id}/refunds"
         key = {"Idempotency-Key": str(uuid.uuid4())}
