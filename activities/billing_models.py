@@ -54,6 +54,9 @@ class PaymentFailure(BaseModel):
     failure_code: str | None = None
     decline_code: str | None = None
     outcome_unknown: bool = False
+    # The bank wants the parent to confirm the payment (3-D Secure): where they can (Stripe's hosted invoice page;
+    # None with localstripe, which has none). failure_code is then "authentication_required".
+    confirm_url: str | None = None
 
 
 # --- adapter inputs and results ---

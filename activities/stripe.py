@@ -45,6 +45,7 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import billing_workflow_id
 from domain.billing_rules import stripe_key
+from domain.dunning import AUTHENTICATION_REQUIRED
 from domain.ledger import estimate_fee
 from models import BillingAccount, Parent, Subscription
 
@@ -445,6 +446,8 @@ class StripeActivities:
                 options={"idempotency_key": stripe_key("pay", request.stripe_invoice_id, request.attempt)},
             )
         except stripe.CardError as error:
+            if error.code == AUTHENTICATION_REQUIRED:  # Stripe's answer when the bank wants the parent to confirm
+                return await self._needs_confirmation(request)
             return PayOutcome(
                 status="failed",
                 failure=PaymentFailure(
@@ -462,8 +465,22 @@ class StripeActivities:
             raise
         if invoice.status == "paid":
             return PayOutcome(status="paid")
-        # localstripe answers a declined invoice payment with the open invoice instead of a card error.
+        # localstripe answers a declined invoice payment, and one the bank wants confirmed, with the open invoice
+        # instead of a card error; the payment intent tells them apart.
+        intent_id = _id(invoice.to_dict().get("payment_intent"))
+        if intent_id and (await self._stripe.v1.payment_intents.retrieve_async(intent_id)).status == "requires_action":
+            return await self._needs_confirmation(request)
         return PayOutcome(status="failed", failure=PaymentFailure(attempt=request.attempt))
+
+    async def _needs_confirmation(self, request: PayInvoice) -> PayOutcome:
+        """An attempt the parent's bank wants confirmed: not a decline, and no use retrying without the parent."""
+        invoice = (await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)).to_dict()
+        failure = PaymentFailure(
+            attempt=request.attempt,
+            failure_code=AUTHENTICATION_REQUIRED,
+            confirm_url=invoice.get("hosted_invoice_url"),
+        )
+        return PayOutcome(status="failed", failure=failure)
 
     @activity.defn(name="stripe_close_invoice")
     async def close_invoice(self, request: InvoiceRef) -> str:

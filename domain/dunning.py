@@ -15,6 +15,7 @@ from enum import StrEnum
 from domain.calendar import require_aware
 
 __all__ = [
+    "AUTHENTICATION_REQUIRED",
     "HARD_DECLINE_CODES",
     "DunningNotice",
     "DunningPolicy",
@@ -117,6 +118,10 @@ def next_retry(failed_at: datetime, attempts_made: int, policy: DunningPolicy) -
         return None
     return failed_at + policy.retry_offsets[retries_done]
 
+
+# Stripe's failure code when the bank wants the cardholder to confirm the payment (3-D Secure): only the parent
+# can complete it, so it is neither retried nor a decline of the card.
+AUTHENTICATION_REQUIRED = "authentication_required"
 
 # Stripe decline codes that no retry will fix: the card is gone, blocked, or wrong. The customer must
 # give a new payment method. Soft declines (insufficient_funds, generic_decline, …) are retried.

@@ -492,6 +492,7 @@ class FamilyBillingWorkflow:
             decline_code=failure.decline_code,
             failure_code=failure.failure_code,
             outcome_unknown=failure.outcome_unknown,
+            confirm_url=failure.confirm_url,
         )
         await self._notify(SIGNAL_INVOICE_FAILED, message)
 

@@ -79,6 +79,8 @@ class InvoiceFailed(BaseModel):
     failure_code: str | None = None
     # True when the gateway's answer was lost (timeout): dunning must have billing re-check, not retry blindly.
     outcome_unknown: bool = False
+    # The bank wants the parent to confirm this payment (failure_code "authentication_required"), and where.
+    confirm_url: str | None = None
 
 
 class InvoicePaid(BaseModel):

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities, SendEmail
     from core.temporal import DUNNING_STATE, billing_workflow_id
     from domain.dunning import (
+        AUTHENTICATION_REQUIRED,
         DunningNotice,
         DunningPolicy,
         DunningState,
@@ -113,6 +114,8 @@ class FamilyDunningWorkflow:
             if failure.attempt > invoice.attempts:  # news, not a repeated report or a check's "still unpaid"
                 invoice.attempts, invoice.last_attempt_at = failure.attempt, workflow.now()
                 invoice.hard_decline = is_hard_decline(failure.decline_code)
+                invoice.needs_confirmation = failure.failure_code == AUTHENTICATION_REQUIRED
+                invoice.confirm_url = failure.confirm_url
                 self._s.failures_to_notify.append((failure.stripe_invoice_id, failure.attempt))
                 code = failure.decline_code or failure.failure_code or "declined"
                 self._note("payment_failed", f"{failure.stripe_invoice_id} attempt {failure.attempt} ({code})")
@@ -131,7 +134,8 @@ class FamilyDunningWorkflow:
         # Billing retries past-due invoices on the new card itself, right now; from here the automatic
         # retries resume at the next offset (a hard decline was about the old card).
         for invoice in self._s.invoices.values():
-            invoice.hard_decline, invoice.last_attempt_at = False, workflow.now()
+            invoice.hard_decline, invoice.needs_confirmation = False, False
+            invoice.last_attempt_at = workflow.now()
         self._note("card_updated", "billing retries on the new card; automatic retries resume")
         self._wake = True
 
@@ -244,7 +248,7 @@ class FamilyDunningWorkflow:
                 moments.append(invoice.unknown_since + config.unknown_recheck_after)
             elif invoice.retry_sent_at is not None:
                 moments.append(invoice.retry_sent_at + config.unknown_recheck_after)
-            elif not invoice.hard_decline and not self._s.paused:
+            elif not (invoice.hard_decline or invoice.needs_confirmation) and not self._s.paused:
                 retry = self._scheduled_retry(invoice)
                 moments += [retry] if retry else []
         return min(moments, default=None)
@@ -348,7 +352,8 @@ class FamilyDunningWorkflow:
             if invoice.retry_sent_at is not None:
                 continue
             due = self._scheduled_retry(invoice)
-            scheduled = not self._s.paused and not invoice.hard_decline and due is not None and due <= now
+            blocked = invoice.hard_decline or invoice.needs_confirmation
+            scheduled = not self._s.paused and not blocked and due is not None and due <= now
             if retry_all or scheduled:
                 invoice.retry_sent_at = invoice.last_attempt_at = now
                 retry = RetryInvoice(stripe_invoice_id=invoice.stripe_invoice_id, attempt=invoice.attempts + 1)
@@ -430,7 +435,10 @@ class FamilyDunningWorkflow:
         context["cancel_on"] = format_local(invoice.first_failed_at + config.cancel_after, tz)
         if notice.kind == NoticeKind.PAYMENT_FAILED:
             retry = self._scheduled_retry(invoice)
-            if invoice.hard_decline:
+            if invoice.needs_confirmation:
+                where = f" here: {invoice.confirm_url}" if invoice.confirm_url else " (your bank's app or website)"
+                context["next_step"] = f"Your bank asks you to confirm this payment{where}, or add another card."
+            elif invoice.hard_decline:
                 context["next_step"] = "Your bank will not accept further tries on this card: please add a new card."
             elif retry:
                 when = format_local(retry, tz)

@@ -41,6 +41,10 @@ class UnpaidInvoice(BaseModel):
     # Attempts so far, the original charge included (Stripe's attempt_count).
     attempts: int = 0
     hard_decline: bool = False
+    # The bank wants the parent to confirm the payment (3-D Secure): retrying without them is pointless, so the
+    # notices ask them to confirm (at confirm_url when Stripe gave one) instead.
+    needs_confirmation: bool = False
+    confirm_url: str | None = None
     # When the latest attempt happened (ours, billing's on a card update, or the original charge).
     last_attempt_at: datetime | None = None
     # A retry asked of billing whose answer has not come yet, and since when.

@@ -74,6 +74,20 @@ async def test_hard_decline_skips_retries_until_a_new_card_arrives(
     assert await kit.dunning.result() == "clear"
 
 
+async def test_a_payment_the_bank_wants_confirmed_asks_the_parent_and_is_not_retried(
+    kit: DunningKit, smtp_sink: SmtpSink
+) -> None:
+    link = "https://invoice.stripe.com/i/acct_test/in_1"
+    await kit.fail(failure(kit.family, failure_code="authentication_required", confirm_url=link))
+    snap = await kit.wait_state("warning")  # past the +1 s and +2 s retry offsets
+    assert snap.invoices[0].needs_confirmation and not snap.invoices[0].hard_decline
+    assert (await kit.recorded()).retries == []  # an off-session retry cannot confirm anything
+    [notice] = [m for m in smtp_sink.messages(to=kit.family.email) if "failed" in m["subject"]]
+    assert f"Your bank asks you to confirm this payment here: {link}" in notice["text"]
+    await kit.dunning.signal("invoice_paid", paid(kit))  # the parent confirmed on Stripe's page
+    assert await kit.dunning.result() == "clear"
+
+
 async def test_an_admin_retry_now_asks_billing_at_once(kit: DunningKit) -> None:
     await kit.fail(failure(kit.family, decline_code="stolen_card"))
     await kit.dunning.signal("retry_now", AdminAction(reason="parent says the bank fixed it"))
