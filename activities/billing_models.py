@@ -34,6 +34,11 @@ class InvoiceSnapshot(BaseModel):
     period_start: datetime | None = None
     period_end: datetime | None = None
     charge: ChargeSnapshot | None = None
+    attempt_count: int = 0
+    # The latest attempt waits for the parent's bank confirmation (its payment intent requires action), and the
+    # page where they can give it (Stripe's hosted invoice page; localstripe has none).
+    confirmation_needed: bool = False
+    hosted_invoice_url: str | None = None
 
 
 class SubscriptionSnapshot(BaseModel):

@@ -359,7 +359,7 @@ class StripeActivities:
     @activity.defn(name="stripe_fetch_invoice")
     async def fetch_invoice(self, request: InvoiceRef) -> InvoiceSnapshot:
         invoice = (await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)).to_dict()
-        charge = await self._invoice_charge(invoice)
+        charge, intent_status = await self._invoice_charge(invoice)
         return InvoiceSnapshot(
             id=invoice["id"],
             customer_id=_id(invoice["customer"]) or "",
@@ -371,20 +371,24 @@ class StripeActivities:
             period_start=from_unix(invoice.get("period_start")),
             period_end=from_unix(invoice.get("period_end")),
             charge=await self._charge_snapshot(charge) if charge else None,
+            attempt_count=int(invoice.get("attempt_count") or 0),
+            confirmation_needed=invoice["status"] == "open" and intent_status == "requires_action",
+            hosted_invoice_url=invoice.get("hosted_invoice_url"),
         )
 
-    async def _invoice_charge(self, invoice: dict[str, Any]) -> dict[str, Any] | None:
+    async def _invoice_charge(self, invoice: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """The invoice's latest charge, if any, and (when there is none) its payment intent's status."""
         charge_id = _id(invoice.get("charge"))
         if charge_id is None:
             intent_id = _id(invoice.get("payment_intent")) or await self._invoice_payment_intent(invoice)
             if intent_id is None:
-                return None
+                return None, None
             intent = (await self._stripe.v1.payment_intents.retrieve_async(intent_id)).to_dict()
             charge_id = _id(intent.get("latest_charge"))
             if charge_id is None:
-                return None
+                return None, intent.get("status")
         charge = await self._stripe.v1.charges.retrieve_async(charge_id, params={"expand": ["balance_transaction"]})
-        return charge.to_dict()
+        return charge.to_dict(), None
 
     async def _invoice_payment_intent(self, invoice: dict[str, Any]) -> str | None:
         # Stripe API versions from 2025-03 link an invoice to its PaymentIntents through invoice payments.

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities, SendEmail
     from activities.stripe import StripeActivities
     from domain.billing_rules import trial_end_for
+    from domain.dunning import AUTHENTICATION_REQUIRED
     from workflows.billing_messages import (
         FAMILY_BILLING_WORKFLOW,
         SIGNAL_CARD_UPDATED,
@@ -452,6 +453,14 @@ class FamilyBillingWorkflow:
     async def _sync_invoice(self, stripe_invoice_id: str, failure: PaymentFailure | None = None) -> InvoiceApplied:
         """Re-read the invoice from Stripe, mirror it, and tell the family and dunning what newly happened."""
         snap = await self._stripe(StripeActivities.fetch_invoice, InvoiceRef(stripe_invoice_id=stripe_invoice_id))
+        if failure is None and snap.confirmation_needed:
+            # Stripe's own attempt waits for the parent's bank (invoice.payment_action_required): no failed charge
+            # tells of it, so the attempt is reported here; apply_invoice counts it once, by its number.
+            failure = PaymentFailure(
+                attempt=max(snap.attempt_count, 1),
+                failure_code=AUTHENTICATION_REQUIRED,
+                confirm_url=snap.hosted_invoice_url,
+            )
         applied: InvoiceApplied = await self._db(
             BillingActivities.apply_invoice, ApplyInvoice(invoice=snap, failure=failure)
         )

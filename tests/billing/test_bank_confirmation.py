@@ -3,6 +3,8 @@ once the parent confirms, the invoice is paid once and dunning hears that too.""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +16,8 @@ from temporalio.client import Client
 from core.db import SessionFactory
 from core.settings import Settings
 from models import Invoice, Payment, Role
-from tests.billing.conftest import billed_family, count, dunning_received, eventually, ledger_problems
+from tests.billing.conftest import billed_family, count, dunning_received, eventually, ledger_problems, post_event
+from tests.conftest import WEBHOOK_SECRET
 
 # localstripe asks for authentication on every payment with this card, as a bank using 3-D Secure would.
 CARD_THREE_D_SECURE = "4000002500003155"
@@ -72,3 +75,47 @@ async def test_a_payment_the_bank_wants_confirmed_waits_for_the_parent_then_is_p
         == 1
     )
     assert await ledger_problems(sessions) == {}
+
+
+async def test_stripes_own_attempt_waiting_for_the_bank_reaches_dunning_as_such(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+) -> None:
+    async with billing_worker():
+        billed = await billed_family(sessions, settings, temporal_client, stripe_client, CARD_THREE_D_SECURE)
+        # Stripe renews and tries the card by itself; the bank wants the parent to confirm.
+        invoice = await stripe_client.v1.invoices.create_async(
+            params={
+                "customer": billed.account.stripe_customer_id,
+                "subscription": billed.subscription.stripe_subscription_id,
+            }
+        )
+        attempted = (await stripe_client.v1.invoices.pay_async(invoice.id)).to_dict()
+        # What Stripe then sends (localstripe sends nothing for it), signed as Stripe signs it.
+        event = {
+            "id": f"evt_{uuid.uuid4().hex[:24]}",
+            "object": "event",
+            "type": "invoice.payment_action_required",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": attempted},
+        }
+        assert (await post_event(http, event, WEBHOOK_SECRET)).status_code == 200
+
+        async def told() -> dict[str, Any] | None:
+            received = await dunning_received(temporal_client, billed.family.parent_id)
+            return next((signal for signal in received if signal["signal"] == "invoice_failed"), None)
+
+        failed = await eventually(told, what="dunning told of the attempt")
+    assert (failed["failure_code"], failed["stripe_invoice_id"], failed["attempt"]) == (
+        "authentication_required",
+        invoice.id,
+        1,
+    )
+    async with sessions() as session:
+        row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
+    assert row is not None and (row.status, row.attempt_count) == ("past_due", 1)
