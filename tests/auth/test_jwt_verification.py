@@ -3,6 +3,7 @@ served by a local HTTP server, and the ways a token must fail."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -195,6 +196,6 @@ async def test_a_remembered_token_is_still_refused_once_it_expires(project_setti
 
     verifier._verify_signed = verify_again  # type: ignore[method-assign]
     assert await verifier.verify(token) == first
-    time.sleep(max(0.0, first.expires_at.timestamp() - time.time()) + 0.05)
+    await asyncio.sleep(max(0.0, first.expires_at.timestamp() - time.time()) + 0.05)
     with pytest.raises(InvalidToken, match="expired"):
         await verifier.verify(token)
