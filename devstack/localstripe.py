@@ -15,14 +15,13 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from devstack.processes import ManagedProcess
+from devstack.processes import ManagedProcess, Service
 
 
-class LocalStripe:
+class LocalStripe(Service):
     """localstripe on host:port. With `store_file`, Stripe objects survive a restart of the process."""
 
     def __init__(self, port: int, log_dir: Path, store_file: Path | None = None, *, host: str = "127.0.0.1") -> None:
@@ -59,21 +58,6 @@ class LocalStripe:
     def wipe(self) -> None:
         """Delete every Stripe object (webhook registrations stay)."""
         httpx.delete(f"{self.api_base}/_config/data", timeout=10).raise_for_status()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.process.stop(timeout)
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
-
-    def __enter__(self) -> LocalStripe:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _persist_to(store_file: Path | None) -> None:

@@ -15,10 +15,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from devstack.processes import ManagedProcess, reap_orphan
+from devstack.processes import ManagedProcess, Service, reap_orphan
 
 
 def _wheel_bin_dir() -> Path:
@@ -105,11 +104,13 @@ def _clear_stale_lock(lock_file: Path, data_dir: Path) -> None:
         lock_file.unlink(missing_ok=True)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(Service):
     """A PostgreSQL cluster in `data_dir` listening on host:port, superuser `postgres` with trust auth.
 
     Created with initdb on first start; later starts reuse the data. `fast` turns durability off (tests).
     """
+
+    stop_timeout = 30.0  # a checkpoint on a busy database can take a while
 
     def __init__(
         self,
@@ -157,12 +158,6 @@ class EmbeddedPostgres:
         _clear_stale_lock(self.socket_dir / f".s.PGSQL.{self.port}.lock", self.data_dir)
         self.process.start()
         self.process.wait_ready(self.is_ready, timeout=timeout)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self.process.stop(timeout)
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
 
     def is_ready(self) -> bool:
         args: list[str | Path] = [
@@ -239,12 +234,3 @@ class EmbeddedPostgres:
         result = subprocess.run(args, capture_output=True, text=True, cwd="/", **identity)
         if result.returncode != 0:
             raise PostgresError(f"initdb failed for {self.data_dir}:\n{result.stdout}{result.stderr}")
-
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -18,10 +18,12 @@ import signal
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 class ProcessExitedError(RuntimeError):
@@ -217,3 +219,29 @@ class ManagedProcess:
         _signal_group(popen.pid, signal.SIGKILL)
         self.pid_path.unlink(missing_ok=True)
         return popen.returncode
+
+
+class Service(ABC):
+    """A component of the local stack that runs as one ``ManagedProcess``: started, stopped, used in ``with``."""
+
+    process: ManagedProcess
+    stop_timeout: float = 10.0
+
+    @abstractmethod
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the process and return once it serves."""
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.process.stop(self.stop_timeout if timeout is None else timeout)
+
+    def is_running(self) -> bool:
+        return self.process.is_running()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -15,7 +15,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -25,7 +24,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from devstack.mailstore import MessageStore
 from devstack.ports import is_listening
-from devstack.processes import ManagedProcess
+from devstack.processes import ManagedProcess, Service
 
 STORE_KEY = web.AppKey("store", MessageStore)
 
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(serve(args.host, args.smtp_port, args.http_port, args.store))
 
 
-class SmtpSink:
+class SmtpSink(Service):
     """The sink as a child process; its messages are read back over HTTP."""
 
     def __init__(
@@ -184,12 +183,6 @@ class SmtpSink:
             return False
         return httpx.get(f"{self.http_url}/api/messages", timeout=1).status_code == 200
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self.process.stop(timeout)
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
-
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         """Received messages, newest first; `to` filters by recipient."""
         params = {"to": to} if to is not None else {}
@@ -213,15 +206,6 @@ class SmtpSink:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{len(found)} of {count} message(s) to {to} after {timeout}s")
                 await asyncio.sleep(0.1)
-
-    def __enter__(self) -> SmtpSink:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

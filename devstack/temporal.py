@@ -7,10 +7,9 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from devstack.ports import is_listening
-from devstack.processes import ManagedProcess
+from devstack.processes import ManagedProcess, Service
 
 
 def temporal_binary() -> str:
@@ -24,7 +23,7 @@ def temporal_binary() -> str:
     return found
 
 
-class TemporalDevServer:
+class TemporalDevServer(Service):
     """A single-process Temporal server on host:port with the Web UI on ui_port (None: headless).
 
     `db_file` keeps workflows across restarts (None: in memory). `dynamic_config` values are JSON literals,
@@ -90,18 +89,3 @@ class TemporalDevServer:
         probe = [self.binary, "operator", "namespace", "describe", "--address", self.address]
         probe += ["--namespace", self.namespace]
         return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.process.stop(timeout)
-
-    def is_running(self) -> bool:
-        return self.process.is_running()
-
-    def __enter__(self) -> TemporalDevServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
