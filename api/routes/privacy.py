@@ -6,10 +6,11 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep, TransactionDep
 from api.errors import CedarError
-from api.principal import AdminPrincipal, CurrentPrincipal
+from api.principal import AdminPrincipal, CurrentPrincipal, Principal
 from api.repositories.privacy import erase_family, family_export
 from core.audit import record_audit
 from models import Role
@@ -21,20 +22,16 @@ router = APIRouter(prefix="/api/v1", tags=["privacy"])
 async def export_my_family(principal: CurrentPrincipal, session: TransactionDep) -> dict[str, Any]:
     if principal.role != Role.parent or principal.parent_id is None:
         raise CedarError(403, "forbidden", "only a parent can export their own family's data")
-    export = await family_export(session, principal.parent_id)
-    await record_audit(
-        session,
-        actor_user_id=principal.user_id,
-        actor_role=principal.role,
-        action="export",
-        entity_type="parent",
-        entity_id=principal.parent_id,
-    )
-    return export
+    return await _audited_export(session, principal, principal.parent_id)
 
 
 @router.get("/parents/{parent_id}/export", summary="A family's data export, for an access request (admin)")
 async def export_family(parent_id: uuid.UUID, principal: AdminPrincipal, session: TransactionDep) -> dict[str, Any]:
+    return await _audited_export(session, principal, parent_id)
+
+
+async def _audited_export(session: AsyncSession, principal: Principal, parent_id: uuid.UUID) -> dict[str, Any]:
+    """The family's export, with the audit row saying who took it (in the export's own transaction)."""
     export = await family_export(session, parent_id)
     await record_audit(
         session,
