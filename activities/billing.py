@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy import String, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio import activity
@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.billing_models import (
     ApplyInvoice,
     ChargeRefunds,
+    ChargeSnapshot,
     CreateRefund,
     EventOutcome,
     EventRef,
@@ -337,24 +338,17 @@ class BillingActivities:
             return None
         if charge is not None and charge.status == "failed":
             inserted = await session.scalar(
-                insert(Payment)
-                .values(
-                    id=uuid.uuid4(),
-                    billing_account_id=account_id,
-                    invoice_id=row.id,
-                    stripe_charge_id=charge.id,
-                    stripe_payment_intent_id=charge.payment_intent_id,
+                _charge_row(
+                    account_id,
+                    row.id,
+                    snap.currency,
+                    charge,
+                    now,
                     status="failed",
-                    amount_minor=charge.amount_minor,
                     fee_minor=0,
-                    currency=snap.currency,
                     failure_code=charge.failure_code,
                     decline_code=charge.decline_code,
-                    amount_refunded_minor=0,
-                    created_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
-                .returning(col(Payment.id))
+                ).returning(col(Payment.id))
             )
             is_new = inserted is not None
             failure = PaymentFailure(
@@ -378,21 +372,15 @@ class BillingActivities:
         charge = snap.charge
         assert charge is not None
         await session.execute(
-            insert(Payment)
-            .values(
-                id=uuid.uuid4(),
-                billing_account_id=account_id,
-                invoice_id=row.id,
-                stripe_charge_id=charge.id,
-                stripe_payment_intent_id=charge.payment_intent_id,
+            _charge_row(
+                account_id,
+                row.id,
+                snap.currency,
+                charge,
+                datetime.now(UTC),
                 status="succeeded",
-                amount_minor=charge.amount_minor,
                 fee_minor=charge.fee_minor,
-                currency=snap.currency,
-                amount_refunded_minor=0,
-                created_at=datetime.now(UTC),
             )
-            .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
         )
         payment_id = await session.scalar(select(col(Payment.id)).where(col(Payment.stripe_charge_id) == charge.id))
         assert payment_id is not None
@@ -585,6 +573,33 @@ def _mirror_status(snap: InvoiceSnapshot, row: Invoice) -> str:
     if snap.status == "open" and row.first_failed_at is not None:
         return "past_due"
     return snap.status
+
+
+def _charge_row(
+    account_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    currency: str,
+    charge: ChargeSnapshot,
+    created_at: datetime,
+    **outcome: object,
+) -> Insert:
+    """The ``payments`` row of one Stripe charge, succeeded or failed, inserted once (its charge id is unique)."""
+    return (
+        insert(Payment)
+        .values(
+            id=uuid.uuid4(),
+            billing_account_id=account_id,
+            invoice_id=invoice_id,
+            stripe_charge_id=charge.id,
+            stripe_payment_intent_id=charge.payment_intent_id,
+            amount_minor=charge.amount_minor,
+            currency=currency,
+            amount_refunded_minor=0,
+            created_at=created_at,
+            **outcome,
+        )
+        .on_conflict_do_nothing(index_elements=["stripe_charge_id"])
+    )
 
 
 async def _write_refund(session: AsyncSession, payment: Payment, refund: RefundSnapshot, reason: str) -> int:
