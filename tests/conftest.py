@@ -8,7 +8,9 @@ PostgreSQL, the Temporal dev server, localstripe and the SMTP sink start once. E
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import pkgutil
 import shutil
 import tempfile
 import uuid
@@ -19,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import hypothesis.internal.conjecture
+import hypothesis.strategies._internal
 import pytest
+import schemathesis
 from alembic import command
 from alembic.config import Config
 from hypothesis import settings as hypothesis_settings
@@ -45,6 +50,24 @@ from workers.registry import WorkerDeps
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "cedar_template"
 WEBHOOK_SECRET = "whsec_cedar_tests"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Imports every module of schemathesis and of hypothesis's engine after collection, before any test starts a
+    thread.
+
+    Both are pytest plugins, so pytest rewrites their modules' asserts as they are imported, parsing each with
+    ``ast``. Left to themselves they import lazily during tests, from the test's thread, while an app's lifespan
+    thread may be importing too. CPython 3.11 keeps ``ast``'s recursion depth in interpreter-wide state, and a parse
+    in the test's thread failed in CI with "AST constructor recursion depth mismatch" (see cpython#106905). Not at
+    conftest import: hypothesis warns of plugins touching its storage while pytest initializes.
+    """
+    for package in (schemathesis, hypothesis.strategies._internal, hypothesis.internal.conjecture):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            try:
+                importlib.import_module(module.name)
+            except ImportError:  # an optional extra that is not installed, e.g. schemathesis's Allure reporting
+                pass
 
 
 @pytest.fixture(scope="session")
