@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # --- ports and addresses of the local stack (`./cedar run`) ---
     host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes on api_port (`python -m api.serve`), each with its own listening socket: more than one uses
+    # more than one core on a single host.
+    api_processes: int = Field(default=1, ge=1)
     postgres_port: int = 5433
     temporal_port: int = 7233
     temporal_ui_port: int = 8233

@@ -183,8 +183,8 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
     _say("API and worker...")
     python = sys.executable
     s = stack.settings
-    uvicorn = ["-m", "uvicorn", "api.main:serve", "--factory", "--host", s.host, "--port", str(s.api_port)]
-    stack.api = ManagedProcess("api", [python, *uvicorn], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT)
+    api = ["-m", "api.serve", "--host", s.host, "--port", str(s.api_port), "--processes", str(s.api_processes)]
+    stack.api = ManagedProcess("api", [python, *api], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT)
     stack.worker = ManagedProcess(
         "worker", [python, "-m", "workers.main"], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT
     )
