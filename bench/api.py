@@ -1,7 +1,8 @@
-"""API read benchmark: ``.venv/bin/python -m bench.api [--concurrency 50] [--seconds 10] [--workers 2]
-[--loop auto|asyncio|uvloop] [--http auto|h11|httptools]``.
+"""API read benchmark: ``.venv/bin/python -m bench.api [--concurrency 50] [--seconds 10] [--processes 2]
+[--launcher api-serve|uvicorn-workers]``.
 
-Starts its own embedded PostgreSQL (devstack) and the real app under uvicorn as a subprocess, seeds 1,000
+Starts its own embedded PostgreSQL (devstack) and the real app in N processes (``python -m api.serve``, or
+``uvicorn --workers`` to compare), seeds 1,000
 students (400 families, 20 teachers, 8 lessons per student), signs in through POST /api/v1/auth/login, then,
 in one run, drives each endpoint with N concurrent clients for a fixed time and reports p50/p95/p99 latency and
 requests per second:
@@ -213,26 +214,12 @@ def start_api(url: str, port: int, args: argparse.Namespace, log: Path) -> subpr
         "CEDAR_DB_POOL_SIZE": "20",
         "CEDAR_LOGIN_RATE_LIMIT_PER_MINUTE_IP": "1000",
     }
-    command_line = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.main:serve",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(args.workers),
-        "--loop",
-        args.loop,
-        "--http",
-        args.http,
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    if args.launcher == "uvicorn-workers":  # for comparison: processes sharing one listening socket
+        server = ["-m", "uvicorn", "api.main:serve", "--factory", "--workers", str(args.processes)]
+    else:
+        server = ["-m", "api.serve", "--processes", str(args.processes)]
+    command_line = [sys.executable, *server, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    command_line += ["--log-level", "warning"]
     process = subprocess.Popen(command_line, cwd=REPO_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -275,9 +262,8 @@ async def run(args: argparse.Namespace) -> None:
         ]
         print(
             f"{STUDENTS} students, {FAMILIES} families, {STUDENTS * LESSONS_PER_STUDENT} lessons; "
-            f"{args.concurrency} concurrent clients, {args.seconds:.0f} s each; uvicorn --workers {args.workers} "
-            f"--loop {args.loop} --http {args.http}; "
-            f"{os.cpu_count()} CPUs shared by client and server"
+            f"{args.concurrency} concurrent clients, {args.seconds:.0f} s each; {args.processes} API processes "
+            f"({args.launcher}); {os.cpu_count()} CPUs shared by client and server"
         )
         print("| endpoint                           |    reqs |   req/s | p50 ms | p95 ms | p99 ms | errors |")
         print("|------------------------------------|---------|---------|--------|--------|--------|--------|")
@@ -300,10 +286,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--workers", type=int, default=2)
-    # auto = uvloop and httptools (uvicorn[standard]); asyncio/h11 = the pure-Python stack, for comparison.
-    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
-    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto")
+    parser.add_argument("--processes", type=int, default=2, help="API processes (default 2, one per core here)")
+    # api-serve: a listening socket per process (SO_REUSEPORT); uvicorn-workers: one shared socket, to compare.
+    parser.add_argument("--launcher", choices=["api-serve", "uvicorn-workers"], default="api-serve")
     asyncio.run(run(parser.parse_args()))
 
 

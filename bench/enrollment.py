@@ -1,4 +1,5 @@
-"""Enrollment benchmark: ``.venv/bin/python -m bench.enrollment [--own-stack] [--n 200] [--concurrency 10]``.
+"""Enrollment benchmark: ``.venv/bin/python -m bench.enrollment [--own-stack [--api-processes 2]] [--n 200]
+[--concurrency 10]``.
 
 Drives N enrollments through ``POST /api/v1/enrollments`` with C in flight at a time and reports, for the same
 run: the POST's p50/p95 latency, p50/p95 time from POST to ``demo_scheduled`` and enrollments per second; then
@@ -7,7 +8,8 @@ activity kinds with no-op bodies, the same start options) on the same Temporal s
 
 Against a running stack (``./cedar run`` in another terminal; the default settings find it) or, with
 ``--own-stack``, against a fresh one it starts in a temporary directory on free ports (PostgreSQL, Temporal,
-localstripe, the SMTP sink, the API and one worker, as separate processes like in production) and stops after.
+localstripe, the SMTP sink, the API (``api.serve``) and one worker, as separate processes like in production)
+and stops after.
 The time to ``demo_scheduled`` is read from the enrollment row's step timestamp (written by the step itself),
 so polling does not inflate it. It adds benchmark teachers (piano, free all week) so no enrollment waitlists.
 """
@@ -217,10 +219,11 @@ async def measure(settings: Settings, api_url: str, database_url: str, temporal_
     print("\n(milliseconds; 'to demo' = POST sent → demo_scheduled; for the baseline, start → its demo_scheduled step)")
 
 
-def own_stack_settings(directory: Path) -> Settings:
+def own_stack_settings(directory: Path, api_processes: int) -> Settings:
     return Settings(
         data_dir=directory,
         api_port=free_port(),
+        api_processes=api_processes,
         postgres_port=free_port(),
         temporal_port=free_port(),
         temporal_ui_port=free_port(),
@@ -236,6 +239,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="enrollments per run (default 200)")
     parser.add_argument("--concurrency", type=int, default=10, help="enrollments in flight (default 10)")
     parser.add_argument("--own-stack", action="store_true", help="start a fresh stack on free ports, then stop it")
+    parser.add_argument(
+        "--api-processes", type=int, default=2, help="API processes of the own stack (default 2, one per core here)"
+    )
     args = parser.parse_args()
     if not args.own_stack:
         settings = Settings()
@@ -252,11 +258,11 @@ def main() -> None:
         )
         return
     with tempfile.TemporaryDirectory(prefix="cedar-bench-") as directory:
-        settings = own_stack_settings(Path(directory))
+        settings = own_stack_settings(Path(directory), args.api_processes)
         stack = plan(settings)
         supervisor = Supervisor()
         try:
-            print("starting an own stack...", flush=True)
+            print(f"starting an own stack ({args.api_processes} API processes)...", flush=True)
             start(stack, supervisor)
             assert stack.temporal is not None
             asyncio.run(
