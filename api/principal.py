@@ -15,9 +15,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Uuid, bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TransactionDep
 from api.errors import CedarError
 from core.settings import Settings
 from core.tokens import AccessTokenVerifier, InvalidToken, session_revoked_clause
@@ -76,11 +77,8 @@ def token_verifier(request: Request, settings: Settings) -> AccessTokenVerifier:
     return verifier
 
 
-async def get_principal(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def _principal(
+    request: Request, session: AsyncSession, settings: Settings, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("a bearer token is required")
@@ -112,16 +110,43 @@ async def get_principal(
     )
 
 
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return await _principal(request, session, settings, credentials)
+
+
+async def get_principal_in_transaction(
+    request: Request,
+    session: TransactionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """For a route that works in one transaction (``TransactionDep``): the principal is read on that transaction's
+    connection, so the request holds one pooled connection, never two. (Two per request would wait on each other
+    once concurrent requests had taken the whole pool.)"""
+    return await _principal(request, session, settings, credentials)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+TransactionPrincipal = Annotated[Principal, Depends(get_principal_in_transaction)]
+
+
+def ensure_role(principal: Principal, *roles: Role) -> Principal:
+    """403 for a signed-in user whose role is not among ``roles``."""
+    if principal.role not in roles:
+        raise CedarError(403, "forbidden", f"this action needs the role {' or '.join(roles)}")
+    return principal
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets only the given roles through (403 for a signed-in user of another role)."""
 
     async def guard(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in roles:
-            raise CedarError(403, "forbidden", f"this action needs the role {' or '.join(roles)}")
-        return principal
+        return ensure_role(principal, *roles)
 
     return guard
 

@@ -17,6 +17,8 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     return create_async_engine(
         to_asyncpg_url(url) if url else settings.effective_database_url,
         pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout.total_seconds(),
         # Recycling old connections instead of pinging before every checkout saves a round trip per request;
         # a connection the server dropped fails one query, which callers retry (activities) or report (API).
         pool_recycle=300,

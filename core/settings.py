@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias=AliasChoices("CEDAR_DATABASE_URL", "DATABASE_URL"))
     database_name: str = "cedar"
     db_pool_size: int = 10
+    # Connections beyond the pool, per process: none by default. SQLAlchemy opens an overflow connection for one
+    # checkout and closes it on return, so a burst beyond the pool pays for a new PostgreSQL connection (a backend
+    # process, authentication) on every request, just when CPU is short: at 50 concurrent webhook posts that
+    # nearly halved what one API process accepted. Beyond the pool, requests queue for a connection instead.
+    db_max_overflow: int = Field(default=0, ge=0)
+    # How long a request or activity waits for a pooled connection before failing (retried, or a 5xx).
+    db_pool_timeout: timedelta = timedelta(seconds=30)
 
     # --- Temporal ---
     temporal_address: str | None = None

@@ -158,13 +158,15 @@ async def refresh(body: RefreshRequest, context: ContextDep, identity: IdentityD
     responses=_errors(e401=_NO_TOKEN, e422=_INVALID),
 )
 async def logout(
-    principal: CurrentPrincipal, context: ContextDep, identity: IdentityDep, body: LogoutRequest | None = None
+    principal: CurrentPrincipal, session: SessionDep, identity: IdentityDep, body: LogoutRequest | None = None
 ) -> Response:
+    # In the request's own transaction, on the connection that found the principal: a second connection per
+    # request would wait forever on a pool that concurrent logouts had emptied.
     refresh_token = body.refresh_token if body else None
-    await _committed(
-        context,
-        lambda s: identity.sign_out(s, principal.user_id, principal.access_token, principal.session_id, refresh_token),
-    )
+    try:
+        await identity.sign_out(session, principal.user_id, principal.access_token, principal.session_id, refresh_token)
+    except AuthFailure as failure:
+        raise _http_error(failure) from failure
     return Response(status_code=204)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep, TransactionDep
 from api.errors import CedarError
-from api.principal import AdminPrincipal, CurrentPrincipal, Principal
+from api.principal import AdminPrincipal, Principal, TransactionPrincipal, ensure_role
 from api.repositories.privacy import erase_family, family_export
 from core.audit import record_audit
 from models import Role
@@ -19,15 +19,17 @@ router = APIRouter(prefix="/api/v1", tags=["privacy"])
 
 
 @router.get("/privacy/export", summary="Everything Cedar holds about the signed-in parent's family")
-async def export_my_family(principal: CurrentPrincipal, session: TransactionDep) -> dict[str, Any]:
+async def export_my_family(principal: TransactionPrincipal, session: TransactionDep) -> dict[str, Any]:
     if principal.role != Role.parent or principal.parent_id is None:
         raise CedarError(403, "forbidden", "only a parent can export their own family's data")
     return await _audited_export(session, principal, principal.parent_id)
 
 
 @router.get("/parents/{parent_id}/export", summary="A family's data export, for an access request (admin)")
-async def export_family(parent_id: uuid.UUID, principal: AdminPrincipal, session: TransactionDep) -> dict[str, Any]:
-    return await _audited_export(session, principal, parent_id)
+async def export_family(
+    parent_id: uuid.UUID, principal: TransactionPrincipal, session: TransactionDep
+) -> dict[str, Any]:
+    return await _audited_export(session, ensure_role(principal, Role.admin), parent_id)
 
 
 async def _audited_export(session: AsyncSession, principal: Principal, parent_id: uuid.UUID) -> dict[str, Any]:
