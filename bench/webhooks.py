@@ -11,6 +11,9 @@ later place), and reports:
 - events/s until acted on: distinct events over the time from the first POST until every one is ``processed``
   in the inbox (signal → the family's workflow → Stripe re-read → payment, ledger, receipt);
 - duplicates applied: payments (and journal entries) beyond one per event — must be 0.
+
+Then, in the same run, the baseline: the accept path alone, at each concurrency, with events about customers
+that are not ours (stored once and flagged; nothing is handed over, and the worker is idle by then).
 """
 
 from __future__ import annotations
@@ -130,6 +133,18 @@ async def paid_events(client: stripe.StripeClient) -> list[dict[str, Any]]:
         if not page.has_more:
             return events
         params["starting_after"] = page.data[-1].id
+
+
+def strangers(like: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """Copies of a real event about customers that are not families of ours: each is verified and stored once,
+    flagged, and handed to nobody, so posting them costs the accept path alone."""
+    copies = []
+    for n in range(count):
+        event = json.loads(json.dumps(like))
+        event["id"] = f"evt_bench_stranger_{uuid.uuid4().hex}"
+        event["data"]["object"]["customer"] = f"cus_bench_stranger_{n}"
+        copies.append(event)
+    return copies
 
 
 async def post_all(base: str, events: list[dict[str, Any]], concurrency: int) -> list[float]:
@@ -275,6 +290,29 @@ async def run(args: argparse.Namespace) -> None:
             print(
                 f"| {concurrency:11d} | {len(latencies):5d} | {statistics.median(latencies):13.1f} "
                 f"| {percentile(latencies, 0.95):13.1f} | {len(ids) / (finished - started):23.1f} | {duplicates:18d} |",
+                flush=True,
+            )
+        print(
+            "\nBaseline, same run: the accept path alone (events about customers that are not ours: stored once and "
+            "flagged, nothing handed over; the worker idle)"
+        )
+        print("| concurrency | posts | accept p50 ms | accept p95 ms | accepted/s | stored once |")
+        print("|-------------|-------|---------------|---------------|------------|-------------|")
+        for concurrency in LEVELS:
+            batch = strangers(events[0], args.events)
+            started = time.monotonic()
+            latencies = await post_all(base, batch, concurrency)
+            elapsed = time.monotonic() - started
+            async with sessions() as session:
+                stored = await session.scalar(
+                    select(func.count())
+                    .select_from(StripeEvent)
+                    .where(StripeEvent.stripe_event_id.in_([e["id"] for e in batch]))
+                )
+            print(
+                f"| {concurrency:11d} | {len(latencies):5d} | {statistics.median(latencies):13.1f} "
+                f"| {percentile(latencies, 0.95):13.1f} | {len(latencies) / elapsed:10.0f} "
+                f"| {'yes' if stored == len(batch) else f'NO: {stored}'} |",
                 flush=True,
             )
         await engine.dispose()
