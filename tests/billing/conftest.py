@@ -299,6 +299,21 @@ async def billed_family(
     return Billed(family, account, sub, handle)
 
 
+BillFamily = Callable[..., Awaitable[Billed]]
+
+
+@pytest.fixture
+def bill_family(
+    sessions: SessionFactory, settings: Settings, temporal_client: Client, stripe_client: stripe.StripeClient
+) -> BillFamily:
+    """``await bill_family(card_number)`` → ``billed_family`` on this test's database, settings and Stripe."""
+
+    async def bill(number: str = CARD_OK) -> Billed:
+        return await billed_family(sessions, settings, temporal_client, stripe_client, number)
+
+    return bill
+
+
 async def renew_and_pay(
     http: httpx.AsyncClient, sessions: SessionFactory, billed: Billed, admin: dict[str, str]
 ) -> Payment:

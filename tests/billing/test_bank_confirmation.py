@@ -16,7 +16,7 @@ from temporalio.client import Client
 from core.db import SessionFactory
 from core.settings import Settings
 from models import Invoice, Payment, Role
-from tests.billing.conftest import billed_family, count, dunning_received, eventually, ledger_problems, post_event
+from tests.billing.conftest import BillFamily, count, dunning_received, eventually, ledger_problems, post_event
 from tests.conftest import WEBHOOK_SECRET
 
 # localstripe asks for authentication on every payment with this card, as a bank using 3-D Secure would.
@@ -24,6 +24,7 @@ CARD_THREE_D_SECURE = "4000002500003155"
 
 
 async def test_a_payment_the_bank_wants_confirmed_waits_for_the_parent_then_is_paid_once(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
     settings: Settings,
@@ -35,7 +36,7 @@ async def test_a_payment_the_bank_wants_confirmed_waits_for_the_parent_then_is_p
 ) -> None:
     async with billing_worker():
         admin = await auth_headers(Role.admin)
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client, CARD_THREE_D_SECURE)
+        billed = await bill_family(CARD_THREE_D_SECURE)
         renewal = await http.post(f"/api/v1/billing/subscriptions/{billed.subscription.id}/renewals", headers=admin)
         assert renewal.status_code == 201, renewal.text
         assert renewal.json()["status"] == "past_due"
@@ -78,15 +79,15 @@ async def test_a_payment_the_bank_wants_confirmed_waits_for_the_parent_then_is_p
 
 
 async def test_stripes_own_attempt_waiting_for_the_bank_reaches_dunning_as_such(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
-    settings: Settings,
     temporal_client: Client,
     stripe_client: stripe.StripeClient,
     http: httpx.AsyncClient,
 ) -> None:
     async with billing_worker():
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client, CARD_THREE_D_SECURE)
+        billed = await bill_family(CARD_THREE_D_SECURE)
         # Stripe renews and tries the card by itself; the bank wants the parent to confirm.
         invoice = await stripe_client.v1.invoices.create_async(
             params={

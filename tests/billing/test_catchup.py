@@ -17,11 +17,12 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from devstack.localstripe import LocalStripe
 from models import Invoice, JournalEntry, Lesson, Payment, StripeEvent, Subscription, SystemSetting
-from tests.billing.conftest import WEBHOOK_ID, Billed, billed_family, count, eventually, ledger_problems
+from tests.billing.conftest import WEBHOOK_ID, Billed, BillFamily, count, eventually, ledger_problems
 from workflows.stripe_catchup import STRIPE_CATCHUP_WORKFLOW
 
 
 async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
     settings: Settings,
@@ -38,7 +39,7 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
         )
         await session.commit()
     async with billing_worker():
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        billed = await bill_family()
         # Stripe renews on its own; the delivery of its events fails and is never retried (localstripe).
         invoice = await stripe_client.v1.invoices.create_async(
             params={

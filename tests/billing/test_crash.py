@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import stripe
-from temporalio.client import Client
 
 from core.db import SessionFactory
 from core.settings import Settings
 from core.stripe import create_stripe_client
 from models import Payment
-from tests.billing.conftest import billed_family, count, ledger_problems
+from tests.billing.conftest import BillFamily, count, ledger_problems
 from workers.registry import WorkerDeps
 from workflows.billing import UPDATE_RENEW, RenewRequest, RenewResult
 
@@ -36,17 +35,17 @@ def stripe_that_dies_after_charging(settings: Settings, charged: asyncio.Event) 
 
 
 async def test_a_worker_killed_between_the_charge_and_the_database_write_charges_once(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     worker_deps: WorkerDeps,
     sessions: SessionFactory,
     settings: Settings,
-    temporal_client: Client,
     stripe_client: stripe.StripeClient,
 ) -> None:
     charged = asyncio.Event()
     dying = dataclasses.replace(worker_deps, stripe=stripe_that_dies_after_charging(settings, charged))
     async with billing_worker(dying):
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        billed = await bill_family()
         renewal = asyncio.create_task(
             billed.handle.execute_update(
                 UPDATE_RENEW,

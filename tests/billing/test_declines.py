@@ -13,12 +13,11 @@ from temporalio.client import Client
 
 from activities.billing_models import SIGNAL_STRIPE_EVENT, StripeEventReceived
 from core.db import SessionFactory
-from core.settings import Settings
 from models import Invoice, JournalEntry, Role, Subscription
 from tests.billing.conftest import (
     CARD_OK,
     Billed,
-    billed_family,
+    BillFamily,
     card,
     count,
     dunning_received,
@@ -57,9 +56,9 @@ async def _signals(client: Client, billed: Billed, count: int) -> list[dict[str,
 
 
 async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and_new_card(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
-    settings: Settings,
     temporal_client: Client,
     stripe_client: stripe.StripeClient,
     http: httpx.AsyncClient,
@@ -69,7 +68,7 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
         admin = await auth_headers(Role.admin)
         families: dict[str, Billed] = {}
         for number, (failure_code, decline_code) in DECLINES.items():
-            billed = await billed_family(sessions, settings, temporal_client, stripe_client, number)
+            billed = await bill_family(number)
             families[number] = billed
             renewal = await http.post(f"/api/v1/billing/subscriptions/{billed.subscription.id}/renewals", headers=admin)
             assert renewal.status_code == 201, renewal.text
@@ -131,7 +130,7 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
         view = (await http.get(f"/api/v1/billing/families/{third.family.parent_id}", headers=parent)).json()
 
         # The school voids a fourth family's past-due invoice in Stripe's dashboard: it is owed no more.
-        fourth = await billed_family(sessions, settings, temporal_client, stripe_client, "4000000000000341")
+        fourth = await bill_family("4000000000000341")
         await http.post(f"/api/v1/billing/subscriptions/{fourth.subscription.id}/renewals", headers=admin)
         invoice = await _invoice(sessions, fourth)
         await stripe_client.v1.invoices.void_invoice_async(invoice.stripe_invoice_id)

@@ -11,12 +11,10 @@ from typing import Any
 import httpx
 import stripe
 from sqlalchemy import func, select
-from temporalio.client import Client
 
 from core.db import SessionFactory
-from core.settings import Settings
 from models import JournalEntry, Payment, Refund, Role, StripeEvent
-from tests.billing.conftest import billed_family, eventually, ledger_problems, post_event, renew_and_pay
+from tests.billing.conftest import BillFamily, eventually, ledger_problems, post_event, renew_and_pay
 from tests.conftest import WEBHOOK_SECRET
 
 
@@ -35,17 +33,16 @@ async def _charge_refunded(stripe_client: stripe.StripeClient, charge_id: str) -
 
 
 async def test_a_dashboard_refund_is_mirrored_once_and_cedars_own_are_not_doubled(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
-    settings: Settings,
-    temporal_client: Client,
     stripe_client: stripe.StripeClient,
     http: httpx.AsyncClient,
     auth_headers: Callable[..., Any],
 ) -> None:
     async with billing_worker():
         admin = await auth_headers(Role.admin)
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        billed = await bill_family()
         payment = await renew_and_pay(http, sessions, billed, admin)
         assert payment.stripe_charge_id is not None
 

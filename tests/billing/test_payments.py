@@ -18,7 +18,7 @@ from devstack.smtp_sink import SmtpSink
 from models import Invoice, JournalEntry, Payment, Role, StripeEvent
 from tests.billing.conftest import (
     WEBHOOK_ID,
-    billed_family,
+    BillFamily,
     count,
     customer_events,
     dunning_received,
@@ -29,6 +29,7 @@ from tests.billing.conftest import (
 
 
 async def test_a_paid_invoice_is_one_payment_one_receipt_and_balanced_books_however_events_arrive(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
     settings: Settings,
@@ -42,7 +43,7 @@ async def test_a_paid_invoice_is_one_payment_one_receipt_and_balanced_books_howe
 ) -> None:
     secret = settings.stripe_webhook_secrets[0]
     async with billing_worker():
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        billed = await bill_family()
         customer = billed.account.stripe_customer_id
         assert customer is not None
         admin = await auth_headers(Role.admin)

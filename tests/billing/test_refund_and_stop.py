@@ -15,23 +15,23 @@ from core.db import SessionFactory
 from core.settings import Settings
 from domain.ledger import estimate_fee
 from models import Payment, Refund, Role, Subscription
-from tests.billing.conftest import billed_family, count, eventually, ledger_problems, renew_and_pay
+from tests.billing.conftest import BillFamily, count, eventually, ledger_problems, renew_and_pay
 from workers.main import build_deps
 from workflows.billing_messages import SIGNAL_STUDENT_STOPPED, StudentStopped
 
 
 async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_end(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
     settings: Settings,
-    temporal_client: Client,
     stripe_client: stripe.StripeClient,
     http: httpx.AsyncClient,
     auth_headers: Callable[..., Any],
 ) -> None:
     async with billing_worker():
         admin = await auth_headers(Role.admin)
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        billed = await bill_family()
         parent = await auth_headers(Role.parent, user_id=billed.family.user_id)
         payment = await renew_and_pay(http, sessions, billed, admin)
 
@@ -103,6 +103,7 @@ async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_en
 
 
 async def test_stopping_at_once_cancels_the_subscription_when_the_school_says_so(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
     make_settings: Callable[..., Settings],
@@ -111,7 +112,7 @@ async def test_stopping_at_once_cancels_the_subscription_when_the_school_says_so
 ) -> None:
     settings = make_settings(stop_lessons_mode="immediate")
     async with billing_worker(build_deps(settings, sessions, temporal_client)):
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        billed = await bill_family()
         stopped = StudentStopped(
             enrollment_id=billed.subscription.enrollment_id,
             parent_id=billed.family.parent_id,

@@ -16,18 +16,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.db import SessionFactory
-from core.settings import Settings
 from models import JournalEntry, Payment, Role
-from tests.billing.conftest import billed_family, eventually, ledger_problems
+from tests.billing.conftest import BillFamily, eventually, ledger_problems
 from workflows.billing import FamilyBillingWorkflow
 
 MONTHS = 12
 
 
 async def test_a_year_of_monthly_billing_balances_and_maps_every_charge_to_one_entry(
+    bill_family: BillFamily,
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
-    settings: Settings,
     temporal_client: Client,
     stripe_client: stripe.StripeClient,
     http: httpx.AsyncClient,
@@ -36,7 +35,7 @@ async def test_a_year_of_monthly_billing_balances_and_maps_every_charge_to_one_e
 ) -> None:
     async with billing_worker():
         admin = await auth_headers(Role.admin)
-        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        billed = await bill_family()
         first_run = (await billed.handle.describe()).run_id
         periods = []
         for _ in range(MONTHS):
