@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import stripe
 from pydantic import BaseModel
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
@@ -72,17 +74,17 @@ class StoredEvent(BaseModel):
 
 
 # One round trip: find the family, store the event once, and read the status of an earlier copy. The webhook
-# endpoint's latency is mostly database round trips, so it matters.
-_STORE_EVENT = text(
-    """
+# endpoint's latency is mostly database round trips, so it matters. Written in the driver's own ($n) style so the
+# webhook's fast path can run it on a bare asyncpg connection, and sessions through ``exec_driver_sql``.
+STORE_EVENT_SQL = """
     WITH account AS (
-        SELECT parent_id FROM billing_accounts WHERE stripe_customer_id = CAST(:customer AS varchar)
+        SELECT parent_id FROM billing_accounts WHERE stripe_customer_id = CAST($4 AS varchar)
     ), inserted AS (
         INSERT INTO stripe_events
             (id, stripe_event_id, type, stripe_customer_id, stripe_created_at, payload, source, status, received_at)
-        SELECT :id, :event_id, :type, CAST(:customer AS varchar), :created, CAST(:payload AS jsonb), :source,
+        SELECT $1, $2, $3, CAST($4 AS varchar), $5, CAST($6 AS jsonb), $7,
             CASE
-                WHEN CAST(:customer AS varchar) IS NULL THEN 'ignored'
+                WHEN CAST($4 AS varchar) IS NULL THEN 'ignored'
                 WHEN EXISTS (SELECT 1 FROM account) THEN 'received'
                 ELSE 'unknown_customer'
             END,
@@ -92,37 +94,44 @@ _STORE_EVENT = text(
     )
     SELECT (SELECT parent_id FROM account) AS parent_id,
         (SELECT status FROM inserted) AS inserted_status,
-        (SELECT status FROM stripe_events WHERE stripe_event_id = :event_id) AS earlier_status
-    """
-)
+        (SELECT status FROM stripe_events WHERE stripe_event_id = $2) AS earlier_status
+"""
 
 
-async def store_event(db: AsyncSession | AsyncConnection, event: dict[str, Any], source: str) -> StoredEvent:
+async def store_event(
+    db: AsyncSession | AsyncConnection | asyncpg.Connection,
+    event: dict[str, Any],
+    source: str,
+    body: str | None = None,
+) -> StoredEvent:
     """Stores a verified event once; a second delivery finds the first row. An event about no customer (a plan,
-    a product) is kept as ``ignored``; one about a customer that is not a family of ours as ``unknown_customer``."""
+    a product) is kept as ``ignored``; one about a customer that is not a family of ours as ``unknown_customer``.
+
+    On a session, inside its transaction; on a bare asyncpg connection, as one autocommitted statement. ``body``
+    is the event's JSON as received, when there is one: stored as it is rather than serialized again."""
     customer, received = summarize(event)
     created = event.get("created")
-    row = (
-        await db.execute(
-            _STORE_EVENT,
-            {
-                "id": uuid.uuid4(),
-                "event_id": received.stripe_event_id,
-                "type": received.type[:100],
-                "customer": customer,
-                "created": datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
-                "payload": json.dumps(event),
-                "source": source,
-            },
-        )
-    ).one()
-    # Neither: a concurrent copy of this event is being stored (its row is not visible to this statement yet).
-    status = row.inserted_status or row.earlier_status or StripeEventStatus.received
-    if row.inserted_status == StripeEventStatus.unknown_customer:
-        log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
-    return StoredEvent(
-        received=received, parent_id=row.parent_id, is_new=row.inserted_status is not None, status=status
+    args = (
+        uuid.uuid4(),
+        received.stripe_event_id,
+        received.type[:100],
+        customer,
+        datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
+        json.dumps(event) if body is None else body,
+        source,
     )
+    row: Sequence[Any]
+    if isinstance(db, asyncpg.Connection):
+        row = (await db.fetch(STORE_EVENT_SQL, *args))[0]
+    else:
+        connection = db if isinstance(db, AsyncConnection) else await db.connection()
+        row = (await connection.exec_driver_sql(STORE_EVENT_SQL, args)).one()
+    parent_id, inserted_status, earlier_status = row
+    # Neither: a concurrent copy of this event is being stored (its row is not visible to this statement yet).
+    status = inserted_status or earlier_status or StripeEventStatus.received
+    if inserted_status == StripeEventStatus.unknown_customer:
+        log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
+    return StoredEvent(received=received, parent_id=parent_id, is_new=inserted_status is not None, status=status)
 
 
 async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, received: StripeEventReceived) -> None:

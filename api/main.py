@@ -15,6 +15,7 @@ from api.deps import AppContext
 from api.errors import install_error_handlers
 from api.middleware import install_middleware
 from api.routes import ROUTERS
+from api.stripe_intake import StripeWebhookIntake
 from core.db import create_engine, create_session_factory
 from core.logging import configure_logging
 from core.mail import Mailer
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
+    app.add_middleware(StripeWebhookIntake)  # inside the hygiene layer: size limit, request id, security headers
     install_middleware(app, settings)  # inside CORS, so a 413 still carries the CORS headers
     app.add_middleware(
         CORSMiddleware,

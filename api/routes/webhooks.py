@@ -25,7 +25,8 @@ from models import StripeEventStatus
 
 log = logging.getLogger("cedar.billing.webhooks")
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
-ROUTE_ACCESS[("POST", "/api/v1/webhooks/stripe")] = frozenset({"public"})  # Stripe signs it; no bearer token
+STRIPE_WEBHOOK_PATH = "/api/v1/webhooks/stripe"
+ROUTE_ACCESS[("POST", STRIPE_WEBHOOK_PATH)] = frozenset({"public"})  # Stripe signs it; no bearer token
 
 
 class WebhookAck(BaseModel):
@@ -62,30 +63,34 @@ async def _hand_over(context: AppContext, parent_id: uuid.UUID, received: Stripe
         log.exception("stripe event %s stored but not handed over yet", received.stripe_event_id)
 
 
-@router.post("/stripe", response_model=WebhookAck, summary="Receive a Stripe event (signed)")
-async def receive_stripe_event(
-    request: Request,
-    context: ContextDep,
-    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
-) -> WebhookAck:
-    if not stripe_signature:
+async def accept_stripe_event(context: AppContext, payload: bytes, signature: str | None) -> WebhookAck:
+    """Verify, store once, acknowledge; the hand-over to the family's workflow runs after the answer."""
+    if not signature:
         raise CedarError(400, "missing_signature", "the Stripe-Signature header is required")
-    payload = await request.body()
     settings = context.settings
     verify_signature(
-        payload,
-        stripe_signature,
-        settings.stripe_webhook_secrets,
-        int(settings.stripe_webhook_tolerance.total_seconds()),
+        payload, signature, settings.stripe_webhook_secrets, int(settings.stripe_webhook_tolerance.total_seconds())
     )
     event = parse_event(payload)
-    # One autocommitted statement: stored before Stripe hears 2xx, and before the workflow hears of it.
+    # One autocommitted statement, on the pool's asyncpg connection itself: stored before Stripe hears 2xx, and
+    # before the workflow hears of it. SQLAlchemy never begins a transaction on it, so none is left to roll back.
     async with context.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        stored = await store_event(autocommit, event, source="webhook")
+        driver = (await connection.get_raw_connection()).driver_connection
+        stored = await store_event(driver, event, source="webhook", body=payload.decode())
     # A repeated delivery is not handed over again: the first copy was (or the catch-up will be).
     if stored.is_new and stored.parent_id is not None and stored.status == StripeEventStatus.received:
         # Not a BackgroundTask: those hold the keep-alive connection until they finish, delaying Stripe's next
         # delivery on it. A hand-over lost to a shutdown leaves the event `received` for the catch-up.
         context.run_in_background(_hand_over(context, stored.parent_id, stored.received))
     return WebhookAck(received=True, duplicate=not stored.is_new, status=stored.status)
+
+
+@router.post("/stripe", response_model=WebhookAck, summary="Receive a Stripe event (signed)")
+async def receive_stripe_event(
+    request: Request,
+    context: ContextDep,
+    stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
+) -> WebhookAck:
+    """Declared here for the OpenAPI document and the route table; ``api.stripe_intake`` answers it before
+    FastAPI's routing, through the same ``accept_stripe_event``."""
+    return await accept_stripe_event(context, await request.body(), stripe_signature)

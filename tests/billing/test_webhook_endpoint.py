@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.main import create_app
+from api.stripe_intake import StripeWebhookIntake
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.tokens import issue_access_token
@@ -101,3 +104,65 @@ async def test_renewals_on_demand_are_refused_in_production(
                 f"/api/v1/billing/subscriptions/{uuid.uuid4()}/renewals", headers={"Authorization": f"Bearer {token}"}
             )
     assert (response.status_code, response.json()["error"]) == (403, "development_only")
+
+
+async def test_the_fast_intake_keeps_the_request_hygiene_and_the_documented_route(
+    webhook_api: httpx.AsyncClient, make_settings: Callable[..., Settings], sessions: SessionFactory
+) -> None:
+    """The webhook is answered before FastAPI's routing (``api.stripe_intake``): the size limit, the request id
+    and the security headers still apply, and the OpenAPI document still describes it."""
+    body = json.dumps(_event()).encode()
+    accepted = await _post(webhook_api, body, sign(body, NEW))
+    assert accepted.status_code == 200
+    assert accepted.headers["content-type"] == "application/json"
+    assert accepted.headers["x-request-id"]
+    for name in make_settings().security_headers:
+        assert name.lower() in accepted.headers
+    limit = make_settings().max_request_body_bytes
+    event = _event()
+    event["data"]["object"]["description"] = "x" * limit
+    too_big = json.dumps(event).encode()
+    refused = await _post(webhook_api, too_big, sign(too_big, NEW))
+    assert (refused.status_code, refused.json()["error"]) == (413, "payload_too_large")
+    not_an_event = json.dumps([1, 2]).encode()
+    wrong_shape = await _post(webhook_api, not_an_event, sign(not_an_event, NEW))
+    assert (wrong_shape.status_code, wrong_shape.json()["error"]) == (400, "bad_payload")
+    assert wrong_shape.json()["fields"] == {}
+    async with sessions() as session:
+        assert len(list(await session.scalars(select(StripeEvent)))) == 1
+    operation = (await webhook_api.get("/openapi.json")).json()["paths"]["/api/v1/webhooks/stripe"]["post"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/WebhookAck")
+
+
+async def test_the_intake_answers_the_webhook_itself_and_passes_every_other_request_on(
+    make_settings: Callable[..., Settings], sessions: SessionFactory
+) -> None:
+    app = create_app(make_settings(stripe_webhook_secrets=[NEW]))
+    passed_on: list[str] = []
+
+    async def rest_of_the_app(scope: Scope, receive: Receive, send: Send) -> None:
+        passed_on.append(f"{scope['method']} {scope['path']}")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    intake = StripeWebhookIntake(rest_of_the_app)
+    transport = httpx.ASGITransport(app=_with_app(intake, app))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=transport, base_url="http://cedar.test") as c:
+            body = json.dumps(_event()).encode()
+            answered = await _post(c, body, sign(body, NEW))
+            other = await c.get("/api/v1/webhooks/stripe")
+            elsewhere = await c.post("/api/v1/enrollments", json={})
+    assert answered.json() == {"received": True, "duplicate": False, "status": "unknown_customer"}
+    assert (other.status_code, elsewhere.status_code) == (204, 204)
+    assert passed_on == ["GET /api/v1/webhooks/stripe", "POST /api/v1/enrollments"]
+    assert await count(sessions, StripeEvent) == 1
+
+
+def _with_app(inner: ASGIApp, app: FastAPI) -> ASGIApp:
+    """What Starlette does for its middleware: the app (and so its state) is in the scope."""
+
+    async def call(scope: Scope, receive: Receive, send: Send) -> None:
+        await inner({**scope, "app": app}, receive, send)
+
+    return call
