@@ -55,10 +55,15 @@ class Settings(BaseSettings):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     task_queue: str = "cedar"
-    # A worker inside each API process, on the API's own client: a new enrollment's first workflow task (and
-    # its local database steps) then runs eagerly in the process that started it, with no round trip through
-    # the server's task queue. Separate worker processes still serve everything; turn this off to keep the API
-    # process to HTTP only.
+    # Enrollments run on a task queue of their own, which the API processes' own workers poll as well as the
+    # worker processes; money (billing, dunning) and scheduled work stay on ``task_queue``, which only worker
+    # processes poll, so a burst of Stripe events is never worked off inside a process that answers requests.
+    # Empty: ``{task_queue}-enrollments``.
+    enrollment_task_queue: str = ""
+    # A worker inside each API process, on the API's own client, for the enrollment queue only: a new
+    # enrollment's first workflow task (and its local database steps) then runs eagerly in the process that
+    # started it, with no round trip through the server's task queue. Turn this off to keep the API process to
+    # HTTP only.
     api_worker: bool = True
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
@@ -171,6 +176,10 @@ class Settings(BaseSettings):
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.school_timezone)
+
+    @property
+    def enrollment_queue(self) -> str:
+        return self.enrollment_task_queue or f"{self.task_queue}-enrollments"
 
     @property
     def effective_database_url(self) -> str:

@@ -168,6 +168,9 @@ def make_settings(
             "db_pool_size": 5,
             "temporal_address": temporal_server.address,
             "task_queue": task_queue,
+            # One queue for everything, so the workers a test runs serve whatever it starts; the two queues of
+            # production (enrollments apart) are tested in tests/enrollment/test_api_worker.py.
+            "enrollment_task_queue": task_queue,
             "stripe_api_base": localstripe.api_base,
             "stripe_webhook_secrets": [WEBHOOK_SECRET],
             "smtp_port": smtp_sink.smtp_port,

@@ -2,7 +2,8 @@
 
 Eager workflow start only happens when the client that starts a workflow has a worker of its own for that task
 queue: the server then hands the first workflow task back in the start response, skipping a trip through the
-task queue. The enrollment's first steps are local database activities, so they run right here as well.
+task queue. The enrollment's first steps are local database activities, so they run right here as well. It polls
+the enrollments' queue alone (``Settings.enrollment_queue``): billing's work stays in the worker processes.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ async def serve_beside_api(
     else:
         return
     try:
-        async with build_worker(client, build_deps(settings, sessions, client)):
-            log.info("in-process worker polling task queue %s", settings.task_queue)
+        # The enrollments' queue only: billing and dunning never run in a process that answers requests.
+        async with build_worker(client, build_deps(settings, sessions, client), settings.enrollment_queue):
+            log.info("in-process worker polling task queue %s", settings.enrollment_queue)
             await stop.wait()
     except Exception:  # the worker processes still serve everything; the API goes on answering
         log.exception("the in-process worker stopped")

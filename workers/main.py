@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import compileall
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -86,18 +87,26 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+def worker_task_queues(settings: Settings) -> list[str]:
+    """What a worker process polls: the main queue (billing, dunning, schedules) and the enrollments' queue
+    (which the API processes' own workers poll too), once each when settings make them one."""
+    return list(dict.fromkeys([settings.task_queue, settings.enrollment_queue]))
+
+
 async def run(settings: Settings) -> None:
     engine = create_engine(settings)
     client = await connect_temporal(settings)
     deps = build_deps(settings, create_session_factory(engine), client)
-    worker = build_worker(client, deps)
+    queues = worker_task_queues(settings)
     await ensure_schedules(client, settings)  # idempotent: creates or updates every Temporal Schedule
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker polling task queue %s at %s", settings.task_queue, settings.effective_temporal_address)
-    async with worker:
+    log.info("worker polling task queues %s at %s", ", ".join(queues), settings.effective_temporal_address)
+    async with contextlib.AsyncExitStack() as workers:
+        for queue in queues:
+            await workers.enter_async_context(build_worker(client, deps, queue))
         await stop.wait()
     await engine.dispose()
 

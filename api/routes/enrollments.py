@@ -171,7 +171,7 @@ async def _start_workflow(temporal: Client, settings: Settings, enrollment: Enro
             ENROLLMENT_WORKFLOW,
             EnrollmentInput(enrollment_id=enrollment.id, payment_method_id=enrollment.stripe_payment_method_id),
             id=enrollment.workflow_id,
-            task_queue=settings.task_queue,
+            task_queue=settings.enrollment_queue,
             # A finished enrollment is never started again by a retried request.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
