@@ -73,10 +73,15 @@ class StoredEvent(BaseModel):
     status: str
 
 
-# One round trip: find the family, store the event once, and read the status of an earlier copy. The webhook
-# endpoint's latency is mostly database round trips, so it matters. Written in the driver's own ($n) style so the
-# webhook's fast path can run it on a bare asyncpg connection, and sessions through ``exec_driver_sql``.
-STORE_EVENT_SQL = """
+# Where a webhook's new event for one of our families is announced (payload: the Stripe event id), for the
+# worker-side forwarder (``workers/stripe_forwarder.py``) to hand it over; the API process only stores and answers.
+STRIPE_EVENTS_CHANNEL = "cedar_stripe_events"
+
+# One round trip: find the family, store the event once, announce it, and read the status of an earlier copy.
+# The webhook endpoint's latency is mostly database round trips, so it matters. Written in the driver's own ($n)
+# style so the webhook's fast path can run it on a bare asyncpg connection, and sessions through
+# ``exec_driver_sql``. The catch-up and reconciliation hand over what they store themselves: no announcement.
+STORE_EVENT_SQL = f"""
     WITH account AS (
         SELECT parent_id FROM billing_accounts WHERE stripe_customer_id = CAST($4 AS varchar)
     ), inserted AS (
@@ -91,10 +96,13 @@ STORE_EVENT_SQL = """
             now()
         ON CONFLICT ON CONSTRAINT uq_stripe_events_event_id DO NOTHING
         RETURNING status
+    ), announced AS (
+        SELECT pg_notify('{STRIPE_EVENTS_CHANNEL}', $2) FROM inserted WHERE status = 'received' AND $7 = 'webhook'
     )
     SELECT (SELECT parent_id FROM account) AS parent_id,
         (SELECT status FROM inserted) AS inserted_status,
-        (SELECT status FROM stripe_events WHERE stripe_event_id = $2) AS earlier_status
+        (SELECT status FROM stripe_events WHERE stripe_event_id = $2) AS earlier_status,
+        (SELECT count(*) FROM announced) AS announced
 """
 
 
@@ -126,7 +134,7 @@ async def store_event(
     else:
         connection = db if isinstance(db, AsyncConnection) else await db.connection()
         row = (await connection.exec_driver_sql(STORE_EVENT_SQL, args)).one()
-    parent_id, inserted_status, earlier_status = row
+    parent_id, inserted_status, earlier_status, _ = row
     # Neither: a concurrent copy of this event is being stored (its row is not visible to this statement yet).
     status = inserted_status or earlier_status or StripeEventStatus.received
     if inserted_status == StripeEventStatus.unknown_customer:
@@ -144,6 +152,25 @@ async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, re
         start_signal=SIGNAL_STRIPE_EVENT,
         start_signal_args=[received],
     )
+
+
+async def received_events(
+    sessions: SessionFactory, stripe_event_ids: list[str] | None = None, limit: int = 1000
+) -> list[tuple[uuid.UUID, StripeEventReceived]]:
+    """Events stored ``received`` for one of our families (those of ``stripe_event_ids``, or any), oldest first,
+    each with its family: what a hand-over needs."""
+    query = (
+        select(StripeEvent, col(BillingAccount.parent_id))
+        .join(BillingAccount, col(BillingAccount.stripe_customer_id) == col(StripeEvent.stripe_customer_id))
+        .where(col(StripeEvent.status) == StripeEventStatus.received)
+        .order_by(col(StripeEvent.received_at))
+        .limit(limit)
+    )
+    if stripe_event_ids is not None:
+        query = query.where(col(StripeEvent.stripe_event_id).in_(stripe_event_ids))
+    async with sessions() as session:
+        rows = (await session.execute(query)).all()
+    return [(parent_id, summarize(event.payload)[1]) for event, parent_id in rows]
 
 
 class CatchUpRequest(BaseModel):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -30,14 +29,6 @@ class AppContext:
     read_sessions: SessionFactory
     temporal: LazyTemporalClient
     mailer: Mailer
-    # Work started by a request that outlives its response (e.g. handing a webhook to its workflow); held here so
-    # running tasks are not garbage-collected.
-    background: set[asyncio.Task[None]] = field(default_factory=set)
-
-    def run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
 
 
 async def get_context(request: Request) -> AppContext:

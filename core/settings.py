@@ -211,5 +211,10 @@ def to_asyncpg_url(url: str) -> str:
     raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]}")
 
 
+def to_libpq_url(url: str) -> str:
+    """The same database as a plain ``postgresql://`` URL, for a bare asyncpg connection."""
+    return "postgresql://" + to_asyncpg_url(url).removeprefix("postgresql+asyncpg://")
+
+
 def get_settings() -> Settings:
     return Settings()

@@ -46,6 +46,7 @@ from models import Role, User
 from scripts.seed_demo import seed_demo, seed_reference_data
 from workers.main import build_deps, build_worker
 from workers.registry import WorkerDeps
+from workers.stripe_forwarder import StripeEventForwarder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "cedar_template"
@@ -222,8 +223,10 @@ def run_worker(temporal_client: Client, worker_deps: WorkerDeps) -> Callable[...
 
     @asynccontextmanager
     async def run(deps: WorkerDeps | None = None) -> AsyncIterator[Worker]:
-        worker = build_worker(temporal_client, deps or worker_deps)
-        async with worker:
+        deps = deps or worker_deps
+        worker = build_worker(temporal_client, deps)
+        # As in a worker process: the webhook's new events are handed over from here, not from the API.
+        async with worker, StripeEventForwarder(deps.settings, deps.sessions, temporal_client).running():
             yield worker
 
     return run

@@ -26,6 +26,7 @@ from core.stripe import create_stripe_client
 from core.temporal import connect_temporal
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
 from workers.schedules import ensure_schedules
+from workers.stripe_forwarder import StripeEventForwarder
 
 log = logging.getLogger("cedar.worker")
 
@@ -107,6 +108,7 @@ async def run(settings: Settings) -> None:
     async with contextlib.AsyncExitStack() as workers:
         for queue in queues:
             await workers.enter_async_context(build_worker(client, deps, queue))
+        await workers.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
         await stop.wait()
     await engine.dispose()
 

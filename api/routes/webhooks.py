@@ -1,29 +1,24 @@
 """``POST /api/v1/webhooks/stripe``: verified Stripe events into the inbox, then into the family's workflow.
 
 The signature is checked on the raw body against every configured secret (so secrets can be rotated) within
-``stripe_webhook_tolerance``. A verified event is stored once and acknowledged at once; the hand-over to the
-family's billing workflow runs after the response, and the catch-up repeats it if it was lost.
+``stripe_webhook_tolerance``. A verified event is stored once and acknowledged at once; a worker process hands it
+over to the family's billing workflow (``workers/stripe_forwarder.py``), and the catch-up does if that was lost.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import uuid
 from typing import Annotated, Any
 
 import stripe
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
 
-from activities.billing_models import StripeEventReceived
-from activities.stripe_inbox import hand_over, store_event
+from activities.stripe_inbox import store_event
 from api.access import ROUTE_ACCESS
 from api.deps import AppContext, ContextDep
 from api.errors import CedarError
-from models import StripeEventStatus
 
-log = logging.getLogger("cedar.billing.webhooks")
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 STRIPE_WEBHOOK_PATH = "/api/v1/webhooks/stripe"
 ROUTE_ACCESS[("POST", STRIPE_WEBHOOK_PATH)] = frozenset({"public"})  # Stripe signs it; no bearer token
@@ -56,13 +51,6 @@ def parse_event(payload: bytes) -> dict[str, Any]:
     return event
 
 
-async def _hand_over(context: AppContext, parent_id: uuid.UUID, received: StripeEventReceived) -> None:
-    try:
-        await hand_over(await context.temporal.get(), context.settings, parent_id, received)
-    except Exception:  # stays `received` in the inbox: the catch-up hands it over later
-        log.exception("stripe event %s stored but not handed over yet", received.stripe_event_id)
-
-
 async def accept_stripe_event(context: AppContext, payload: bytes, signature: str | None) -> WebhookAck:
     """Verify, store once, acknowledge; the hand-over to the family's workflow runs after the answer."""
     if not signature:
@@ -77,11 +65,8 @@ async def accept_stripe_event(context: AppContext, payload: bytes, signature: st
     async with context.engine.connect() as connection:
         driver = (await connection.get_raw_connection()).driver_connection
         stored = await store_event(driver, event, source="webhook", body=payload.decode())
-    # A repeated delivery is not handed over again: the first copy was (or the catch-up will be).
-    if stored.is_new and stored.parent_id is not None and stored.status == StripeEventStatus.received:
-        # Not a BackgroundTask: those hold the keep-alive connection until they finish, delaying Stripe's next
-        # delivery on it. A hand-over lost to a shutdown leaves the event `received` for the catch-up.
-        context.run_in_background(_hand_over(context, stored.parent_id, stored.received))
+    # The statement announced a new event of one of our families; a worker process hands it over to the family's
+    # workflow (workers/stripe_forwarder.py), so a burst of webhooks costs this process only the storing.
     return WebhookAck(received=True, duplicate=not stored.is_new, status=stored.status)
 
 

@@ -34,6 +34,7 @@ from devstack.ports import free_port
 from models import BillingAccount, Enrollment, Parent, Payment, Posting, Role, Student, Subscription, Teacher, User
 from tests.billing.dunning_stand_in import DunningStandIn
 from workers.registry import WorkerDeps, activity_functions
+from workers.stripe_forwarder import StripeEventForwarder
 from workflows.billing import FamilyBillingWorkflow
 from workflows.billing_messages import (
     FAMILY_BILLING_WORKFLOW,
@@ -64,7 +65,8 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 
 def billing_worker(
     temporal_client: Client, worker_deps: WorkerDeps
 ) -> Callable[..., AbstractAsyncContextManager[Worker]]:
-    """A worker for billing's workflows (dunning replaced by the stand-in), with every activity."""
+    """A worker for billing's workflows (dunning replaced by the stand-in), with every activity, and the
+    forwarder that hands webhooks' events over."""
 
     @asynccontextmanager
     async def run(deps: WorkerDeps | None = None) -> AsyncIterator[Worker]:
@@ -75,7 +77,8 @@ def billing_worker(
             workflows=[FamilyBillingWorkflow, StripeCatchupWorkflow, DunningStandIn],
             activities=activity_functions(deps),
         )
-        async with worker:
+        # As in a worker process: the webhook's new events are handed over from here, not from the API.
+        async with worker, StripeEventForwarder(deps.settings, deps.sessions, temporal_client).running():
             yield worker
 
     return run

@@ -224,9 +224,16 @@ class DunningKit:
     async def snapshot(self) -> DunningSnapshot:
         return await self.dunning.query(QUERY_STATE, result_type=DunningSnapshot)
 
-    async def wait_state(self, state: str, timeout: float = 20.0) -> DunningSnapshot:
+    async def wait_state(
+        self, state: str, timeout: float = 20.0, lessons_suspended: bool | None = None
+    ) -> DunningSnapshot:
+        """The first snapshot in ``state`` (and, when given, with the lessons' suspension done or undone: the
+        workflow enters a state before its lesson activities finish)."""
+
         async def probe() -> DunningSnapshot | None:
             snap = await self.snapshot()
+            if lessons_suspended is not None and snap.lessons_suspended != lessons_suspended:
+                return None
             return snap if snap.state == state else None
 
         return await eventually(probe, timeout, f"dunning state {state}")

@@ -1,0 +1,122 @@
+"""The webhook's new events reach their families' workflows from a worker process, not from the API: the
+forwarder hands over what the endpoint announces, and what was stored while no forwarder listened."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.main import create_app
+from core.db import SessionFactory, transaction
+from core.settings import Settings
+from core.temporal import billing_workflow_id
+from models import BillingAccount, StripeEvent
+from tests.billing.conftest import eventually, make_family, sign
+from workers.stripe_forwarder import StripeEventForwarder
+
+SECRET = "whsec_forwarder_test"
+
+
+@pytest.fixture
+def forwarder_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(stripe_webhook_secrets=[SECRET])
+
+
+@pytest.fixture
+async def webhook_api(forwarder_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(forwarder_settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
+            yield client
+
+
+async def _customer_of_a_family(sessions: SessionFactory) -> tuple[uuid.UUID, str]:
+    family = await make_family(sessions)
+    customer = f"cus_forwarded_{uuid.uuid4().hex[:10]}"
+    async with transaction(sessions) as session:
+        session.add(
+            BillingAccount(
+                parent_id=family.parent_id,
+                stripe_customer_id=customer,
+                workflow_id=billing_workflow_id(family.parent_id),
+            )
+        )
+    return family.parent_id, customer
+
+
+async def _post(api: httpx.AsyncClient, customer: str) -> str:
+    event: dict[str, Any] = {
+        "id": f"evt_forwarded_{time.time_ns()}",
+        "object": "event",
+        "type": "invoice.payment_succeeded",
+        "created": int(time.time()),
+        "data": {"object": {"id": f"in_{uuid.uuid4().hex[:10]}", "object": "invoice", "customer": customer}},
+    }
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, SECRET)}
+    response = await api.post("/api/v1/webhooks/stripe", content=body, headers=headers)
+    assert response.json()["status"] == "received", response.text
+    return str(event["id"])
+
+
+async def _signals(client: Client, parent_id: uuid.UUID) -> int | None:
+    """Signals the family's billing workflow has received, or None while it does not exist."""
+    try:
+        history = await client.get_workflow_handle(billing_workflow_id(parent_id)).fetch_history()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return sum(e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED for e in history.events)
+
+
+async def test_events_stored_while_nobody_forwards_wait_and_announced_ones_follow_at_once(
+    webhook_api: httpx.AsyncClient, forwarder_settings: Settings, sessions: SessionFactory, temporal_client: Client
+) -> None:
+    parent_id, customer = await _customer_of_a_family(sessions)
+    first = await _post(webhook_api, customer)
+    # The API stores and answers; it starts no workflow itself.
+    async with sessions() as session:
+        status = await session.scalar(select(StripeEvent.status).where(StripeEvent.stripe_event_id == first))
+    assert status == "received"
+    assert await _signals(temporal_client, parent_id) is None
+
+    forwarder = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
+    async with forwarder.running():
+        # On taking the lead it hands over what waited (no worker polls here: the workflow just gets its signals).
+        assert await eventually(lambda: _signals(temporal_client, parent_id), what="the waiting event") == 1
+        await _post(webhook_api, customer)
+        assert await eventually(lambda: _at_least(temporal_client, parent_id, 2), what="the announced event")
+    assert await _signals(temporal_client, parent_id) == 2  # each once: the first is not handed over again
+
+
+async def test_one_forwarder_leads_and_another_takes_over_when_it_stops(
+    forwarder_settings: Settings, sessions: SessionFactory, temporal_client: Client
+) -> None:
+    first = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
+    second = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
+    stop_first = asyncio.Event()
+    first_running = asyncio.create_task(first.run(stop_first))
+    await asyncio.wait_for(first.leading.wait(), 20)
+    async with second.running():
+        await asyncio.wait_for(second.standing_by.wait(), 20)
+        assert first.leading.is_set() and not second.leading.is_set()
+        stop_first.set()  # the leader's process ends: its lock goes with its connection
+        await first_running
+        await asyncio.wait_for(second.leading.wait(), 20)
+        assert not first.leading.is_set()
+
+
+async def _at_least(client: Client, parent_id: uuid.UUID, count: int) -> bool | None:
+    return (await _signals(client, parent_id) or 0) >= count or None
