@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # started it, with no round trip through the server's task queue. Turn this off to keep the API process to
     # HTTP only.
     api_worker: bool = True
+    # The CPU niceness a worker process takes as it starts (0 leaves it alone). Where workers share a host with
+    # the API, requests then win the CPU over background work: a burst of Stripe webhooks is acknowledged while
+    # billing works them off (bench/webhooks.py). Raising niceness needs no privilege.
+    worker_nice: int = Field(default=10, ge=0, le=19)
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
     stripe_api_key: str = "sk_test_cedar_local"

@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -113,8 +114,16 @@ async def run(settings: Settings) -> None:
     await engine.dispose()
 
 
+def lower_priority(settings: Settings) -> None:
+    """Takes ``settings.worker_nice``. Linux keeps niceness per thread and new threads inherit it, so this runs
+    before any thread exists (Temporal's runtime, the executors)."""
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
+
+
 def main() -> None:
     settings = Settings()
+    lower_priority(settings)
     configure_logging(settings)
     asyncio.run(run(settings))
     exit_after(0)
