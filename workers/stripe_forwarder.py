@@ -58,12 +58,13 @@ class StripeEventForwarder:
             await task
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Leads or stands by until ``stop``; a lost database connection is reported and opened again."""
+        """Leads or stands by until ``stop``. Any failure (PostgreSQL gone, most often) is logged and the
+        forwarder starts over: it must outlive whatever happens to the database."""
         while not stop.is_set():
             try:
                 await self._serve(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("the Stripe event forwarder lost PostgreSQL (%s); trying again", error)
+            except Exception:
+                log.exception("the Stripe event forwarder failed; starting over")
             finally:
                 self.leading.clear()
             await _wait(stop, STAND_BY)

@@ -52,7 +52,7 @@ def parse_event(payload: bytes) -> dict[str, Any]:
 
 
 async def accept_stripe_event(context: AppContext, payload: bytes, signature: str | None) -> WebhookAck:
-    """Verify, store once, acknowledge; the hand-over to the family's workflow runs after the answer."""
+    """Verify, store once (announcing the event to the worker-side forwarder), acknowledge."""
     if not signature:
         raise CedarError(400, "missing_signature", "the Stripe-Signature header is required")
     settings = context.settings
