@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -120,3 +120,24 @@ async def test_one_forwarder_leads_and_another_takes_over_when_it_stops(
 
 async def _at_least(client: Client, parent_id: uuid.UUID, count: int) -> bool | None:
     return (await _signals(client, parent_id) or 0) >= count or None
+
+
+async def test_a_forwarder_whose_connection_is_killed_listens_again_and_misses_nothing(
+    webhook_api: httpx.AsyncClient, forwarder_settings: Settings, sessions: SessionFactory, temporal_client: Client
+) -> None:
+    parent_id, customer = await _customer_of_a_family(sessions)
+    forwarder = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
+    async with forwarder.running():
+        await asyncio.wait_for(forwarder.leading.wait(), 20)
+        async with sessions() as session:  # what an operator's restart of PostgreSQL, or a network cut, does
+            killed = await session.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE query LIKE 'LISTEN %' AND datname = current_database()"
+                )
+            )
+        assert killed == 1
+        await _post(webhook_api, customer)  # announced while nobody listens: found when it leads again
+        assert await eventually(lambda: _at_least(temporal_client, parent_id, 1), 30, "the event after the cut")
+        assert forwarder.leading.is_set()
+    assert await _signals(temporal_client, parent_id) == 1
