@@ -232,6 +232,18 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     return f"t={stamp},v1={digest}"
 
 
+def stripe_event(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """An event as Stripe sends it (a fresh id, now), for what localstripe does not send itself."""
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": obj},
+    }
+
+
 async def post_event(http: httpx.AsyncClient, event: dict[str, Any], secret: str) -> httpx.Response:
     payload = json.dumps(event).encode()
     return await http.post(

@@ -3,8 +3,6 @@ once the parent confirms, the invoice is paid once and dunning hears that too.""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +14,15 @@ from temporalio.client import Client
 from core.db import SessionFactory
 from core.settings import Settings
 from models import Invoice, Payment, Role
-from tests.billing.conftest import BillFamily, count, dunning_received, eventually, ledger_problems, post_event
+from tests.billing.conftest import (
+    BillFamily,
+    count,
+    dunning_received,
+    eventually,
+    ledger_problems,
+    post_event,
+    stripe_event,
+)
 from tests.conftest import WEBHOOK_SECRET
 
 # localstripe asks for authentication on every payment with this card, as a bank using 3-D Secure would.
@@ -97,14 +103,7 @@ async def test_stripes_own_attempt_waiting_for_the_bank_reaches_dunning_as_such(
         )
         attempted = (await stripe_client.v1.invoices.pay_async(invoice.id)).to_dict()
         # What Stripe then sends (localstripe sends nothing for it), signed as Stripe signs it.
-        event = {
-            "id": f"evt_{uuid.uuid4().hex[:24]}",
-            "object": "event",
-            "type": "invoice.payment_action_required",
-            "created": int(time.time()),
-            "livemode": False,
-            "data": {"object": attempted},
-        }
+        event = stripe_event("invoice.payment_action_required", attempted)
         assert (await post_event(http, event, WEBHOOK_SECRET)).status_code == 200
 
         async def told() -> dict[str, Any] | None:

@@ -4,41 +4,21 @@ forwarder hands over what the endpoint announces, and what was stored while no f
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select, text
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.main import create_app
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import billing_workflow_id
 from models import BillingAccount, StripeEvent
-from tests.billing.conftest import eventually, make_family, sign
+from tests.billing.conftest import eventually, make_family, post_event, stripe_event
+from tests.conftest import WEBHOOK_SECRET
 from workers.stripe_forwarder import StripeEventForwarder
-
-SECRET = "whsec_forwarder_test"
-
-
-@pytest.fixture
-def forwarder_settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(stripe_webhook_secrets=[SECRET])
-
-
-@pytest.fixture
-async def webhook_api(forwarder_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(forwarder_settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
-            yield client
 
 
 async def _customer_of_a_family(sessions: SessionFactory) -> tuple[uuid.UUID, str]:
@@ -56,16 +36,8 @@ async def _customer_of_a_family(sessions: SessionFactory) -> tuple[uuid.UUID, st
 
 
 async def _post(api: httpx.AsyncClient, customer: str) -> str:
-    event: dict[str, Any] = {
-        "id": f"evt_forwarded_{time.time_ns()}",
-        "object": "event",
-        "type": "invoice.payment_succeeded",
-        "created": int(time.time()),
-        "data": {"object": {"id": f"in_{uuid.uuid4().hex[:10]}", "object": "invoice", "customer": customer}},
-    }
-    body = json.dumps(event).encode()
-    headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, SECRET)}
-    response = await api.post("/api/v1/webhooks/stripe", content=body, headers=headers)
+    event = stripe_event("invoice.payment_succeeded", {"id": "in_forwarded", "object": "invoice", "customer": customer})
+    response = await post_event(api, event, WEBHOOK_SECRET)
     assert response.json()["status"] == "received", response.text
     return str(event["id"])
 
@@ -82,30 +54,30 @@ async def _signals(client: Client, parent_id: uuid.UUID) -> int | None:
 
 
 async def test_events_stored_while_nobody_forwards_wait_and_announced_ones_follow_at_once(
-    webhook_api: httpx.AsyncClient, forwarder_settings: Settings, sessions: SessionFactory, temporal_client: Client
+    api: httpx.AsyncClient, settings: Settings, sessions: SessionFactory, temporal_client: Client
 ) -> None:
     parent_id, customer = await _customer_of_a_family(sessions)
-    first = await _post(webhook_api, customer)
+    first = await _post(api, customer)
     # The API stores and answers; it starts no workflow itself.
     async with sessions() as session:
         status = await session.scalar(select(StripeEvent.status).where(StripeEvent.stripe_event_id == first))
     assert status == "received"
     assert await _signals(temporal_client, parent_id) is None
 
-    forwarder = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
+    forwarder = StripeEventForwarder(settings, sessions, temporal_client)
     async with forwarder.running():
         # On taking the lead it hands over what waited (no worker polls here: the workflow just gets its signals).
         assert await eventually(lambda: _signals(temporal_client, parent_id), what="the waiting event") == 1
-        await _post(webhook_api, customer)
+        await _post(api, customer)
         assert await eventually(lambda: _at_least(temporal_client, parent_id, 2), what="the announced event")
     assert await _signals(temporal_client, parent_id) == 2  # each once: the first is not handed over again
 
 
 async def test_one_forwarder_leads_and_another_takes_over_when_it_stops(
-    forwarder_settings: Settings, sessions: SessionFactory, temporal_client: Client
+    settings: Settings, sessions: SessionFactory, temporal_client: Client
 ) -> None:
-    first = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
-    second = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
+    first = StripeEventForwarder(settings, sessions, temporal_client)
+    second = StripeEventForwarder(settings, sessions, temporal_client)
     stop_first = asyncio.Event()
     first_running = asyncio.create_task(first.run(stop_first))
     await asyncio.wait_for(first.leading.wait(), 20)
@@ -123,10 +95,10 @@ async def _at_least(client: Client, parent_id: uuid.UUID, count: int) -> bool | 
 
 
 async def test_a_forwarder_whose_connection_is_killed_listens_again_and_misses_nothing(
-    webhook_api: httpx.AsyncClient, forwarder_settings: Settings, sessions: SessionFactory, temporal_client: Client
+    api: httpx.AsyncClient, settings: Settings, sessions: SessionFactory, temporal_client: Client
 ) -> None:
     parent_id, customer = await _customer_of_a_family(sessions)
-    forwarder = StripeEventForwarder(forwarder_settings, sessions, temporal_client)
+    forwarder = StripeEventForwarder(settings, sessions, temporal_client)
     async with forwarder.running():
         await asyncio.wait_for(forwarder.leading.wait(), 20)
         async with sessions() as session:  # what an operator's restart of PostgreSQL, or a network cut, does
@@ -137,7 +109,7 @@ async def test_a_forwarder_whose_connection_is_killed_listens_again_and_misses_n
                 )
             )
         assert killed == 1
-        await _post(webhook_api, customer)  # announced while nobody listens: found when it leads again
+        await _post(api, customer)  # announced while nobody listens: found when it leads again
         assert await eventually(lambda: _at_least(temporal_client, parent_id, 1), 30, "the event after the cut")
         assert forwarder.leading.is_set()
     assert await _signals(temporal_client, parent_id) == 1

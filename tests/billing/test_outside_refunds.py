@@ -3,8 +3,6 @@ Cedar made itself is not counted again when Stripe's event about it arrives."""
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -14,22 +12,14 @@ from sqlalchemy import func, select
 
 from core.db import SessionFactory
 from models import JournalEntry, Payment, Refund, Role, StripeEvent
-from tests.billing.conftest import BillFamily, eventually, ledger_problems, post_event, renew_and_pay
+from tests.billing.conftest import BillFamily, eventually, ledger_problems, post_event, renew_and_pay, stripe_event
 from tests.conftest import WEBHOOK_SECRET
 
 
 async def _charge_refunded(stripe_client: stripe.StripeClient, charge_id: str) -> dict[str, Any]:
     """The event Stripe sends when a charge is refunded, carrying the charge as Stripe holds it now (localstripe
     sends none for refunds, so the test signs it as Stripe would)."""
-    charge = (await stripe_client.v1.charges.retrieve_async(charge_id)).to_dict()
-    return {
-        "id": f"evt_{uuid.uuid4().hex[:24]}",
-        "object": "event",
-        "type": "charge.refunded",
-        "created": int(time.time()),
-        "livemode": False,
-        "data": {"object": charge},
-    }
+    return stripe_event("charge.refunded", (await stripe_client.v1.charges.retrieve_async(charge_id)).to_dict())
 
 
 async def test_a_dashboard_refund_is_mirrored_once_and_cedars_own_are_not_doubled(

@@ -21,7 +21,7 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.tokens import issue_access_token
 from models import Role, StripeEvent, User
-from tests.billing.conftest import count, sign
+from tests.billing.conftest import count, sign, stripe_event
 
 OLD, NEW = "whsec_rotated_out_soon", "whsec_rotated_in"
 
@@ -35,13 +35,7 @@ async def webhook_api(make_settings: Callable[..., Settings]) -> AsyncIterator[h
 
 
 def _event(customer: str = "cus_nobody_knows") -> dict[str, Any]:
-    return {
-        "id": f"evt_test_{time.time_ns()}",
-        "object": "event",
-        "type": "invoice.payment_succeeded",
-        "created": int(time.time()),
-        "data": {"object": {"id": "in_test_1", "object": "invoice", "customer": customer}},
-    }
+    return stripe_event("invoice.payment_succeeded", {"id": "in_test_1", "object": "invoice", "customer": customer})
 
 
 async def _post(client: httpx.AsyncClient, body: bytes, signature: str | None) -> httpx.Response:
