@@ -148,7 +148,19 @@ class ManagedProcess:
         # would be signalled as soon as that thread ends, so only the main thread gets the guard.
         if setpriv is None or threading.current_thread() is not threading.main_thread():
             return self.args
-        return [setpriv, f"--pdeathsig={signal.Signals(self.stop_signal).name}", "--", *self.args]
+        # An owner killed before setpriv armed the signal would never send it (prctl(2)): the shell between
+        # them runs once the signal is armed, and starts the program only if its parent is still the owner.
+        owner_check = '[ "$PPID" = "$0" ] || { echo "owner $0 died while starting" >&2; exit 1; }; exec "$@"'
+        return [
+            setpriv,
+            f"--pdeathsig={signal.Signals(self.stop_signal).name}",
+            "--",
+            "/bin/sh",
+            "-c",
+            owner_check,
+            str(os.getpid()),
+            *self.args,
+        ]
 
     def start(self) -> None:
         if self.is_running():

@@ -79,6 +79,26 @@ def test_children_die_with_a_killed_owner(tmp_path: Path) -> None:
     assert gone(_killed_owner(tmp_path, from_main_thread=True))
 
 
+def test_a_child_whose_owner_died_before_the_guard_was_armed_never_starts(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    process = ManagedProcess("marker", [sys.executable, "-c", f"open({str(marker)!r}, 'w')"], tmp_path)
+    command = process._command()  # names this process as the owner
+
+    # Started by another process, the child sees what it sees when its owner died first: a parent that is not
+    # the owner.
+    adopted = subprocess.run(
+        [sys.executable, "-c", f"import subprocess; raise SystemExit(subprocess.call({command!r}))"],
+        capture_output=True,
+        text=True,
+    )
+    assert adopted.returncode == 1
+    assert f"owner {os.getpid()} died while starting" in adopted.stderr
+    assert not marker.exists()
+
+    assert subprocess.call(command) == 0  # its real owner starts it
+    assert marker.exists()
+
+
 def test_orphans_of_a_killed_owner_are_reaped_before_the_next_start(tmp_path: Path) -> None:
     orphan = _killed_owner(tmp_path, from_main_thread=False)  # no parent-death signal from other threads
     assert not gone(orphan, timeout=0.3)
