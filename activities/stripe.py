@@ -111,8 +111,7 @@ class StripeActivities:
         self._stripe = client
         self._settings = settings
         self._sessions = sessions
-        # localstripe is only ever reached through an explicit base URL outside production.
-        self._localstripe = settings.environment != "production" and settings.effective_stripe_api_base is not None
+        self._localstripe = settings.uses_localstripe
 
     # --- customers and cards ---
 
@@ -178,7 +177,7 @@ class StripeActivities:
                     options={"idempotency_key": stripe_key("attach", request.payment_method_id, customer)},
                 )
         except stripe.CardError as error:
-            code, decline = self._decline_codes(error.code, _decline_of(error), _last4(method))
+            code, decline = decline_codes(error.code, decline_of(error), last4(method), localstripe=self._localstripe)
             return CardResult(attached=False, failure_code=code, decline_code=decline)
         except stripe.InvalidRequestError as error:
             raise ApplicationError(
@@ -197,11 +196,6 @@ class StripeActivities:
                 .values(default_payment_method_id=request.payment_method_id, updated_at=datetime.now(UTC))
             )
         return CardResult(attached=True)
-
-    def _decline_codes(self, code: str | None, decline: str | None, last4: str | None) -> tuple[str | None, str | None]:
-        if self._localstripe and decline is None and last4 in TEST_CARD_DECLINES:
-            return TEST_CARD_DECLINES[last4]
-        return code, decline
 
     # --- plans and subscriptions ---
 
@@ -412,7 +406,9 @@ class StripeActivities:
         failure_code, decline_code = charge.get("failure_code"), (charge.get("outcome") or {}).get("reason")
         if charge["status"] == "failed":
             method = await self._payment_method(charge) if self._localstripe else {}
-            failure_code, decline_code = self._decline_codes(failure_code, decline_code, _last4(method))
+            failure_code, decline_code = decline_codes(
+                failure_code, decline_code, last4(method), localstripe=self._localstripe
+            )
         return ChargeSnapshot(
             id=charge["id"],
             status=charge["status"],
@@ -455,7 +451,7 @@ class StripeActivities:
             return PayOutcome(
                 status="failed",
                 failure=PaymentFailure(
-                    attempt=request.attempt, failure_code=error.code, decline_code=_decline_of(error)
+                    attempt=request.attempt, failure_code=error.code, decline_code=decline_of(error)
                 ),
             )
         except stripe.InvalidRequestError as error:
@@ -537,10 +533,19 @@ class StripeActivities:
         ]
 
 
-def _decline_of(error: stripe.StripeError) -> str | None:
+def decline_codes(
+    code: str | None, decline: str | None, last4: str | None, *, localstripe: bool
+) -> tuple[str | None, str | None]:
+    """(failure code, decline code) of a refused card: Stripe's, or the test card's where localstripe gives none."""
+    if localstripe and decline is None and last4 in TEST_CARD_DECLINES:
+        return TEST_CARD_DECLINES[last4]
+    return code, decline
+
+
+def decline_of(error: stripe.StripeError) -> str | None:
     body = cast(dict[str, Any], error.json_body or {})
     return (body.get("error") or {}).get("decline_code")
 
 
-def _last4(method: dict[str, Any]) -> str | None:
+def last4(method: dict[str, Any]) -> str | None:
     return ((method or {}).get("card") or {}).get("last4")

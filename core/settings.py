@@ -204,6 +204,11 @@ class Settings(BaseSettings):
         return self.stripe_api_base
 
     @property
+    def uses_localstripe(self) -> bool:
+        """localstripe is only ever reached through an explicit base URL outside production."""
+        return self.environment != "production" and self.effective_stripe_api_base is not None
+
+    @property
     def mail_http_url(self) -> str:
         return f"http://{self.host}:{self.mail_http_port}"
 

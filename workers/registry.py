@@ -63,7 +63,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         ReconciliationActivities(deps.settings, deps.sessions, deps.temporal, deps.stripe),
         EmailActivities(deps.settings, deps.sessions, deps.mailer, deps.identity),
         EnrollmentActivities(deps.settings, deps.sessions, deps.identity),
-        StripeLookupActivities(deps.stripe),
+        StripeLookupActivities(deps.stripe, deps.settings),
         BillingHandoffActivities(deps.settings, deps.temporal),
         StripeActivities(deps.stripe, deps.settings, deps.sessions),
         BillingActivities(deps.settings, deps.sessions, deps.temporal),

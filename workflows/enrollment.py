@@ -175,7 +175,7 @@ class EnrollmentWorkflow:
             self._db(EnrollmentActivities.validate, self._ref),
             self._remote(
                 StripeLookupActivities.check_payment_method,
-                CheckPaymentMethod(payment_method_id=self._payment_method_id),
+                CheckPaymentMethod(enrollment_id=self._ref.enrollment_id, payment_method_id=self._payment_method_id),
             ),
         )
         self._moved_to(S.VALIDATED)

@@ -89,6 +89,7 @@ class ValidatedEnrollment(BaseModel):
 
 
 class CheckPaymentMethod(BaseModel):
+    enrollment_id: uuid.UUID  # keys the card check's Stripe calls
     payment_method_id: str
 
 
