@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import stripe
+from stripe.params import SetupIntentCreateParams
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -49,14 +50,12 @@ class StripeLookupActivities:
         """Ask the bank now, as Stripe advises before saving a card for off-session payments: a SetupIntent with
         no customer, so the card stays free for billing to attach to the family once the demo goes well."""
         key = stripe_key("check-card", str(request.enrollment_id), request.payment_method_id)
-        intent = await self._client.v1.setup_intents.create_async(
-            params={
-                "payment_method_types": ["card"],
-                "usage": "off_session",
-                "metadata": {"cedar_enrollment_id": str(request.enrollment_id)},
-            },
-            options={"idempotency_key": key},
-        )
+        params: SetupIntentCreateParams = {
+            "payment_method_types": ["card"],
+            "usage": "off_session",
+            "metadata": {"cedar_enrollment_id": str(request.enrollment_id)},
+        }
+        intent = await self._client.v1.setup_intents.create_async(params=params, options={"idempotency_key": key})
         try:
             confirmed = await self._client.v1.setup_intents.confirm_async(
                 intent.id,
