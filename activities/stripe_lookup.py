@@ -51,7 +51,6 @@ class StripeLookupActivities:
         no customer, so the card stays free for billing to attach to the family once the demo goes well."""
         key = stripe_key("check-card", str(request.enrollment_id), request.payment_method_id)
         params: SetupIntentCreateParams = {
-            "payment_method_types": ["card"],
             "usage": "off_session",
             "metadata": {"cedar_enrollment_id": str(request.enrollment_id)},
         }
