@@ -54,6 +54,8 @@ class StripeLookupActivities:
             "usage": "off_session",
             "metadata": {"cedar_enrollment_id": str(request.enrollment_id)},
         }
+        if not self._localstripe:  # Stripe needs it to confirm with no return URL; localstripe refuses it
+            params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
         intent = await self._client.v1.setup_intents.create_async(params=params, options={"idempotency_key": key})
         try:
             confirmed = await self._client.v1.setup_intents.confirm_async(
