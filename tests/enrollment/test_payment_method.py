@@ -78,3 +78,16 @@ async def test_a_card_the_bank_accepts_or_wants_confirmed_goes_on_and_stays_free
     customer = await client.v1.customers.create_async(params={"email": "family@example.org"})
     attached = await client.v1.payment_methods.attach_async(method, params={"customer": customer.id})
     assert attached.customer == customer.id
+
+
+async def test_a_parent_whose_card_was_declined_enrolls_with_another(
+    api: httpx.AsyncClient, demo_data: None, enrollment_worker: EnrollmentWorker, settings: Settings
+) -> None:
+    declined = application(payment_method_id=await card(settings, "4000000000000002"))
+    async with enrollment_worker():
+        first = await wait_for_state(api, await enroll(api, declined), "failed")
+        assert first["failure_reason"] == "the card was declined (generic_decline)"
+        # The same form again, with another card: the failed enrollment holds nothing back.
+        retried = {**declined, "payment_method_id": await card(settings, "4242424242424242")}
+        second = await wait_for_state(api, await enroll(api, retried), "demo_scheduled", "failed")
+    assert second["state"] == "demo_scheduled", second.get("failure_reason")
