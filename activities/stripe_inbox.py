@@ -81,6 +81,8 @@ STRIPE_EVENTS_CHANNEL = "cedar_stripe_events"
 # The webhook endpoint's latency is mostly database round trips, so it matters. Written in the driver's own ($n)
 # style so the webhook's fast path can run it on a bare asyncpg connection, and sessions through
 # ``exec_driver_sql``. The catch-up and reconciliation hand over what they store themselves: no announcement.
+# The final SELECT reads ``announced`` although nobody needs its count: PostgreSQL runs a SELECT in WITH only as
+# far as the main query demands, so without that reference pg_notify would never be called.
 STORE_EVENT_SQL = f"""
     WITH account AS (
         SELECT parent_id FROM billing_accounts WHERE stripe_customer_id = CAST($4 AS varchar)
@@ -134,7 +136,7 @@ async def store_event(
     else:
         connection = db if isinstance(db, AsyncConnection) else await db.connection()
         row = (await connection.exec_driver_sql(STORE_EVENT_SQL, args)).one()
-    parent_id, inserted_status, earlier_status, _ = row
+    parent_id, inserted_status, earlier_status, _announced = row
     # Neither: a concurrent copy of this event is being stored (its row is not visible to this statement yet).
     status = inserted_status or earlier_status or StripeEventStatus.received
     if inserted_status == StripeEventStatus.unknown_customer:
