@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlmodel import col
@@ -14,11 +14,12 @@ from api.deps import SessionDep
 from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal
 from api.repositories.audit import bind_request_id
+from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.records import AuditEntryOut
 from models import AuditLog
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1/audit-log",
     tags=["audit"],
     dependencies=[Depends(bind_request_id)],

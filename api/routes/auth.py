@@ -10,13 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from fastapi import BackgroundTasks, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ContextDep, SessionDep, SettingsDep
 from api.errors import CedarError
 from api.middleware import request_id
 from api.principal import CurrentPrincipal
+from api.routing import IndexedRouter
 from api.schemas.auth import (
     Accepted,
     LoginRequest,
@@ -37,7 +38,7 @@ from core.password_reset import send_password_reset
 from core.rate_limit import Limit, account_key, hit, ip_key, purge_past_windows
 from models import Parent, Role, Teacher, TokenPurpose
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = IndexedRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 def _errors(**described: str) -> dict[int | str, dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import Depends, Header, status
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
@@ -26,6 +26,7 @@ from api.errors import CedarError, Conflict, NotFound
 from api.principal import AdminPrincipal, Principal, require_roles
 from api.repositories import scopes
 from api.repositories.base import get_one
+from api.routing import IndexedRouter
 from api.schemas.billing import (
     AccountBalance,
     CardOut,
@@ -58,7 +59,7 @@ from workflows.billing import (
 )
 from workflows.billing_messages import SIGNAL_STUDENT_STOPPED, StudentStopped
 
-router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
+router = IndexedRouter(prefix="/api/v1/billing", tags=["billing"])
 FamilyPrincipal = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
 _FAMILY, _ADMIN = frozenset({"admin", "parent"}), frozenset({"admin"})
 ROUTE_ACCESS.update(

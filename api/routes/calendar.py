@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -16,6 +16,7 @@ from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sortin
 from api.principal import AdminPrincipal, Principal
 from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, flush_or_conflict, get_one, invalid
+from api.routing import IndexedRouter
 from api.schemas.calendar import (
     AcademicYearCreate,
     AcademicYearDetail,
@@ -31,7 +32,7 @@ from api.schemas.calendar import (
 from api.schemas.common import error_responses
 from models import AcademicYear, Closure, Semester
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1",
     tags=["calendar"],
     dependencies=[Depends(bind_request_id)],

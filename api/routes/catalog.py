@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Response
 from sqlalchemy import any_, select
 from sqlmodel import col
 
@@ -18,6 +18,7 @@ from api.principal import AdminPrincipal
 from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, delete_or_conflict, flush_or_conflict, get_one
 from api.repositories.catalog import require_instruments
+from api.routing import IndexedRouter
 from api.schemas.catalog import (
     EnrollmentOptions,
     InstrumentCreate,
@@ -31,7 +32,7 @@ from api.schemas.catalog import (
 from api.schemas.common import error_responses
 from models import BillingInterval, Instrument, LessonRate, Teacher
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1",
     tags=["catalog"],
     dependencies=[Depends(bind_request_id)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlmodel import col
 
 from api.deps import SessionDep
@@ -14,11 +14,12 @@ from api.principal import CurrentPrincipal
 from api.repositories import scopes
 from api.repositories.audit import audit_staff_reads, bind_request_id
 from api.repositories.base import get_one
+from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.records import CommunicationOut
 from models import Communication, CommunicationStatus
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1/communications",
     tags=["communications"],
     dependencies=[Depends(bind_request_id)],

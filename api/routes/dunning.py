@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import col
@@ -24,6 +24,7 @@ from api.deps import SessionDep, TemporalDep
 from api.errors import Conflict, NotFound
 from api.middleware import request_id
 from api.principal import AdminPrincipal, Principal
+from api.routing import IndexedRouter
 from core.audit import record_audit
 from core.temporal import dunning_workflow_id
 from models import BillingAccount, DunningStatus, Parent
@@ -39,7 +40,7 @@ from workflows.dunning_messages import (
     UnpaidInvoice,
 )
 
-router = APIRouter(prefix="/api/v1/dunning", tags=["dunning"])
+router = IndexedRouter(prefix="/api/v1/dunning", tags=["dunning"])
 _ADMIN = frozenset({"admin"})
 ROUTE_ACCESS.update(
     {

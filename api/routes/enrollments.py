@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import Depends, Header, Response, status
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import CedarError, Conflict, NotFound
 from api.principal import AdminPrincipal, Principal, require_roles
+from api.routing import IndexedRouter
 from api.schemas.enrollment import (
     AssignTeacherIn,
     CancelIn,
@@ -57,7 +58,7 @@ from workflows.enrollment_messages import (
     StatusView,
 )
 
-router = APIRouter(prefix="/api/v1/enrollments", tags=["enrollments"])
+router = IndexedRouter(prefix="/api/v1/enrollments", tags=["enrollments"])
 
 QUERY_TIMEOUT = timedelta(seconds=3)
 UPDATE_TIMEOUT = timedelta(seconds=30)

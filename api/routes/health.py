@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ContextDep
 from api.health import check_all
+from api.routing import IndexedRouter
 
-router = APIRouter(tags=["health"])
+router = IndexedRouter(tags=["health"])
 
 
 @router.get("/health", summary="Report each dependency as up or down")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlmodel import col
 
 from api.deps import SessionDep
@@ -17,11 +17,12 @@ from api.principal import Principal, require_roles
 from api.repositories import scopes
 from api.repositories.audit import audit_staff_reads, bind_request_id
 from api.repositories.base import get_one
+from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.records import InvoiceOut, PaymentOut
 from models import Invoice, Payment, Role
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1",
     tags=["billing-records"],
     dependencies=[Depends(bind_request_id)],

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import AwareDatetime
 from sqlmodel import col
 
@@ -23,12 +23,13 @@ from api.repositories import scopes
 from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, get_one, invalid
 from api.repositories.lessons import Slot, place_lesson
+from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.lessons import LessonCancel, LessonCreate, LessonOut, LessonReschedule, LessonUpdate
 from core.settings import Settings
 from models import Enrollment, Lesson, LessonKind, LessonStatus, Role, Student, Teacher
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1/lessons",
     tags=["lessons"],
     dependencies=[Depends(bind_request_id)],

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy import or_
 from sqlmodel import col
 
@@ -17,11 +17,12 @@ from api.repositories import scopes
 from api.repositories.accounts import link_account
 from api.repositories.audit import audit_staff_reads, audit_write, bind_request_id, snapshot
 from api.repositories.base import apply_changes, delete_or_conflict, flush_or_conflict, get_one
+from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.school import ConsentChange, ConsentOut, ParentCreate, ParentOut, ParentUpdate
 from models import Consent, Parent, Role
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1/parents",
     tags=["parents"],
     dependencies=[Depends(bind_request_id)],

@@ -10,15 +10,16 @@ from __future__ import annotations
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query
+from fastapi import Form, Query
 from fastapi.responses import HTMLResponse
 
 from api.deps import ContextDep, SettingsDep
 from api.routes.auth import IdentityDep, run_committed
+from api.routing import IndexedRouter
 from core.identity import AuthFailure
 from models import TokenPurpose
 
-router = APIRouter(include_in_schema=False)
+router = IndexedRouter(include_in_schema=False)
 MIN_PASSWORD = 10
 PAGES = {
     TokenPurpose.set_password: ("set-password", "Choose your password"),

@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import SessionDep, TransactionDep
 from api.errors import CedarError
 from api.principal import AdminPrincipal, Principal, TransactionPrincipal, ensure_role
 from api.repositories.privacy import erase_family, family_export
+from api.routing import IndexedRouter
 from core.audit import record_audit
 from models import Role
 
-router = APIRouter(prefix="/api/v1", tags=["privacy"])
+router = IndexedRouter(prefix="/api/v1", tags=["privacy"])
 
 
 @router.get("/privacy/export", summary="Everything Cedar holds about the signed-in parent's family")

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy import or_
 from sqlmodel import col
 
@@ -24,13 +24,14 @@ from api.repositories.base import (
     invalid,
 )
 from api.repositories.catalog import require_instruments
+from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.school import StudentCreate, StudentOut, StudentUpdate
 from core.settings import Settings
 from domain.enrollment_rules import check_age
 from models import Parent, Role, Student
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1/students",
     tags=["students"],
     dependencies=[Depends(bind_request_id)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import Depends, Path, Response
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -14,11 +14,12 @@ from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sortin
 from api.principal import AdminPrincipal
 from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import flush_or_conflict, get_one
+from api.routing import IndexedRouter
 from api.schemas.catalog import SystemSettingOut, SystemSettingPut
 from api.schemas.common import error_responses
 from models import SystemSetting
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1/system-settings",
     tags=["system-settings"],
     dependencies=[Depends(bind_request_id)],

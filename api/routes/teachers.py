@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy import any_, delete, or_, select
 from sqlmodel import col
 
@@ -24,6 +24,7 @@ from api.repositories.base import (
 )
 from api.repositories.catalog import require_instruments
 from api.repositories.lessons import first_overlapping_lesson, lesson_conflict
+from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.school import (
     AvailabilityOut,
@@ -36,7 +37,7 @@ from api.schemas.school import (
 )
 from models import Lesson, Role, Teacher, TeacherAvailability, TeacherTimeOff
 
-router = APIRouter(
+router = IndexedRouter(
     prefix="/api/v1/teachers",
     tags=["teachers"],
     dependencies=[Depends(bind_request_id)],

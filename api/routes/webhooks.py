@@ -11,15 +11,16 @@ import json
 from typing import Annotated, Any
 
 import stripe
-from fastapi import APIRouter, Header, Request
+from fastapi import Header, Request
 from pydantic import BaseModel
 
 from activities.stripe_inbox import store_event
 from api.access import ROUTE_ACCESS
 from api.deps import AppContext, ContextDep
 from api.errors import CedarError
+from api.routing import IndexedRouter
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+router = IndexedRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 STRIPE_WEBHOOK_PATH = "/api/v1/webhooks/stripe"
 ROUTE_ACCESS[("POST", STRIPE_WEBHOOK_PATH)] = frozenset({"public"})  # Stripe signs it; no bearer token
 
