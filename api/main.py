@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
     )
     install_error_handlers(app)
-    for router in ROUTERS:
+    for router in ROUTERS:  # with no prefix of their own at inclusion: api/routing.py reads it from the routes
         app.include_router(router)
     return app
 
