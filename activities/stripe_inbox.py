@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import stripe
@@ -77,71 +77,106 @@ class StoredEvent(BaseModel):
 # worker-side forwarder (``workers/stripe_forwarder.py``) to hand it over; the API process only stores and answers.
 STRIPE_EVENTS_CHANNEL = "cedar_stripe_events"
 
-# One round trip: find the family, store the event once, announce it, and read the status of an earlier copy.
-# The webhook endpoint's latency is mostly database round trips, so it matters. Written in the driver's own ($n)
-# style so the webhook's fast path can run it on a bare asyncpg connection, and sessions through
+# One round trip for any number of events: find each one's family, store each once, announce the new events of
+# our families, and read the status of earlier copies. The webhook stores the events of concurrent requests in
+# one statement (``api/inbox_writer.py``): the statement, not its rows, is what costs. Written in the driver's own
+# ($n) style so the webhook's path can run it on a bare asyncpg connection, and sessions through
 # ``exec_driver_sql``. The catch-up and reconciliation hand over what they store themselves: no announcement.
 # The final SELECT reads ``announced`` although nobody needs its count: PostgreSQL runs a SELECT in WITH only as
 # far as the main query demands, so without that reference pg_notify would never be called.
-STORE_EVENT_SQL = f"""
-    WITH account AS (
-        SELECT parent_id FROM billing_accounts WHERE stripe_customer_id = CAST($4 AS varchar)
+STORE_EVENTS_SQL = f"""
+    WITH incoming AS (
+        SELECT incoming.*, account.parent_id
+        FROM unnest(
+            CAST($1 AS uuid[]), CAST($2 AS text[]), CAST($3 AS text[]), CAST($4 AS text[]),
+            CAST($5 AS timestamptz[]), CAST($6 AS text[])
+        ) AS incoming(id, stripe_event_id, type, customer, created, payload)
+        LEFT JOIN billing_accounts AS account ON account.stripe_customer_id = incoming.customer
     ), inserted AS (
         INSERT INTO stripe_events
             (id, stripe_event_id, type, stripe_customer_id, stripe_created_at, payload, source, status, received_at)
-        SELECT $1, $2, $3, CAST($4 AS varchar), $5, CAST($6 AS jsonb), $7,
+        SELECT id, stripe_event_id, type, customer, created, CAST(payload AS jsonb), $7,
             CASE
-                WHEN CAST($4 AS varchar) IS NULL THEN 'ignored'
-                WHEN EXISTS (SELECT 1 FROM account) THEN 'received'
+                WHEN customer IS NULL THEN 'ignored'
+                WHEN parent_id IS NOT NULL THEN 'received'
                 ELSE 'unknown_customer'
             END,
             now()
+        FROM incoming
         ON CONFLICT ON CONSTRAINT uq_stripe_events_event_id DO NOTHING
-        RETURNING status
+        RETURNING stripe_event_id, status
     ), announced AS (
-        SELECT pg_notify('{STRIPE_EVENTS_CHANNEL}', $2) FROM inserted WHERE status = 'received' AND $7 = 'webhook'
+        SELECT pg_notify('{STRIPE_EVENTS_CHANNEL}', stripe_event_id) FROM inserted
+        WHERE status = 'received' AND $7 = 'webhook'
     )
-    SELECT (SELECT parent_id FROM account) AS parent_id,
-        (SELECT status FROM inserted) AS inserted_status,
-        (SELECT status FROM stripe_events WHERE stripe_event_id = $2) AS earlier_status,
-        (SELECT count(*) FROM announced) AS announced
+    SELECT incoming.stripe_event_id, incoming.parent_id, inserted.status AS inserted_status,
+        earlier.status AS earlier_status, (SELECT count(*) FROM announced) AS announced
+    FROM incoming
+        LEFT JOIN inserted ON inserted.stripe_event_id = incoming.stripe_event_id
+        LEFT JOIN stripe_events AS earlier ON earlier.stripe_event_id = incoming.stripe_event_id
 """
 
+Database: TypeAlias = AsyncSession | AsyncConnection | asyncpg.Connection
 
-async def store_event(
-    db: AsyncSession | AsyncConnection | asyncpg.Connection,
-    event: dict[str, Any],
-    source: str,
-    body: str | None = None,
-) -> StoredEvent:
-    """Stores a verified event once; a second delivery finds the first row. An event about no customer (a plan,
-    a product) is kept as ``ignored``; one about a customer that is not a family of ours as ``unknown_customer``.
 
-    On a session, inside its transaction; on a bare asyncpg connection, as one autocommitted statement. ``body``
-    is the event's JSON as received, when there is one: stored as it is rather than serialized again."""
-    customer, received = summarize(event)
-    created = event.get("created")
-    args = (
-        uuid.uuid4(),
-        received.stripe_event_id,
-        received.type[:100],
-        customer,
-        datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
-        json.dumps(event) if body is None else body,
-        source,
-    )
-    row: Sequence[Any]
+async def store_event(db: Database, event: dict[str, Any], source: str, body: str | None = None) -> StoredEvent:
+    """Stores a verified event once; a second delivery finds the first row (see ``store_events``)."""
+    return (await store_events(db, [(event, body)], source))[0]
+
+
+async def store_events(
+    db: Database, events: Sequence[tuple[dict[str, Any], str | None]], source: str
+) -> list[StoredEvent]:
+    """Stores verified events once each, in one statement; what became of each, in the order given.
+
+    An event about no customer (a plan, a product) is kept as ``ignored``; one about a customer that is not a
+    family of ours as ``unknown_customer``. Each event comes with its JSON as received, when there is one: stored
+    as it is rather than serialized again. A copy of an event given twice is stored once: the second is a
+    duplicate. On a session, inside its transaction; on a bare asyncpg connection, as one autocommitted statement.
+    """
+    summaries = [summarize(event) for event, _ in events]
+    first_copy: dict[str, int] = {}
+    for index, (_, received) in enumerate(summaries):
+        first_copy.setdefault(received.stripe_event_id, index)
+    rows_in = [
+        (
+            uuid.uuid4(),
+            summaries[index][1].stripe_event_id,
+            summaries[index][1].type[:100],
+            summaries[index][0],
+            _created_at(events[index][0]),
+            json.dumps(events[index][0]) if events[index][1] is None else events[index][1],
+        )
+        for index in first_copy.values()
+    ]
+    args = (*(list(column) for column in zip(*rows_in, strict=True)), source)
+    rows: Sequence[Sequence[Any]]
     if isinstance(db, asyncpg.Connection):
-        row = (await db.fetch(STORE_EVENT_SQL, *args))[0]
+        rows = await db.fetch(STORE_EVENTS_SQL, *args)
     else:
         connection = db if isinstance(db, AsyncConnection) else await db.connection()
-        row = (await connection.exec_driver_sql(STORE_EVENT_SQL, args)).one()
-    parent_id, inserted_status, earlier_status, _announced = row
-    # Neither: a concurrent copy of this event is being stored (its row is not visible to this statement yet).
-    status = inserted_status or earlier_status or StripeEventStatus.received
-    if inserted_status == StripeEventStatus.unknown_customer:
-        log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
-    return StoredEvent(received=received, parent_id=parent_id, is_new=inserted_status is not None, status=status)
+        rows = (await connection.exec_driver_sql(STORE_EVENTS_SQL, args)).all()
+    outcome = {row[0]: row for row in rows}
+    stored = []
+    for index, (_, received) in enumerate(summaries):
+        _id, parent_id, inserted_status, earlier_status, _announced = outcome[received.stripe_event_id]
+        is_new = inserted_status is not None and first_copy[received.stripe_event_id] == index
+        # Neither: a concurrent copy of this event is being stored (its row is not visible to this statement yet).
+        status = inserted_status or earlier_status or StripeEventStatus.received
+        if is_new and inserted_status == StripeEventStatus.unknown_customer:
+            log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
+        stored.append(StoredEvent(received=received, parent_id=parent_id, is_new=is_new, status=status))
+    return stored
+
+
+def _created_at(event: dict[str, Any]) -> datetime | None:
+    created = event.get("created")
+    if not isinstance(created, int):
+        return None
+    try:
+        return datetime.fromtimestamp(created, UTC)
+    except (OverflowError, ValueError, OSError):  # not a time Stripe would send: stored without one
+        return None
 
 
 async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, received: StripeEventReceived) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -15,6 +15,9 @@ from core.db import SessionFactory
 from core.mail import Mailer
 from core.settings import Settings
 from core.temporal import LazyTemporalClient
+
+if TYPE_CHECKING:  # the writer imports the inbox's activities; the context only holds it
+    from api.inbox_writer import WebhookInboxWriter
 
 
 @dataclass
@@ -29,6 +32,7 @@ class AppContext:
     read_sessions: SessionFactory
     temporal: LazyTemporalClient
     mailer: Mailer
+    webhook_inbox: WebhookInboxWriter
 
 
 async def get_context(request: Request) -> AppContext:

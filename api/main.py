@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from api.deps import AppContext
 from api.errors import install_error_handlers
+from api.inbox_writer import WebhookInboxWriter
 from api.middleware import install_middleware
 from api.routes import ROUTERS
 from api.stripe_intake import StripeWebhookIntake
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             read_sessions=create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
             temporal=LazyTemporalClient(settings),
             mailer=Mailer(settings),
+            webhook_inbox=WebhookInboxWriter(engine),
         )
         stop_worker = asyncio.Event()
         worker = (

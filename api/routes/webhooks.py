@@ -14,7 +14,6 @@ import stripe
 from fastapi import Header, Request
 from pydantic import BaseModel
 
-from activities.stripe_inbox import store_event
 from api.access import ROUTE_ACCESS
 from api.deps import AppContext, ContextDep
 from api.errors import CedarError
@@ -22,6 +21,7 @@ from api.routing import IndexedRouter
 
 router = IndexedRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 STRIPE_WEBHOOK_PATH = "/api/v1/webhooks/stripe"
+MAX_EVENT_ID = 255  # the inbox's column; Stripe's own ids are some 30 characters
 ROUTE_ACCESS[("POST", STRIPE_WEBHOOK_PATH)] = frozenset({"public"})  # Stripe signs it; no bearer token
 
 
@@ -49,6 +49,14 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         raise CedarError(400, "bad_payload", "the body is not JSON") from exc
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise CedarError(400, "bad_payload", "the body is not a Stripe event (id and type are required)")
+    problems = {}
+    if len(event["id"]) > MAX_EVENT_ID:
+        problems["id"] = f"at most {MAX_EVENT_ID} characters"
+    data = event.get("data")
+    if data is not None and not (isinstance(data, dict) and isinstance(data.get("object", {}), dict)):
+        problems["data.object"] = "must be an object"
+    if problems:
+        raise CedarError(400, "bad_payload", "the body is not a Stripe event", problems)
     return event
 
 
@@ -61,11 +69,9 @@ async def accept_stripe_event(context: AppContext, payload: bytes, signature: st
         payload, signature, settings.stripe_webhook_secrets, int(settings.stripe_webhook_tolerance.total_seconds())
     )
     event = parse_event(payload)
-    # One autocommitted statement, on the pool's asyncpg connection itself: stored before Stripe hears 2xx, and
-    # before the workflow hears of it. SQLAlchemy never begins a transaction on it, so none is left to roll back.
-    async with context.engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        stored = await store_event(driver, event, source="webhook", body=payload.decode())
+    # Stored (with the events of concurrent requests, in one autocommitted statement) before Stripe hears 2xx,
+    # and before the workflow hears of it.
+    stored = await context.webhook_inbox.store(event, payload.decode())
     # The statement announced a new event of one of our families; a worker process hands it over to the family's
     # workflow (workers/stripe_forwarder.py), so a burst of webhooks costs this process only the storing.
     return WebhookAck(received=True, duplicate=not stored.is_new, status=stored.status)

@@ -3,25 +3,29 @@ an event for a customer we do not know is kept and flagged."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.main import create_app
 from api.stripe_intake import StripeWebhookIntake
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from core.temporal import billing_workflow_id
 from core.tokens import issue_access_token
-from models import Role, StripeEvent, User
-from tests.billing.conftest import count, sign, stripe_event
+from models import BillingAccount, Role, StripeEvent, User
+from tests.billing.conftest import count, make_family, sign, stripe_event
 
 OLD, NEW = "whsec_rotated_out_soon", "whsec_rotated_in"
 
@@ -83,6 +87,63 @@ async def test_a_rotated_out_secret_still_verifies_and_an_unknown_customer_is_ke
     assert rows[0].payload == event
 
 
+async def test_concurrent_deliveries_are_stored_together_once_each_and_each_request_hears_of_its_own_event(
+    webhook_api: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    family = await make_family(sessions)
+    customer = f"cus_family_{uuid.uuid4().hex[:8]}"
+    async with transaction(sessions) as session:
+        session.add(
+            BillingAccount(
+                parent_id=family.parent_id,
+                stripe_customer_id=customer,
+                workflow_id=billing_workflow_id(family.parent_id),
+            )
+        )
+    ours = _event(customer)
+    no_customer = stripe_event("plan.created", {"id": "plan_bench", "object": "plan"})
+    strangers = [_event(f"cus_stranger_{n}") for n in range(30)]
+    expected = {ours["id"]: "received", no_customer["id"]: "ignored"} | {e["id"]: "unknown_customer" for e in strangers}
+    deliveries = [ours, ours, ours, no_customer, no_customer, *strangers]
+    random.shuffle(deliveries)
+    bodies = [json.dumps(event).encode() for event in deliveries]
+    answers = await asyncio.gather(*(_post(webhook_api, body, sign(body, NEW)) for body in bodies))
+
+    acks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event, answer in zip(deliveries, answers, strict=True):
+        assert answer.status_code == 200
+        acks[event["id"]].append(answer.json())
+    for event_id, answered in acks.items():
+        assert {ack["status"] for ack in answered} == {expected[event_id]}
+        assert sorted(ack["duplicate"] for ack in answered) == [False] + [True] * (len(answered) - 1)
+    async with sessions() as session:
+        stored = (await session.execute(text("SELECT stripe_event_id, status, xmin::text FROM stripe_events"))).all()
+    assert {row[0]: row[1] for row in stored} == expected
+    assert len(stored) == len(expected)
+    # Rows one statement wrote share its transaction id: the 32 events took fewer statements than events.
+    assert len({row[2] for row in stored}) < len(expected)
+
+
+async def test_an_event_postgresql_cannot_store_fails_only_its_own_request(
+    make_settings: Callable[..., Settings], sessions: SessionFactory
+) -> None:
+    app = create_app(make_settings(stripe_webhook_secrets=[NEW]))
+    good = [_event(f"cus_stranger_{n}") for n in range(5)]
+    bad = _event()
+    bad["data"]["object"]["description"] = "NUL\u0000"  # valid JSON; PostgreSQL's jsonb refuses it
+    async with app.router.lifespan_context(app):
+        inbox = app.state.context.webhook_inbox
+        outcomes = await asyncio.gather(
+            *(inbox.store(event, json.dumps(event)) for event in [*good[:2], bad, *good[2:]]), return_exceptions=True
+        )
+    assert [type(outcome).__name__ for outcome in outcomes] == ["StoredEvent"] * 2 + [
+        "UntranslatableCharacterError"
+    ] + ["StoredEvent"] * 3
+    async with sessions() as session:
+        stored = set(await session.scalars(select(StripeEvent.stripe_event_id)))
+    assert stored == {event["id"] for event in good}
+
+
 async def test_renewals_on_demand_are_refused_in_production(
     make_settings: Callable[..., Settings], sessions: SessionFactory
 ) -> None:
@@ -122,6 +183,15 @@ async def test_the_fast_intake_keeps_the_request_hygiene_and_the_documented_rout
     wrong_shape = await _post(webhook_api, not_an_event, sign(not_an_event, NEW))
     assert (wrong_shape.status_code, wrong_shape.json()["error"]) == (400, "bad_payload")
     assert wrong_shape.json()["fields"] == {}
+    odd = _event()
+    odd["id"] = "evt_" + "x" * 252
+    odd["data"]["object"] = "in_test_1"
+    odd_body = json.dumps(odd).encode()
+    unstorable = await _post(webhook_api, odd_body, sign(odd_body, NEW))
+    assert (unstorable.status_code, unstorable.json()["fields"]) == (
+        400,
+        {"id": "at most 255 characters", "data.object": "must be an object"},
+    )
     async with sessions() as session:
         assert len(list(await session.scalars(select(StripeEvent)))) == 1
     operation = (await webhook_api.get("/openapi.json")).json()["paths"]["/api/v1/webhooks/stripe"]["post"]
