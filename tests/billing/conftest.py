@@ -146,6 +146,17 @@ async def make_family(sessions: SessionFactory, children: int = 1) -> Family:
     return Family(parent.id, user.id, user.email, teacher.id, [s.id for s in students])
 
 
+async def family_with_customer(sessions: SessionFactory) -> tuple[uuid.UUID, str]:
+    """A family whose billing account names a Stripe customer (none is made in Stripe): its parent and customer."""
+    parent_id = (await make_family(sessions)).parent_id
+    customer = f"cus_family_{uuid.uuid4().hex[:10]}"
+    async with transaction(sessions) as session:
+        session.add(
+            BillingAccount(parent_id=parent_id, stripe_customer_id=customer, workflow_id=billing_workflow_id(parent_id))
+        )
+    return parent_id, customer
+
+
 async def make_enrollment(
     sessions: SessionFactory,
     family: Family,

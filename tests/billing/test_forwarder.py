@@ -12,27 +12,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from core.db import SessionFactory, transaction
+from core.db import SessionFactory
 from core.settings import Settings
 from core.temporal import billing_workflow_id
-from models import BillingAccount, StripeEvent
-from tests.billing.conftest import eventually, make_family, post_event, stripe_event
+from models import StripeEvent
+from tests.billing.conftest import eventually, family_with_customer, post_event, stripe_event
 from tests.conftest import WEBHOOK_SECRET
 from workers.stripe_forwarder import StripeEventForwarder
-
-
-async def _customer_of_a_family(sessions: SessionFactory) -> tuple[uuid.UUID, str]:
-    family = await make_family(sessions)
-    customer = f"cus_forwarded_{uuid.uuid4().hex[:10]}"
-    async with transaction(sessions) as session:
-        session.add(
-            BillingAccount(
-                parent_id=family.parent_id,
-                stripe_customer_id=customer,
-                workflow_id=billing_workflow_id(family.parent_id),
-            )
-        )
-    return family.parent_id, customer
 
 
 async def _post(api: httpx.AsyncClient, customer: str) -> str:
@@ -56,7 +42,7 @@ async def _signals(client: Client, parent_id: uuid.UUID) -> int | None:
 async def test_events_stored_while_nobody_forwards_wait_and_announced_ones_follow_at_once(
     api: httpx.AsyncClient, settings: Settings, sessions: SessionFactory, temporal_client: Client
 ) -> None:
-    parent_id, customer = await _customer_of_a_family(sessions)
+    parent_id, customer = await family_with_customer(sessions)
     first = await _post(api, customer)
     # The API stores and answers; it starts no workflow itself.
     async with sessions() as session:
@@ -97,7 +83,7 @@ async def _at_least(client: Client, parent_id: uuid.UUID, count: int) -> bool | 
 async def test_a_forwarder_whose_connection_is_killed_listens_again_and_misses_nothing(
     api: httpx.AsyncClient, settings: Settings, sessions: SessionFactory, temporal_client: Client
 ) -> None:
-    parent_id, customer = await _customer_of_a_family(sessions)
+    parent_id, customer = await family_with_customer(sessions)
     forwarder = StripeEventForwarder(settings, sessions, temporal_client)
     async with forwarder.running():
         await asyncio.wait_for(forwarder.leading.wait(), 20)

@@ -22,10 +22,9 @@ from api.main import create_app
 from api.stripe_intake import StripeWebhookIntake
 from core.db import SessionFactory, transaction
 from core.settings import Settings
-from core.temporal import billing_workflow_id
 from core.tokens import issue_access_token
-from models import BillingAccount, Role, StripeEvent, User
-from tests.billing.conftest import count, make_family, sign, stripe_event
+from models import Role, StripeEvent, User
+from tests.billing.conftest import count, family_with_customer, sign, stripe_event
 
 OLD, NEW = "whsec_rotated_out_soon", "whsec_rotated_in"
 
@@ -90,16 +89,7 @@ async def test_a_rotated_out_secret_still_verifies_and_an_unknown_customer_is_ke
 async def test_concurrent_deliveries_are_stored_together_once_each_and_each_request_hears_of_its_own_event(
     webhook_api: httpx.AsyncClient, sessions: SessionFactory
 ) -> None:
-    family = await make_family(sessions)
-    customer = f"cus_family_{uuid.uuid4().hex[:8]}"
-    async with transaction(sessions) as session:
-        session.add(
-            BillingAccount(
-                parent_id=family.parent_id,
-                stripe_customer_id=customer,
-                workflow_id=billing_workflow_id(family.parent_id),
-            )
-        )
+    _parent_id, customer = await family_with_customer(sessions)
     ours = _event(customer)
     no_customer = stripe_event("plan.created", {"id": "plan_bench", "object": "plan"})
     strangers = [_event(f"cus_stranger_{n}") for n in range(30)]
