@@ -138,17 +138,7 @@ async def store_events(
     first_copy: dict[str, int] = {}
     for index, (_, received) in enumerate(summaries):
         first_copy.setdefault(received.stripe_event_id, index)
-    rows_in = [
-        (
-            uuid.uuid4(),
-            summaries[index][1].stripe_event_id,
-            summaries[index][1].type[:100],
-            summaries[index][0],
-            _created_at(events[index][0]),
-            json.dumps(events[index][0]) if events[index][1] is None else events[index][1],
-        )
-        for index in first_copy.values()
-    ]
+    rows_in = [_row(*events[index], *summaries[index]) for index in first_copy.values()]
     args = (*(list(column) for column in zip(*rows_in, strict=True)), source)
     rows: Sequence[Sequence[Any]]
     if isinstance(db, asyncpg.Connection):
@@ -167,6 +157,14 @@ async def store_events(
             log.warning("stripe event %s (%s) for an unknown customer kept", received.stripe_event_id, received.type)
         stored.append(StoredEvent(received=received, parent_id=parent_id, is_new=is_new, status=status))
     return stored
+
+
+def _row(
+    event: dict[str, Any], body: str | None, customer: str | None, received: StripeEventReceived
+) -> tuple[uuid.UUID, str, str, str | None, datetime | None, str]:
+    """One event's values, in the order of the statement's arrays."""
+    payload = json.dumps(event) if body is None else body
+    return uuid.uuid4(), received.stripe_event_id, received.type[:100], customer, _created_at(event), payload
 
 
 def _created_at(event: dict[str, Any]) -> datetime | None:
