@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     stripe_webhook_secrets: list[str] = ["whsec_cedar_local_development"]
     stripe_webhook_tolerance: timedelta = timedelta(seconds=300)
+    # The forwarder hands a burst of new events to billing once announcements pause this long (at the latest
+    # stripe_handover_max_delay after the first), so that where Temporal shares the host the acknowledgements
+    # Stripe waits for go first and billing's work follows (bench/webhooks.py). Billing reacts that much later.
+    stripe_handover_quiet: timedelta = timedelta(milliseconds=100)
+    stripe_handover_max_delay: timedelta = timedelta(seconds=1)
     # Stripe's Canadian domestic card price, used when a charge carries no balance transaction fee.
     stripe_fee_percent_bps: int = 290
     stripe_fee_fixed_minor: int = 30

@@ -33,7 +33,7 @@ LEADER_LOCK = "cedar:stripe-event-forwarder"
 # How often a standing-by forwarder asks to lead, and how often a leader checks that its connection lives.
 STAND_BY = timedelta(seconds=2)
 HEARTBEAT = timedelta(seconds=5)
-BATCH = 100  # announcements read from the database at once
+BATCH = 1000  # announcements handed over at once at most (what ``received_events`` reads in one query)
 IN_FLIGHT = 8  # hand-overs at once: Temporal's pace, not the announcements', sets the rate anyway
 
 
@@ -83,7 +83,7 @@ class StripeEventForwarder:
             log.info("forwarding Stripe events to billing workflows")
             await self._forward(None)  # whatever arrived while no forwarder listened
             while not stop.is_set():
-                ids = await _next_batch(announced, stop)
+                ids = await next_burst(announced, stop, self._settings)
                 if ids:
                     await self._forward(ids)
                 elif connection.is_closed():
@@ -105,8 +105,12 @@ class StripeEventForwarder:
         await asyncio.gather(*(one(parent_id, received) for parent_id, received in events))
 
 
-async def _next_batch(announced: asyncio.Queue[str], stop: asyncio.Event) -> list[str]:
-    """The announced event ids waiting (at most ``BATCH``), after waiting up to a heartbeat for the first."""
+async def next_burst(announced: asyncio.Queue[str], stop: asyncio.Event, settings: Settings) -> list[str]:
+    """The announced event ids of one burst (at most ``BATCH``), after waiting up to a heartbeat for the first.
+
+    A burst ends when announcements pause for ``stripe_handover_quiet``, or ``stripe_handover_max_delay`` after
+    its first: handing over during the burst would set Temporal to work beside the requests still arriving.
+    """
     first = asyncio.ensure_future(announced.get())
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait({first, stopped}, timeout=HEARTBEAT.total_seconds(), return_when=asyncio.FIRST_COMPLETED)
@@ -115,8 +119,19 @@ async def _next_batch(announced: asyncio.Queue[str], stop: asyncio.Event) -> lis
         first.cancel()
         return []
     ids = [first.result()]
-    while len(ids) < BATCH and not announced.empty():
-        ids.append(announced.get_nowait())
+    loop = asyncio.get_running_loop()
+    ends_by = loop.time() + settings.stripe_handover_max_delay.total_seconds()
+    while len(ids) < BATCH:
+        if not announced.empty():
+            ids.append(announced.get_nowait())
+            continue
+        wait = min(settings.stripe_handover_quiet.total_seconds(), ends_by - loop.time())
+        if wait <= 0:
+            break
+        try:
+            ids.append(await asyncio.wait_for(announced.get(), timeout=wait))
+        except TimeoutError:
+            break
     return ids
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, text
@@ -18,7 +20,7 @@ from core.temporal import billing_workflow_id
 from models import StripeEvent
 from tests.billing.conftest import eventually, family_with_customer, post_event, stripe_event
 from tests.conftest import WEBHOOK_SECRET
-from workers.stripe_forwarder import StripeEventForwarder
+from workers.stripe_forwarder import StripeEventForwarder, next_burst
 
 
 async def _post(api: httpx.AsyncClient, customer: str) -> str:
@@ -99,3 +101,28 @@ async def test_a_forwarder_whose_connection_is_killed_listens_again_and_misses_n
         assert await eventually(lambda: _at_least(temporal_client, parent_id, 1), 30, "the event after the cut")
         assert forwarder.leading.is_set()
     assert await _signals(temporal_client, parent_id) == 1
+
+
+async def test_a_burst_is_handed_over_once_it_pauses_and_a_long_one_once_it_has_lasted_its_longest(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(
+        stripe_handover_quiet=timedelta(seconds=0.5), stripe_handover_max_delay=timedelta(seconds=2)
+    )
+    announced: asyncio.Queue[str] = asyncio.Queue()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for n in range(3):  # a burst: three at once, two more a moment later, then a pause, then one more
+        announced.put_nowait(f"evt_{n}")
+    for n, delay in ((3, 0.05), (4, 0.1), (5, 1.2)):
+        loop.call_later(delay, announced.put_nowait, f"evt_{n}")
+    assert await next_burst(announced, stop, settings) == ["evt_0", "evt_1", "evt_2", "evt_3", "evt_4"]
+    assert await next_burst(announced, stop, settings) == ["evt_5"]
+
+    trickle = [f"evt_trickle_{n}" for n in range(30)]  # one every 0.1 s, never pausing: cut after 2 s
+    for n, event_id in enumerate(trickle):
+        loop.call_later(0.1 * n, announced.put_nowait, event_id)
+    first = await next_burst(announced, stop, settings)
+    assert trickle[0] in first and len(first) < len(trickle)
+    rest = await next_burst(announced, stop, settings)
+    assert first + rest == trickle
