@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Any
 
 import stripe
+from annotated_types import MaxLen
 from fastapi import Header, Request
 from pydantic import BaseModel
 
@@ -18,10 +19,14 @@ from api.access import ROUTE_ACCESS
 from api.deps import AppContext, ContextDep
 from api.errors import CedarError
 from api.routing import IndexedRouter
+from models import StripeEvent
 
 router = IndexedRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 STRIPE_WEBHOOK_PATH = "/api/v1/webhooks/stripe"
-MAX_EVENT_ID = 255  # the inbox's column; Stripe's own ids are some 30 characters
+# The inbox column's length (the model's); Stripe's own ids are some 30 characters.
+MAX_EVENT_ID = next(
+    rule.max_length for rule in StripeEvent.model_fields["stripe_event_id"].metadata if isinstance(rule, MaxLen)
+)
 ROUTE_ACCESS[("POST", STRIPE_WEBHOOK_PATH)] = frozenset({"public"})  # Stripe signs it; no bearer token
 
 
