@@ -12,6 +12,7 @@ data enters workflow history, and a set-password link is minted here too, so no 
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from core.db import SessionFactory, transaction
 from core.identity import IdentityProvider
 from core.mail import Mailer, OutgoingEmail
 from core.settings import Settings
+from core.tokens import hash_token
 from domain.local_time import format_local
 from models import (
     Communication,
@@ -46,8 +48,9 @@ from models import (
 class SendEmail(BaseModel):
     template: str
     dedup_key: str = Field(max_length=255)
-    # Whose address to use when ``recipient`` is empty: the parent's or the teacher's (looked up by id here).
-    to: Literal["parent", "teacher"] | None = None
+    # Whose address to use when ``recipient`` is empty: the parent's or the teacher's (looked up by id here), or
+    # the address typed into the enrollment's form (``applicant``).
+    to: Literal["parent", "teacher", "applicant"] | None = None
     recipient: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     parent_id: uuid.UUID | None = None
@@ -56,6 +59,9 @@ class SendEmail(BaseModel):
     enrollment_id: uuid.UUID | None = None
     # Adds ``login_instructions``: a set-password link for a parent without a password yet, else a sign-in hint.
     include_login: bool = False
+    # Adds ``confirmation_link``: a new one-time link with which an existing family accepts or declines the
+    # enrollment (its secret is stored hashed on the enrollment, and reaches only this email).
+    include_confirmation: bool = False
     # Context keys holding ISO instants, shown in the school's local time ("Monday 30 November 2026, 4:00 PM PST").
     local_times: list[str] = Field(default_factory=list)
 
@@ -154,11 +160,14 @@ class EmailActivities:
             context["teacher_display_name"] = teacher.display_name
         if request.include_login:
             context["login_instructions"] = await self._login_instructions(session, parent)
+        enrollment = await session.get(Enrollment, request.enrollment_id) if request.enrollment_id else None
+        if request.include_confirmation:
+            context.update(self._confirmation(enrollment))
         context.update(request.context)
         for key in request.local_times:
             if context.get(key):
                 context[key] = format_local(datetime.fromisoformat(str(context[key])), settings.timezone)
-        recipient = request.recipient or self._address(request.to, parent, teacher)
+        recipient = request.recipient or self._address(request.to, parent, teacher, enrollment)
         return context, recipient, ids
 
     async def _enrollment_context(
@@ -193,8 +202,18 @@ class EmailActivities:
         days = self._settings.set_password_ttl.days or 1
         return f"set your password within {days} day(s) here: {link}"
 
+    def _confirmation(self, enrollment: Enrollment | None) -> dict[str, Any]:
+        if enrollment is None:
+            raise ApplicationError("include_confirmation needs the enrollment", non_retryable=True)
+        secret = secrets.token_urlsafe(32)
+        enrollment.confirmation_token_hash = hash_token(secret)
+        link = f"{self._settings.public_base_url}/confirm-enrollment?enrollment={enrollment.id}&token={secret}"
+        return {"confirmation_link": link, "confirm_days": self._settings.family_confirmation_timeout.days or 1}
+
     @staticmethod
-    def _address(to: str | None, parent: Parent | None, teacher: Teacher | None) -> str:
+    def _address(to: str | None, parent: Parent | None, teacher: Teacher | None, enrollment: Enrollment | None) -> str:
+        if to == "applicant" and enrollment is not None and enrollment.application.get("parent", {}).get("email"):
+            return str(enrollment.application["parent"]["email"]).strip().lower()
         person = parent if to == "parent" else teacher if to == "teacher" else None
         if person is None:
             raise ApplicationError(f"no recipient: give recipient, or to= with its id ({to})", non_retryable=True)

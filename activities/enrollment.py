@@ -48,6 +48,7 @@ from models import (
     Teacher,
     TeacherAvailability,
     TeacherTimeOff,
+    User,
 )
 from workflows.billing_messages import (
     FAMILY_BILLING_WORKFLOW,
@@ -58,12 +59,14 @@ from workflows.billing_messages import (
     StudentStopped,
 )
 from workflows.enrollment_messages import (
+    FAMILY_NOT_CONFIRMED,
     AccountCreated,
     AssignTeacher,
     BookDemo,
     DemoBooking,
     EnrollmentRef,
     EnrollmentTimings,
+    FamilyCheck,
     MirrorState,
     RegularLessons,
     TeacherAssignment,
@@ -189,8 +192,34 @@ class EnrollmentActivities:
                     demo_reminder_before=settings.demo_reminder_before,
                     teacher_outcome_reminder_after=settings.teacher_outcome_reminder_after,
                     outcome_timeout_after_demo=settings.outcome_timeout_after_demo,
+                    family_confirmation_timeout=settings.family_confirmation_timeout,
                 ),
             )
+
+    @activity.defn(name="enrollment_check_family")
+    async def check_family(self, ref: EnrollmentRef) -> FamilyCheck:
+        """Whether the address already has a family (or any login) that has not agreed to this enrollment: then
+        the row waits as ``awaiting_confirmation``. A staff account's address is refused."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, ref.enrollment_id)
+            if enrollment.family_confirmed_at is not None:
+                return FamilyCheck(needs_confirmation=False, parent_id=enrollment.parent_id)
+            email = _applicant_email(enrollment)
+            await _refuse_staff_address(session, email)
+            parent_id = await session.scalar(select(col(Parent.id)).where(col(Parent.email) == email))
+            has_login = await session.scalar(select(col(User.id)).where(col(User.email) == email))
+            if parent_id is None and has_login is None:
+                return FamilyCheck(needs_confirmation=False)
+            mirror(enrollment, EnrollmentState.AWAITING_CONFIRMATION)
+            return FamilyCheck(needs_confirmation=True, parent_id=parent_id)
+
+    @activity.defn(name="enrollment_accept_family")
+    async def accept_family(self, ref: EnrollmentRef) -> None:
+        """The family's owner confirmed through the emailed link: the enrollment may now join the family."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, ref.enrollment_id)
+            if enrollment.family_confirmed_at is None:
+                enrollment.family_confirmed_at = datetime.now(UTC)
 
     @activity.defn(name="enrollment_create_account")
     async def create_account(self, ref: EnrollmentRef) -> AccountCreated:
@@ -211,29 +240,37 @@ class EnrollmentActivities:
             return AccountCreated(parent_id=enrollment.parent_id, student_id=enrollment.student_id)
 
     async def _create_family(self, session: AsyncSession, enrollment: Enrollment) -> None:
+        """A new family with the form's consents, or (confirmed by its owner, or sent by its signed-in parent) an
+        existing family gaining a child. An existing family's consents change only through the consents API."""
         application = enrollment.application
         person = application["parent"]
-        email = person["email"].strip().lower()
+        email = _applicant_email(enrollment)
+        await _refuse_staff_address(session, email)
+        existing = await session.scalar(select(Parent).where(col(Parent.email) == email))
+        if existing is None and enrollment.family_confirmed_at is None:
+            has_login = await session.scalar(select(col(User.id)).where(col(User.email) == email))
+            if has_login is not None:
+                raise _fail("the address has an account that has not confirmed", FAMILY_NOT_CONFIRMED)
+        if existing is not None and enrollment.family_confirmed_at is None:
+            raise _fail("a family with this address appeared; it must confirm first", FAMILY_NOT_CONFIRMED)
         account = await self._identity.ensure_account(session, email, Role.parent)
-        new_parent_id = await session.scalar(
-            insert(Parent)
-            .values(
-                id=uuid.uuid4(),
-                user_id=account.user_id,
-                first_name=person["first_name"],
-                last_name=person["last_name"],
-                email=email,
-                phone=person["phone"],
-                created_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing(index_elements=["email"])
-            .returning(col(Parent.id))
-        )
-        consents = application.get("consents", {})
         child = application["student"]
         student: Student | None = None
-        if new_parent_id is not None:  # a new family: nothing to look up
-            parent_id = new_parent_id
+        if existing is None:
+            parent_id = uuid.uuid4()
+            session.add(
+                Parent(
+                    id=parent_id,
+                    user_id=account.user_id,
+                    first_name=person["first_name"],
+                    last_name=person["last_name"],
+                    email=email,
+                    phone=person["phone"],
+                    created_at=datetime.now(UTC),
+                )
+            )
+            await session.flush()
+            consents = application.get("consents", {})
             session.add_all(
                 Consent(
                     parent_id=parent_id, kind=kind, granted=bool(consents.get(kind.value)), source="enrollment_form"
@@ -241,12 +278,9 @@ class EnrollmentActivities:
                 for kind in ConsentKind
             )
         else:  # a sibling's family (or this step run again): reuse the parent and, if known, the child
-            parent = await session.scalar(select(Parent).where(Parent.email == email))
-            assert parent is not None
-            parent_id = parent.id
-            if parent.user_id is None:
-                parent.user_id = account.user_id
-            await self._record_consents(session, parent_id, consents)
+            parent_id = existing.id
+            if existing.user_id is None:
+                existing.user_id = account.user_id
             student = await session.scalar(
                 select(Student).where(
                     col(Student.parent_id) == parent_id,
@@ -266,20 +300,6 @@ class EnrollmentActivities:
             session.add(student)
             await session.flush()
         enrollment.parent_id, enrollment.student_id = parent_id, student.id
-
-    async def _record_consents(self, session: AsyncSession, parent_id: uuid.UUID, consents: dict) -> None:
-        for kind in ConsentKind:
-            granted = bool(consents.get(kind.value, False))
-            current = await session.scalar(
-                select(col(Consent.granted))
-                .where(
-                    col(Consent.parent_id) == parent_id, col(Consent.kind) == kind, col(Consent.withdrawn_at).is_(None)
-                )
-                .order_by(col(Consent.granted_at).desc())
-                .limit(1)
-            )
-            if current is None or current != granted:
-                session.add(Consent(parent_id=parent_id, kind=kind, granted=granted, source="enrollment_form"))
 
     @activity.defn(name="enrollment_assign_teacher")
     async def assign_teacher(self, request: AssignTeacher) -> TeacherAssignment:
@@ -547,6 +567,16 @@ async def _insert_lesson(
             )
         )
     return lesson_id
+
+
+def _applicant_email(enrollment: Enrollment) -> str:
+    return str(enrollment.application["parent"]["email"]).strip().lower()
+
+
+async def _refuse_staff_address(session: AsyncSession, email: str) -> None:
+    role = await session.scalar(select(col(User.role)).where(col(User.email) == email))
+    if role is not None and role != Role.parent:
+        raise _fail("the address belongs to a staff account; enroll with the family's own address")
 
 
 async def _mark_no_show(session: AsyncSession, lesson_id: uuid.UUID) -> None:

@@ -94,6 +94,10 @@ ROUTE_ACCESS.update(
         ("POST", "/api/v1/enrollments/{enrollment_id}/demo-outcome"): _STAFF,
         ("POST", "/api/v1/enrollments/{enrollment_id}/cancel"): _FAMILY,
         ("POST", "/api/v1/enrollments/{enrollment_id}/assign-teacher"): _ADMIN,
+        # The existing family's answer: anyone holding the emailed link's token.
+        ("POST", "/api/v1/enrollments/{enrollment_id}/family-confirmation"): _PUBLIC,
+        ("GET", "/confirm-enrollment"): _PUBLIC,
+        ("POST", "/confirm-enrollment"): _PUBLIC,
     }
 )
 

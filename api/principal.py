@@ -77,7 +77,7 @@ def token_verifier(request: Request, settings: Settings) -> AccessTokenVerifier:
     return verifier
 
 
-async def _principal(
+async def resolve_principal(
     request: Request, session: AsyncSession, settings: Settings, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
@@ -116,7 +116,7 @@ async def get_principal(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return await _principal(request, session, settings, credentials)
+    return await resolve_principal(request, session, settings, credentials)
 
 
 async def get_principal_in_transaction(
@@ -128,9 +128,11 @@ async def get_principal_in_transaction(
     """For a route that works in one transaction (``TransactionDep``): the principal is read on that transaction's
     connection, so the request holds one pooled connection, never two. (Two per request would wait on each other
     once concurrent requests had taken the whole pool.)"""
-    return await _principal(request, session, settings, credentials)
+    return await resolve_principal(request, session, settings, credentials)
 
 
+# The raw bearer credentials, for a public route that behaves differently for a signed-in caller.
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 TransactionPrincipal = Annotated[Principal, Depends(get_principal_in_transaction)]
 

@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     teacher_outcome_reminder_after: timedelta = timedelta(hours=4)
     outcome_timeout_after_demo: timedelta = timedelta(days=7)
     parent_cancel_notice: timedelta = timedelta(hours=24)
+    # An enrollment for an address that already has a family waits this long for the owner's emailed
+    # confirmation, then closes as cancelled.
+    family_confirmation_timeout: timedelta = timedelta(days=7)
 
     # --- Billing ---
     sibling_discount_percent: int = 10

@@ -45,6 +45,8 @@ def check_age(date_of_birth: date, on: date, min_age: int, max_age: int) -> str 
 class EnrollmentState(StrEnum):
     RECEIVED = "received"
     VALIDATED = "validated"
+    # The address belongs to an existing family: nothing of it changes until its owner follows the emailed link.
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
     ACCOUNT_CREATED = "account_created"
     TEACHER_ASSIGNED = "teacher_assigned"
     WAITLISTED = "waitlisted"
@@ -60,6 +62,7 @@ class EnrollmentAction(StrEnum):
     DEMO_OUTCOME = "demo_outcome"
     CANCEL = "cancel"
     ASSIGN_TEACHER = "assign_teacher"
+    CONFIRM_FAMILY = "confirm_family"
 
 
 # An enrollment ends when the student is active (billing takes over from there), the family withdrew
@@ -77,7 +80,8 @@ _S = EnrollmentState
 # The forward moves; any non-terminal state may also go to cancelled or failed (added below).
 _FORWARD: dict[EnrollmentState, frozenset[EnrollmentState]] = {
     _S.RECEIVED: frozenset({_S.VALIDATED}),
-    _S.VALIDATED: frozenset({_S.ACCOUNT_CREATED}),
+    _S.VALIDATED: frozenset({_S.ACCOUNT_CREATED, _S.AWAITING_CONFIRMATION}),
+    _S.AWAITING_CONFIRMATION: frozenset({_S.ACCOUNT_CREATED}),
     _S.ACCOUNT_CREATED: frozenset({_S.TEACHER_ASSIGNED, _S.WAITLISTED}),
     _S.WAITLISTED: frozenset({_S.TEACHER_ASSIGNED}),
     # No slot with the assigned teacher sends the student back to the waitlist.
@@ -96,6 +100,7 @@ _ACCEPTED_IN: dict[EnrollmentAction, frozenset[EnrollmentState]] = {
     EnrollmentAction.DEMO_OUTCOME: frozenset({_S.DEMO_SCHEDULED, _S.AWAITING_OUTCOME}),
     EnrollmentAction.CANCEL: frozenset(EnrollmentState) - TERMINAL_STATES,
     EnrollmentAction.ASSIGN_TEACHER: frozenset({_S.WAITLISTED}),
+    EnrollmentAction.CONFIRM_FAMILY: frozenset({_S.AWAITING_CONFIRMATION}),
 }
 
 
@@ -103,7 +108,8 @@ def can_accept(state: EnrollmentState | str, action: EnrollmentAction | str) -> 
     """None when an enrollment in ``state`` accepts ``action`` (a signal or update), else the reason.
 
     ``demo_outcome`` only once a demo is scheduled or awaiting its outcome; ``cancel`` in any non-terminal
-    state; ``assign_teacher`` (manual, by the office) only while waitlisted.
+    state; ``assign_teacher`` (manual, by the office) only while waitlisted; ``confirm_family`` (the existing
+    family's owner, through the emailed link) only while awaiting that confirmation.
     """
     try:
         current = EnrollmentState(state)

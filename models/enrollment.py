@@ -16,6 +16,7 @@ from models.base import created_at_field, id_field, json_field, one_of, tz_field
 class EnrollmentStatus(StrEnum):
     received = "received"
     validated = "validated"
+    awaiting_confirmation = "awaiting_confirmation"
     account_created = "account_created"
     teacher_assigned = "teacher_assigned"
     waitlisted = "waitlisted"
@@ -63,6 +64,11 @@ class Enrollment(SQLModel, table=True):
     # The application as submitted (names, contact, birth date, consents): personal, never in workflow ids.
     application: dict[str, Any] = json_field()
     stripe_payment_method_id: str = Field(max_length=255)
+    # Set when the family this enrollment joins agreed to it: its signed-in parent sent the form, or the owner of
+    # the address followed the emailed link. Until then an existing family is never touched.
+    family_confirmed_at: datetime | None = tz_field(nullable=True)
+    # sha256 of the one-time confirmation link's secret (the link itself is only ever emailed).
+    confirmation_token_hash: str | None = Field(default=None, max_length=64)
     demo_lesson_id: uuid.UUID | None = None
     steps: list[dict[str, Any]] = json_field(list)
     failure_reason: str | None = Field(default=None, max_length=1000)

@@ -29,9 +29,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.billing_messages import StudentStarted, StudentStopped
     from workflows.enrollment_messages import (
         ENROLLMENT_WORKFLOW,
+        FAMILY_CONFIRMATION_PATCH,
+        FAMILY_NOT_CONFIRMED,
         QUERY_STATUS,
         UPDATE_ASSIGN_TEACHER,
         UPDATE_CANCEL,
+        UPDATE_CONFIRM_FAMILY,
         UPDATE_DEMO_OUTCOME,
         Accepted,
         AccountCreated,
@@ -40,11 +43,14 @@ with workflow.unsafe.imports_passed_through():
         BookDemo,
         CancelRequest,
         CheckPaymentMethod,
+        ConfirmFamilyRequest,
         DemoBooking,
         DemoOutcome,
         DemoOutcomeRequest,
         EnrollmentInput,
         EnrollmentRef,
+        FamilyCheck,
+        FamilyDecision,
         MirrorState,
         StatusView,
         StepView,
@@ -90,6 +96,7 @@ class EnrollmentWorkflow:
         self._cancel: CancelRequest | None = None
         self._assign_request: AssignTeacherRequest | None = None
         self._assign_answer: TeacherAssignment | None = None
+        self._family_decision: FamilyDecision | None = None
 
     # --- messages ------------------------------------------------------------------------------------------
 
@@ -129,6 +136,17 @@ class EnrollmentWorkflow:
         self._refuse_unless(EnrollmentAction.CANCEL)
         if self._cancel is not None:
             raise ApplicationError("the enrollment is already being cancelled", non_retryable=True)
+
+    @workflow.update(name=UPDATE_CONFIRM_FAMILY)
+    async def confirm_family(self, request: ConfirmFamilyRequest) -> Accepted:
+        self._family_decision = request.decision
+        return Accepted(state=self._state)
+
+    @confirm_family.validator
+    def _check_confirm_family(self, request: ConfirmFamilyRequest) -> None:
+        self._refuse_unless(EnrollmentAction.CONFIRM_FAMILY)
+        if self._family_decision is not None:
+            raise ApplicationError("the family has already answered", non_retryable=True)
 
     @workflow.update(name=UPDATE_ASSIGN_TEACHER)
     async def assign_teacher(self, request: AssignTeacherRequest) -> Accepted:
@@ -181,7 +199,10 @@ class EnrollmentWorkflow:
         self._moved_to(S.VALIDATED)
         self._raise_if_cancelled()
         self._undo.append("deactivate_student")
-        self._account = await self._db(EnrollmentActivities.create_account, self._ref)
+        if workflow.patched(FAMILY_CONFIRMATION_PATCH):
+            self._account = await self._join_family()
+        else:
+            self._account = await self._db(EnrollmentActivities.create_account, self._ref)
         self._moved_to(S.ACCOUNT_CREATED)
         self._raise_if_cancelled()
         self._undo += ["release_teacher", "cancel_future_lessons"]
@@ -189,6 +210,43 @@ class EnrollmentWorkflow:
         await self._send_welcome()
         await self._await_outcome()
         await self._start_lessons()
+
+    async def _join_family(self) -> AccountCreated:
+        """A new family is made at once; an existing one (or any login at the address) is touched only once the
+        address's owner has confirmed through the emailed link. A family appearing meanwhile asks again."""
+        while True:
+            check: FamilyCheck = await self._db(EnrollmentActivities.check_family, self._ref)
+            if check.needs_confirmation:
+                await self._await_family_confirmation(check)
+            try:
+                account: AccountCreated = await self._db(EnrollmentActivities.create_account, self._ref)
+                return account
+            except FailureError as error:
+                if _failure_type(error) != FAMILY_NOT_CONFIRMED:
+                    raise
+
+    async def _await_family_confirmation(self, check: FamilyCheck) -> None:
+        assert self._plan is not None
+        self._moved_to(S.AWAITING_CONFIRMATION)
+        await self._remote(
+            EmailActivities.send_email,
+            SendEmail(
+                template="enrollment_confirm_family",
+                dedup_key=f"enrollment:{self._ref.enrollment_id}:confirm-family",
+                to="applicant",
+                parent_id=check.parent_id,
+                enrollment_id=self._ref.enrollment_id,
+                include_confirmation=True,
+            ),
+        )
+        timeout = self._plan.timings.family_confirmation_timeout
+        answered = await self._wait_for(lambda: self._family_decision is not None, timeout)
+        self._raise_if_cancelled()
+        if not answered:
+            raise _Closing(S.CANCELLED, f"the family did not confirm within {timeout.days or 1} day(s)")
+        if self._family_decision == FamilyDecision.decline:
+            raise _Closing(S.CANCELLED, "the family declined the enrollment")
+        await self._db(EnrollmentActivities.accept_family, self._ref)
 
     async def _assign_and_book(self) -> None:
         """Assign a teacher and book the demo; when nobody fits, wait on the waitlist (office or freed place)."""
@@ -470,6 +528,11 @@ class EnrollmentWorkflow:
 def _reason(error: FailureError) -> str:
     cause = error.cause if isinstance(error, ActivityError) else error
     return cause.message if isinstance(cause, FailureError) else str(cause or error)
+
+
+def _failure_type(error: FailureError) -> str | None:
+    cause = error.cause if isinstance(error, ActivityError) else error
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 def _cancelled(error: FailureError) -> bool:

@@ -15,6 +15,11 @@ ENROLLMENT_WORKFLOW = "EnrollmentWorkflow"
 UPDATE_DEMO_OUTCOME = "demo_outcome"
 UPDATE_CANCEL = "cancel"
 UPDATE_ASSIGN_TEACHER = "assign_teacher"
+UPDATE_CONFIRM_FAMILY = "confirm_family"
+# workflow.patched id: enrollments started before it never wait for a family's confirmation.
+FAMILY_CONFIRMATION_PATCH = "family-confirmation"
+# The failure type of create_account when a family appeared at the address after check_family: ask it first.
+FAMILY_NOT_CONFIRMED = "FamilyNotConfirmed"
 QUERY_STATUS = "status"
 
 
@@ -22,6 +27,11 @@ class DemoOutcome(StrEnum):
     continue_ = "continue"
     withdraw = "withdraw"
     no_show = "no_show"
+
+
+class FamilyDecision(StrEnum):
+    confirm = "confirm"
+    decline = "decline"
 
 
 class EnrollmentInput(BaseModel):
@@ -42,6 +52,12 @@ class DemoOutcomeRequest(BaseModel):
 
 class CancelRequest(BaseModel):
     reason: str = Field(default="cancelled on request", max_length=500)
+
+
+class ConfirmFamilyRequest(BaseModel):
+    """The existing family's answer, sent by the API once the emailed link's token has been checked."""
+
+    decision: FamilyDecision
 
 
 class AssignTeacherRequest(BaseModel):
@@ -78,6 +94,8 @@ class EnrollmentTimings(BaseModel):
     demo_reminder_before: timedelta
     teacher_outcome_reminder_after: timedelta
     outcome_timeout_after_demo: timedelta
+    # Optional: histories recorded before the family confirmation carry no such timing.
+    family_confirmation_timeout: timedelta = timedelta(days=7)
 
 
 class ValidatedEnrollment(BaseModel):
@@ -91,6 +109,13 @@ class ValidatedEnrollment(BaseModel):
 class CheckPaymentMethod(BaseModel):
     enrollment_id: uuid.UUID  # keys the card check's Stripe calls
     payment_method_id: str
+
+
+class FamilyCheck(BaseModel):
+    """Whether the application's address already belongs to a family that has not agreed to this enrollment."""
+
+    needs_confirmation: bool
+    parent_id: uuid.UUID | None = None  # the existing family's parent, when there is one
 
 
 class AccountCreated(BaseModel):

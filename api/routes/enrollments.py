@@ -7,11 +7,13 @@ workflow. Reading an enrollment asks the running workflow; a finished one answer
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Response, status
+from fastapi import Depends, Header, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,9 +23,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep, get_temporal
 from api.errors import CedarError, Conflict, NotFound
-from api.principal import AdminPrincipal, Principal, require_roles
+from api.principal import AdminPrincipal, BearerCredentials, Principal, require_roles, resolve_principal
 from api.routing import IndexedRouter
 from api.schemas.enrollment import (
     AssignTeacherIn,
@@ -32,6 +34,7 @@ from api.schemas.enrollment import (
     EnrollmentAccepted,
     EnrollmentCreate,
     EnrollmentStatusOut,
+    FamilyConfirmationIn,
     StepOut,
     settings_problems,
 )
@@ -39,22 +42,26 @@ from core.audit import record_audit
 from core.db import transaction
 from core.settings import Settings
 from core.temporal import ENROLLMENT_STATE, enrollment_workflow_id
+from core.tokens import hash_token
 from domain.calendar import WeeklyWindow
 from domain.enrollment_flow import application_fingerprint, windows_to_json
 from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
 from domain.local_time import format_local
-from models import Enrollment, Lesson, Role, Teacher
+from models import Enrollment, Lesson, Parent, Role, Teacher, User
 from workflows.enrollment_messages import (
     ENROLLMENT_WORKFLOW,
     QUERY_STATUS,
     UPDATE_ASSIGN_TEACHER,
     UPDATE_CANCEL,
+    UPDATE_CONFIRM_FAMILY,
     UPDATE_DEMO_OUTCOME,
     Accepted,
     AssignTeacherRequest,
     CancelRequest,
+    ConfirmFamilyRequest,
     DemoOutcomeRequest,
     EnrollmentInput,
+    FamilyDecision,
     StatusView,
 )
 
@@ -81,19 +88,27 @@ def status_url(settings: Settings, enrollment_id: uuid.UUID) -> str:
 )
 async def create_enrollment(
     body: EnrollmentCreate,
+    request: Request,
     context: ContextDep,
     temporal: TemporalDep,
     response: Response,
+    credentials: BearerCredentials,
     idempotency_key: IdempotencyKey = None,
 ) -> EnrollmentAccepted:
+    """Public. An address that already has a family (or any login) changes nothing of that family until the
+    address's owner confirms by the emailed link; a signed-in parent enrolls a sibling directly."""
     settings = context.settings
     problems = settings_problems(body, settings, datetime.now(settings.timezone).date())
-    if problems:
-        raise CedarError(422, "validation_error", "the request is invalid", problems)
-    application = body.model_dump(mode="json")
-    fingerprint = application_fingerprint(application)
     async with transaction(context.sessions) as session:
-        enrollment = await _find_or_insert(session, body, application, fingerprint, idempotency_key)
+        family = await _signed_in_family(request, session, settings, credentials)
+        problems |= await _applicant_problems(session, body, family)
+        if problems:
+            raise CedarError(422, "validation_error", "the request is invalid", problems)
+        application = body.model_dump(mode="json")
+        if family is not None:
+            application["parent"] = _parent_json(family)
+        fingerprint = application_fingerprint(application)
+        enrollment = await _find_or_insert(session, body, application, fingerprint, idempotency_key, family)
     try:
         await _start_workflow(temporal, settings, enrollment)
     except CedarError:
@@ -117,8 +132,47 @@ async def create_enrollment(
     )
 
 
+async def _signed_in_family(
+    request: Request, session: AsyncSession, settings: Settings, credentials: HTTPAuthorizationCredentials | None
+) -> Parent | None:
+    """The family of a signed-in parent (a bad token is a 401, never a silent stranger); None for anyone else."""
+    if credentials is None:
+        return None
+    principal = await resolve_principal(request, session, settings, credentials)
+    if principal.parent_id is None:
+        return None
+    return await session.get(Parent, principal.parent_id)
+
+
+async def _applicant_problems(session: AsyncSession, body: EnrollmentCreate, family: Parent | None) -> dict[str, str]:
+    if family is not None:
+        if body.parent is not None and body.parent.email.lower() != family.email:
+            return {"parent.email": "you are signed in as another family's parent; sign out to enroll for them"}
+        return {}
+    if body.parent is None:
+        return {"parent": "required, unless you are signed in as the family's parent"}
+    role = await session.scalar(select(col(User.role)).where(col(User.email) == body.parent.email.lower()))
+    if role is not None and role != Role.parent:
+        return {"parent.email": "this address belongs to a staff account; enroll with the family's own address"}
+    return {}
+
+
+def _parent_json(family: Parent) -> dict[str, str]:
+    return {
+        "first_name": family.first_name,
+        "last_name": family.last_name,
+        "email": family.email,
+        "phone": family.phone,
+    }
+
+
 async def _find_or_insert(
-    session: AsyncSession, body: EnrollmentCreate, application: dict[str, Any], fingerprint: str, key: str | None
+    session: AsyncSession,
+    body: EnrollmentCreate,
+    application: dict[str, Any],
+    fingerprint: str,
+    key: str | None,
+    family: Parent | None,
 ) -> Enrollment:
     if key is not None:
         existing = await session.scalar(select(Enrollment).where(col(Enrollment.idempotency_key) == key))
@@ -137,6 +191,9 @@ async def _find_or_insert(
         "preferred_windows": windows_to_json(_windows(body)),
         "application": application,
         "stripe_payment_method_id": body.payment_method_id,
+        # The signed-in parent's own act is the family's confirmation.
+        "parent_id": family.id if family else None,
+        "family_confirmed_at": datetime.now(UTC) if family else None,
         "steps": [{"state": EnrollmentState.RECEIVED.value, "at": datetime.now(UTC).isoformat()}],
     }
     # A concurrent request with the same key may have inserted first: then answer with its row.
@@ -151,7 +208,12 @@ async def _find_or_insert(
         assert existing is not None
         return _same_request(existing, fingerprint)
     await record_audit(
-        session, actor_user_id=None, actor_role="public", action="create", entity_type="enrollment", entity_id=inserted
+        session,
+        actor_user_id=family.user_id if family else None,
+        actor_role="parent" if family else "public",
+        action="create",
+        entity_type="enrollment",
+        entity_id=inserted,
     )
     return Enrollment(**values)  # what was just written: no second round trip to read it back
 
@@ -338,3 +400,50 @@ async def assign_teacher(
     )
     await _audit(session, principal, "assign_teacher", enrollment, {"teacher_id": str(teacher.id)})
     return accepted
+
+
+@router.post(
+    "/{enrollment_id}/family-confirmation",
+    response_model=Accepted,
+    summary="Confirm or decline joining an existing family (public, with the emailed link's token)",
+)
+async def confirm_family(enrollment_id: uuid.UUID, body: FamilyConfirmationIn, context: ContextDep) -> Accepted:
+    return await answer_family_confirmation(context, enrollment_id, body.token, body.decision)
+
+
+async def answer_family_confirmation(
+    context: ContextDep, enrollment_id: uuid.UUID, token: str, decision: FamilyDecision
+) -> Accepted:
+    """The emailed link's answer, for the API and the link's page: a wrong token is indistinguishable from an
+    unknown enrollment; a right one works only while the enrollment waits for it."""
+    enrollment = await confirmation_request(context, enrollment_id, token)
+    temporal = await get_temporal(context)
+    accepted = await _update(
+        temporal, enrollment, UPDATE_CONFIRM_FAMILY, ConfirmFamilyRequest(decision=decision), "answering"
+    )
+    async with transaction(context.sessions) as session:
+        await record_audit(
+            session,
+            actor_user_id=None,
+            actor_role="public",
+            action=f"family_{decision.value}",
+            entity_type="enrollment",
+            entity_id=enrollment.id,
+        )
+    return accepted
+
+
+async def confirmation_request(context: ContextDep, enrollment_id: uuid.UUID, token: str) -> Enrollment:
+    """The enrollment the link's token opens, while it still waits for the family's answer."""
+    async with context.read_sessions() as session:
+        enrollment = await session.get(Enrollment, enrollment_id)
+    if enrollment is None or not _token_matches(enrollment, token):
+        raise NotFound("confirmation link")
+    if enrollment.state != EnrollmentState.AWAITING_CONFIRMATION:
+        raise Conflict(f"this enrollment no longer waits for an answer: it is {enrollment.state.replace('_', ' ')}")
+    return enrollment
+
+
+def _token_matches(enrollment: Enrollment, token: str) -> bool:
+    expected = enrollment.confirmation_token_hash
+    return expected is not None and hmac.compare_digest(expected, hash_token(token))

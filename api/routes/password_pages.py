@@ -27,7 +27,7 @@ PAGES = {
 }
 
 
-def _page(school: str, title: str, body: str, status: int = 200) -> HTMLResponse:
+def html_page(school: str, title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} — '
         f"{html.escape(school)}</title></head><body><h1>{html.escape(title)}</h1>{body}</body></html>",
@@ -38,7 +38,7 @@ def _page(school: str, title: str, body: str, status: int = 200) -> HTMLResponse
 def _form(school: str, purpose: TokenPurpose, token: str, problem: str = "", status: int = 200) -> HTMLResponse:
     path, title = PAGES[purpose]
     warning = f"<p><strong>{html.escape(problem)}</strong></p>" if problem else ""
-    return _page(
+    return html_page(
         school,
         title,
         f'{warning}<form method="post" action="/{path}">'
@@ -61,8 +61,8 @@ async def _spend(
     except AuthFailure as failure:
         if failure.code == "weak_password":
             return _form(school, purpose, token, failure.detail, 422)
-        return _page(school, "This link no longer works", f"<p>{html.escape(failure.detail)}</p>", 400)
-    return _page(school, "Password saved", "<p>You can now sign in with your email and this password.</p>")
+        return html_page(school, "This link no longer works", f"<p>{html.escape(failure.detail)}</p>", 400)
+    return html_page(school, "Password saved", "<p>You can now sign in with your email and this password.</p>")
 
 
 TokenQuery = Annotated[str, Query(min_length=16, max_length=512)]

@@ -17,7 +17,7 @@ from api.schemas.common import Email, Name, Phone, RequestModel
 from core.settings import Settings
 from domain.enrollment_rules import check_age
 from models import BillingInterval
-from workflows.enrollment_messages import DemoOutcome
+from workflows.enrollment_messages import DemoOutcome, FamilyDecision
 
 PaymentMethodId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^pm_[A-Za-z0-9_]{1,250}$")]
 
@@ -72,7 +72,8 @@ class ConsentsIn(RequestModel):
 
 
 class EnrollmentCreate(RequestModel):
-    parent: ParentIn
+    # Optional only for a signed-in parent enrolling a sibling: the family's own details are used then.
+    parent: ParentIn | None = None
     student: StudentIn
     instrument: str = Field(max_length=32)
     lesson_minutes: int
@@ -136,6 +137,13 @@ class CancelIn(RequestModel):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] = (
         "cancelled on request"
     )
+
+
+class FamilyConfirmationIn(RequestModel):
+    """The existing family's answer, with the secret from the emailed link."""
+
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=20, max_length=100)]
+    decision: FamilyDecision
 
 
 class AssignTeacherIn(RequestModel):

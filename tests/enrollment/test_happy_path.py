@@ -116,7 +116,7 @@ async def test_an_enrollment_goes_from_the_form_to_active_with_lessons_emails_an
         assert all(c.attempts == 1 for c in sent.values())
 
 
-async def test_siblings_share_one_family_account(
+async def test_siblings_share_one_family_account_once_the_family_confirms(
     api: httpx.AsyncClient,
     demo_data: None,
     enrollment_worker: EnrollmentWorker,
@@ -131,18 +131,26 @@ async def test_siblings_share_one_family_account(
         instrument="guitar",
     )
     async with enrollment_worker():
-        ids = [await enroll(api, first), await enroll(api, second)]
-        for enrollment_id in ids:
-            await wait_for_state(api, enrollment_id, "demo_scheduled")
-        welcomes = await smtp_sink.wait_for_messages(email, 2)
+        ids = [await enroll(api, first)]
+        await wait_for_state(api, ids[0], "demo_scheduled")
+        ids.append(await enroll(api, second))
+        await wait_for_state(api, ids[1], "awaiting_confirmation")
+        [request] = (await mail_of(smtp_sink, ids[1], {"confirm-family"}))["confirm-family"]
+        token = request["text"].split("token=", 1)[1].split()[0]
+        answer = {"token": token, "decision": "confirm"}
+        confirmed = await api.post(f"/api/v1/enrollments/{ids[1]}/family-confirmation", json=answer)
+        assert confirmed.status_code == 200, confirmed.text
+        await wait_for_state(api, ids[1], "demo_scheduled")
+        welcomes = await smtp_sink.wait_for_messages(email, 3)
         for enrollment_id in ids:
             await sent_communications(sessions, enrollment_id, {"welcome-parent"})
     rows = [await enrollment_row(sessions, i) for i in ids]
     assert rows[0].parent_id == rows[1].parent_id and rows[0].student_id != rows[1].student_id
     assert await count_rows(sessions, User, User.email == email) == 1
     assert await count_rows(sessions, Parent, Parent.email == email) == 1
-    assert await count_rows(sessions, Communication, Communication.recipient == email) == 2
-    assert sorted("Ben" in m["subject"] for m in welcomes) == [False, True]
+    assert await count_rows(sessions, Communication, Communication.recipient == email) == 3
+    subjects = [m["subject"] for m in welcomes]
+    assert sum("Ben" in subject for subject in subjects) == 2  # the confirmation request and the welcome
 
 
 async def test_the_same_student_cannot_be_enrolled_twice_in_one_instrument(

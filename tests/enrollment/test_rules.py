@@ -82,9 +82,11 @@ def test_every_enrollment_email_renders_escaped_html_and_plain_text() -> None:
         "first_lesson_at_local": "Monday 7 December 2026, 4:00 PM PST",
         "closed_as": "cancelled",
         "reason": "moving away",
+        "confirmation_link": "http://cedar.test/confirm-enrollment?token=t",
+        "confirm_days": 7,
     }
     names = {name for name in available_templates() if name.startswith("enrollment_")}
-    assert len(names) == 9
+    assert len(names) == 10
     for name in names:
         email = render(name, context)
         assert email.subject and "Cedar Heights Music Academy" in email.text
