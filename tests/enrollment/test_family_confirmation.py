@@ -17,10 +17,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.stripe import create_stripe_client
+from core.temporal import enrollment_workflow_id
 from devstack.smtp_sink import SmtpSink
 from models import AuditLog, Consent, ConsentKind, Parent, Role, Student, Subscription, User
 from tests.billing.conftest import billed_family, card
@@ -33,7 +36,8 @@ from tests.enrollment.helpers import (
     mail_of,
     wait_for_state,
 )
-from workers.main import build_deps, build_worker
+from workers.main import build_deps, build_worker, workflow_runner
+from workflows.enrollment import EnrollmentWorkflow
 
 LINK = re.compile(r"(/confirm-enrollment\?enrollment=[0-9a-f-]+&token=[A-Za-z0-9_-]+)")
 
@@ -135,6 +139,7 @@ def form_json(form: dict[str, str]) -> dict[str, str]:
 
 async def test_the_owner_declines_and_the_enrollment_closes_with_the_family_untouched(
     api: httpx.AsyncClient,
+    temporal_client: Client,
     demo_data: None,
     enrollment_worker: EnrollmentWorker,
     sessions: SessionFactory,
@@ -169,6 +174,12 @@ async def test_the_owner_declines_and_the_enrollment_closes_with_the_family_unto
     assert (await enrollment_row(sessions, stranger)).student_id is None
     # Nothing but the confirmation request was sent for the stranger's enrollment.
     assert set(await mail_of(smtp_sink, stranger, {"confirm-family"})) == {"confirm-family"}
+    # The waiting path replays deterministically (what a worker restart or a redeploy must preserve).
+    replayer = Replayer(
+        workflows=[EnrollmentWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+    )
+    history = await temporal_client.get_workflow_handle(enrollment_workflow_id(stranger)).fetch_history()
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
 
 
 @pytest.mark.enrollment_settings(family_confirmation_timeout=timedelta(seconds=2))
