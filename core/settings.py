@@ -14,7 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "cedar-development-secret-change-me-0123456789"
@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     # --- Temporal ---
     temporal_address: str | None = None
     temporal_namespace: str = "default"
+    # TLS to Temporal (Temporal Cloud, an mTLS cluster): any of these, or an API key, turns TLS on.
+    temporal_tls: bool = False
+    temporal_tls_ca_cert_file: Path | None = None  # empty: the system's root certificates
+    temporal_tls_client_cert_file: Path | None = None
+    temporal_tls_client_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None  # SNI and the name the server's certificate must carry
+    temporal_api_key: SecretStr | None = None
     task_queue: str = "cedar"
     # Enrollments run on a task queue of their own, which the API processes' own workers poll as well as the
     # worker processes; money (billing, dunning) and scheduled work stay on ``task_queue``, which only worker
