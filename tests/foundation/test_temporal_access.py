@@ -176,9 +176,9 @@ def tls_listener(pki: Pki) -> Iterator[tuple[str, queue.Queue[Handshake]]]:
             conn.settimeout(10)
             try:
                 with context.wrap_socket(conn, server_side=True) as tls:
-                    peer = tls.getpeercert() or {}
-                    subject = dict(item[0] for item in peer.get("subject", ()))
-                    handshakes.put(Handshake(True, names[-1] if names else None, subject.get("commonName")))
+                    der = tls.getpeercert(binary_form=True)
+                    subject = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else None
+                    handshakes.put(Handshake(True, names[-1] if names else None, subject))
             except (ssl.SSLError, OSError) as error:
                 handshakes.put(Handshake(False, names[-1] if names else None, None, str(error)))
 
@@ -203,7 +203,7 @@ async def test_connect_completes_an_mtls_handshake_with_the_configured_ca_and_cl
     with pytest.raises(RuntimeError):  # past the handshake the listener is no Temporal server
         await connect_temporal(configured, address)
     first = handshakes.get(timeout=10)
-    assert first == Handshake(True, SERVER_NAME, "cedar-worker"), first
+    assert first == Handshake(True, SERVER_NAME, "CN=cedar-worker"), first
 
 
 async def test_without_the_configured_ca_the_server_is_not_trusted(
