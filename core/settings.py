@@ -136,8 +136,15 @@ class Settings(BaseSettings):
     supabase_service_role_key: str | None = None
     supabase_jwt_secret: str | None = None
     supabase_jwks_url: str | None = None
+    # The demo seed's admin (development only: the seed refuses to run in production).
     demo_admin_email: str = "admin@cedarheights.example"
     demo_admin_password: str = "cedar-admin-demo"
+    # The first admin `python -m scripts.create_admin` makes when no --email is given.
+    bootstrap_admin_email: str | None = None
+
+    # --- Reference data (`python -m scripts.reference_data`) ---
+    # A JSON file of the school's academic calendar, used instead of the built-in one on a first load.
+    reference_data_file: Path | None = None
 
     # --- API hygiene ---
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
