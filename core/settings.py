@@ -14,7 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "cedar-development-secret-change-me-0123456789"
@@ -194,6 +194,21 @@ class Settings(BaseSettings):
     lesson_reminder_cron: str = "0 17 * * *"
     webhook_catchup_cron: str = "*/15 * * * *"
     reconciliation_cron: str = "30 2 * * *"
+
+    @field_validator(
+        "temporal_tls_ca_cert_file",
+        "temporal_tls_client_cert_file",
+        "temporal_tls_client_key_file",
+        "temporal_tls_server_name",
+        "temporal_api_key",
+        "bootstrap_admin_email",
+        "reference_data_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes an optional variable left out as an empty string, which is no file path.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:

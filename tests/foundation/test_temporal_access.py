@@ -34,6 +34,17 @@ def test_without_tls_settings_the_connection_is_plain() -> None:
     assert (access.namespace, access.tls, access.api_key) == ("school", False, None)
 
 
+def test_empty_values_mean_unset() -> None:
+    empty = {
+        "temporal_tls_ca_cert_file": "",
+        "temporal_tls_client_cert_file": "",
+        "temporal_tls_client_key_file": "",
+        "temporal_tls_server_name": "",
+        "temporal_api_key": "",
+    }
+    assert temporal_access(settings(**empty)).tls is False
+
+
 def test_an_api_key_implies_tls_with_the_system_roots() -> None:
     access = temporal_access(settings(temporal_api_key="tcld-key"))
     assert (access.tls, access.api_key) == (True, "tcld-key")
