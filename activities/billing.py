@@ -73,7 +73,7 @@ from workflows.billing_messages import (
 # `past_due` is Stripe's `open` after a failed attempt: the family owes it and dunning is running.
 INVOICE_RANK = {"draft": 0, "open": 1, "past_due": 2, "paid": 3, "void": 3, "uncollectible": 3}
 LIVE_SUBSCRIPTION = ("trialing", "active", "past_due", "incomplete", "unpaid")
-MONTHLY_LESSONS = 4  # a monthly plan bills four weekly lessons (scripts/seed_demo.py)
+MONTHLY_LESSONS = 4  # a monthly plan bills four weekly lessons (scripts/reference_data.py)
 DUNNING_MESSAGES: dict[str, type[BaseModel]] = {
     SIGNAL_INVOICE_FAILED: InvoiceFailed,
     SIGNAL_INVOICE_PAID: InvoicePaid,

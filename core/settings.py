@@ -6,16 +6,21 @@ seconds, ISO 8601) instead of sleeping for real.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "cedar-development-secret-change-me-0123456789"
+DEV_STRIPE_API_KEY = "sk_test_cedar_local"
+DEV_WEBHOOK_SECRET = "whsec_cedar_local_development"
+MIN_JWT_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -54,6 +59,13 @@ class Settings(BaseSettings):
     # --- Temporal ---
     temporal_address: str | None = None
     temporal_namespace: str = "default"
+    # TLS to Temporal (Temporal Cloud, an mTLS cluster): any of these, or an API key, turns TLS on.
+    temporal_tls: bool = False
+    temporal_tls_ca_cert_file: Path | None = None  # empty: the system's root certificates
+    temporal_tls_client_cert_file: Path | None = None
+    temporal_tls_client_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None  # SNI and the name the server's certificate must carry
+    temporal_api_key: SecretStr | None = None
     task_queue: str = "cedar"
     # Enrollments run on a task queue of their own, which the API processes' own workers poll as well as the
     # worker processes; money (billing, dunning) and scheduled work stay on ``task_queue``, which only worker
@@ -71,9 +83,9 @@ class Settings(BaseSettings):
     worker_nice: int = Field(default=10, ge=0, le=19)
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
-    stripe_api_key: str = "sk_test_cedar_local"
+    stripe_api_key: str = DEV_STRIPE_API_KEY
     stripe_api_base: str | None = None
-    stripe_webhook_secrets: list[str] = ["whsec_cedar_local_development"]
+    stripe_webhook_secrets: list[str] = [DEV_WEBHOOK_SECRET]
     stripe_webhook_tolerance: timedelta = timedelta(seconds=300)
     # The forwarder hands a burst of new events to billing once announcements pause this long (at the latest
     # stripe_handover_max_delay after the first), so that where Temporal shares the host the acknowledgements
@@ -124,8 +136,15 @@ class Settings(BaseSettings):
     supabase_service_role_key: str | None = None
     supabase_jwt_secret: str | None = None
     supabase_jwks_url: str | None = None
+    # The demo seed's admin (development only: the seed refuses to run in production).
     demo_admin_email: str = "admin@cedarheights.example"
     demo_admin_password: str = "cedar-admin-demo"
+    # The first admin `python -m scripts.create_admin` makes when no --email is given.
+    bootstrap_admin_email: str | None = None
+
+    # --- Reference data (`python -m scripts.reference_data`) ---
+    # A JSON file of the school's academic calendar, used instead of the built-in one on a first load.
+    reference_data_file: Path | None = None
 
     # --- API hygiene ---
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
@@ -179,10 +198,26 @@ class Settings(BaseSettings):
     webhook_catchup_cron: str = "*/15 * * * *"
     reconciliation_cron: str = "30 2 * * *"
 
+    @field_validator(
+        "temporal_tls_ca_cert_file",
+        "temporal_tls_client_cert_file",
+        "temporal_tls_client_key_file",
+        "temporal_tls_server_name",
+        "temporal_api_key",
+        "bootstrap_admin_email",
+        "reference_data_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose passes an optional variable left out as an empty string, which is no file path.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:
-        if self.environment == "production" and self.jwt_secret == DEV_SECRET:
-            raise ValueError("set a real CEDAR_JWT_SECRET in production")
+        problems = production_problems(self)
+        if problems:
+            raise ValueError("refusing to run in production with: " + "; ".join(problems))
         return self
 
     @cached_property
@@ -219,6 +254,43 @@ class Settings(BaseSettings):
     @property
     def mail_http_url(self) -> str:
         return f"http://{self.host}:{self.mail_http_port}"
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Every development default or unsafe value a production deployment still has, one line each."""
+    if settings.environment != "production":
+        return []
+    problems = []
+    if settings.jwt_secret == DEV_SECRET:
+        problems.append("CEDAR_JWT_SECRET is the development secret")
+    elif len(settings.jwt_secret) < MIN_JWT_SECRET_LENGTH:
+        problems.append(f"CEDAR_JWT_SECRET is shorter than {MIN_JWT_SECRET_LENGTH} characters")
+    if not settings.stripe_webhook_secrets:
+        problems.append("CEDAR_STRIPE_WEBHOOK_SECRETS is empty")
+    elif DEV_WEBHOOK_SECRET in settings.stripe_webhook_secrets:
+        problems.append("CEDAR_STRIPE_WEBHOOK_SECRETS holds the development secret")
+    if not settings.stripe_api_key:
+        problems.append("CEDAR_STRIPE_API_KEY is empty")
+    elif settings.stripe_api_key == DEV_STRIPE_API_KEY:
+        problems.append("CEDAR_STRIPE_API_KEY is the localstripe key")
+    if settings.stripe_api_base:
+        problems.append("CEDAR_STRIPE_API_BASE is set (leave it empty: real Stripe)")
+    url = urlsplit(settings.public_base_url)
+    if url.scheme != "https":
+        problems.append("CEDAR_PUBLIC_BASE_URL is not https")
+    if _is_local_host(url.hostname or ""):
+        problems.append("CEDAR_PUBLIC_BASE_URL points at this machine")
+    return problems
+
+
+def _is_local_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def to_asyncpg_url(url: str) -> str:

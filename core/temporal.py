@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
 
 from core.settings import Settings
 
@@ -33,10 +36,64 @@ def dunning_workflow_id(parent_id: uuid.UUID | str) -> str:
     return f"family-dunning-{parent_id}"
 
 
+class TemporalAccessError(ValueError):
+    """The Temporal access settings are incomplete or name a file that is not there."""
+
+
+@dataclass(frozen=True)
+class TemporalAccess:
+    """How to reach the Temporal server: ``Client.connect``'s namespace, tls and api_key."""
+
+    namespace: str
+    tls: bool | TLSConfig
+    api_key: str | None
+
+
+def temporal_access(settings: Settings) -> TemporalAccess:
+    """The one place Temporal's TLS and API key are read from settings; every client connects through it."""
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    files = {
+        "CEDAR_TEMPORAL_TLS_CA_CERT_FILE": settings.temporal_tls_ca_cert_file,
+        "CEDAR_TEMPORAL_TLS_CLIENT_CERT_FILE": settings.temporal_tls_client_cert_file,
+        "CEDAR_TEMPORAL_TLS_CLIENT_KEY_FILE": settings.temporal_tls_client_key_file,
+    }
+    server_name = settings.temporal_tls_server_name or None
+    # Temporal Cloud takes API keys over TLS only; a configured certificate is never silently left unused.
+    use_tls = settings.temporal_tls or bool(api_key) or server_name is not None or any(files.values())
+    if not use_tls:
+        return TemporalAccess(settings.temporal_namespace, False, api_key)
+    cert, key = settings.temporal_tls_client_cert_file, settings.temporal_tls_client_key_file
+    if (cert is None) != (key is None):
+        missing = "CEDAR_TEMPORAL_TLS_CLIENT_KEY_FILE" if key is None else "CEDAR_TEMPORAL_TLS_CLIENT_CERT_FILE"
+        raise TemporalAccessError(
+            f"{missing} is not set: a client certificate needs its key and the key its certificate"
+        )
+    contents = {name: _read(name, path) for name, path in files.items() if path is not None}
+    if not contents and server_name is None:
+        return TemporalAccess(settings.temporal_namespace, True, api_key)
+    tls = TLSConfig(
+        server_root_ca_cert=contents.get("CEDAR_TEMPORAL_TLS_CA_CERT_FILE"),
+        client_cert=contents.get("CEDAR_TEMPORAL_TLS_CLIENT_CERT_FILE"),
+        client_private_key=contents.get("CEDAR_TEMPORAL_TLS_CLIENT_KEY_FILE"),
+        domain=server_name,
+    )
+    return TemporalAccess(settings.temporal_namespace, tls, api_key)
+
+
+def _read(setting: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise TemporalAccessError(f"{setting}: cannot read {path} ({error.strerror})") from error
+
+
 async def connect_temporal(settings: Settings, address: str | None = None) -> Client:
+    access = temporal_access(settings)
     return await Client.connect(
         address or settings.effective_temporal_address,
-        namespace=settings.temporal_namespace,
+        namespace=access.namespace,
+        tls=access.tls,
+        api_key=access.api_key,
         data_converter=pydantic_data_converter,
     )
 

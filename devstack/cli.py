@@ -1,4 +1,4 @@
-"""`python -m devstack run`: the whole system with demo data, supervised until Ctrl-C."""
+"""`python -m devstack run`: the whole system with demo data, supervised until Ctrl-C; `create-admin` too."""
 
 from __future__ import annotations
 
@@ -55,7 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description="Cedar's local stack.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start PostgreSQL, Temporal, localstripe, mail, the API and a worker")
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "create-admin", add_help=False, help="create an admin and print a set-password link (scripts.create_admin)"
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "create-admin":
+        from scripts.create_admin import main as create_admin
+
+        return create_admin(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
         return run()
     parser.error(f"unknown command {args.command}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
-from core.temporal import SEARCH_ATTRIBUTES
+from core.temporal import SEARCH_ATTRIBUTES, connect_temporal
 from devstack.localstripe import LocalStripe
 from devstack.ports import ensure_port_free
 from devstack.postgres import EmbeddedPostgres
@@ -133,15 +133,16 @@ def _env(stack: Stack) -> dict[str, str]:
     return {**os.environ, **app_env(stack)}
 
 
-def worker_polling(address: str, namespace: str, task_queue: str) -> bool:
+def worker_polling(address: str, namespace: str, task_queue: str, settings: Settings | None = None) -> bool:
     """True once some worker polls `task_queue` (for workflow or activity tasks): it is really serving."""
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-    from temporalio.client import Client
 
     async def probe() -> bool:
-        client = await Client.connect(address, namespace=namespace)
+        # The app's own TLS and API key settings, so an external Temporal (CEDAR_TEMPORAL_ADDRESS) is reached too.
+        access_settings = settings or Settings(temporal_namespace=namespace)
+        client = await connect_temporal(access_settings, address)
         for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
             request = DescribeTaskQueueRequest(
                 namespace=namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind
@@ -192,7 +193,7 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
     supervisor.start(stack.worker)
     stack.api.wait_ready(lambda: httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200)
     address = stack.temporal.address if stack.temporal else s.effective_temporal_address
-    stack.worker.wait_ready(lambda: worker_polling(address, s.temporal_namespace, s.task_queue), interval=0.3)
+    stack.worker.wait_ready(lambda: worker_polling(address, s.temporal_namespace, s.task_queue, s), interval=0.3)
 
 
 def banner(stack: Stack, seconds: float) -> str:

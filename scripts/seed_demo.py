@@ -1,40 +1,40 @@
-"""Demo data for Cedar Heights Music Academy: ``python -m scripts.seed_demo`` (idempotent).
+"""Demo data for Cedar Heights Music Academy, for development only: ``python -m scripts.seed_demo``.
 
-An admin, three teachers (one teaches two instruments) with weekly availability, the current academic year with
-its semesters and closures, and a rate for every instrument and lesson length. Running it again changes nothing.
+The reference data (``scripts.reference_data``), an admin and three teachers (one teaches two instruments) with
+weekly availability. Running it again changes nothing, even after the school was edited: a person whose user or
+teacher row exists (by email) is skipped, and once the demo people were added (the ``demo.seeded`` system
+setting) none is added again, so a deleted demo teacher stays deleted. Refused in production.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.db import create_engine, create_session_factory, transaction
+from core.db import create_engine, create_session_factory, lock_keys, transaction
 from core.passwords import hash_password
 from core.settings import Settings
-from models import (
-    AcademicYear,
-    Closure,
-    Instrument,
-    LessonRate,
-    Role,
-    Semester,
-    Teacher,
-    TeacherAvailability,
-    User,
+from models import Role, SystemSetting, Teacher, TeacherAvailability, User
+from scripts.reference_data import (
+    REFERENCE_DATA_LOCK,
+    academic_year_start,
+    seed_calendar,
+    seed_reference_data,
 )
-from models.base import new_id
 
-# Weekly price of a 30-minute lesson, in cents (CAD); longer lessons scale with their length.
-BASE_WEEKLY_PRICE_30_MIN = {"piano": 3500, "guitar": 3200, "bass": 3200}
-DEFAULT_BASE_WEEKLY_PRICE = 3300
-WEEKS_PER_MONTH_BILLED = 4  # monthly plans bill four lessons, the way music schools quote them
+__all__ = ["DEMO_TEACHERS", "DemoSeedRefused", "academic_year_start", "seed_demo", "seed_reference_data"]
+
+DEMO_SEEDED_KEY = "demo.seeded"
+
+
+class DemoSeedRefused(RuntimeError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -81,76 +81,33 @@ DEMO_TEACHERS = (
 DEMO_TEACHER_PASSWORD = "cedar-teacher-demo"
 
 
-def academic_year_start(today: date) -> int:
-    """The school year runs September to August: in November 2026 it is the 2026-2027 year."""
-    return today.year if today.month >= 9 else today.year - 1
-
-
-def nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
-    first = date(year, month, 1)
-    return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-
-
-def demo_calendar(start_year: int) -> tuple[AcademicYear, list[Semester], list[Closure]]:
-    y, n = start_year, start_year + 1
-    year = AcademicYear(name=f"{y}-{n}", start_date=date(y, 9, 1), end_date=date(n, 8, 31))
-    semesters = [
-        Semester(academic_year_id=year.id, name="Fall", start_date=date(y, 9, 8), end_date=date(n, 1, 31)),
-        Semester(academic_year_id=year.id, name="Spring", start_date=date(n, 2, 1), end_date=date(n, 6, 20)),
-        Semester(academic_year_id=year.id, name="Summer", start_date=date(n, 7, 6), end_date=date(n, 8, 22)),
-    ]
-    closures = [
-        (nth_weekday(y, 10, 0, 2), nth_weekday(y, 10, 0, 2), "Thanksgiving"),
-        (date(y, 11, 11), date(y, 11, 11), "Remembrance Day"),
-        (date(y, 12, 21), date(n, 1, 3), "Winter break"),
-        (nth_weekday(n, 2, 0, 3), nth_weekday(n, 2, 0, 3), "Family Day"),
-        (nth_weekday(n, 3, 0, 3), nth_weekday(n, 3, 0, 3) + timedelta(days=13), "Spring break"),
-        (date(n, 7, 1), date(n, 7, 1), "Canada Day"),
-    ]
-    return (
-        year,
-        semesters,
-        [Closure(academic_year_id=year.id, start_date=s, end_date=e, reason=r) for s, e, r in closures],
-    )
-
-
-async def _insert_missing(session: AsyncSession, model: type, rows: list[dict[str, object]], key: list[str]) -> None:
-    if rows:
-        await session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=key))
-
-
-async def seed_reference_data(session: AsyncSession, settings: Settings) -> None:
-    """Instruments and rates: what every environment (tests included) needs."""
-    await _insert_missing(
-        session, Instrument, [{"code": code, "name": code.title()} for code in settings.instruments], ["code"]
-    )
-    rates = []
-    for instrument in settings.instruments:
-        base = BASE_WEEKLY_PRICE_30_MIN.get(instrument, DEFAULT_BASE_WEEKLY_PRICE)
-        for minutes in settings.lesson_lengths_minutes:
-            weekly = base * minutes // 30
-            rates.append(
-                {
-                    "id": new_id(),
-                    "instrument": instrument,
-                    "minutes": minutes,
-                    "weekly_price_minor": weekly,
-                    "monthly_price_minor": weekly * WEEKS_PER_MONTH_BILLED,
-                    "currency": settings.currency,
-                }
-            )
-    await _insert_missing(session, LessonRate, rates, ["instrument", "minutes"])
-
-
 async def seed_demo(session: AsyncSession, settings: Settings, today: date) -> None:
+    if settings.environment == "production":
+        raise DemoSeedRefused("the demo seed never runs in production; use python -m scripts.create_admin")
+    await lock_keys(session, REFERENCE_DATA_LOCK)
     await seed_reference_data(session, settings)
+    await seed_calendar(session, settings, today)
+    if await session.get(SystemSetting, DEMO_SEEDED_KEY) is None:
+        await _seed_demo_people(session, settings)
+        session.add(
+            SystemSetting(
+                key=DEMO_SEEDED_KEY,
+                value={"at": datetime.now(UTC).isoformat()},
+                description="The demo seed added its people; it adds none again (delete to add the missing ones).",
+            )
+        )
 
+
+async def _seed_demo_people(session: AsyncSession, settings: Settings) -> None:
     admin_email = settings.demo_admin_email.lower()
-    if await session.scalar(select(col(User.id)).where(col(User.email) == admin_email)) is None:
+    if await _email_taken(session, admin_email):
+        print(f"demo admin skipped: {admin_email} exists")
+    else:
         session.add(User(email=admin_email, role=Role.admin, password_hash=hash_password(settings.demo_admin_password)))
 
     for demo in DEMO_TEACHERS:
-        if await session.scalar(select(col(Teacher.id)).where(col(Teacher.email) == demo.email)) is not None:
+        if await _email_taken(session, demo.email):
+            print(f"demo teacher skipped: {demo.email} exists")
             continue
         user = User(email=demo.email, role=Role.teacher, password_hash=hash_password(DEMO_TEACHER_PASSWORD))
         teacher = Teacher(
@@ -170,21 +127,28 @@ async def seed_demo(session: AsyncSession, settings: Settings, today: date) -> N
             for d, s, e in demo.availability
         )
 
-    year, semesters, closures = demo_calendar(academic_year_start(today))
-    if await session.scalar(select(col(AcademicYear.id)).where(col(AcademicYear.name) == year.name)) is None:
-        session.add(year)
-        await session.flush()
-        session.add_all([*semesters, *closures])
+
+async def _email_taken(session: AsyncSession, email: str) -> bool:
+    """A user row (a deleted teacher leaves its user) or a teacher row already holds the address."""
+    users = select(col(User.id)).where(col(User.email) == email)
+    teachers = select(col(Teacher.id)).where(col(Teacher.email) == email)
+    return await session.scalar(select(or_(users.exists(), teachers.exists()))) is True
 
 
-async def main() -> None:
+async def main() -> int:
     settings = Settings()
+    if settings.environment == "production":
+        print("seed-demo: refused in production (demo accounts have published passwords)", file=sys.stderr)
+        return 2
     engine = create_engine(settings)
-    async with transaction(create_session_factory(engine)) as session:
-        await seed_demo(session, settings, datetime.now(settings.timezone).date())
-    await engine.dispose()
+    try:
+        async with transaction(create_session_factory(engine)) as session:
+            await seed_demo(session, settings, datetime.now(settings.timezone).date())
+    finally:
+        await engine.dispose()
     print(f"demo data ready (admin {settings.demo_admin_email})")
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

@@ -137,7 +137,13 @@ async def test_an_event_postgresql_cannot_store_fails_only_its_own_request(
 async def test_renewals_on_demand_are_refused_in_production(
     make_settings: Callable[..., Settings], sessions: SessionFactory
 ) -> None:
-    production = make_settings(environment="production", jwt_secret="p" * 48)
+    production = make_settings(
+        environment="production",
+        jwt_secret="p" * 48,
+        stripe_api_key="sk_live_cedar",
+        stripe_api_base="",
+        public_base_url="https://school.cedar.test",
+    )
     async with transaction(sessions) as session:
         admin = User(email=f"admin-{uuid.uuid4().hex[:8]}@cedar.test", role=Role.admin)
         session.add(admin)
