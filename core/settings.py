@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0)
     # How long a request or activity waits for a pooled connection before failing (retried, or a 5xx).
     db_pool_timeout: timedelta = timedelta(seconds=30)
+    # An API request's longest wait for a lock, and longest statement (PostgreSQL's lock_timeout and
+    # statement_timeout on the API's connections): past them the request answers 503 instead of hanging.
+    api_db_lock_timeout: timedelta = timedelta(seconds=5)
+    api_db_statement_timeout: timedelta = timedelta(seconds=10)
+    # Workers' statements: their activities retry, and the nightly reconciliation reads every family at once.
+    worker_db_statement_timeout: timedelta = timedelta(minutes=5)
 
     # --- Temporal ---
     temporal_address: str | None = None
