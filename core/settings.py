@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     # --- API hygiene ---
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
     max_request_body_bytes: int = 64 * 1024
+    # The Retry-After of a 503 or 504 that a retry may well cure (a busy row, a slow workflow).
+    api_retry_after: timedelta = timedelta(seconds=2)
     # Sent on every response; the API serves JSON only, so nothing may frame, sniff or load it as a page.
     security_headers: dict[str, str] = {
         "X-Content-Type-Options": "nosniff",
