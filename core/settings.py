@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # started it, with no round trip through the server's task queue. Turn this off to keep the API process to
     # HTTP only.
     api_worker: bool = True
+    # How long the API waits on Temporal before answering 504: a query, describe or signal (the server, or one
+    # workflow task, answers it), and an update (the workflow's own work, Stripe calls included).
+    temporal_query_timeout: timedelta = timedelta(seconds=3)
+    temporal_update_timeout: timedelta = timedelta(seconds=15)
     # The CPU niceness a worker process takes as it starts (0 leaves it alone). Where workers share a host with
     # the API, requests then win the CPU over background work: a burst of Stripe webhooks is acknowledged while
     # billing works them off (bench/webhooks.py). Raising niceness needs no privilege.
