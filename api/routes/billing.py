@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.billing import receivable_balance
@@ -100,7 +100,9 @@ async def _update(
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             kind = cause.type if isinstance(cause, ApplicationError) else None
-            raise CedarError(_FAILURE_STATUS.get(kind or "", 409), "billing_refused", str(cause or error)) from error
+            # The message alone: str() of an ApplicationError repeats its type before it.
+            reason = cause.message if isinstance(cause, FailureError) else str(error)
+            raise CedarError(_FAILURE_STATUS.get(kind or "", 409), "billing_refused", reason) from error
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise Conflict("billing has not started for this family") from error

@@ -1,18 +1,19 @@
 """Billing and dunning requests answer in bounded time: a workflow that cannot answer is a 504 after the
-configured wait, not a hung request."""
+configured wait, not a hung request; and a refused card says why once."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from api.main import create_app
 from core.db import SessionFactory
@@ -105,3 +106,33 @@ async def test_a_dunning_state_the_workflow_cannot_answer_is_a_504_to_retry(
     assert response.json()["error"] == "timeout"
     # A read is safe to repeat: the answer says when.
     assert response.headers["Retry-After"] == "3"
+
+
+async def test_a_rejected_card_says_why_once(
+    api: httpx.AsyncClient,
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    auth_headers: Callable[..., Any],
+    billing_worker: Callable[..., AbstractAsyncContextManager[Worker]],
+) -> None:
+    admin = await auth_headers(Role.admin)
+    parent_id, _ = await family_with_customer(sessions)
+    await temporal_client.start_workflow(
+        FAMILY_BILLING_WORKFLOW,
+        FamilyBillingInput(parent_id=parent_id),
+        id=billing_workflow_id(parent_id),
+        task_queue=settings.task_queue,
+    )
+    async with billing_worker():
+        # A payment method Stripe has never heard of: Stripe answers 404, billing refuses the card.
+        response = await api.put(
+            f"/api/v1/billing/families/{parent_id}/card",
+            json={"payment_method_id": f"pm_missing_{uuid.uuid4().hex[:10]}"},
+            headers=admin,
+        )
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert "CardRejected" not in detail
+    assert detail.count("Stripe refused this payment method") == 1
+    assert "collect the card again" in detail
