@@ -180,8 +180,11 @@ class StripeActivities:
             code, decline = decline_codes(error.code, decline_of(error), last4(method), localstripe=self._localstripe)
             return CardResult(attached=False, failure_code=code, decline_code=decline)
         except stripe.InvalidRequestError as error:
+            reason = error.code or error.http_status
             raise ApplicationError(
-                f"payment method rejected: {error.code or error.http_status}", type="CardRejected", non_retryable=True
+                f"Stripe refused this payment method ({reason}); collect the card again and send the new one",
+                type="CardRejected",
+                non_retryable=True,
             ) from error
         # Subscriptions bill the customer's invoice default (localstripe refuses a subscription-level default).
         await self._stripe.v1.customers.update_async(

@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
+        # The in-process worker shares this engine: its enrollment activities retry after a lock timeout.
+        engine = create_engine(settings, purpose="api")
         app.state.context = context = AppContext(
             settings=settings,
             engine=engine,

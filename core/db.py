@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -13,7 +15,16 @@ from core.settings import Settings, to_asyncpg_url
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, url: str | None = None, purpose: Literal["api", "worker"] = "worker"
+) -> AsyncEngine:
+    """An engine for the API (short lock and statement timeouts: a request answers 503 rather than hang) or for
+    workers and scripts (no lock timeout, a long statement timeout: their work retries or must finish)."""
+    if purpose == "api":
+        lock, statement = settings.api_db_lock_timeout, settings.api_db_statement_timeout
+    else:
+        lock, statement = timedelta(0), settings.worker_db_statement_timeout
+    server_settings = {"lock_timeout": _milliseconds(lock), "statement_timeout": _milliseconds(statement)}
     return create_async_engine(
         to_asyncpg_url(url) if url else settings.effective_database_url,
         pool_size=settings.db_pool_size,
@@ -22,9 +33,14 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         # Recycling old connections instead of pinging before every checkout saves a round trip per request;
         # a connection the server dropped fails one query, which callers retry (activities) or report (API).
         pool_recycle=300,
-        # Server-side timeouts keep a stuck query from holding a worker slot forever.
-        connect_args={"server_settings": {"statement_timeout": "15000", "timezone": "UTC"}},
+        # Server-side timeouts keep a stuck query from holding a request or a worker slot forever.
+        connect_args={"server_settings": {**server_settings, "timezone": "UTC"}},
     )
+
+
+def _milliseconds(delay: timedelta) -> str:
+    """A PostgreSQL timeout setting; 0 turns the timeout off, so a positive delay is at least 1 ms."""
+    return str(max(1, delay // timedelta(milliseconds=1))) if delay > timedelta(0) else "0"
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=0, ge=0)
     # How long a request or activity waits for a pooled connection before failing (retried, or a 5xx).
     db_pool_timeout: timedelta = timedelta(seconds=30)
+    # An API request's longest wait for a lock, and longest statement (PostgreSQL's lock_timeout and
+    # statement_timeout on the API's connections): past them the request answers 503 instead of hanging.
+    api_db_lock_timeout: timedelta = timedelta(seconds=5)
+    api_db_statement_timeout: timedelta = timedelta(seconds=10)
+    # Workers' statements: their activities retry, and the nightly reconciliation reads every family at once.
+    worker_db_statement_timeout: timedelta = timedelta(minutes=5)
 
     # --- Temporal ---
     temporal_address: str | None = None
@@ -77,6 +83,10 @@ class Settings(BaseSettings):
     # started it, with no round trip through the server's task queue. Turn this off to keep the API process to
     # HTTP only.
     api_worker: bool = True
+    # How long the API waits on Temporal before answering 504: a query, describe or signal (the server, or one
+    # workflow task, answers it), and an update (the workflow's own work, Stripe calls included).
+    temporal_query_timeout: timedelta = timedelta(seconds=3)
+    temporal_update_timeout: timedelta = timedelta(seconds=15)
     # The CPU niceness a worker process takes as it starts (0 leaves it alone). Where workers share a host with
     # the API, requests then win the CPU over background work: a burst of Stripe webhooks is acknowledged while
     # billing works them off (bench/webhooks.py). Raising niceness needs no privilege.
@@ -149,6 +159,8 @@ class Settings(BaseSettings):
     # --- API hygiene ---
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
     max_request_body_bytes: int = 64 * 1024
+    # The Retry-After of a 503 or 504 that a retry may well cure (a busy row, a slow workflow).
+    api_retry_after: timedelta = timedelta(seconds=2)
     # Sent on every response; the API serves JSON only, so nothing may frame, sniff or load it as a page.
     security_headers: dict[str, str] = {
         "X-Content-Type-Options": "nosniff",

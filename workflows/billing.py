@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, BillingConfig, BillingConfigRequest, PrepareRefund
@@ -307,7 +307,8 @@ class FamilyBillingWorkflow:
             reply.result = result.model_dump(mode="json") if isinstance(result, BaseModel) else None
         except (ActivityError, ApplicationError) as error:
             cause = error.cause if isinstance(error, ActivityError) else error
-            reply.error = str(cause or error)
+            # The message alone: str() of an ApplicationError puts its type before it, and the reply keeps the type.
+            reply.error = cause.message if isinstance(cause, FailureError) else str(error)
             reply.error_type = cause.type if isinstance(cause, ApplicationError) else None
             workflow.logger.warning("billing command %s failed: %s", command.kind, reply.error)
         self._state.commands_handled += 1

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.billing import receivable_balance
@@ -44,6 +44,8 @@ from api.schemas.billing import (
     SubscriptionOut,
     TrialBalanceOut,
 )
+from api.temporal_calls import bounded
+from core.settings import Settings
 from core.temporal import billing_workflow_id
 from domain.ledger import Account
 from models import BillingAccount, Invoice, JournalEntry, LedgerAccount, Parent, Payment, Posting, Role, Subscription
@@ -75,6 +77,7 @@ ROUTE_ACCESS.update(
 )
 # What a workflow's refusal becomes over HTTP.
 _FAILURE_STATUS = {"NotFound": 404, "Conflict": 409, "RefundRefused": 409, "CardRejected": 422}
+_BILLING = "the family's billing"
 
 
 async def _family(session: SessionDep, principal: Principal, parent_id: uuid.UUID) -> BillingAccount | None:
@@ -86,18 +89,24 @@ async def _family(session: SessionDep, principal: Principal, parent_id: uuid.UUI
     return account
 
 
-async def _update(client: TemporalDep, parent_id: uuid.UUID, name: str, message: BaseModel, result: type) -> Any:
+async def _update(
+    client: TemporalDep, settings: Settings, parent_id: uuid.UUID, name: str, message: BaseModel, result: type
+) -> Any:
     handle = client.get_workflow_handle(billing_workflow_id(parent_id))
-    try:
-        return await handle.execute_update(name, message, result_type=result)
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        kind = cause.type if isinstance(cause, ApplicationError) else None
-        raise CedarError(_FAILURE_STATUS.get(kind or "", 409), "billing_refused", str(cause or error)) from error
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            raise Conflict("billing has not started for this family") from error
-        raise
+    timeout = settings.temporal_update_timeout
+    async with bounded(timeout, _BILLING):
+        try:
+            return await handle.execute_update(name, message, result_type=result, rpc_timeout=timeout)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            # The message alone: str() of an ApplicationError repeats its type before it.
+            reason = cause.message if isinstance(cause, FailureError) else str(error)
+            raise CedarError(_FAILURE_STATUS.get(kind or "", 409), "billing_refused", reason) from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise Conflict("billing has not started for this family") from error
+            raise
 
 
 @router.get("/families/{parent_id}", response_model=FamilyBillingOut, summary="A family's billing")
@@ -139,13 +148,18 @@ async def family_billing(parent_id: uuid.UUID, session: SessionDep, principal: F
 
 @router.put("/families/{parent_id}/card", response_model=CardOut, summary="Replace the family's card")
 async def update_card(
-    parent_id: uuid.UUID, body: CardUpdate, session: SessionDep, principal: FamilyPrincipal, temporal: TemporalDep
+    parent_id: uuid.UUID,
+    body: CardUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: FamilyPrincipal,
+    temporal: TemporalDep,
 ) -> CardOut:
     """The new card becomes the default at once and past-due invoices are retried with it."""
     if await _family(session, principal, parent_id) is None:
         raise Conflict("billing has not started for this family")
     change = CardChange(stripe_payment_method_id=body.payment_method_id)
-    card: CardResult = await _update(temporal, parent_id, UPDATE_CHANGE_CARD, change, CardResult)
+    card: CardResult = await _update(temporal, settings, parent_id, UPDATE_CHANGE_CARD, change, CardResult)
     if not card.attached:
         reason = card.decline_code or card.failure_code or "card_declined"
         raise CedarError(402, "card_declined", "the card was declined; try another card", {"payment_method_id": reason})
@@ -163,6 +177,7 @@ async def stop_lessons(
     subscription_id: uuid.UUID,
     body: StopLessons,
     session: SessionDep,
+    settings: SettingsDep,
     principal: FamilyPrincipal,
     temporal: TemporalDep,
 ) -> StopAccepted:
@@ -175,7 +190,9 @@ async def stop_lessons(
     stopped = StudentStopped(
         enrollment_id=sub.enrollment_id, parent_id=parent_id, student_id=sub.student_id, reason=body.reason
     )
-    await temporal.get_workflow_handle(billing_workflow_id(parent_id)).signal(SIGNAL_STUDENT_STOPPED, stopped)
+    handle = temporal.get_workflow_handle(billing_workflow_id(parent_id))
+    async with bounded(settings.temporal_query_timeout, _BILLING):
+        await handle.signal(SIGNAL_STUDENT_STOPPED, stopped, rpc_timeout=settings.temporal_query_timeout)
     return StopAccepted(subscription_id=sub.id, status="stopping")
 
 
@@ -189,6 +206,7 @@ async def refund_payment(
     payment_id: uuid.UUID,
     body: RefundCreate,
     session: SessionDep,
+    settings: SettingsDep,
     principal: AdminPrincipal,
     temporal: TemporalDep,
     idempotency_key: Annotated[uuid.UUID | None, Header(alias="Idempotency-Key")] = None,
@@ -204,7 +222,7 @@ async def refund_payment(
         amount_minor=body.amount_minor,
         reason=body.reason,
     )
-    result: RefundResult = await _update(temporal, account.parent_id, UPDATE_REFUND, request, RefundResult)
+    result: RefundResult = await _update(temporal, settings, account.parent_id, UPDATE_REFUND, request, RefundResult)
     return RefundOut(
         refund_id=result.refund_id,
         stripe_refund_id=result.stripe_refund_id,
@@ -295,7 +313,7 @@ async def renew_subscription(
     if sub is None or account is None or sub.stripe_subscription_id is None:
         raise NotFound("subscription")
     renew = RenewRequest(stripe_subscription_id=sub.stripe_subscription_id)
-    result: RenewResult = await _update(temporal, account.parent_id, UPDATE_RENEW, renew, RenewResult)
+    result: RenewResult = await _update(temporal, settings, account.parent_id, UPDATE_RENEW, renew, RenewResult)
     return RenewalOut(
         subscription_id=sub.id, stripe_invoice_id=result.stripe_invoice_id, period=result.period, status=result.status
     )

@@ -20,12 +20,14 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.access import ROUTE_ACCESS
-from api.deps import SessionDep, TemporalDep
+from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import Conflict, NotFound
 from api.middleware import request_id
 from api.principal import AdminPrincipal, Principal
 from api.routing import IndexedRouter
+from api.temporal_calls import bounded
 from core.audit import record_audit
+from core.settings import Settings
 from core.temporal import dunning_workflow_id
 from models import BillingAccount, DunningStatus, Parent
 from workflows.dunning_messages import (
@@ -52,6 +54,8 @@ ROUTE_ACCESS.update(
         },
     }
 )
+
+_DUNNING = "the family's dunning"
 
 Action = Literal["pause", "resume", "retry-now", "forgive"]
 SIGNALS: dict[str, str] = {
@@ -95,16 +99,18 @@ class ActionAccepted(BaseModel):
     state: str
 
 
-async def _running_snapshot(client: Client, parent_id: uuid.UUID) -> DunningSnapshot | None:
+async def _running_snapshot(client: Client, settings: Settings, parent_id: uuid.UUID) -> DunningSnapshot | None:
     handle = client.get_workflow_handle(dunning_workflow_id(parent_id))
-    try:
-        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
-            return None
-        return await handle.query(QUERY_STATE, result_type=DunningSnapshot)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
+    timeout = settings.temporal_query_timeout
+    async with bounded(timeout, _DUNNING, retry_after=settings.api_retry_after):
+        try:
+            if (await handle.describe(rpc_timeout=timeout)).status != WorkflowExecutionStatus.RUNNING:
+                return None
+            return await handle.query(QUERY_STATE, result_type=DunningSnapshot, rpc_timeout=timeout)
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
 
 
 async def _require_family(session: SessionDep, parent_id: uuid.UUID) -> None:
@@ -129,10 +135,10 @@ async def list_families(
 
 @router.get("/families/{parent_id}", response_model=DunningOut, summary="A family's dunning state (admin)")
 async def family_dunning(
-    parent_id: uuid.UUID, session: SessionDep, temporal: TemporalDep, principal: AdminPrincipal
+    parent_id: uuid.UUID, session: SessionDep, settings: SettingsDep, temporal: TemporalDep, principal: AdminPrincipal
 ) -> DunningOut:
     await _require_family(session, parent_id)
-    snapshot = await _running_snapshot(temporal, parent_id)
+    snapshot = await _running_snapshot(temporal, settings, parent_id)
     if snapshot is not None:
         return DunningOut(active=True, **snapshot.model_dump(exclude={"parent_id"}), parent_id=parent_id)
     account = await session.scalar(select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id))
@@ -159,16 +165,19 @@ async def _act(
     body: ActionIn,
     request: Request,
     session: SessionDep,
+    settings: Settings,
     temporal: Client,
     principal: Principal,
 ) -> ActionAccepted:
     await _require_family(session, parent_id)
-    snapshot = await _running_snapshot(temporal, parent_id)
+    snapshot = await _running_snapshot(temporal, settings, parent_id)
     refusal = _refusal(action, snapshot)
     if refusal is not None or snapshot is None:
         raise Conflict(refusal or "this family is not in dunning")
     handle = temporal.get_workflow_handle(dunning_workflow_id(parent_id))
-    await handle.signal(SIGNALS[action], AdminAction(actor_user_id=principal.user_id, reason=body.reason))
+    action_message = AdminAction(actor_user_id=principal.user_id, reason=body.reason)
+    async with bounded(settings.temporal_query_timeout, _DUNNING):
+        await handle.signal(SIGNALS[action], action_message, rpc_timeout=settings.temporal_query_timeout)
     await record_audit(
         session,
         actor_user_id=principal.user_id,
@@ -197,10 +206,11 @@ def _endpoint(action: Action) -> Callable[..., Awaitable[ActionAccepted]]:
         body: ActionIn,
         request: Request,
         session: SessionDep,
+        settings: SettingsDep,
         temporal: TemporalDep,
         principal: AdminPrincipal,
     ) -> ActionAccepted:
-        return await _act(action, parent_id, body, request, session, temporal, principal)
+        return await _act(action, parent_id, body, request, session, settings, temporal, principal)
 
     return endpoint
 

@@ -38,6 +38,7 @@ from api.schemas.enrollment import (
     StepOut,
     settings_problems,
 )
+from api.temporal_calls import bounded
 from core.audit import record_audit
 from core.db import transaction
 from core.settings import Settings
@@ -291,7 +292,9 @@ async def _ask_workflow(context: ContextDep, enrollment: Enrollment) -> StatusVi
     try:
         client = await context.temporal.get()
         handle = client.get_workflow_handle(enrollment.workflow_id)
-        view: StatusView = await handle.query(QUERY_STATUS, result_type=StatusView, rpc_timeout=QUERY_TIMEOUT)
+        timeout = context.settings.temporal_query_timeout
+        async with bounded(timeout, "the enrollment's workflow"):
+            view: StatusView = await handle.query(QUERY_STATUS, result_type=StatusView, rpc_timeout=timeout)
         return view
     except Exception:  # the database mirror answers instead; it is at most one step behind
         return None
@@ -310,9 +313,11 @@ async def _update(temporal: Client, enrollment: Enrollment, update: str, argumen
         raise Conflict(f"the enrollment is already {enrollment.state}")
     handle = temporal.get_workflow_handle(enrollment.workflow_id)
     try:
-        accepted: Accepted = await handle.execute_update(
-            update, argument, result_type=Accepted, rpc_timeout=UPDATE_TIMEOUT
-        )
+        # A deadline or an unreachable server is a 504 or 503 from here, not a refusal.
+        async with bounded(UPDATE_TIMEOUT, "the enrollment's workflow"):
+            accepted: Accepted = await handle.execute_update(
+                update, argument, result_type=Accepted, rpc_timeout=UPDATE_TIMEOUT
+            )
         return accepted
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
