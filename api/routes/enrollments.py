@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response, status
@@ -68,8 +68,6 @@ from workflows.enrollment_messages import (
 
 router = IndexedRouter(prefix="/api/v1/enrollments", tags=["enrollments"])
 
-QUERY_TIMEOUT = timedelta(seconds=3)
-UPDATE_TIMEOUT = timedelta(seconds=30)
 CLOSED = frozenset(s.value for s in TERMINAL_STATES if s != EnrollmentState.ACTIVE)
 
 TeacherOrAdmin = Annotated[Principal, Depends(require_roles(Role.admin, Role.teacher))]
@@ -243,6 +241,7 @@ async def _start_workflow(temporal: Client, settings: Settings, enrollment: Enro
             ),
             # Runs the first workflow task in this process when a worker shares it (the benchmark's case).
             request_eager_start=True,
+            rpc_timeout=settings.temporal_update_timeout,
         )
     except WorkflowAlreadyStartedError:
         pass  # the same request, retried: its workflow runs already
@@ -307,16 +306,19 @@ async def _enrollment_or_404(session: AsyncSession, enrollment_id: uuid.UUID) ->
     return enrollment
 
 
-async def _update(temporal: Client, enrollment: Enrollment, update: str, argument: object, action: str) -> Accepted:
+async def _update(
+    temporal: Client, settings: Settings, enrollment: Enrollment, update: str, argument: object, action: str
+) -> Accepted:
     """Send an update to the workflow; a refusal (or a finished workflow) is a 409 with the reason."""
     if enrollment.state in CLOSED:
         raise Conflict(f"the enrollment is already {enrollment.state}")
     handle = temporal.get_workflow_handle(enrollment.workflow_id)
     try:
         # A deadline or an unreachable server is a 504 or 503 from here, not a refusal.
-        async with bounded(UPDATE_TIMEOUT, "the enrollment's workflow"):
+        timeout = settings.temporal_update_timeout
+        async with bounded(timeout, "the enrollment's workflow"):
             accepted: Accepted = await handle.execute_update(
-                update, argument, result_type=Accepted, rpc_timeout=UPDATE_TIMEOUT
+                update, argument, result_type=Accepted, rpc_timeout=timeout
             )
         return accepted
     except WorkflowUpdateFailedError as exc:
@@ -345,13 +347,23 @@ async def _audit(session: AsyncSession, principal: Principal, action: str, enrol
     summary="Report the demo lesson's outcome (the assigned teacher or an admin)",
 )
 async def report_demo_outcome(
-    enrollment_id: uuid.UUID, body: DemoOutcomeIn, session: SessionDep, principal: TeacherOrAdmin, temporal: TemporalDep
+    enrollment_id: uuid.UUID,
+    body: DemoOutcomeIn,
+    session: SessionDep,
+    principal: TeacherOrAdmin,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> Accepted:
     enrollment = await _enrollment_or_404(session, enrollment_id)
     if not principal.is_admin and (principal.teacher_id is None or principal.teacher_id != enrollment.teacher_id):
         raise NotFound("enrollment")
     accepted = await _update(
-        temporal, enrollment, UPDATE_DEMO_OUTCOME, DemoOutcomeRequest(outcome=body.outcome), "reporting the outcome"
+        temporal,
+        settings,
+        enrollment,
+        UPDATE_DEMO_OUTCOME,
+        DemoOutcomeRequest(outcome=body.outcome),
+        "reporting the outcome",
     )
     await _audit(session, principal, "demo_outcome", enrollment, {"outcome": body.outcome.value})
     return accepted
@@ -365,6 +377,7 @@ async def cancel_enrollment(
     session: SessionDep,
     principal: ParentOrAdmin,
     temporal: TemporalDep,
+    settings: SettingsDep,
     body: CancelIn | None = None,
 ) -> Accepted:
     enrollment = await _enrollment_or_404(session, enrollment_id)
@@ -373,7 +386,8 @@ async def cancel_enrollment(
     # The public status page and the workflow history show only who cancelled; the free-text reason, which may
     # name people, goes to the audit log, which only admins read.
     public_reason = "cancelled by the office" if principal.is_admin else "cancelled by the family"
-    accepted = await _update(temporal, enrollment, UPDATE_CANCEL, CancelRequest(reason=public_reason), "cancelling")
+    cancel = CancelRequest(reason=public_reason)
+    accepted = await _update(temporal, settings, enrollment, UPDATE_CANCEL, cancel, "cancelling")
     await _audit(session, principal, "cancel", enrollment, {"reason": body.reason if body else public_reason})
     return accepted
 
@@ -389,6 +403,7 @@ async def assign_teacher(
     session: SessionDep,
     principal: AdminPrincipal,
     temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> Accepted:
     enrollment = await _enrollment_or_404(session, enrollment_id)
     teacher = await session.get(Teacher, body.teacher_id)
@@ -398,6 +413,7 @@ async def assign_teacher(
         raise Conflict(f"this teacher does not teach {enrollment.instrument}", {"teacher_id": "wrong instrument"})
     accepted = await _update(
         temporal,
+        settings,
         enrollment,
         UPDATE_ASSIGN_TEACHER,
         AssignTeacherRequest(teacher_id=teacher.id),
@@ -424,7 +440,12 @@ async def answer_family_confirmation(
     enrollment = await confirmation_request(context, enrollment_id, token)
     temporal = await get_temporal(context)
     accepted = await _update(
-        temporal, enrollment, UPDATE_CONFIRM_FAMILY, ConfirmFamilyRequest(decision=decision), "answering"
+        temporal,
+        context.settings,
+        enrollment,
+        UPDATE_CONFIRM_FAMILY,
+        ConfirmFamilyRequest(decision=decision),
+        "answering",
     )
     async with transaction(context.sessions) as session:
         await record_audit(
