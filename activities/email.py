@@ -2,9 +2,11 @@
 
 The ``communications`` row, keyed by ``dedup_key``, is the record and the lock: the activity takes the row
 ``FOR UPDATE``, does nothing when it is already ``sent``, otherwise sends and marks it ``sent`` in the same
-transaction. An SMTP failure is recorded on the row (attempts, error) and raised, so Temporal retries with
-backoff until the server is back. The one window left is a crash between the SMTP server's "250" and the
-commit; the ``X-Cedar-Dedup-Key`` header lets a receiving system drop that rare second copy.
+transaction. A public-action email (``domain.public_mail``) to an address that already had its day's cap is not
+sent: the row says ``suppressed`` and the activity succeeds. An SMTP failure is recorded on the row (attempts,
+error) and raised, so Temporal retries with backoff until the server is back. The one window left is a crash
+between the SMTP server's "250" and the commit; the ``X-Cedar-Dedup-Key`` header lets a receiving system drop
+that rare second copy.
 
 Workflows pass ids, not addresses or names: the recipient and the people's names are read here, so no personal
 data enters workflow history, and a set-password link is minted here too, so no secret does either.
@@ -29,6 +31,7 @@ from activities.templates import TemplateError, render
 from core.db import SessionFactory, transaction
 from core.identity import IdentityProvider
 from core.mail import Mailer, OutgoingEmail
+from core.mail_cap import SUPPRESSED_REASON, public_cap_reached
 from core.settings import Settings
 from core.tokens import hash_token
 from domain.local_time import format_local
@@ -69,6 +72,8 @@ class SendEmail(BaseModel):
 class EmailResult(BaseModel):
     communication_id: uuid.UUID
     already_sent: bool
+    # Not sent: the address had its day's cap of public-action emails.
+    suppressed: bool = False
 
 
 class EmailActivities:
@@ -84,7 +89,19 @@ class EmailActivities:
             existing = await self._lock_row(session, request.dedup_key)
             if existing is not None and existing.status == CommunicationStatus.sent:
                 return EmailResult(communication_id=existing.id, already_sent=True)
-            context, recipient, ids = await self._gather(session, request)
+            if existing is not None and existing.status == CommunicationStatus.suppressed:
+                return EmailResult(communication_id=existing.id, already_sent=False, suppressed=True)
+            context, recipient, ids, parent = await self._gather(session, request)
+            if await public_cap_reached(session, self._settings, request.template, recipient, request.dedup_key):
+                # Recorded, not raised: a retry could never succeed, and the address has had enough mail today.
+                row = existing or await self._create_row(session, request, recipient, "", ids)
+                row.status, row.error = CommunicationStatus.suppressed, SUPPRESSED_REASON
+                return EmailResult(communication_id=row.id, already_sent=False, suppressed=True)
+            if request.include_login:
+                context["login_instructions"] = await self._login_instructions(session, parent)
+            if request.include_confirmation:
+                enrollment = await session.get(Enrollment, request.enrollment_id) if request.enrollment_id else None
+                context.update(self._confirmation(enrollment))
             try:
                 rendered = render(request.template, context)
             except TemplateError as exc:
@@ -138,8 +155,9 @@ class EmailActivities:
 
     async def _gather(
         self, session: AsyncSession, request: SendEmail
-    ) -> tuple[dict[str, Any], str, dict[str, uuid.UUID | None]]:
-        """The template's context, the recipient's address and the row's ids, read from the database."""
+    ) -> tuple[dict[str, Any], str, dict[str, uuid.UUID | None], Parent | None]:
+        """The template's context (without login instructions, which mint a link only for an email that goes
+        out), the recipient's address, the row's ids and the parent, read from the database."""
         settings = self._settings
         context: dict[str, Any] = {
             "school_name": settings.school_name,
@@ -158,17 +176,13 @@ class EmailActivities:
             context["parent_first_name"] = parent.first_name
         if teacher is not None:
             context["teacher_display_name"] = teacher.display_name
-        if request.include_login:
-            context["login_instructions"] = await self._login_instructions(session, parent)
         enrollment = await session.get(Enrollment, request.enrollment_id) if request.enrollment_id else None
-        if request.include_confirmation:
-            context.update(self._confirmation(enrollment))
         context.update(request.context)
         for key in request.local_times:
             if context.get(key):
                 context[key] = format_local(datetime.fromisoformat(str(context[key])), settings.timezone)
         recipient = request.recipient or self._address(request.to, parent, teacher, enrollment)
-        return context, recipient, ids
+        return context, recipient, ids, parent
 
     async def _enrollment_context(
         self, session: AsyncSession, enrollment_id: uuid.UUID, ids: dict[str, uuid.UUID | None]

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from api.errors import CedarError
 from core.db import SessionFactory
+from core.identity import IdentityService, create_identity_service
 from core.mail import Mailer
 from core.settings import Settings
 from core.temporal import LazyTemporalClient
@@ -81,3 +82,14 @@ async def get_temporal(context: ContextDep) -> Client:
 
 
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+
+
+def get_identity(request: Request, settings: SettingsDep) -> IdentityService:
+    """One identity service per app (the Supabase adapter holds a connection pool)."""
+    service: IdentityService | None = getattr(request.app.state, "identity", None)
+    if service is None:
+        service = request.app.state.identity = create_identity_service(settings)
+    return service
+
+
+IdentityDep = Annotated[IdentityService, Depends(get_identity)]

@@ -108,6 +108,18 @@ class IdentityService(IdentityProvider, Protocol):
         """Spends a one-time link, sets the password and ends every session of the user."""
         ...
 
+    async def account_deactivated(self, session: AsyncSession, user: User) -> None:
+        """``user`` was just made inactive: end its sessions and refuse its sign-ins at the provider too."""
+        ...
+
+    async def account_reactivated(self, session: AsyncSession, user: User) -> None:
+        """``user`` was made active again: the provider lets it sign in again."""
+        ...
+
+    async def account_email_changed(self, session: AsyncSession, user: User) -> None:
+        """``user.email`` changed: the provider signs the account in under the new address."""
+        ...
+
 
 def create_identity_service(settings: Settings) -> IdentityService:
     if settings.supabase_url:
@@ -287,6 +299,15 @@ class BuiltinIdentityProvider:
         await close_open_links(session, user.id, purpose)
         await revoke_user_refresh_tokens(session, user.id)
         return user.id
+
+    async def account_deactivated(self, session: AsyncSession, user: User) -> None:
+        await revoke_user_refresh_tokens(session, user.id)
+
+    async def account_reactivated(self, session: AsyncSession, user: User) -> None:
+        return None  # the users row is the account
+
+    async def account_email_changed(self, session: AsyncSession, user: User) -> None:
+        return None  # the users row is the account
 
     async def _session_for(self, session: AsyncSession, user: User) -> SignedIn:
         issued = await issue_refresh_token(session, self._settings, user.id)

@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     login_rate_limit_per_minute_account: int = 10
     lockout_after_failures: int = 5
     lockout_duration: timedelta = timedelta(minutes=15)
+    # The public enrollment form, per client IP and per parent email, in fixed one-hour windows: each POST sends
+    # email and creates Stripe objects. Room for a family's siblings and a school office behind one address.
+    enrollment_rate_limit_per_hour_ip: int = Field(default=20, ge=1)
+    enrollment_rate_limit_per_hour_email: int = Field(default=5, ge=1)
+    # Emails anyone can trigger without signing in (enrollment welcome/waitlist/closed, password reset): at most
+    # this many to one address in 24 hours; the rest are recorded as suppressed, not sent.
+    public_email_daily_cap_per_address: int = Field(default=5, ge=1)
     supabase_url: str | None = None
     supabase_anon_key: str | None = None
     supabase_service_role_key: str | None = None

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from supabase import AsyncClient, AsyncClientOptions
 from supabase_auth.errors import AuthApiError, AuthError, AuthWeakPasswordError
+from supabase_auth.types import AdminUserAttributes
 from supabase_auth.types import User as SupabaseUser
 
 from core.identity import (
@@ -39,6 +40,8 @@ from core.settings import Settings
 from models import Role, TokenPurpose, User
 
 REFUSED_REFRESH = "the refresh token is invalid, expired or already used"
+# GoTrue bans for a duration; a century is its usual "until lifted" (lifted with "none").
+BANNED_FOR = "876000h"
 
 
 def _unavailable(exc: AuthError) -> AuthFailure:
@@ -93,6 +96,8 @@ class SupabaseIdentityProvider:
 
     async def sign_in(self, session: AsyncSession, email: str, password: str) -> SignedIn:
         local = await find_user_for_login(session, email)
+        if local is not None and not local.is_active:
+            raise invalid_credentials()  # deactivated here, whatever Supabase still thinks
         try:
             response = await self._client(admin=False).auth.sign_in_with_password(
                 {"email": email.strip().lower(), "password": password}
@@ -129,6 +134,7 @@ class SupabaseIdentityProvider:
             response.session.refresh_token,
             response.session.expires_in,
             response.user,
+            "invalid_refresh_token",
         )
 
     async def sign_out(
@@ -183,7 +189,28 @@ class SupabaseIdentityProvider:
         record_successful_login(local)
         return local.id
 
+    # --- the account's life (the school's off-boarding and profile changes) ---
+
+    async def account_deactivated(self, session: AsyncSession, user: User) -> None:
+        # A banned user cannot sign in or refresh at Supabase; the access tokens it holds are refused by the
+        # principal lookup, which reads users.is_active.
+        await self._update_remote(user, {"ban_duration": BANNED_FOR})
+
+    async def account_reactivated(self, session: AsyncSession, user: User) -> None:
+        await self._update_remote(user, {"ban_duration": "none"})
+
+    async def account_email_changed(self, session: AsyncSession, user: User) -> None:
+        await self._update_remote(user, {"email": user.email, "email_confirm": True})
+
     # --- helpers ---
+
+    async def _update_remote(self, user: User, attributes: AdminUserAttributes) -> None:
+        if user.external_id is None:  # a built-in account never moved to Supabase: nothing to change there
+            return
+        try:
+            await self._client(admin=True).auth.admin.update_user_by_id(user.external_id, attributes)
+        except AuthError as exc:
+            raise _unavailable(exc) from exc
 
     async def _recovery_link(self, email: str, purpose: TokenPurpose) -> str:
         base = self._settings.public_base_url
@@ -206,9 +233,17 @@ class SupabaseIdentityProvider:
         return account
 
     async def _signed_in(
-        self, session: AsyncSession, access_token: str, refresh_token: str, expires_in: int, remote: SupabaseUser
+        self,
+        session: AsyncSession,
+        access_token: str,
+        refresh_token: str,
+        expires_in: int,
+        remote: SupabaseUser,
+        refused_code: str = "invalid_credentials",
     ) -> SignedIn:
         local = await session.scalar(select(User).where(col(User.external_id) == remote.id))
+        if local is not None and not local.is_active:
+            raise AuthFailure(refused_code, "the account is not active")
         role = local.role if local is not None else _app_role(remote.app_metadata)
         if role is None:
             raise AuthFailure("invalid_credentials", "this account has no access to Cedar")

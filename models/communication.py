@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at_field, id_field, one_of, tz_field
@@ -15,11 +16,17 @@ class CommunicationStatus(StrEnum):
     pending = "pending"
     sent = "sent"
     failed = "failed"
+    # Not sent on purpose: the address had its day's cap of public-action emails (``core.mail_cap``).
+    suppressed = "suppressed"
 
 
 class Communication(SQLModel, table=True):
     __tablename__ = "communications"
-    __table_args__ = (one_of("status", CommunicationStatus, "ck_communications_status"),)
+    __table_args__ = (
+        one_of("status", CommunicationStatus, "ck_communications_status"),
+        # The daily cap on public emails counts one address's recent rows on every send.
+        Index("ix_communications_recipient_created_at", "recipient", "created_at"),
+    )
 
     id: uuid.UUID = id_field()
     dedup_key: str = Field(max_length=255, unique=True)

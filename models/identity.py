@@ -74,11 +74,14 @@ class OneTimeToken(SQLModel, table=True):
 
 
 class RateLimitBucket(SQLModel, table=True):
-    """A fixed-window counter (login and reset attempts per IP or per account), shared by every API process."""
+    """A fixed-window counter (login, reset and public enrollment attempts per IP, account or email), shared by every
+    API process."""
 
     __tablename__ = "rate_limit_buckets"
 
     # "login:ip:<ip>" or "login:account:<sha256 of the email>": no personal data in clear.
     key: str = Field(max_length=128, primary_key=True)
-    window_start: datetime = tz_field(index=True)  # past windows are purged by it
+    window_start: datetime = tz_field()
+    # The end of the counter's window (windows differ per limit); ended windows are purged by it.
+    expires_at: datetime = tz_field(index=True)
     hits: int = 0

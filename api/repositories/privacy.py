@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
 
 from api.errors import Conflict, NotFound
+from api.repositories.accounts import deactivate_account
+from core.identity import IdentityService
 from models import (
     AuditLog,
     BillingAccount,
@@ -27,7 +29,6 @@ from models import (
     LessonStatus,
     Parent,
     Payment,
-    RefreshToken,
     Student,
     User,
 )
@@ -83,7 +84,7 @@ async def family_export(session: AsyncSession, parent_id: uuid.UUID) -> dict[str
     }
 
 
-async def erase_family(session: AsyncSession, parent_id: uuid.UUID) -> dict[str, int]:
+async def erase_family(session: AsyncSession, identity: IdentityService, parent_id: uuid.UUID) -> dict[str, int]:
     """Blanks the family's personal data in place; refuses while a child still has a live enrollment."""
     parent = await session.get(Parent, parent_id, with_for_update=True)
     if parent is None:
@@ -134,14 +135,11 @@ async def erase_family(session: AsyncSession, parent_id: uuid.UUID) -> dict[str,
         ),
     )
     if parent.user_id is not None:
+        # Deactivated first, while the provider still knows it by its address and external id.
+        await deactivate_account(session, identity, parent.user_id)
         user = await session.get(User, parent.user_id)
         if user is not None:
-            user.email, user.password_hash, user.is_active, user.external_id = erased_email, None, False, None
-        await session.execute(
-            update(RefreshToken)
-            .where(col(RefreshToken.user_id) == parent.user_id, col(RefreshToken.revoked_at).is_(None))
-            .values(revoked_at=now)
-        )
+            user.email, user.password_hash, user.external_id = erased_email, None, None
     parent.first_name = parent.last_name = ERASED
     parent.email, parent.phone, parent.erased_at = erased_email, "", now
     return {

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import BackgroundTasks, Depends, Request, Response
+from fastapi import BackgroundTasks, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import ContextDep, SessionDep, SettingsDep
+from api.deps import ContextDep, IdentityDep, SessionDep
 from api.errors import CedarError
 from api.middleware import request_id
 from api.principal import CurrentPrincipal
@@ -33,7 +33,7 @@ from api.schemas.auth import (
 from api.schemas.common import ErrorOut
 from core.audit import record_audit
 from core.db import transaction
-from core.identity import AuthFailure, IdentityService, SignedIn, create_identity_service
+from core.identity import AuthFailure, IdentityService, SignedIn
 from core.password_reset import send_password_reset
 from core.rate_limit import Limit, account_key, hit, ip_key, purge_past_windows
 from models import Parent, Role, Teacher, TokenPurpose
@@ -65,16 +65,6 @@ EDITABLE = {
     Role.teacher: {"first_name", "last_name", "display_name", "bio"},
     Role.admin: set(),
 }
-
-
-def get_identity(request: Request, settings: SettingsDep) -> IdentityService:
-    service: IdentityService | None = getattr(request.app.state, "identity", None)
-    if service is None:
-        service = request.app.state.identity = create_identity_service(settings)
-    return service
-
-
-IdentityDep = Annotated[IdentityService, Depends(get_identity)]
 
 
 def _http_error(failure: AuthFailure) -> CedarError:

@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep, get_temporal
 from api.errors import CedarError, Conflict, NotFound
+from api.limits import limit_public_enrollment
 from api.principal import AdminPrincipal, BearerCredentials, Principal, require_roles, resolve_principal
 from api.routing import IndexedRouter
 from api.schemas.enrollment import (
@@ -81,6 +82,7 @@ def status_url(settings: Settings, enrollment_id: uuid.UUID) -> str:
 
 @router.post(
     "",
+    dependencies=[Depends(limit_public_enrollment)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EnrollmentAccepted,
     summary="Enroll a student (public): starts the enrollment workflow",

@@ -10,13 +10,13 @@ from fastapi import Depends, Query, Response
 from sqlalchemy import or_
 from sqlmodel import col
 
-from api.deps import SessionDep
+from api.deps import IdentityDep, SessionDep
 from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal, Principal, require_roles
 from api.repositories import scopes
-from api.repositories.accounts import link_account
+from api.repositories.accounts import deactivate_account, link_account, move_account_email
 from api.repositories.audit import audit_staff_reads, audit_write, bind_request_id, snapshot
-from api.repositories.base import apply_changes, delete_or_conflict, flush_or_conflict, get_one
+from api.repositories.base import apply_changes, delete_or_conflict, flush_or_conflict, forbidden_fields, get_one
 from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.school import ConsentChange, ConsentOut, ParentCreate, ParentOut, ParentUpdate
@@ -91,21 +91,31 @@ async def create_parent(session: SessionDep, principal: AdminPrincipal, body: Pa
 
 @router.patch("/{parent_id}", response_model=ParentOut, summary="Change a parent's contact details")
 async def update_parent(
-    session: SessionDep, principal: FamilyPrincipal, parent_id: uuid.UUID, body: ParentUpdate
+    session: SessionDep, principal: FamilyPrincipal, identity: IdentityDep, parent_id: uuid.UUID, body: ParentUpdate
 ) -> Parent:
+    changes = body.changes()
     parent = await _parent(session, principal, parent_id)
+    if principal.role == Role.parent and changes.keys() & ParentUpdate.staff_only:
+        raise forbidden_fields(changes.keys() & ParentUpdate.staff_only)
+    if "email" in changes:
+        changes["email"] = changes["email"].lower()
+        await move_account_email(session, identity, parent.user_id, changes["email"])
     before = snapshot(parent)
-    apply_changes(parent, body.changes())
-    await flush_or_conflict(session, "the parent could not be updated")
+    apply_changes(parent, changes)
+    await flush_or_conflict(session, "the parent could not be updated: another family has that email")
     await audit_write(session, principal, "update", "parent", parent.id, before=before, after=snapshot(parent))
     return parent
 
 
 @router.delete("/{parent_id}", status_code=204, summary="Delete a family with no children or billing records")
-async def delete_parent(session: SessionDep, principal: AdminPrincipal, parent_id: uuid.UUID) -> Response:
+async def delete_parent(
+    session: SessionDep, principal: AdminPrincipal, identity: IdentityDep, parent_id: uuid.UUID
+) -> Response:
     parent = await _parent(session, principal, parent_id)
     before = snapshot(parent)
     await delete_or_conflict(session, parent, "the family still has students, enrollments or billing records")
+    # The users row stays (audit rows name it as actor), deactivated: no sign-in, no refresh, no live token.
+    await deactivate_account(session, identity, parent.user_id)
     await audit_write(session, principal, "delete", "parent", parent_id, before=before)
     return Response(status_code=204)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep, TransactionDep
+from api.deps import IdentityDep, SessionDep, TransactionDep
 from api.errors import CedarError
 from api.principal import AdminPrincipal, Principal, TransactionPrincipal, ensure_role
 from api.repositories.privacy import erase_family, family_export
@@ -47,8 +47,10 @@ async def _audited_export(session: AsyncSession, principal: Principal, parent_id
 
 
 @router.post("/parents/{parent_id}/erasure", summary="Erase a family's personal data (admin)")
-async def erase(parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep) -> dict[str, Any]:
-    counts = await erase_family(session, parent_id)
+async def erase(
+    parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep, identity: IdentityDep
+) -> dict[str, Any]:
+    counts = await erase_family(session, identity, parent_id)
     # The audit row names what was erased by id and count only: it must not keep what it erased.
     await record_audit(
         session,

@@ -9,11 +9,11 @@ from fastapi import Depends, Query, Response
 from sqlalchemy import any_, delete, or_, select
 from sqlmodel import col
 
-from api.deps import SessionDep
+from api.deps import IdentityDep, SessionDep
 from api.pagination import NameSearch, Page, PageDep, SortOrder, fetch_page, page_of, sorting
 from api.principal import AdminPrincipal, Principal, StaffPrincipal
 from api.repositories import scopes
-from api.repositories.accounts import link_account
+from api.repositories.accounts import deactivate_account, link_account, move_account_email, reactivate_account
 from api.repositories.audit import audit_write, bind_request_id, snapshot
 from api.repositories.base import (
     apply_changes,
@@ -115,7 +115,7 @@ async def create_teacher(session: SessionDep, principal: AdminPrincipal, body: T
 
 @router.patch("/{teacher_id}", response_model=TeacherOut, summary="Change a teacher's profile")
 async def update_teacher(
-    session: SessionDep, principal: StaffPrincipal, teacher_id: uuid.UUID, body: TeacherUpdate
+    session: SessionDep, principal: StaffPrincipal, identity: IdentityDep, teacher_id: uuid.UUID, body: TeacherUpdate
 ) -> Teacher:
     changes = body.changes()
     teacher = await _teacher(session, principal, teacher_id)
@@ -123,18 +123,31 @@ async def update_teacher(
         raise forbidden_fields(set(changes) - TeacherUpdate.teacher_editable)
     if "instruments" in changes:
         await require_instruments(session, changes["instruments"], "instruments")
+    if "email" in changes:
+        changes["email"] = changes["email"].lower()
+        await move_account_email(session, identity, teacher.user_id, changes["email"])
+    if changes.get("is_active") is False:
+        await deactivate_account(session, identity, teacher.user_id)
+    elif changes.get("is_active") is True:
+        await reactivate_account(session, identity, teacher.user_id)
     before = snapshot(teacher)
     apply_changes(teacher, changes)
-    await flush_or_conflict(session, "capacity cannot go below the teacher's active students")
+    await flush_or_conflict(session, "capacity cannot go below the teacher's active students; an email must be unused")
     await audit_write(session, principal, "update", "teacher", teacher.id, before=before, after=snapshot(teacher))
     return teacher
 
 
-@router.delete("/{teacher_id}", status_code=204, summary="Delete a teacher who never taught (else deactivate)")
-async def delete_teacher(session: SessionDep, principal: AdminPrincipal, teacher_id: uuid.UUID) -> Response:
+@router.delete(
+    "/{teacher_id}", status_code=204, summary="Delete a teacher who never taught (else deactivate); ends their login"
+)
+async def delete_teacher(
+    session: SessionDep, principal: AdminPrincipal, identity: IdentityDep, teacher_id: uuid.UUID
+) -> Response:
     teacher = await _teacher(session, principal, teacher_id)
     before = snapshot(teacher)
     await delete_or_conflict(session, teacher, "the teacher has lessons or enrollments; set is_active to false instead")
+    # The users row stays (audit rows name it as actor), deactivated: no sign-in, no refresh, no live token.
+    await deactivate_account(session, identity, teacher.user_id)
     await audit_write(session, principal, "delete", "teacher", teacher_id, before=before)
     return Response(status_code=204)
 

@@ -66,8 +66,12 @@ class ParentCreate(RequestModel):
 
 
 class ParentUpdate(PatchModel):
+    # The login's address is the school's to change: a typo would lock the family out.
+    staff_only: ClassVar[frozenset[str]] = frozenset({"email"})
+
     first_name: Name | None = None
     last_name: Name | None = None
+    email: Email | None = None
     phone: Phone | None = None
 
 
@@ -119,6 +123,7 @@ class TeacherUpdate(PatchModel):
     first_name: Name | None = None
     last_name: Name | None = None
     display_name: DisplayName | None = None
+    email: Email | None = None
     bio: LongText | None = None
     instruments: Instruments | None = None
     capacity: Capacity | None = None

@@ -30,11 +30,14 @@ class Person:
 
 @pytest.fixture
 def make_person(sessions: SessionFactory) -> Callable[..., Any]:
-    """``await make_person(Role.parent)`` → a user with a password (and their parent or teacher row)."""
+    """``await make_person(Role.parent)`` → a user with a password (and their parent or teacher row).
 
-    async def make(role: Role = Role.parent, password: str | None = PASSWORD) -> Person:
+    ``domain="example.com"`` for an address the API's validation accepts (it refuses reserved names like .test).
+    """
+
+    async def make(role: Role = Role.parent, password: str | None = PASSWORD, domain: str = "cedar.test") -> Person:
         tag = uuid.uuid4().hex[:8]
-        email = f"{role}-{tag}@cedar.test"
+        email = f"{role}-{tag}@{domain}"
         async with transaction(sessions) as session:
             user = User(email=email, role=role, password_hash=hash_password(password) if password else None)
             session.add(user)

@@ -88,3 +88,18 @@ async def test_counters_of_past_windows_are_purged(sessions: SessionFactory) -> 
     async with sessions() as session:
         keys = set((await session.scalars(select(RateLimitBucket.key))).all())
     assert "login:ip:old" not in keys and "login:ip:recent" in keys
+
+
+async def test_an_hourly_limit_keeps_its_count_for_the_hour_and_outlives_the_purge(sessions: SessionFactory) -> None:
+    hour = timedelta(hours=1)
+    start = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    async with transaction(sessions) as session:
+        assert await hit(session, [Limit("enrollment:ip:a", 1, hour)], now=start + timedelta(minutes=5)) is None
+        wait = await hit(session, [Limit("enrollment:ip:a", 1, hour)], now=start + timedelta(minutes=50))
+    assert wait == 10 * 60  # to the end of the hour, not of a minute
+    async with transaction(sessions) as session:
+        await purge_past_windows(session, now=start + timedelta(minutes=55))
+    async with sessions() as session:
+        assert await session.get(RateLimitBucket, "enrollment:ip:a") is not None
+    async with transaction(sessions) as session:
+        assert await hit(session, [Limit("enrollment:ip:a", 1, hour)], now=start + hour) is None

@@ -15,10 +15,18 @@ from core.db import SessionFactory, transaction
 from core.identity import AuthFailure, SignedIn
 from core.settings import Settings
 from core.supabase_identity import SupabaseIdentityProvider
+from core.tokens import issue_access_token
 from devstack.smtp_sink import SmtpSink
-from models import Role, TokenPurpose, User
+from models import Parent, Role, TokenPurpose, User
 from tests.auth.conftest import AUTH
-from tests.auth.supabase_fake import ANON_KEY, SERVICE_ROLE_KEY, FakeSupabase, load, supabase_settings
+from tests.auth.supabase_fake import (
+    ANON_KEY,
+    PROJECT_JWT_SECRET,
+    SERVICE_ROLE_KEY,
+    FakeSupabase,
+    load,
+    supabase_settings,
+)
 
 SUPABASE_USER = load("token_password_ok")["response"]["body"]["user"]
 USER_ID = uuid.UUID(SUPABASE_USER["id"])
@@ -224,6 +232,42 @@ async def test_the_api_logs_in_and_resets_passwords_through_supabase(
         f"{AUTH}/password-reset/confirm", json={"token": token.group(1), "password": "a new password 42"}
     )
     assert confirmed.status_code == 204, confirmed.text
+    assert fake.unexpected == []
+
+
+async def test_off_boarding_bans_the_supabase_user_and_an_email_change_moves_it(
+    supabase_api: httpx.AsyncClient,
+    fake: FakeSupabase,
+    sessions: SessionFactory,
+    make_settings: Callable[..., Settings],
+) -> None:
+    async with transaction(sessions) as session:
+        session.add(User(id=USER_ID, email=EMAIL, role=Role.parent, external_id=str(USER_ID)))
+        await session.flush()
+        parent = Parent(user_id=USER_ID, first_name="Jordan", last_name="Lee", email=EMAIL, phone="604-555-0100")
+        admin = User(email="admin-supabase@cedar.test", role=Role.admin)
+        session.add_all([parent, admin])
+    # An admin's token as Supabase signs it: the project's secret.
+    token = issue_access_token(
+        supabase_settings(make_settings, jwt_secret=PROJECT_JWT_SECRET), admin.id, admin.email, "admin"
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+
+    fake.will_answer("admin_update_user_ok")
+    moved = await supabase_api.patch(
+        f"/api/v1/parents/{parent.id}", headers=headers, json={"email": "j.lee@example.com"}
+    )
+    assert moved.status_code == 200, moved.text
+    assert fake.received[0].url.path == f"/auth/v1/admin/users/{USER_ID}"
+    assert fake.body(0) == {"email": "j.lee@example.com", "email_confirm": True}
+
+    fake.will_answer("admin_update_user_banned")
+    assert (await supabase_api.delete(f"/api/v1/parents/{parent.id}", headers=headers)).status_code == 204
+    assert fake.received[1].method == "PUT" and fake.body(1) == {"ban_duration": "876000h"}
+
+    # Refused here even if Supabase were to let the user in: it is never asked.
+    login = await supabase_api.post(f"{AUTH}/login", json={"email": "j.lee@example.com", "password": "whatever"})
+    assert login.status_code == 401 and len(fake.received) == 2
     assert fake.unexpected == []
 
 
