@@ -1,9 +1,9 @@
 """The webhook's events stored together: one statement for every event that arrived while the last one ran.
 
-Storing one event costs this process a pool checkout, a round trip and a commit, about 250 µs of CPU; the same
-statement for ten events costs about 40 µs an event, for fifty about 20 (measured in-process on this machine).
-A burst of webhooks (a renewal day, a replay from Stripe's dashboard) is when both the API and PostgreSQL are
-busiest, and it is when requests overlap enough to share statements; one request alone is stored at once.
+Storing one event costs this process a pool checkout, a round trip and a commit, which one statement shares
+among all the events waiting. A burst of webhooks (a renewal day, a replay from Stripe's dashboard) is when both
+the API and PostgreSQL are busiest, and it is when requests overlap enough to share statements; one request
+alone is stored at once.
 
 Each request still answers only once the statement holding its event has committed, so Stripe never hears 2xx
 for an event that is not stored. When a batch fails for one of its events, each is stored again on its own,

@@ -89,7 +89,6 @@ def serve() -> FastAPI:
 
     What start-up built (modules, routes, models) lives as long as the process; frozen, it is no longer re-scanned
     by every full collection. Collections of young objects are made rarer, since each request allocates thousands.
-    Together they cut the admin and parent reads' p95 at 50 concurrent clients by a third or more (bench/api.py).
     Tests build many apps in one process, so ``create_app`` leaves the collector alone.
     """
     app = create_app()

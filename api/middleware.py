@@ -1,8 +1,8 @@
 """Request hygiene for every route: a request id, a body size limit (413), text PostgreSQL cannot store (422),
 and the security headers from settings.
 
-Plain ASGI (not ``BaseHTTPMiddleware``) so streaming responses pass through untouched and the cost per request
-stays a few microseconds.
+Plain ASGI (not ``BaseHTTPMiddleware``) so streaming responses pass through untouched and every request pays
+little for it.
 """
 
 from __future__ import annotations

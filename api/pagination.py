@@ -101,5 +101,5 @@ async def fetch_page(
 
 def page_of(rows: Sequence[Any], total: int, page: PageParams) -> dict[str, Any]:
     """The response body of one page. The rows stay ORM objects: the route's ``response_model`` converts them
-    once (its item schema reads attributes), which halves the cost of a converted copy made here."""
+    once (its item schema reads attributes), which spares a converted copy made here."""
     return {"data": rows, "total": total, "limit": page.limit, "offset": page.offset}

@@ -1,11 +1,9 @@
 """The router every capability declares its routes on: FastAPI's, minus a scan of routes that cannot match.
 
-Since FastAPI 0.137 an included router is matched lazily: for each request the app asks every included router
-in turn, and each one tries every route it holds, none skipped by path. With eighteen routers and a hundred
-routes that scan cost up to 160 µs a request here, twice over for the router that matches (it matches again to
-handle the request): a tenth of what a small authenticated read costs in all (``bench/api.py``). Upstream's
-fix (fastapi PR #16159, open) skips a router by the prefix it is *included* with; ours carry their prefix on
-the router itself, and several share ``/api/v1``.
+FastAPI matches an included router lazily: for each request the app asks every included router in turn, and
+each one tries every route it holds, none skipped by path, so every request pays for scanning the routes of the
+routers ahead of its own. Upstream's fix (fastapi PR #16159, open) skips a router by the prefix it is *included*
+with; ours carry their prefix on the router itself, and several share ``/api/v1``.
 
 So each router answers "no match" at once to a path that starts with none of its routes' literal beginnings
 (the text before a route's first path parameter), and otherwise matches exactly as FastAPI does. A path that

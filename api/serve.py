@@ -2,9 +2,8 @@
 
 ``uvicorn --workers N`` shares one listening socket among its processes, and whichever process wakes first
 accepts: a burst of new connections can land mostly on one of them. Keep-alive connections stay where they
-landed, so one process serves most clients, and the requests on the busy one wait (at 50 concurrent clients on
-2 cores, p95 was 2.5 to 7 times p50; ``bench/api.py``). Here each process binds a socket of its own with
-``SO_REUSEPORT``, and the kernel spreads connections across them by address hash.
+landed, so one process serves most clients and the requests on the busy one wait. Here each process binds a
+socket of its own with ``SO_REUSEPORT``, and the kernel spreads connections across them by address hash.
 
 Each process is the whole API, with its own in-process Temporal worker (``Settings.api_worker``). A container
 runs one process (``deploy/Dockerfile``) and its load balancer spreads the load; this is for one host with more

@@ -1,10 +1,10 @@
 """Stripe's webhook, answered before FastAPI's routing: the accept path of a busy billing day.
 
 Every Stripe event is one POST, and a burst of them (a renewal day, a replay from the dashboard) is the API's
-heaviest load. Routing through a hundred routes, dependency injection and response validation cost several times
-what the work itself does (an HMAC, a JSON parse, one SQL statement): ``bench/webhooks.py`` measures both. This
-pure-ASGI layer runs the very same ``accept_stripe_event`` as the declared route and answers in the same shapes;
-every other request passes through untouched.
+heaviest load. Routing through a hundred routes, dependency injection and response validation cost more than
+the work itself (an HMAC, a JSON parse, one SQL statement). This pure-ASGI layer runs the very same
+``accept_stripe_event`` as the declared route and answers in the same shapes; every other request passes through
+untouched.
 """
 
 from __future__ import annotations

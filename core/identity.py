@@ -180,8 +180,8 @@ def _decoy_hash() -> str:
 
 
 async def _check_password(password_hash: str | None, password: str) -> bool:
-    # argon2 is deliberately slow (tens of ms of CPU): off the event loop. A missing account still pays for one
-    # verification so response times do not reveal which emails exist.
+    # argon2 is deliberately slow: off the event loop. A missing account still pays for one verification so
+    # response times do not reveal which emails exist.
     matches = await asyncio.to_thread(verify_password, password_hash or _decoy_hash(), password)
     return matches and password_hash is not None
 

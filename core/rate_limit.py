@@ -3,8 +3,8 @@ and per account or email), kept in PostgreSQL.
 
 Why PostgreSQL and not process memory: the API runs as several uvicorn workers (and several hosts behind a load
 balancer), so in-process counters would each allow the full budget and reset on every deploy. One upsert per
-attempt costs well under a millisecond next to the tens of milliseconds argon2 spends on the password, and the
-counters survive restarts. Keys carry a hash of the email, never the address itself.
+attempt is small beside the argon2 password check, and the counters survive restarts. Keys carry a hash of the
+email, never the address itself.
 """
 
 from __future__ import annotations

@@ -49,9 +49,8 @@ class Settings(BaseSettings):
     database_name: str = "cedar"
     db_pool_size: int = 10
     # Connections beyond the pool, per process: none by default. SQLAlchemy opens an overflow connection for one
-    # checkout and closes it on return, so a burst beyond the pool pays for a new PostgreSQL connection (a backend
-    # process, authentication) on every request, just when CPU is short: at 50 concurrent webhook posts that
-    # nearly halved what one API process accepted. Beyond the pool, requests queue for a connection instead.
+    # checkout and closes it on return, so a burst beyond the pool would pay for a new PostgreSQL connection (a
+    # backend process, authentication) on every request, just when CPU is short. Requests queue instead.
     db_max_overflow: int = Field(default=0, ge=0)
     # How long a request or activity waits for a pooled connection before failing (retried, or a 5xx).
     db_pool_timeout: timedelta = timedelta(seconds=30)
@@ -89,7 +88,7 @@ class Settings(BaseSettings):
     temporal_update_timeout: timedelta = timedelta(seconds=15)
     # The CPU niceness a worker process takes as it starts (0 leaves it alone). Where workers share a host with
     # the API, requests then win the CPU over background work: a burst of Stripe webhooks is acknowledged while
-    # billing works them off (bench/webhooks.py). Raising niceness needs no privilege.
+    # billing works them off. Raising niceness needs no privilege.
     worker_nice: int = Field(default=10, ge=0, le=19)
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
@@ -99,7 +98,7 @@ class Settings(BaseSettings):
     stripe_webhook_tolerance: timedelta = timedelta(seconds=300)
     # The forwarder hands a burst of new events to billing once announcements pause this long (at the latest
     # stripe_handover_max_delay after the first), so that where Temporal shares the host the acknowledgements
-    # Stripe waits for go first and billing's work follows (bench/webhooks.py). Billing reacts that much later.
+    # Stripe waits for go first and billing's work follows. Billing reacts that much later.
     stripe_handover_quiet: timedelta = timedelta(milliseconds=100)
     stripe_handover_max_delay: timedelta = timedelta(seconds=1)
     # Stripe's Canadian domestic card price, used when a charge carries no balance transaction fee.

@@ -65,8 +65,8 @@ def cache_workflow_bytecode() -> None:
     """Writes ``workflows/__pycache__`` even where ``PYTHONDONTWRITEBYTECODE`` is set.
 
     The sandbox imports a workflow's module afresh for every workflow run; with no cached bytecode each import
-    compiles the source again, which profiling showed to be a tenth of a worker's CPU under load. A read-only
-    install (bytecode shipped or not) is left as it is.
+    compiles the source again, a real share of a busy worker's CPU. A read-only install (bytecode shipped or not)
+    is left as it is.
     """
     compileall.compile_dir(Path(workflows_package.__file__).parent, quiet=2, workers=1)
 

@@ -3,8 +3,8 @@
 The webhook endpoint only verifies, stores and answers: its INSERT announces each new event of one of our
 families on a PostgreSQL channel (``STRIPE_EVENTS_CHANNEL``). One forwarder at a time listens: the worker
 processes elect it with a session advisory lock, and another takes over when its process ends. Handing over is
-a signal-with-start, which costs the caller more CPU than the whole accept path does, so a burst of
-webhooks no longer slows the process that answers them (``bench/webhooks.py``).
+a signal-with-start, which costs the caller more CPU than the whole accept path does: done here, a burst of
+webhooks does not slow the process that answers them.
 
 An event announced while no forwarder listened stays ``received``: a forwarder hands such events over when it
 starts leading, and the catch-up schedule does whenever it runs.

@@ -71,7 +71,7 @@ async def audit_staff_reads(
     """One ``read`` row per family record a teacher or admin saw, so a family can learn who looked at their data.
 
     A page of reads is written by one small INSERT … SELECT unnest(…) rather than one ORM object per row, which
-    kept a staff list of 50 records several times slower than the list itself. Read rows have no before/after.
+    cost more than the list itself. Read rows have no before/after.
     """
     if principal.role not in STAFF_ROLES:
         return

@@ -241,7 +241,7 @@ async def _start_workflow(temporal: Client, settings: Settings, enrollment: Enro
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(ENROLLMENT_STATE, EnrollmentState.RECEIVED.value)]
             ),
-            # Runs the first workflow task in this process when a worker shares it (the benchmark's case).
+            # Runs the first workflow task in this process when its own worker polls the enrollments' queue.
             request_eager_start=True,
             rpc_timeout=settings.temporal_update_timeout,
         )
