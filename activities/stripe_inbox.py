@@ -114,7 +114,7 @@ STORE_EVENTS_SQL = f"""
     FROM incoming
         LEFT JOIN inserted ON inserted.stripe_event_id = incoming.stripe_event_id
         LEFT JOIN stripe_events AS earlier ON earlier.stripe_event_id = incoming.stripe_event_id
-"""
+"""  # noqa: S608 (interpolates only the constant channel name)
 
 Database: TypeAlias = AsyncSession | AsyncConnection | asyncpg.Connection
 

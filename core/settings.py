@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "cedar-development-secret-change-me-0123456789"
+# Development defaults, public on purpose: production refuses to start while any of them is set.
+DEV_SECRET = "cedar-development-secret-change-me-0123456789"  # noqa: S105
 DEV_STRIPE_API_KEY = "sk_test_cedar_local"
-DEV_WEBHOOK_SECRET = "whsec_cedar_local_development"
+DEV_WEBHOOK_SECRET = "whsec_cedar_local_development"  # noqa: S105
 MIN_JWT_SECRET_LENGTH = 32
 
 
@@ -154,7 +155,7 @@ class Settings(BaseSettings):
     supabase_jwks_url: str | None = None
     # The demo seed's admin (development only: the seed refuses to run in production).
     demo_admin_email: str = "admin@cedarheights.example"
-    demo_admin_password: str = "cedar-admin-demo"
+    demo_admin_password: str = "cedar-admin-demo"  # noqa: S105 (the demo seed only, which production refuses)
     # The first admin `python -m scripts.create_admin` makes when no --email is given.
     bootstrap_admin_email: str | None = None
 

@@ -69,7 +69,7 @@ def _persist_to(store_file: Path | None) -> None:
             return
         try:
             with open(store_file, "rb") as handle:
-                saved = pickle.load(handle)
+                saved = pickle.load(handle)  # noqa: S301 (the store our own localstripe wrote in the stack's folder)
         except Exception as error:  # a file cut short by a kill: keep it aside, start empty
             logging.getLogger(__name__).warning("unreadable %s (%s); starting empty", store_file, error)
             os.replace(store_file, store_file.with_suffix(".corrupt"))

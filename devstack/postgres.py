@@ -184,7 +184,8 @@ class EmbeddedPostgres(Service):
         return result.stdout.strip()
 
     def database_exists(self, name: str) -> bool:
-        return self.psql(f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(name)}") == "1"
+        query = f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(name)}"  # noqa: S608 (quoted literal)
+        return self.psql(query) == "1"
 
     def create_database(self, name: str, template: str | None = None) -> None:
         """Create `name` (a copy of `template` if given) unless it exists."""

@@ -204,10 +204,11 @@ class ManagedProcess:
                     f"log: {self.log_path}\n{self.log_tail()}"
                 )
             try:
-                if check():
-                    return
+                ready = check()
             except Exception:  # a failing probe only means "not ready yet"
-                pass
+                ready = False
+            if ready:
+                return
             if time.monotonic() >= deadline:
                 raise TimeoutError(
                     f"{self.name} was not ready after {timeout:.0f}s; log: {self.log_path}\n{self.log_tail()}"

@@ -194,7 +194,12 @@ class SmtpSink(Service):
     def clear(self) -> None:
         httpx.delete(f"{self.http_url}/api/messages", timeout=10).raise_for_status()
 
-    async def wait_for_messages(self, to: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait_for_messages(
+        self,
+        to: str,
+        count: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109 (a polling deadline, not a cancellation scope)
+    ) -> list[dict[str, Any]]:
         """Poll (without blocking the event loop) until `to` has at least `count` messages."""
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=10) as client:

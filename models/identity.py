@@ -53,8 +53,8 @@ class RefreshToken(SQLModel, table=True):
 
 
 class TokenPurpose(StrEnum):
-    password_reset = "password_reset"
-    set_password = "set_password"
+    password_reset = "password_reset"  # noqa: S105 (a purpose's name, not a password)
+    set_password = "set_password"  # noqa: S105
 
 
 class OneTimeToken(SQLModel, table=True):

@@ -78,7 +78,7 @@ DEMO_TEACHERS = (
         "Electric bass, groove and reading.",
     ),
 )
-DEMO_TEACHER_PASSWORD = "cedar-teacher-demo"
+DEMO_TEACHER_PASSWORD = "cedar-teacher-demo"  # noqa: S105 (the demo school only; refused in production)
 
 
 async def seed_demo(session: AsyncSession, settings: Settings, today: date) -> None:

@@ -454,14 +454,14 @@ class EnrollmentWorkflow:
         if self._cancel is not None:
             raise _Closing(S.CANCELLED, self._cancel.reason)
 
-    async def _wait_for(self, condition: Callable[[], bool], timeout: timedelta) -> bool:
-        """True when ``condition`` (or a cancellation) came first, False when ``timeout`` elapsed."""
+    async def _wait_for(self, condition: Callable[[], bool], within: timedelta) -> bool:
+        """True when ``condition`` (or a cancellation) came first, False when ``within`` elapsed (a durable timer)."""
         if condition() or self._cancel is not None:
             return True
-        if timeout <= timedelta(0):
+        if within <= timedelta(0):
             return False
         try:
-            await workflow.wait_condition(lambda: condition() or self._cancel is not None, timeout=timeout)
+            await workflow.wait_condition(lambda: condition() or self._cancel is not None, timeout=within)
         except TimeoutError:
             return False
         return True

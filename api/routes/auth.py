@@ -48,7 +48,7 @@ def _errors(**described: str) -> dict[int | str, dict[str, Any]]:
 
 _INVALID = "invalid request, with a message per field"
 _LIMITED = "too many attempts from this address or for this account; see Retry-After"
-_NO_TOKEN = "no valid bearer token"
+_NO_TOKEN = "no valid bearer token"  # noqa: S105 (an error message, not a password)
 _LINK_ERRORS = _errors(e400="the link is invalid, used or expired", e422=f"{_INVALID}, or a password found too weak")
 T = TypeVar("T")
 

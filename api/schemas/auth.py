@@ -55,7 +55,7 @@ class TokenResponse(BaseModel):
     """Supabase's session shape, so one front end works with either identity provider."""
 
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (OAuth's token type, not a secret)
     expires_in: int
     expires_at: int
     refresh_token: str

@@ -38,16 +38,17 @@ async def test_messages_are_kept_listed_and_shown_escaped(tmp_path: Path) -> Non
         found = await sink.wait_for_messages("parent@cedar.test")
         assert found[0]["id"] == oldest["id"]
 
-        one = httpx.get(f"{sink.http_url}/api/messages/{oldest['id']}").json()
-        assert one == oldest
-        assert httpx.get(f"{sink.http_url}/api/messages/nope").status_code == 404
+        async with httpx.AsyncClient(base_url=sink.http_url) as http:
+            one = (await http.get(f"/api/messages/{oldest['id']}")).json()
+            assert one == oldest
+            assert (await http.get("/api/messages/nope")).status_code == 404
 
-        page = httpx.get(f"{sink.http_url}/").text
-        assert "<script>alert" not in page
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-        html_view = httpx.get(f"{sink.http_url}/messages/{oldest['id']}/html")
-        assert html_view.headers["content-security-policy"] == "sandbox"
-        assert "demo lesson" in httpx.get(f"{sink.http_url}/messages/{oldest['id']}/text").text
+            page = (await http.get("/")).text
+            assert "<script>alert" not in page
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+            html_view = await http.get(f"/messages/{oldest['id']}/html")
+            assert html_view.headers["content-security-policy"] == "sandbox"
+            assert "demo lesson" in (await http.get(f"/messages/{oldest['id']}/text")).text
     finally:
         sink.stop()
 

@@ -27,7 +27,8 @@ async def test_a_client_connects_and_search_attributes_exist(tmp_path: Path) -> 
         listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
         assert "CedarDevstackTest" in listed.custom_attributes
         assert server.ui_url is not None
-        assert httpx.get(server.ui_url, timeout=5).status_code == 200
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(server.ui_url)).status_code == 200
     finally:
         server.stop()
     assert not server.is_running()
