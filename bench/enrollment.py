@@ -9,7 +9,8 @@ activity kinds with no-op bodies, the same start options) on the same Temporal s
 Against a running stack (``./cedar run`` in another terminal; the default settings find it) or, with
 ``--own-stack``, against a fresh one it starts in a temporary directory on free ports (PostgreSQL, Temporal,
 localstripe, the SMTP sink, the API (``api.serve``) and one worker, as separate processes like in production)
-and stops after.
+and stops after. Against a running stack, raise its per-address limit on the public form first
+(``CEDAR_ENROLLMENT_RATE_LIMIT_PER_HOUR_IP``), or the run meets 429s after the first few posts.
 The time to ``demo_scheduled`` is read from the enrollment row's step timestamp (written by the step itself),
 so polling does not inflate it. It adds benchmark teachers (piano, free all week) so no enrollment waitlists.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -257,6 +259,8 @@ def main() -> None:
             )
         )
         return
+    # Every POST comes from this one address: the own stack's API lifts the public form's per-address limit.
+    os.environ.setdefault("CEDAR_ENROLLMENT_RATE_LIMIT_PER_HOUR_IP", str(10 * args.n))
     with tempfile.TemporaryDirectory(prefix="cedar-bench-") as directory:
         settings = own_stack_settings(Path(directory), args.api_processes)
         stack = plan(settings)
