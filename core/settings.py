@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # How long the API waits on Temporal before answering 504: a query, describe or signal (the server, or one
     # workflow task, answers it), and an update (the workflow's own work, Stripe calls included).
     temporal_query_timeout: timedelta = timedelta(seconds=3)
-    temporal_update_timeout: timedelta = timedelta(seconds=15)
+    temporal_update_timeout: timedelta = timedelta(seconds=30)
     # The CPU niceness a worker process takes as it starts (0 leaves it alone). Where workers share a host with
     # the API, requests then win the CPU over background work: a burst of Stripe webhooks is acknowledged while
     # billing works them off. Raising niceness needs no privilege.

@@ -164,13 +164,15 @@ async def test_cancel_while_a_step_runs_takes_effect_after_it_and_undoes_it(
     release = asyncio.Event()
     admin = await auth_headers(Role.admin)
     async with enrollment_worker(replace=[held_assignment(worker_deps, release)]):
-        enrollment_id = await enroll(api)
-        await _row_reaches(sessions, enrollment_id, "account_created")
-        # A local activity running longer than a workflow task lets the update in while it runs.
-        cancelled = await _cancel(api, enrollment_id, admin)
+        try:
+            enrollment_id = await enroll(api)
+            await _row_reaches(sessions, enrollment_id, "account_created")
+            # A local activity running longer than a workflow task lets the update in while it runs.
+            cancelled = await _cancel(api, enrollment_id, admin)
+        finally:
+            release.set()  # a failure above must not leave the worker's shutdown waiting on the held step
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["state"] == "account_created"
-        release.set()
         closed = await wait_for_state(api, enrollment_id, "cancelled")
     # The held step finished (a place was reserved), then the cancellation undid it.
     assert [s["state"] for s in closed["steps"]][-2:] == ["teacher_assigned", "cancelled"]
