@@ -75,6 +75,7 @@ ACCEPTED = {
     EnrollmentAction.DEMO_OUTCOME: {S.DEMO_SCHEDULED, S.AWAITING_OUTCOME},
     EnrollmentAction.CANCEL: set(EnrollmentState) - TERMINAL_STATES,
     EnrollmentAction.ASSIGN_TEACHER: {S.WAITLISTED},
+    EnrollmentAction.CONFIRM_FAMILY: {S.AWAITING_CONFIRMATION},
 }
 
 
