@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.stripe import StripeActivities
     from domain.billing_rules import trial_end_for
     from domain.dunning import AUTHENTICATION_REQUIRED
+    from domain.money import format_money
     from workflows.billing_messages import (
         FAMILY_BILLING_WORKFLOW,
         SIGNAL_CARD_UPDATED,
@@ -180,10 +181,6 @@ class InvoicesView(BaseModel):
 class BalanceView(BaseModel):
     owed_minor: int
     open_invoices: int
-
-
-def _money(amount_minor: int, currency: str = "cad") -> str:
-    return f"${amount_minor // 100}.{amount_minor % 100:02d} {currency.upper()}"
 
 
 @workflow.defn(name=FAMILY_BILLING_WORKFLOW)
@@ -530,7 +527,7 @@ class FamilyBillingWorkflow:
             to="parent",
             parent_id=self.parent_id,
             context={
-                "amount": _money(applied.amount_paid_minor, currency),
+                "amount": format_money(applied.amount_paid_minor, currency),
                 "payment_reference": str(applied.payment_id)[:8].upper(),
                 "paid_on": (applied.paid_at or workflow.now()).date().isoformat(),
             },

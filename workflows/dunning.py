@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         state_for,
     )
     from domain.local_time import format_local
+    from domain.money import format_money
     from workflows.billing_messages import (
         FAMILY_DUNNING_WORKFLOW,
         SIGNAL_CARD_UPDATED,
@@ -429,7 +430,7 @@ class FamilyDunningWorkflow:
         context["attempt"] = str(notice.attempt)
         if invoice is None:
             return context
-        context["amount_due"] = f"${invoice.amount_due_minor / 100:,.2f} {config.currency.upper()}"
+        context["amount_due"] = format_money(invoice.amount_due_minor, config.currency)
         context["invoice_ref"] = invoice.stripe_invoice_id
         context["suspend_on"] = format_local(invoice.first_failed_at + config.suspend_after, tz)
         context["cancel_on"] = format_local(invoice.first_failed_at + config.cancel_after, tz)
