@@ -20,11 +20,11 @@ from temporalio import activity
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from domain.enrollment_rules import EnrollmentState
 from domain.local_time import format_local
 from models import (
     BillingAccount,
     Enrollment,
-    EnrollmentStatus,
     Lesson,
     LessonStatus,
     Student,
@@ -158,9 +158,9 @@ class DunningActivities:
             moved = lessons.all()
             enrollments = await session.execute(
                 update(Enrollment)
-                .where(col(Enrollment.parent_id) == family.parent_id, col(Enrollment.state) == EnrollmentStatus.active)
+                .where(col(Enrollment.parent_id) == family.parent_id, col(Enrollment.state) == EnrollmentState.ACTIVE)
                 .values(
-                    state=EnrollmentStatus.cancelled,
+                    state=EnrollmentState.CANCELLED,
                     failure_reason="cancelled for non-payment",
                     updated_at=now,
                     completed_at=now,

@@ -18,10 +18,10 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import dunning_workflow_id
 from domain.calendar import local_to_utc
+from domain.dunning import DunningState
 from domain.local_time import format_local
 from models import (
     BillingAccount,
-    DunningStatus,
     Lesson,
     LessonKind,
     LessonStatus,
@@ -77,7 +77,7 @@ class ScheduledActivities:
             in_arrears = set(
                 await session.scalars(
                     select(col(BillingAccount.parent_id)).where(
-                        col(BillingAccount.dunning_state).in_((DunningStatus.warning, DunningStatus.suspended))
+                        col(BillingAccount.dunning_state).in_((DunningState.WARNING, DunningState.SUSPENDED))
                     )
                 )
             )

@@ -29,7 +29,8 @@ from api.temporal_calls import bounded
 from core.audit import record_audit
 from core.settings import Settings
 from core.temporal import dunning_workflow_id
-from models import BillingAccount, DunningStatus, Parent
+from domain.dunning import DunningState
+from models import BillingAccount, Parent
 from workflows.dunning_messages import (
     QUERY_STATE,
     SIGNAL_FORGIVE,
@@ -122,7 +123,7 @@ async def _require_family(session: SessionDep, parent_id: uuid.UUID) -> None:
 async def list_families(
     session: SessionDep,
     principal: AdminPrincipal,
-    state: DunningStatus | None = Query(default=None, description="only this state; default: every non-clear one"),
+    state: DunningState | None = Query(default=None, description="only this state; default: every non-clear one"),
 ) -> DunningList:
     query = select(col(BillingAccount.parent_id), col(BillingAccount.dunning_state), col(BillingAccount.dunning_paused))
     query = query.where(
