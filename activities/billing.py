@@ -43,6 +43,7 @@ from activities.billing_models import (
 )
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from core.temporal import dunning_workflow_id
 from domain import ledger
 from domain.billing_rules import discounted_amount, plan_id, sibling_discount_percent
 from models import (
@@ -79,10 +80,6 @@ DUNNING_MESSAGES: dict[str, type[BaseModel]] = {
     SIGNAL_INVOICE_PAID: InvoicePaid,
     SIGNAL_CARD_UPDATED: CardUpdated,
 }
-
-
-def dunning_workflow_id(parent_id: uuid.UUID | str) -> str:
-    return f"family-dunning-{parent_id}"
 
 
 # --- posting rules: a billing event → its journal entries ---

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
-from core.temporal import dunning_workflow_id
+from core.temporal import dunning_workflow_id, dunning_workflow_parent
 from domain.calendar import local_to_utc
 from domain.dunning import DunningState
 from domain.local_time import format_local
@@ -85,10 +85,7 @@ class ScheduledActivities:
             f"WorkflowType = '{FAMILY_DUNNING_WORKFLOW}' AND ExecutionStatus = 'Running' "
             f"AND TaskQueue = '{self._settings.task_queue}'"
         )
-        running = {
-            uuid.UUID(execution.id.removeprefix("family-dunning-"))
-            async for execution in self._temporal.list_workflows(query)
-        }
+        running = {dunning_workflow_parent(execution.id) async for execution in self._temporal.list_workflows(query)}
         nudged, not_running = 0, []
         for parent_id in sorted(in_arrears | running, key=str):
             try:

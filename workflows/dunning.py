@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         NoticeKind,
         due_actions,
         is_hard_decline,
+        is_worse,
+        next_retry,
         next_transition,
         payment_failed_notice,
         state_for,
@@ -72,7 +74,6 @@ EMAIL_TIMEOUT, EMAIL_RETRY = (
     RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
 )
 TIMELINE_LIMIT = 60
-SEVERITY = {state: rank for rank, state in enumerate(DunningState)}
 # What teachers are told about the family's lessons (wording, dedup-key part); anything else is a restore.
 TEACHER_NOTICE = {
     DunningState.SUSPENDED: ("on hold", "suspended"),
@@ -260,11 +261,7 @@ class FamilyDunningWorkflow:
         None when Stripe owns retries (settings.payment_retries_owner)."""
         if self._require_config().retries_owner != "cedar":
             return None
-        latest = invoice.last_attempt_at or invoice.first_failed_at
-        for offset in self._require_config().retry_offsets:
-            if invoice.first_failed_at + offset > latest:
-                return invoice.first_failed_at + offset
-        return None
+        return next_retry(invoice.first_failed_at, invoice.last_attempt_at, self._policy())
 
     async def _evaluate(self) -> None:
         now = workflow.now()
@@ -274,7 +271,7 @@ class FamilyDunningWorkflow:
         oldest = self._oldest()
         previous = DunningState(self._s.state)
         current = state_for(oldest.first_failed_at if oldest else None, now, self._policy())
-        if self._s.paused and SEVERITY[current] > SEVERITY[previous]:
+        if self._s.paused and is_worse(current, previous):
             current = previous  # a paused family gets no worse; a payment still clears it
         await self._notify_failures()
         if current != previous:
