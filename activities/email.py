@@ -67,6 +67,9 @@ class SendEmail(BaseModel):
     include_confirmation: bool = False
     # Context keys holding ISO instants, shown in the school's local time ("Monday 30 November 2026, 4:00 PM PST").
     local_times: list[str] = Field(default_factory=list)
+    # Context keys whose value is a wording fragment of the templates folder (``_<fragment>.txt``), filled with the
+    # context: how a workflow picks one of several sentences without holding their words.
+    fragments: dict[str, str] = Field(default_factory=dict)
 
 
 class EmailResult(BaseModel):
@@ -97,13 +100,14 @@ class EmailActivities:
                 row = existing or await self._create_row(session, request, recipient, "", ids)
                 row.status, row.error = CommunicationStatus.suppressed, SUPPRESSED_REASON
                 return EmailResult(communication_id=row.id, already_sent=False, suppressed=True)
+            fragments = dict(request.fragments)
             if request.include_login:
-                context["login_instructions"] = await self._login_instructions(session, parent)
+                fragments["login_instructions"] = await self._login_instructions(session, parent, context)
             if request.include_confirmation:
                 enrollment = await session.get(Enrollment, request.enrollment_id) if request.enrollment_id else None
                 context.update(self._confirmation(enrollment))
             try:
-                rendered = render(request.template, context)
+                rendered = render(request.template, context, fragments)
             except TemplateError as exc:
                 raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
             row = existing or await self._create_row(session, request, recipient, rendered.subject, ids)
@@ -206,15 +210,18 @@ class EmailActivities:
             "teacher_display_name": "",
         }
 
-    async def _login_instructions(self, session: AsyncSession, parent: Parent | None) -> str:
+    async def _login_instructions(self, session: AsyncSession, parent: Parent | None, context: dict[str, Any]) -> str:
+        """The fragment telling the parent how to sign in (a set-password link when they have no password yet),
+        its values added to ``context``."""
         if parent is None or parent.user_id is None:
             raise ApplicationError("include_login needs the parent's account", non_retryable=True)
         user = await session.get(User, parent.user_id)
         if user is not None and user.password_hash:
-            return f"sign in with your existing account at {self._settings.public_base_url}."
+            return "login_sign_in"
         link = await self._identity.create_password_link(session, parent.user_id, TokenPurpose.set_password)
-        days = self._settings.set_password_ttl.days or 1
-        return f"set your password within {days} day(s) here: {link}"
+        context["set_password_link"] = link
+        context["set_password_days"] = self._settings.set_password_ttl.days or 1
+        return "login_set_password"
 
     def _confirmation(self, enrollment: Enrollment | None) -> dict[str, Any]:
         if enrollment is None:

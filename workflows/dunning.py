@@ -74,12 +74,10 @@ EMAIL_TIMEOUT, EMAIL_RETRY = (
     RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
 )
 TIMELINE_LIMIT = 60
-# What teachers are told about the family's lessons (wording, dedup-key part); anything else is a restore.
-TEACHER_NOTICE = {
-    DunningState.SUSPENDED: ("on hold", "suspended"),
-    DunningState.CANCELLED: ("cancelled", "cancelled"),
-}
-RESTORED_NOTICE = ("back on your calendar", "restored")
+# What teachers are told about the family's lessons: the dedup-key part, which is also the wording's fragment
+# (activities/templates/_dunning_lessons_<key>.txt); anything else is a restore.
+TEACHER_NOTICE = {DunningState.SUSPENDED: "suspended", DunningState.CANCELLED: "cancelled"}
+RESTORED_NOTICE = "restored"
 
 
 @workflow.defn(name=FAMILY_DUNNING_WORKFLOW)
@@ -381,7 +379,7 @@ class FamilyDunningWorkflow:
             self._note("billing_unreachable", f"{signal}: {type(exc).__name__}")
 
     async def _send_notice(self, notice: DunningNotice, invoice: UnpaidInvoice | None) -> None:
-        context = self._notice_context(notice, invoice)
+        context, fragments = self._notice_context(notice, invoice)
         await self._send(
             SendEmail(
                 template=f"dunning_{notice.kind.value}",
@@ -389,17 +387,14 @@ class FamilyDunningWorkflow:
                 to="parent",
                 parent_id=self._parent_id,
                 context=context,
+                fragments=fragments,
             )
         )
 
     async def _tell_teachers(self, changed: LessonsChanged, state: DunningState, driving: str) -> None:
-        what, key = TEACHER_NOTICE.get(state, RESTORED_NOTICE)
+        key = TEACHER_NOTICE.get(state, RESTORED_NOTICE)
         for teacher in changed.teachers:
-            context = {
-                "what": what,
-                "lesson_count": len(teacher.lesson_times),
-                "lesson_times": "; ".join(teacher.lesson_times),
-            }
+            context = {"lesson_count": len(teacher.lesson_times), "lesson_times": "; ".join(teacher.lesson_times)}
             await self._send(
                 SendEmail(
                     template="dunning_teacher_notice",
@@ -407,6 +402,7 @@ class FamilyDunningWorkflow:
                     to="teacher",
                     teacher_id=teacher.teacher_id,
                     context=context,
+                    fragments={"what": f"dunning_lessons_{key}"},
                 )
             )
 
@@ -419,31 +415,37 @@ class FamilyDunningWorkflow:
             workflow.logger.error("dunning notice %s not sent: %s", email.dedup_key, exc.cause or exc)
             self._note("email_failed", email.dedup_key)
 
-    def _notice_context(self, notice: DunningNotice, invoice: UnpaidInvoice | None) -> dict[str, str]:
+    def _notice_context(
+        self, notice: DunningNotice, invoice: UnpaidInvoice | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The notice's facts, and for a failed payment the fragment that says what happens next (its words are
+        in activities/templates/_dunning_next_step_*.txt)."""
         config = self._require_config()
         tz = ZoneInfo(config.school_timezone)
         context = dict.fromkeys(("amount_due", "invoice_ref", "suspend_on", "cancel_on", "next_step"), "")
         context["card_url"] = config.card_update_url
         context["attempt"] = str(notice.attempt)
         if invoice is None:
-            return context
+            return context, {}
         context["amount_due"] = format_money(invoice.amount_due_minor, config.currency)
         context["invoice_ref"] = invoice.stripe_invoice_id
         context["suspend_on"] = format_local(invoice.first_failed_at + config.suspend_after, tz)
         context["cancel_on"] = format_local(invoice.first_failed_at + config.cancel_after, tz)
-        if notice.kind == NoticeKind.PAYMENT_FAILED:
-            retry = self._scheduled_retry(invoice)
-            if invoice.needs_confirmation:
-                where = f" here: {invoice.confirm_url}" if invoice.confirm_url else " (your bank's app or website)"
-                context["next_step"] = f"Your bank asks you to confirm this payment{where}, or add another card."
-            elif invoice.hard_decline:
-                context["next_step"] = "Your bank will not accept further tries on this card: please add a new card."
-            elif retry:
-                when = format_local(retry, tz)
-                context["next_step"] = f"We will try your card again on {when}, or right away when you update it."
-            else:
-                context["next_step"] = "Please update your card so we can collect it."
-        return context
+        if notice.kind != NoticeKind.PAYMENT_FAILED:
+            return context, {}
+        retry = self._scheduled_retry(invoice)
+        if invoice.needs_confirmation:
+            if invoice.confirm_url:
+                context["confirm_url"] = invoice.confirm_url
+            step = "confirm_online" if invoice.confirm_url else "confirm_with_bank"
+        elif invoice.hard_decline:
+            step = "new_card"
+        elif retry:
+            context["retry_on"] = format_local(retry, tz)
+            step = "retry"
+        else:
+            step = "update_card"
+        return context, {"next_step": f"dunning_next_step_{step}"}
 
     def _note(self, kind: str, detail: str = "") -> None:
         self._s.timeline.append(DunningEvent(at=workflow.now(), kind=kind, detail=detail))

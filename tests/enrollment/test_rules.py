@@ -147,3 +147,26 @@ def test_the_mirror_closes_an_active_enrollment_on_cancellation() -> None:
     row = _row("active", "demo_scheduled")
     mirror(row, "cancelled", "moving away")
     assert row.state == "cancelled" and row.failure_reason == "moving away" and row.completed_at is not None
+
+
+def test_login_instructions_are_a_fragment_of_the_templates() -> None:
+    context = {"school_name": "Cedar", "school_url": "http://cedar.test", "set_password_days": 3}
+    context["set_password_link"] = "http://cedar.test/set-password?token=<t>"
+    new = render("enrollment_welcome_parent", _welcome(context), {"login_instructions": "login_set_password"})
+    assert "set your password within 3 day(s) here: http://cedar.test/set-password?token=<t>" in new.text
+    assert "token=&lt;t&gt;" in new.html
+    known = render("enrollment_welcome_parent", _welcome(context), {"login_instructions": "login_sign_in"})
+    assert "sign in with your existing account at http://cedar.test." in known.text
+
+
+def _welcome(context: dict[str, object]) -> dict[str, object]:
+    return {
+        **context,
+        "parent_first_name": "Robin",
+        "student_first_name": "Ada",
+        "instrument": "piano",
+        "lesson_minutes": 30,
+        "teacher_display_name": "Maya L.",
+        "demo_at_local": "Monday 30 November 2026, 4:00 PM PST",
+        "status_url": "http://cedar.test/s",
+    }
