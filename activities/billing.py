@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
 from sqlalchemy import String, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,8 +20,10 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.billing_models import (
+from core.contracts.billing import (
     ApplyInvoice,
+    BillingConfig,
+    BillingConfigRequest,
     ChargeRefunds,
     ChargeSnapshot,
     CreateRefund,
@@ -32,6 +33,7 @@ from activities.billing_models import (
     InvoiceSnapshot,
     NotifyDunning,
     PaymentFailure,
+    PrepareRefund,
     Quote,
     QuoteRequest,
     RecordRefund,
@@ -40,6 +42,13 @@ from activities.billing_models import (
     SubscriptionSnapshot,
     WriteOffInvoice,
 )
+from core.contracts.dunning import (
+    BILLING_SIGNALS,
+    FAMILY_DUNNING_WORKFLOW,
+    SIGNAL_INVOICE_FAILED,
+    FamilyDunningInput,
+)
+from core.contracts.scheduled import RecognizeLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import dunning_workflow_id
@@ -66,23 +75,8 @@ from models import (
     StripeEvent,
     Subscription,
 )
-from workflows.billing_messages import (
-    FAMILY_DUNNING_WORKFLOW,
-    SIGNAL_CARD_UPDATED,
-    SIGNAL_INVOICE_FAILED,
-    SIGNAL_INVOICE_PAID,
-    CardUpdated,
-    FamilyDunningInput,
-    InvoiceFailed,
-    InvoicePaid,
-)
 
 LIVE_SUBSCRIPTION = ("trialing", "active", "past_due", "incomplete", "unpaid")
-DUNNING_MESSAGES: dict[str, type[BaseModel]] = {
-    SIGNAL_INVOICE_FAILED: InvoiceFailed,
-    SIGNAL_INVOICE_PAID: InvoicePaid,
-    SIGNAL_CARD_UPDATED: CardUpdated,
-}
 
 
 async def post_events(
@@ -140,25 +134,6 @@ async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUI
         )
     )
     return int(total or 0)
-
-
-class BillingConfigRequest(BaseModel):
-    pass
-
-
-class BillingConfig(BaseModel):
-    continue_as_new_after_commands: int
-
-
-class RecognizeLessons(BaseModel):
-    limit: int = 500
-
-
-class PrepareRefund(BaseModel):
-    request_id: uuid.UUID
-    billing_account_id: uuid.UUID
-    payment_id: uuid.UUID
-    amount_minor: int | None = None  # None: whatever is left to refund
 
 
 class BillingActivities:
@@ -517,7 +492,7 @@ class BillingActivities:
     async def notify_dunning(self, request: NotifyDunning) -> None:
         """Tell the family's dunning workflow (by name): a failure starts it if need be; other news only
         reaches one that is running."""
-        message = DUNNING_MESSAGES[request.signal].model_validate(request.payload)
+        message = BILLING_SIGNALS[request.signal].model_validate(request.payload)
         workflow_id = dunning_workflow_id(request.parent_id)
         if request.signal == SIGNAL_INVOICE_FAILED:
             await self._temporal.start_workflow(

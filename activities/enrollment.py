@@ -22,6 +22,28 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from core.contracts.billing import (
+    FAMILY_BILLING_WORKFLOW,
+    SIGNAL_STUDENT_STARTED,
+    SIGNAL_STUDENT_STOPPED,
+    FamilyBillingInput,
+    StudentStarted,
+    StudentStopped,
+)
+from core.contracts.enrollment import (
+    FAMILY_NOT_CONFIRMED,
+    AccountCreated,
+    AssignTeacher,
+    BookDemo,
+    DemoBooking,
+    EnrollmentRef,
+    EnrollmentTimings,
+    FamilyCheck,
+    MirrorState,
+    RegularLessons,
+    TeacherAssignment,
+    ValidatedEnrollment,
+)
 from core.db import SessionFactory, lock_keys, schedule_lock_keys, transaction
 from core.identity import IdentityProvider
 from core.settings import Settings
@@ -49,28 +71,6 @@ from models import (
     TeacherAvailability,
     TeacherTimeOff,
     User,
-)
-from workflows.billing_messages import (
-    FAMILY_BILLING_WORKFLOW,
-    SIGNAL_STUDENT_STARTED,
-    SIGNAL_STUDENT_STOPPED,
-    FamilyBillingInput,
-    StudentStarted,
-    StudentStopped,
-)
-from workflows.enrollment_messages import (
-    FAMILY_NOT_CONFIRMED,
-    AccountCreated,
-    AssignTeacher,
-    BookDemo,
-    DemoBooking,
-    EnrollmentRef,
-    EnrollmentTimings,
-    FamilyCheck,
-    MirrorState,
-    RegularLessons,
-    TeacherAssignment,
-    ValidatedEnrollment,
 )
 
 EXCLUSION_CONSTRAINT = "ex_lessons_teacher_no_overlap"

@@ -4,16 +4,16 @@ nightly reconciliation's is in activities/reconciliation.py)."""
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime, time, timedelta
 
-from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.contracts.dunning import FAMILY_DUNNING_WORKFLOW, SIGNAL_REEVALUATE, Reevaluate
+from core.contracts.scheduled import DueReminders, LessonRef, LessonReminder, SweepReport, SweepRequest
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import dunning_workflow_id, dunning_workflow_parent
@@ -27,38 +27,10 @@ from models import (
     LessonStatus,
     Student,
 )
-from workflows.billing_messages import FAMILY_DUNNING_WORKFLOW
-from workflows.dunning_messages import SIGNAL_REEVALUATE, Reevaluate
 
 log = logging.getLogger("cedar.scheduled")
 
 REMINDER_BATCH_LIMIT = 2000
-
-
-class SweepRequest(BaseModel):
-    reason: str = "daily_sweep"
-
-
-class SweepReport(BaseModel):
-    nudged: int
-    # Families whose billing account says warning/suspended but whose dunning workflow is not running.
-    not_running: list[uuid.UUID]
-
-
-class DueReminders(BaseModel):
-    as_of: datetime
-
-
-class LessonReminder(BaseModel):
-    lesson_id: uuid.UUID
-    enrollment_id: uuid.UUID
-    parent_id: uuid.UUID
-    teacher_id: uuid.UUID
-    lesson_at_local: str
-
-
-class LessonRef(BaseModel):
-    lesson_id: uuid.UUID
 
 
 class ScheduledActivities:

@@ -19,8 +19,36 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from zoneinfo import ZoneInfo
 
-    from activities.dunning import DunningActivities, DunningConfig, FamilyRef, LessonsChanged, RecordDunningState
-    from activities.email import EmailActivities, SendEmail
+    from activities.dunning import DunningActivities
+    from activities.email import EmailActivities
+    from core.contracts.billing import SIGNAL_RETRY_INVOICE, SIGNAL_WRITE_OFF, RetryInvoice, WriteOff
+    from core.contracts.dunning import (
+        FAMILY_DUNNING_WORKFLOW,
+        QUERY_STATE,
+        SIGNAL_CARD_UPDATED,
+        SIGNAL_FORGIVE,
+        SIGNAL_INVOICE_FAILED,
+        SIGNAL_INVOICE_PAID,
+        SIGNAL_PAUSE,
+        SIGNAL_REEVALUATE,
+        SIGNAL_RESUME,
+        SIGNAL_RETRY_NOW,
+        AdminAction,
+        CardUpdated,
+        DunningCarried,
+        DunningConfig,
+        DunningEvent,
+        DunningSnapshot,
+        FamilyDunningInput,
+        FamilyRef,
+        InvoiceFailed,
+        InvoicePaid,
+        LessonsChanged,
+        RecordDunningState,
+        Reevaluate,
+        UnpaidInvoice,
+    )
+    from core.contracts.email import SendEmail
     from core.temporal import DUNNING_STATE, billing_workflow_id
     from domain.dunning import (
         AUTHENTICATION_REQUIRED,
@@ -38,34 +66,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.local_time import format_local
     from domain.money import format_money
-    from workflows.billing_messages import (
-        FAMILY_DUNNING_WORKFLOW,
-        SIGNAL_CARD_UPDATED,
-        SIGNAL_INVOICE_FAILED,
-        SIGNAL_INVOICE_PAID,
-        SIGNAL_RETRY_INVOICE,
-        SIGNAL_WRITE_OFF,
-        CardUpdated,
-        FamilyDunningInput,
-        InvoiceFailed,
-        InvoicePaid,
-        RetryInvoice,
-        WriteOff,
-    )
-    from workflows.dunning_messages import (
-        QUERY_STATE,
-        SIGNAL_FORGIVE,
-        SIGNAL_PAUSE,
-        SIGNAL_REEVALUATE,
-        SIGNAL_RESUME,
-        SIGNAL_RETRY_NOW,
-        AdminAction,
-        DunningCarried,
-        DunningEvent,
-        DunningSnapshot,
-        Reevaluate,
-        UnpaidInvoice,
-    )
 
 DB_TIMEOUT, DB_RETRY = timedelta(seconds=30), RetryPolicy(maximum_interval=timedelta(seconds=30))
 # SMTP outages are retried for a while; a notice that still fails is logged and shown on the timeline.

@@ -27,11 +27,7 @@ from api.principal import AdminPrincipal, Principal
 from api.routing import IndexedRouter
 from api.temporal_calls import bounded
 from core.audit import record_audit
-from core.settings import Settings
-from core.temporal import dunning_workflow_id
-from domain.dunning import DunningState
-from models import BillingAccount, Parent
-from workflows.dunning_messages import (
+from core.contracts.dunning import (
     QUERY_STATE,
     SIGNAL_FORGIVE,
     SIGNAL_PAUSE,
@@ -42,6 +38,10 @@ from workflows.dunning_messages import (
     DunningSnapshot,
     UnpaidInvoice,
 )
+from core.settings import Settings
+from core.temporal import dunning_workflow_id
+from domain.dunning import DunningState
+from models import BillingAccount, Parent
 
 router = IndexedRouter(prefix="/api/v1/dunning", tags=["dunning"])
 _ADMIN = frozenset({"admin"})
