@@ -10,9 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal
 
-from pydantic import BaseModel
 from sqlalchemy import String, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +20,10 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.billing_models import (
+from core.contracts.billing import (
     ApplyInvoice,
+    BillingConfig,
+    BillingConfigRequest,
     ChargeRefunds,
     ChargeSnapshot,
     CreateRefund,
@@ -33,6 +33,7 @@ from activities.billing_models import (
     InvoiceSnapshot,
     NotifyDunning,
     PaymentFailure,
+    PrepareRefund,
     Quote,
     QuoteRequest,
     RecordRefund,
@@ -41,10 +42,26 @@ from activities.billing_models import (
     SubscriptionSnapshot,
     WriteOffInvoice,
 )
+from core.contracts.dunning import (
+    BILLING_SIGNALS,
+    FAMILY_DUNNING_WORKFLOW,
+    SIGNAL_INVOICE_FAILED,
+    FamilyDunningInput,
+)
+from core.contracts.scheduled import RecognizeLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from core.temporal import dunning_workflow_id
 from domain import ledger
-from domain.billing_rules import discounted_amount, plan_id, sibling_discount_percent
+from domain.billing_rules import (
+    discounted_amount,
+    invoice_status_after,
+    lesson_share,
+    mirrored_invoice_status,
+    plan_id,
+    sibling_discount_percent,
+)
+from domain.ledger import EntryKind, LedgerEvent, entries_for, entry_key
 from models import (
     BillingAccount,
     Invoice,
@@ -58,64 +75,8 @@ from models import (
     StripeEvent,
     Subscription,
 )
-from workflows.billing_messages import (
-    FAMILY_DUNNING_WORKFLOW,
-    SIGNAL_CARD_UPDATED,
-    SIGNAL_INVOICE_FAILED,
-    SIGNAL_INVOICE_PAID,
-    CardUpdated,
-    FamilyDunningInput,
-    InvoiceFailed,
-    InvoicePaid,
-)
 
-# How far along an invoice is in our mirror; a re-read or replayed event never moves it back.
-# `past_due` is Stripe's `open` after a failed attempt: the family owes it and dunning is running.
-INVOICE_RANK = {"draft": 0, "open": 1, "past_due": 2, "paid": 3, "void": 3, "uncollectible": 3}
 LIVE_SUBSCRIPTION = ("trialing", "active", "past_due", "incomplete", "unpaid")
-MONTHLY_LESSONS = 4  # a monthly plan bills four weekly lessons (scripts/reference_data.py)
-DUNNING_MESSAGES: dict[str, type[BaseModel]] = {
-    SIGNAL_INVOICE_FAILED: InvoiceFailed,
-    SIGNAL_INVOICE_PAID: InvoicePaid,
-    SIGNAL_CARD_UPDATED: CardUpdated,
-}
-
-
-def dunning_workflow_id(parent_id: uuid.UUID | str) -> str:
-    return f"family-dunning-{parent_id}"
-
-
-# --- posting rules: a billing event → its journal entries ---
-
-
-class LedgerEvent(BaseModel):
-    """A money event as the ledger sees it; ``source_id`` is the Stripe (or Cedar) object that caused it."""
-
-    kind: Literal[
-        "invoice_finalized", "invoice_voided", "payment_received", "refund_issued", "written_off", "lesson_completed"
-    ]
-    source_id: str
-    amount_minor: int
-    fee_minor: int = 0
-
-
-def entries_for(event: LedgerEvent) -> list[ledger.JournalEntry]:
-    """The posting rules of billing (each entry balanced, keyed by its source so it posts once)."""
-    if event.amount_minor <= 0:
-        return []
-    match event.kind:
-        case "invoice_finalized":
-            return [ledger.invoice_finalized(event.source_id, event.amount_minor)]
-        case "invoice_voided":  # a finalized invoice cancelled: the family no longer owes it
-            return [ledger.reversal(ledger.invoice_finalized(event.source_id, event.amount_minor))]
-        case "payment_received":
-            return [ledger.payment_received(event.source_id, event.amount_minor, event.fee_minor)]
-        case "refund_issued":
-            return [ledger.refund_issued(event.source_id, event.amount_minor)]
-        case "written_off":
-            return [ledger.bad_debt_written_off(event.source_id, event.amount_minor)]
-        case "lesson_completed":
-            return [ledger.lesson_completed(event.source_id, event.amount_minor)]
 
 
 async def post_events(
@@ -175,25 +136,6 @@ async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUI
     return int(total or 0)
 
 
-class BillingConfigRequest(BaseModel):
-    pass
-
-
-class BillingConfig(BaseModel):
-    continue_as_new_after_commands: int
-
-
-class RecognizeLessons(BaseModel):
-    limit: int = 500
-
-
-class PrepareRefund(BaseModel):
-    request_id: uuid.UUID
-    billing_account_id: uuid.UUID
-    payment_id: uuid.UUID
-    amount_minor: int | None = None  # None: whatever is left to refund
-
-
 class BillingActivities:
     def __init__(self, settings: Settings, sessions: SessionFactory, temporal: Client) -> None:
         self._settings = settings
@@ -250,9 +192,9 @@ class BillingActivities:
             row = await self._invoice_row(session, account.id, snap)
             previous = row.status
             failure = await self._record_failure(session, account.id, row, snap, request.failure, now)
-            target = _mirror_status(snap, row)
-            if INVOICE_RANK[target] > INVOICE_RANK.get(row.status, 0):
-                row.status = target
+            row.status = invoice_status_after(
+                row.status, mirrored_invoice_status(snap.status, row.first_failed_at is not None)
+            )
             row.amount_due_minor = snap.amount_due_minor
             row.amount_paid_minor = max(row.amount_paid_minor, snap.amount_paid_minor)
             row.updated_at = now
@@ -262,7 +204,7 @@ class BillingActivities:
                     LedgerEvent(kind="invoice_finalized", source_id=snap.id, amount_minor=snap.amount_due_minor)
                 )
             elif snap.status == "void" and previous != "uncollectible":  # a written-off invoice is bad debt already
-                if await entry_exists(session, f"invoice_finalized:{snap.id}"):
+                if await entry_exists(session, entry_key(EntryKind.INVOICE_FINALIZED, snap.id)):
                     events.append(
                         LedgerEvent(kind="invoice_voided", source_id=snap.id, amount_minor=snap.amount_due_minor)
                     )
@@ -487,7 +429,7 @@ class BillingActivities:
                 return 0
             owed = row.amount_due_minor - row.amount_paid_minor
             row.status, row.updated_at = "uncollectible", datetime.now(UTC)
-            if owed > 0 and await entry_exists(session, f"invoice_finalized:{row.stripe_invoice_id}"):
+            if owed > 0 and await entry_exists(session, entry_key(EntryKind.INVOICE_FINALIZED, row.stripe_invoice_id)):
                 event = LedgerEvent(kind="written_off", source_id=row.stripe_invoice_id, amount_minor=owed)
                 await post_events(session, row.billing_account_id, [event])
             return owed
@@ -496,7 +438,7 @@ class BillingActivities:
     async def recognize_lessons(self, request: RecognizeLessons) -> int:
         """Completed lessons earn their share of the subscription (Dr deferred revenue / Cr lesson revenue):
         posts every completed, billed lesson that has no entry yet; returns how many it posted."""
-        key = func.concat("lesson_completed:", func.cast(col(Lesson.id), String))
+        key = func.concat(entry_key(EntryKind.LESSON_COMPLETED, ""), func.cast(col(Lesson.id), String))
         async with transaction(self._sessions) as session:
             rows = (
                 await session.execute(
@@ -515,7 +457,7 @@ class BillingActivities:
                 )
             ).all()
             for lesson_id, account_id, amount, interval in rows:
-                share = amount if interval == "week" else amount // MONTHLY_LESSONS
+                share = lesson_share(amount, interval)
                 event = LedgerEvent(kind="lesson_completed", source_id=str(lesson_id), amount_minor=share)
                 await post_events(session, account_id, [event])
         return len(rows)
@@ -550,7 +492,7 @@ class BillingActivities:
     async def notify_dunning(self, request: NotifyDunning) -> None:
         """Tell the family's dunning workflow (by name): a failure starts it if need be; other news only
         reaches one that is running."""
-        message = DUNNING_MESSAGES[request.signal].model_validate(request.payload)
+        message = BILLING_SIGNALS[request.signal].model_validate(request.payload)
         workflow_id = dunning_workflow_id(request.parent_id)
         if request.signal == SIGNAL_INVOICE_FAILED:
             await self._temporal.start_workflow(
@@ -567,12 +509,6 @@ class BillingActivities:
         except RPCError as error:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
-
-
-def _mirror_status(snap: InvoiceSnapshot, row: Invoice) -> str:
-    if snap.status == "open" and row.first_failed_at is not None:
-        return "past_due"
-    return snap.status
 
 
 def _charge_row(

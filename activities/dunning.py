@@ -9,22 +9,22 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel
 from sqlalchemy import Row, Select, select, update
 from sqlmodel import col
 from temporalio import activity
 
+from core.contracts.dunning import DunningConfig, FamilyRef, LessonsChanged, RecordDunningState, TeacherLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from domain.enrollment_rules import EnrollmentState
 from domain.local_time import format_local
 from models import (
     BillingAccount,
     Enrollment,
-    EnrollmentStatus,
     Lesson,
     LessonStatus,
     Student,
@@ -33,46 +33,6 @@ from models import (
 
 # Where a parent replaces the card (billing's route, PUT with a Stripe.js PaymentMethod); the emails link to it.
 CARD_UPDATE_PATH = "/api/v1/billing/families/{parent_id}/card"
-
-
-class FamilyRef(BaseModel):
-    parent_id: uuid.UUID
-
-
-class DunningConfig(BaseModel):
-    """The settings a dunning workflow runs by, read once per run (a local activity keeps them replay-safe)."""
-
-    warning_after: timedelta
-    suspend_after: timedelta
-    cancel_after: timedelta
-    retry_offsets: list[timedelta]
-    unknown_recheck_after: timedelta
-    # "stripe": Stripe's Smart Retries collect, so dunning schedules no retries of its own.
-    retries_owner: str
-    school_timezone: str
-    currency: str
-    card_update_url: str
-
-
-class RecordDunningState(BaseModel):
-    parent_id: uuid.UUID
-    state: str
-    paused: bool
-
-
-class TeacherLessons(BaseModel):
-    """One teacher's lessons that moved, as local times (no names: this travels through workflow history)."""
-
-    teacher_id: uuid.UUID
-    lesson_times: list[str]
-
-
-class LessonsChanged(BaseModel):
-    """What a suspend / restore / cancel moved: the lessons, and the teachers to tell (one notice each)."""
-
-    lesson_ids: list[uuid.UUID]
-    teachers: list[TeacherLessons]
-    enrollments_cancelled: int = 0
 
 
 def _family_students(parent_id: uuid.UUID) -> Select[Any]:
@@ -158,9 +118,9 @@ class DunningActivities:
             moved = lessons.all()
             enrollments = await session.execute(
                 update(Enrollment)
-                .where(col(Enrollment.parent_id) == family.parent_id, col(Enrollment.state) == EnrollmentStatus.active)
+                .where(col(Enrollment.parent_id) == family.parent_id, col(Enrollment.state) == EnrollmentState.ACTIVE)
                 .values(
-                    state=EnrollmentStatus.cancelled,
+                    state=EnrollmentState.CANCELLED,
                     failure_reason="cancelled for non-payment",
                     updated_at=now,
                     completed_at=now,

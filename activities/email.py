@@ -17,9 +17,8 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.templates import TemplateError, render
+from core.contracts.email import EmailResult, SendEmail
 from core.db import SessionFactory, transaction
 from core.identity import IdentityProvider
 from core.mail import Mailer, OutgoingEmail
@@ -46,34 +46,6 @@ from models import (
     TokenPurpose,
     User,
 )
-
-
-class SendEmail(BaseModel):
-    template: str
-    dedup_key: str = Field(max_length=255)
-    # Whose address to use when ``recipient`` is empty: the parent's or the teacher's (looked up by id here), or
-    # the address typed into the enrollment's form (``applicant``).
-    to: Literal["parent", "teacher", "applicant"] | None = None
-    recipient: str | None = None
-    context: dict[str, Any] = Field(default_factory=dict)
-    parent_id: uuid.UUID | None = None
-    teacher_id: uuid.UUID | None = None
-    # With an enrollment, the student's first name, instrument, teacher and demo time join the context.
-    enrollment_id: uuid.UUID | None = None
-    # Adds ``login_instructions``: a set-password link for a parent without a password yet, else a sign-in hint.
-    include_login: bool = False
-    # Adds ``confirmation_link``: a new one-time link with which an existing family accepts or declines the
-    # enrollment (its secret is stored hashed on the enrollment, and reaches only this email).
-    include_confirmation: bool = False
-    # Context keys holding ISO instants, shown in the school's local time ("Monday 30 November 2026, 4:00 PM PST").
-    local_times: list[str] = Field(default_factory=list)
-
-
-class EmailResult(BaseModel):
-    communication_id: uuid.UUID
-    already_sent: bool
-    # Not sent: the address had its day's cap of public-action emails.
-    suppressed: bool = False
 
 
 class EmailActivities:
@@ -97,13 +69,14 @@ class EmailActivities:
                 row = existing or await self._create_row(session, request, recipient, "", ids)
                 row.status, row.error = CommunicationStatus.suppressed, SUPPRESSED_REASON
                 return EmailResult(communication_id=row.id, already_sent=False, suppressed=True)
+            fragments = dict(request.fragments)
             if request.include_login:
-                context["login_instructions"] = await self._login_instructions(session, parent)
+                fragments["login_instructions"] = await self._login_instructions(session, parent, context)
             if request.include_confirmation:
                 enrollment = await session.get(Enrollment, request.enrollment_id) if request.enrollment_id else None
                 context.update(self._confirmation(enrollment))
             try:
-                rendered = render(request.template, context)
+                rendered = render(request.template, context, fragments)
             except TemplateError as exc:
                 raise ApplicationError(str(exc), type="TemplateError", non_retryable=True) from exc
             row = existing or await self._create_row(session, request, recipient, rendered.subject, ids)
@@ -206,15 +179,18 @@ class EmailActivities:
             "teacher_display_name": "",
         }
 
-    async def _login_instructions(self, session: AsyncSession, parent: Parent | None) -> str:
+    async def _login_instructions(self, session: AsyncSession, parent: Parent | None, context: dict[str, Any]) -> str:
+        """The fragment telling the parent how to sign in (a set-password link when they have no password yet),
+        its values added to ``context``."""
         if parent is None or parent.user_id is None:
             raise ApplicationError("include_login needs the parent's account", non_retryable=True)
         user = await session.get(User, parent.user_id)
         if user is not None and user.password_hash:
-            return f"sign in with your existing account at {self._settings.public_base_url}."
+            return "login_sign_in"
         link = await self._identity.create_password_link(session, parent.user_id, TokenPurpose.set_password)
-        days = self._settings.set_password_ttl.days or 1
-        return f"set your password within {days} day(s) here: {link}"
+        context["set_password_link"] = link
+        context["set_password_days"] = self._settings.set_password_ttl.days or 1
+        return "login_set_password"
 
     def _confirmation(self, enrollment: Enrollment | None) -> dict[str, Any]:
         if enrollment is None:

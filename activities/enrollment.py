@@ -22,6 +22,28 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from core.contracts.billing import (
+    FAMILY_BILLING_WORKFLOW,
+    SIGNAL_STUDENT_STARTED,
+    SIGNAL_STUDENT_STOPPED,
+    FamilyBillingInput,
+    StudentStarted,
+    StudentStopped,
+)
+from core.contracts.enrollment import (
+    FAMILY_NOT_CONFIRMED,
+    AccountCreated,
+    AssignTeacher,
+    BookDemo,
+    DemoBooking,
+    EnrollmentRef,
+    EnrollmentTimings,
+    FamilyCheck,
+    MirrorState,
+    RegularLessons,
+    TeacherAssignment,
+    ValidatedEnrollment,
+)
 from core.db import SessionFactory, lock_keys, schedule_lock_keys, transaction
 from core.identity import IdentityProvider
 from core.settings import Settings
@@ -29,7 +51,7 @@ from core.temporal import billing_workflow_id
 from domain.calendar import Closure as ClosureDays
 from domain.calendar import WeeklyWindow, weekly_occurrences
 from domain.enrollment_flow import lesson_term, windows_from_json
-from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
+from domain.enrollment_rules import CLOSED_STATES, EnrollmentState, TransitionRefused, move_needed
 from domain.matching import TeacherCandidate, is_eligible, rank_teachers
 from domain.slots import first_slot, iter_slots
 from models import (
@@ -50,35 +72,13 @@ from models import (
     TeacherTimeOff,
     User,
 )
-from workflows.billing_messages import (
-    FAMILY_BILLING_WORKFLOW,
-    SIGNAL_STUDENT_STARTED,
-    SIGNAL_STUDENT_STOPPED,
-    FamilyBillingInput,
-    StudentStarted,
-    StudentStopped,
-)
-from workflows.enrollment_messages import (
-    FAMILY_NOT_CONFIRMED,
-    AccountCreated,
-    AssignTeacher,
-    BookDemo,
-    DemoBooking,
-    EnrollmentRef,
-    EnrollmentTimings,
-    FamilyCheck,
-    MirrorState,
-    RegularLessons,
-    TeacherAssignment,
-    ValidatedEnrollment,
-)
 
 EXCLUSION_CONSTRAINT = "ex_lessons_teacher_no_overlap"
 LIVE_ENROLLMENT_INDEX = "uq_enrollments_student_instrument_live"
 # Slots tried when the exclusion constraint refuses one (another booking got there first).
 MAX_DEMO_ATTEMPTS = 40
 # Closed enrollments; every other one (active included) is live.
-_CLOSED = [s.value for s in TERMINAL_STATES if s != EnrollmentState.ACTIVE]
+_CLOSED = [s.value for s in CLOSED_STATES]
 
 Interval = tuple[datetime, datetime]
 
@@ -88,16 +88,28 @@ def _fail(reason: str, kind: str = "EnrollmentRejected") -> ApplicationError:
 
 
 def mirror(enrollment: Enrollment, state: str, failure_reason: str | None = None) -> None:
-    """Set the row's state and append the step (once: a retried step does not add it again)."""
+    """Move the row to ``state`` and append the step, as the enrollment's states allow (``domain.enrollment_rules``):
+    the same state again (a retried step) or one the row has already been through (a step run again after the row
+    moved on) changes nothing; a move the states do not allow is refused, non-retryable."""
+    try:
+        if not move_needed(enrollment.state, state, (step["state"] for step in enrollment.steps)):
+            return
+    except TransitionRefused as refused:
+        raise _fail(f"enrollment {enrollment.id}: {refused}", "TransitionRefused") from refused
     now = datetime.now(UTC)
-    if not enrollment.steps or enrollment.steps[-1]["state"] != state:
-        enrollment.steps = [*enrollment.steps, {"state": state, "at": now.isoformat()}]
+    enrollment.steps = [*enrollment.steps, {"state": state, "at": now.isoformat()}]
     enrollment.state = state
     enrollment.updated_at = now
     if failure_reason is not None:
         enrollment.failure_reason = failure_reason[:1000]
-    if EnrollmentState(state) in TERMINAL_STATES and state != EnrollmentState.ACTIVE:
+    if EnrollmentState(state) in CLOSED_STATES:
         enrollment.completed_at = now
+
+
+def _validated(enrollment: Enrollment) -> None:
+    """Records ``validated`` on a row still ``received``: validation reads only, so the next step records it."""
+    if enrollment.state == EnrollmentState.RECEIVED:
+        mirror(enrollment, EnrollmentState.VALIDATED)
 
 
 class EnrollmentActivities:
@@ -210,6 +222,7 @@ class EnrollmentActivities:
             has_login = await session.scalar(select(col(User.id)).where(col(User.email) == email))
             if parent_id is None and has_login is None:
                 return FamilyCheck(needs_confirmation=False)
+            _validated(enrollment)
             mirror(enrollment, EnrollmentState.AWAITING_CONFIRMATION)
             return FamilyCheck(needs_confirmation=True, parent_id=parent_id)
 
@@ -228,7 +241,7 @@ class EnrollmentActivities:
             enrollment = await self._locked(session, ref.enrollment_id)
             if enrollment.parent_id is None or enrollment.student_id is None:
                 await self._create_family(session, enrollment)
-            mirror(enrollment, EnrollmentState.VALIDATED)
+            _validated(enrollment)
             mirror(enrollment, EnrollmentState.ACCOUNT_CREATED)
             assert enrollment.parent_id is not None and enrollment.student_id is not None
             try:

@@ -4,13 +4,11 @@ through billing's own path; what cannot be repaired is reported (the workflow's 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
 from stripe.params import EventListParams, InvoiceListParams
@@ -19,43 +17,18 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.stripe_inbox import hand_over, store_event, summarize
+from core.contracts.billing import SIGNAL_RETRY_INVOICE, RetryInvoice
+from core.contracts.scheduled import Difference, ReconcileRequest, ReconciliationReport
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import billing_workflow_id
 from domain import ledger
 from models import BillingAccount, Invoice, JournalEntry, Payment
-from workflows.billing_messages import SIGNAL_RETRY_INVOICE, RetryInvoice
 
 log = logging.getLogger("cedar.reconciliation")
 
 # Stripe keeps events for 30 days: the reconciliation can replay only what is younger.
 STRIPE_EVENT_RETENTION = timedelta(days=30)
-
-
-class ReconcileRequest(BaseModel):
-    # Only for tests and operators: reconcile one family instead of every family with a Stripe customer.
-    parent_id: uuid.UUID | None = None
-
-
-class Difference(BaseModel):
-    """One way our books and Stripe disagree, and what was done about it (``repair`` None: reported only)."""
-
-    kind: str
-    parent_id: uuid.UUID | None = None
-    stripe_invoice_id: str | None = None
-    detail: str
-    stripe_status: str | None = None
-    repair: str | None = None
-
-
-class ReconciliationReport(BaseModel):
-    families: int
-    invoices_checked: int
-    differences: list[Difference]
-
-    @property
-    def unrepaired(self) -> list[Difference]:
-        return [d for d in self.differences if d.repair is None]
 
 
 class ReconciliationActivities:

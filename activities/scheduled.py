@@ -4,61 +4,33 @@ nightly reconciliation's is in activities/reconciliation.py)."""
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime, time, timedelta
 
-from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.contracts.dunning import FAMILY_DUNNING_WORKFLOW, SIGNAL_REEVALUATE, Reevaluate
+from core.contracts.scheduled import DueReminders, LessonRef, LessonReminder, SweepReport, SweepRequest
 from core.db import SessionFactory, transaction
 from core.settings import Settings
-from core.temporal import dunning_workflow_id
+from core.temporal import dunning_workflow_id, dunning_workflow_parent
 from domain.calendar import local_to_utc
+from domain.dunning import DunningState
 from domain.local_time import format_local
 from models import (
     BillingAccount,
-    DunningStatus,
     Lesson,
     LessonKind,
     LessonStatus,
     Student,
 )
-from workflows.billing_messages import FAMILY_DUNNING_WORKFLOW
-from workflows.dunning_messages import SIGNAL_REEVALUATE, Reevaluate
 
 log = logging.getLogger("cedar.scheduled")
 
 REMINDER_BATCH_LIMIT = 2000
-
-
-class SweepRequest(BaseModel):
-    reason: str = "daily_sweep"
-
-
-class SweepReport(BaseModel):
-    nudged: int
-    # Families whose billing account says warning/suspended but whose dunning workflow is not running.
-    not_running: list[uuid.UUID]
-
-
-class DueReminders(BaseModel):
-    as_of: datetime
-
-
-class LessonReminder(BaseModel):
-    lesson_id: uuid.UUID
-    enrollment_id: uuid.UUID
-    parent_id: uuid.UUID
-    teacher_id: uuid.UUID
-    lesson_at_local: str
-
-
-class LessonRef(BaseModel):
-    lesson_id: uuid.UUID
 
 
 class ScheduledActivities:
@@ -77,7 +49,7 @@ class ScheduledActivities:
             in_arrears = set(
                 await session.scalars(
                     select(col(BillingAccount.parent_id)).where(
-                        col(BillingAccount.dunning_state).in_((DunningStatus.warning, DunningStatus.suspended))
+                        col(BillingAccount.dunning_state).in_((DunningState.WARNING, DunningState.SUSPENDED))
                     )
                 )
             )
@@ -85,10 +57,7 @@ class ScheduledActivities:
             f"WorkflowType = '{FAMILY_DUNNING_WORKFLOW}' AND ExecutionStatus = 'Running' "
             f"AND TaskQueue = '{self._settings.task_queue}'"
         )
-        running = {
-            uuid.UUID(execution.id.removeprefix("family-dunning-"))
-            async for execution in self._temporal.list_workflows(query)
-        }
+        running = {dunning_workflow_parent(execution.id) async for execution in self._temporal.list_workflows(query)}
         nudged, not_running = 0, []
         for parent_id in sorted(in_arrears | running, key=str):
             try:

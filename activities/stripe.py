@@ -20,7 +20,7 @@ from stripe.params import SubscriptionCancelParams, SubscriptionCreateParams
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.billing_models import (
+from core.contracts.billing import (
     AttachCard,
     CancelSubscription,
     CardResult,

@@ -26,12 +26,12 @@ from stripe.params import EventListParams
 from temporalio import activity
 from temporalio.client import Client
 
-from activities.billing_models import SIGNAL_STRIPE_EVENT, StripeEventReceived
+from core.contracts.billing import FAMILY_BILLING_WORKFLOW, SIGNAL_STRIPE_EVENT, FamilyBillingInput, StripeEventReceived
+from core.contracts.scheduled import CatchUpRequest, CatchUpResult
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import billing_workflow_id
 from models import BillingAccount, StripeEvent, StripeEventStatus, SystemSetting
-from workflows.billing_messages import FAMILY_BILLING_WORKFLOW, FamilyBillingInput
 
 log = logging.getLogger("cedar.billing.inbox")
 
@@ -206,19 +206,6 @@ async def received_events(
     async with sessions() as session:
         rows = (await session.execute(query)).all()
     return [(parent_id, summarize(event.payload)[1]) for event, parent_id in rows]
-
-
-class CatchUpRequest(BaseModel):
-    # For a test or an operator: list from here instead of the stored checkpoint.
-    since: datetime | None = None
-
-
-class CatchUpResult(BaseModel):
-    listed: int
-    stored: int
-    handed_over: int
-    checkpoint: datetime
-    lessons_recognized: int = 0
 
 
 class StripeInboxActivities:

@@ -11,9 +11,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.stripe import decline_codes, decline_of, last4
+from core.contracts.enrollment import CheckPaymentMethod
 from core.settings import Settings
 from domain.billing_rules import stripe_key
-from workflows.enrollment_messages import CheckPaymentMethod
 
 # Real Stripe reports these on a card it has checked; "fail" means the bank refused the details.
 _FAILED_CHECK = "fail"

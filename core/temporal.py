@@ -31,9 +31,17 @@ def billing_workflow_id(parent_id: uuid.UUID | str) -> str:
     return f"family-billing-{parent_id}"
 
 
+_DUNNING_PREFIX = "family-dunning-"
+
+
 def dunning_workflow_id(parent_id: uuid.UUID | str) -> str:
     """One dunning workflow per family (the same key as billing's), alive while the family owes money."""
-    return f"family-dunning-{parent_id}"
+    return f"{_DUNNING_PREFIX}{parent_id}"
+
+
+def dunning_workflow_parent(workflow_id: str) -> uuid.UUID:
+    """The parent whose dunning workflow has id ``workflow_id`` (the inverse of :func:`dunning_workflow_id`)."""
+    return uuid.UUID(workflow_id.removeprefix(_DUNNING_PREFIX))
 
 
 class TemporalAccessError(ValueError):

@@ -1,4 +1,5 @@
-"""Billing rules: sibling discounts, Stripe plan ids, trial ends and idempotency keys."""
+"""Billing rules: sibling discounts, Stripe plan ids, trial ends, idempotency keys, how an invoice's mirrored
+status moves, and each lesson's share of its subscription."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from datetime import UTC, datetime
 from domain.calendar import require_aware
 
 __all__ = [
+    "INVOICE_RANK",
+    "MONTHLY_LESSONS",
     "PLAN_INTERVALS",
     "STRIPE_KEY_MAX_LENGTH",
     "discounted_amount",
+    "invoice_status_after",
+    "lesson_share",
+    "mirrored_invoice_status",
     "plan_id",
     "sibling_discount_percent",
     "stripe_key",
@@ -21,6 +27,10 @@ __all__ = [
 PLAN_INTERVALS = frozenset({"day", "week", "month", "year"})  # Stripe's recurring intervals
 STRIPE_KEY_MAX_LENGTH = 255  # Stripe refuses longer Idempotency-Key headers
 _SLUG = re.compile(r"[a-z0-9]+")
+# How far along an invoice is in our mirror; a re-read or replayed event never moves it back.
+# `past_due` is Stripe's `open` after a failed attempt: the family owes it and dunning is running.
+INVOICE_RANK = {"draft": 0, "open": 1, "past_due": 2, "paid": 3, "void": 3, "uncollectible": 3}
+MONTHLY_LESSONS = 4  # a monthly plan bills four weekly lessons (scripts/reference_data.py)
 
 
 def _require_int(name: str, value: int, minimum: int) -> None:
@@ -96,3 +106,22 @@ def stripe_key(*parts: str | int) -> str:
         return key
     digest = hashlib.sha256(key.encode()).hexdigest()
     return f"{key[: STRIPE_KEY_MAX_LENGTH - len(digest) - 1]}~{digest}"
+
+
+def mirrored_invoice_status(stripe_status: str, has_failed: bool) -> str:
+    """Our status for an invoice Stripe reports as ``stripe_status``: ``past_due`` for an open invoice that has had a
+    failed attempt (the family owes it and dunning runs), else Stripe's own."""
+    return "past_due" if stripe_status == "open" and has_failed else stripe_status
+
+
+def invoice_status_after(current: str, reported: str) -> str:
+    """The mirrored status once ``reported`` is seen: it only moves forward (:data:`INVOICE_RANK`), so a re-read or
+    replayed event never moves an invoice back; among equals (paid, void, uncollectible) the first one stays."""
+    return reported if INVOICE_RANK[reported] > INVOICE_RANK.get(current, 0) else current
+
+
+def lesson_share(amount_minor: int, interval: str) -> int:
+    """What one completed lesson earns of its subscription's ``amount_minor``: a weekly plan's whole amount, any
+    other (monthly) plan's quarter (:data:`MONTHLY_LESSONS`), rounded down to the cent."""
+    _require_int("amount_minor", amount_minor, 0)
+    return amount_minor if interval == "week" else amount_minor // MONTHLY_LESSONS

@@ -23,6 +23,7 @@ __all__ = [
     "NoticeKind",
     "due_actions",
     "is_hard_decline",
+    "is_worse",
     "next_retry",
     "next_transition",
     "payment_failed_notice",
@@ -38,6 +39,11 @@ class DunningState(StrEnum):
 
 
 _SEVERITY = {state: rank for rank, state in enumerate(DunningState)}
+
+
+def is_worse(state: DunningState | str, than: DunningState | str) -> bool:
+    """Whether ``state`` is further down clear → warning → suspended → cancelled than ``than``."""
+    return _SEVERITY[DunningState(state)] > _SEVERITY[DunningState(than)]
 
 
 @dataclass(frozen=True)
@@ -103,20 +109,22 @@ def next_transition(oldest_unpaid_since: datetime | None, now: datetime, policy:
     return None
 
 
-def next_retry(failed_at: datetime, attempts_made: int, policy: DunningPolicy) -> datetime | None:
+def next_retry(first_failed_at: datetime, last_attempt_at: datetime | None, policy: DunningPolicy) -> datetime | None:
     """When to retry a failed invoice payment, or None when the retries are used up.
 
-    ``failed_at`` is the first failed attempt; ``attempts_made`` counts every attempt so far, the original
-    charge included (Stripe's ``invoice.attempt_count``): after the first failure it is 1 and the retry is
-    due at ``failed_at + retry_offsets[0]``. Callers skip retries for hard declines (:func:`is_hard_decline`).
+    Retries fall at ``first_failed_at + offset`` for each of the policy's offsets; the next one is the first such
+    moment after the latest attempt (``last_attempt_at``, None: the original charge, at ``first_failed_at``). An
+    offset that passed while another attempt was made (a card update, an admin's retry-now) is used up, so retries
+    never burst. Callers skip retries for hard declines (:func:`is_hard_decline`), payments waiting for the bank's
+    confirmation, and when Stripe owns retries.
     """
-    require_aware(failed_at, "failed_at")
-    if attempts_made < 1:
-        raise ValueError("attempts_made counts the failed original charge, so it is at least 1")
-    retries_done = attempts_made - 1
-    if retries_done >= len(policy.retry_offsets):
-        return None
-    return failed_at + policy.retry_offsets[retries_done]
+    require_aware(first_failed_at, "first_failed_at")
+    latest = first_failed_at if last_attempt_at is None else last_attempt_at
+    require_aware(latest, "last_attempt_at")
+    for offset in policy.retry_offsets:
+        if first_failed_at + offset > latest:
+            return first_failed_at + offset
+    return None
 
 
 # Stripe's failure code when the bank wants the cardholder to confirm the payment (3-D Secure): only the parent
@@ -215,7 +223,7 @@ def due_actions(
         notices.append(payment_failed_notice(invoice_id, failed_attempt))
     if previous == DunningState.CANCELLED or previous == current:
         return notices
-    if _SEVERITY[current] > _SEVERITY[previous]:
+    if is_worse(current, previous):
         notices.append(DunningNotice(_NOTICE_ON_ENTERING[current], invoice_id, 0))
     elif current == DunningState.CLEAR:
         notices.append(DunningNotice(NoticeKind.RECOVERED, invoice_id, 0))

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "CLOSED_STATES",
     "TERMINAL_STATES",
     "EnrollmentAction",
     "EnrollmentState",
+    "TransitionRefused",
     "age_on",
     "can_accept",
     "can_transition",
     "check_age",
+    "move_needed",
 ]
 
 
@@ -77,7 +81,7 @@ TERMINAL_STATES: frozenset[EnrollmentState] = frozenset(
 )
 
 _S = EnrollmentState
-# The forward moves; any non-terminal state may also go to cancelled or failed (added below).
+# The forward moves; any state that is not closed may also go to cancelled or failed (added below).
 _FORWARD: dict[EnrollmentState, frozenset[EnrollmentState]] = {
     _S.RECEIVED: frozenset({_S.VALIDATED}),
     _S.VALIDATED: frozenset({_S.ACCOUNT_CREATED, _S.AWAITING_CONFIRMATION}),
@@ -86,13 +90,18 @@ _FORWARD: dict[EnrollmentState, frozenset[EnrollmentState]] = {
     _S.WAITLISTED: frozenset({_S.TEACHER_ASSIGNED}),
     # No slot with the assigned teacher sends the student back to the waitlist.
     _S.TEACHER_ASSIGNED: frozenset({_S.DEMO_SCHEDULED, _S.WAITLISTED}),
-    # The teacher may report the outcome before the demo's end is noticed.
-    _S.DEMO_SCHEDULED: frozenset({_S.AWAITING_OUTCOME, _S.ACTIVE, _S.WITHDRAWN}),
-    # A no-show can be rescheduled.
-    _S.AWAITING_OUTCOME: frozenset({_S.ACTIVE, _S.WITHDRAWN, _S.DEMO_SCHEDULED}),
+    # The teacher may report the outcome before the demo's end is noticed; a no-show whose teacher has no slot
+    # left for another demo goes back to the waitlist.
+    _S.DEMO_SCHEDULED: frozenset({_S.AWAITING_OUTCOME, _S.ACTIVE, _S.WITHDRAWN, _S.WAITLISTED}),
+    # A no-show can be rescheduled (or waitlisted, as above).
+    _S.AWAITING_OUTCOME: frozenset({_S.ACTIVE, _S.WITHDRAWN, _S.DEMO_SCHEDULED, _S.WAITLISTED}),
 }
+# Closed for good: withdrawn, cancelled, failed. An active enrollment ends the enrollment flow (TERMINAL_STATES)
+# but the family can still cancel it until the semester's last lesson, and it fails if a step after the hand-over
+# to billing fails for good.
+CLOSED_STATES: frozenset[EnrollmentState] = TERMINAL_STATES - {_S.ACTIVE}
 ALLOWED_TRANSITIONS: dict[EnrollmentState, frozenset[EnrollmentState]] = {
-    state: (frozenset() if state in TERMINAL_STATES else _FORWARD.get(state, frozenset()) | {_S.CANCELLED, _S.FAILED})
+    state: (frozenset() if state in CLOSED_STATES else _FORWARD.get(state, frozenset()) | {_S.CANCELLED, _S.FAILED})
     for state in EnrollmentState
 }
 
@@ -131,6 +140,31 @@ def can_transition(current: EnrollmentState, target: EnrollmentState) -> str | N
     """None when moving from ``current`` to ``target`` is allowed, else the reason."""
     if target in ALLOWED_TRANSITIONS[current]:
         return None
-    if current in TERMINAL_STATES:
+    if current in CLOSED_STATES:
         return f"the enrollment is already {current.value}"
     return f"an enrollment cannot go from {current.value} to {target.value}"
+
+
+class TransitionRefused(ValueError):
+    """A move the enrollment's states do not allow (:data:`ALLOWED_TRANSITIONS`)."""
+
+
+def move_needed(
+    current: EnrollmentState | str, target: EnrollmentState | str, visited: Iterable[EnrollmentState | str] = ()
+) -> bool:
+    """Whether recording ``target`` on an enrollment in ``current`` changes it; raises :class:`TransitionRefused`
+    when the move is not allowed.
+
+    False for the same state again (a retried step), and for a state the enrollment has already been through
+    (``visited``, its recorded steps) that it cannot go back to: a step run again after the enrollment moved on (a
+    replayed local activity) finds its own earlier result instead of moving the enrollment back.
+    """
+    current, target = EnrollmentState(current), EnrollmentState(target)
+    if target == current:
+        return False
+    reason = can_transition(current, target)
+    if reason is None:
+        return True
+    if target.value in {str(state) for state in visited}:
+        return False
+    raise TransitionRefused(reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 __all__ = [
     "Account",
@@ -16,9 +17,13 @@ __all__ = [
     "EntryKind",
     "JournalEntry",
     "LedgerError",
+    "LedgerEvent",
+    "LedgerEventKind",
     "Posting",
     "bad_debt_written_off",
     "balances_sum_to_zero",
+    "entries_for",
+    "entry_key",
     "estimate_fee",
     "invoice_finalized",
     "lesson_completed",
@@ -123,6 +128,11 @@ class JournalEntry:
             raise LedgerError(f"entry {self.idempotency_key} is unbalanced by {total}")
 
 
+def entry_key(kind: EntryKind, source_id: str) -> str:
+    """The idempotency key of the ``kind`` entry caused by ``source_id``, e.g. ``invoice_finalized:in_123``."""
+    return f"{EntryKind(kind).value}:{source_id}"
+
+
 def _require_positive(name: str, amount: int) -> None:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise LedgerError(f"{name} must be a positive integer of minor units, got {amount!r}")
@@ -131,7 +141,7 @@ def _require_positive(name: str, amount: int) -> None:
 def _transfer(kind: EntryKind, source_id: str, debit: Account, credit: Account, amount: int, memo: str) -> JournalEntry:
     _require_positive("amount", amount)
     postings = (Posting(debit, amount), Posting(credit, -amount))
-    return JournalEntry(f"{kind.value}:{source_id}", kind, postings, memo)
+    return JournalEntry(entry_key(kind, source_id), kind, postings, memo)
 
 
 def invoice_finalized(invoice_id: str, amount: int) -> JournalEntry:
@@ -158,7 +168,7 @@ def payment_received(payment_id: str, amount: int, fee: int) -> JournalEntry:
     if fee:
         postings += [Posting(Account.PROCESSING_FEES, fee), Posting(Account.STRIPE_CLEARING, -fee)]
     return JournalEntry(
-        f"{EntryKind.PAYMENT_RECEIVED.value}:{payment_id}",
+        entry_key(EntryKind.PAYMENT_RECEIVED, payment_id),
         EntryKind.PAYMENT_RECEIVED,
         tuple(postings),
         f"payment {payment_id} received, fee {fee}",
@@ -209,11 +219,55 @@ def payout(payout_id: str, amount: int) -> JournalEntry:
 def reversal(entry: JournalEntry, key: str | None = None) -> JournalEntry:
     """The entry that cancels ``entry`` (every posting negated); key defaults to ``reversal:<its key>``."""
     return JournalEntry(
-        key if key is not None else f"{EntryKind.REVERSAL.value}:{entry.idempotency_key}",
+        key if key is not None else entry_key(EntryKind.REVERSAL, entry.idempotency_key),
         EntryKind.REVERSAL,
         tuple(Posting(p.account, -p.amount) for p in entry.postings),
         f"reversal of {entry.idempotency_key}",
     )
+
+
+# --- billing's posting rules: a money event → its journal entries ---
+
+LedgerEventKind = Literal[
+    "invoice_finalized", "invoice_voided", "payment_received", "refund_issued", "written_off", "lesson_completed"
+]
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """A money event as the ledger sees it; ``source_id`` is the Stripe (or Cedar) object that caused it."""
+
+    kind: LedgerEventKind
+    source_id: str
+    amount_minor: int
+    fee_minor: int = 0
+
+
+def entries_for(event: LedgerEvent) -> list[JournalEntry]:
+    """The posting rules of billing: each entry balanced and keyed by its source, so it posts once. An event of
+    no amount posts nothing.
+
+    * invoice finalized: Dr receivable / Cr deferred revenue; voided (a finalized invoice cancelled): its reversal;
+    * payment received: Dr clearing / Cr receivable, and the fee Dr fees / Cr clearing;
+    * refund issued: Dr refunds / Cr clearing; written off: Dr bad debt / Cr receivable;
+    * lesson completed: Dr deferred revenue / Cr lesson revenue.
+    """
+    if event.amount_minor <= 0:
+        return []
+    match event.kind:
+        case "invoice_finalized":
+            return [invoice_finalized(event.source_id, event.amount_minor)]
+        case "invoice_voided":
+            return [reversal(invoice_finalized(event.source_id, event.amount_minor))]
+        case "payment_received":
+            return [payment_received(event.source_id, event.amount_minor, event.fee_minor)]
+        case "refund_issued":
+            return [refund_issued(event.source_id, event.amount_minor)]
+        case "written_off":
+            return [bad_debt_written_off(event.source_id, event.amount_minor)]
+        case "lesson_completed":
+            return [lesson_completed(event.source_id, event.amount_minor)]
+    raise LedgerError(f"no posting rule for {event.kind!r}")
 
 
 def estimate_fee(amount: int, percent_bps: int, fixed_minor: int) -> int:

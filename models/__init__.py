@@ -2,7 +2,6 @@
 
 from models.billing import (
     BillingAccount,
-    DunningStatus,
     Invoice,
     Payment,
     Refund,
@@ -11,9 +10,9 @@ from models.billing import (
     Subscription,
 )
 from models.communication import Communication, CommunicationStatus
-from models.enrollment import BillingInterval, Enrollment, EnrollmentStatus
+from models.enrollment import BillingInterval, Enrollment
 from models.identity import OneTimeToken, RateLimitBucket, RefreshToken, Role, TokenPurpose, User
-from models.ledger import AccountType, JournalEntry, LedgerAccount, Posting
+from models.ledger import JournalEntry, LedgerAccount, Posting
 from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus
 from models.people import Parent, Student
 from models.privacy import AuditLog, Consent, ConsentKind
@@ -31,7 +30,6 @@ from models.system import SystemSetting
 
 __all__ = [
     "AcademicYear",
-    "AccountType",
     "AuditLog",
     "BLOCKING_STATUSES",
     "BillingAccount",
@@ -41,9 +39,7 @@ __all__ = [
     "CommunicationStatus",
     "Consent",
     "ConsentKind",
-    "DunningStatus",
     "Enrollment",
-    "EnrollmentStatus",
     "Instrument",
     "Invoice",
     "JournalEntry",

@@ -10,28 +10,22 @@ from typing import Any
 from sqlalchemy import CheckConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from domain.dunning import DunningState
 from models.base import created_at_field, id_field, json_field, one_of, tz_field
-
-
-class DunningStatus(StrEnum):
-    clear = "clear"
-    warning = "warning"
-    suspended = "suspended"
-    cancelled = "cancelled"
 
 
 class BillingAccount(SQLModel, table=True):
     """A family's billing identity: its Stripe customer and dunning state (one per parent)."""
 
     __tablename__ = "billing_accounts"
-    __table_args__ = (one_of("dunning_state", DunningStatus, "ck_billing_accounts_dunning_state"),)
+    __table_args__ = (one_of("dunning_state", DunningState, "ck_billing_accounts_dunning_state"),)
 
     id: uuid.UUID = id_field()
     parent_id: uuid.UUID = Field(foreign_key="parents.id", unique=True)
     stripe_customer_id: str | None = Field(default=None, max_length=255, unique=True)
     default_payment_method_id: str | None = Field(default=None, max_length=255)
     workflow_id: str = Field(max_length=100, unique=True)
-    dunning_state: str = Field(default=DunningStatus.clear, max_length=16)
+    dunning_state: str = Field(default=DunningState.CLEAR, max_length=16)
     dunning_paused: bool = False
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()

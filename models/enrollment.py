@@ -10,22 +10,8 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
+from domain.enrollment_rules import EnrollmentState
 from models.base import created_at_field, id_field, json_field, one_of, tz_field
-
-
-class EnrollmentStatus(StrEnum):
-    received = "received"
-    validated = "validated"
-    awaiting_confirmation = "awaiting_confirmation"
-    account_created = "account_created"
-    teacher_assigned = "teacher_assigned"
-    waitlisted = "waitlisted"
-    demo_scheduled = "demo_scheduled"
-    awaiting_outcome = "awaiting_outcome"
-    active = "active"
-    withdrawn = "withdrawn"
-    cancelled = "cancelled"
-    failed = "failed"
 
 
 class BillingInterval(StrEnum):
@@ -36,7 +22,7 @@ class BillingInterval(StrEnum):
 class Enrollment(SQLModel, table=True):
     __tablename__ = "enrollments"
     __table_args__ = (
-        one_of("state", EnrollmentStatus, "ck_enrollments_state"),
+        one_of("state", EnrollmentState, "ck_enrollments_state"),
         one_of("billing_interval", BillingInterval, "ck_enrollments_billing_interval"),
         CheckConstraint("lesson_minutes > 0", name="ck_enrollments_lesson_minutes"),
         # A student learns an instrument through at most one live enrollment.
@@ -53,7 +39,7 @@ class Enrollment(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=255, unique=True)
     request_hash: str = Field(max_length=64)
     workflow_id: str = Field(max_length=100, unique=True)
-    state: str = Field(default=EnrollmentStatus.received, max_length=32, index=True)
+    state: str = Field(default=EnrollmentState.RECEIVED, max_length=32, index=True)
     parent_id: uuid.UUID | None = Field(default=None, foreign_key="parents.id", index=True)
     student_id: uuid.UUID | None = Field(default=None, foreign_key="students.id", index=True)
     teacher_id: uuid.UUID | None = Field(default=None, foreign_key="teachers.id", index=True)

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint
 from sqlmodel import Field, SQLModel
 
+from domain.ledger import AccountType
 from models.base import created_at_field, id_field, one_of
-
-
-class AccountType(StrEnum):
-    asset = "asset"
-    liability = "liability"
-    revenue = "revenue"
-    contra_revenue = "contra_revenue"
-    expense = "expense"
 
 
 class LedgerAccount(SQLModel, table=True):

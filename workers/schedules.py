@@ -24,20 +24,20 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from activities.reconciliation import ReconcileRequest
-from activities.scheduled import SweepRequest
-from activities.stripe_inbox import CatchUpRequest
+from core.contracts.scheduled import (
+    DUNNING_SWEEP_WORKFLOW,
+    LESSON_REMINDERS_WORKFLOW,
+    RECONCILIATION_WORKFLOW,
+    STRIPE_CATCHUP_WORKFLOW,
+    CatchUpRequest,
+    ReconcileRequest,
+    RemindersRequest,
+    SweepRequest,
+)
 from core.logging import configure_logging
 from core.process import exit_after
 from core.settings import Settings
 from core.temporal import connect_temporal
-from workflows.scheduled import (
-    DUNNING_SWEEP_WORKFLOW,
-    LESSON_REMINDERS_WORKFLOW,
-    RECONCILIATION_WORKFLOW,
-    RemindersRequest,
-)
-from workflows.stripe_catchup import STRIPE_CATCHUP_WORKFLOW
 
 log = logging.getLogger("cedar.schedules")
 

@@ -22,8 +22,8 @@ from datetime import timedelta
 import asyncpg
 from temporalio.client import Client
 
-from activities.billing_models import StripeEventReceived
 from activities.stripe_inbox import STRIPE_EVENTS_CHANNEL, hand_over, received_events
+from core.contracts.billing import StripeEventReceived
 from core.db import SessionFactory
 from core.settings import Settings, to_libpq_url
 

@@ -13,66 +13,86 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import BillingActivities, BillingConfig, BillingConfigRequest, PrepareRefund
-    from activities.billing_models import (
+    from activities.billing import BillingActivities
+    from activities.email import EmailActivities
+    from activities.stripe import StripeActivities
+    from core.contracts.billing import (
+        FAMILY_BILLING_WORKFLOW,
+        QUERY_BALANCE,
+        QUERY_OPEN_INVOICES,
+        QUERY_SUBSCRIPTIONS,
+        SIGNAL_RETRY_INVOICE,
         SIGNAL_STRIPE_EVENT,
+        SIGNAL_STUDENT_STARTED,
+        SIGNAL_STUDENT_STOPPED,
+        SIGNAL_WRITE_OFF,
+        UPDATE_CHANGE_CARD,
+        UPDATE_REFUND,
+        UPDATE_RENEW,
         ApplyInvoice,
         AttachCard,
+        BalanceView,
+        BillingConfig,
+        BillingConfigRequest,
         CancelSubscription,
+        CardChange,
         CardResult,
         ChargeRef,
         ChargeRefunds,
+        Command,
         CreateRenewal,
         CreateSubscription,
         EnsureCustomer,
         EnsurePlan,
         EventOutcome,
         EventRef,
+        FamilyBillingInput,
+        FamilyBillingState,
         InvoiceApplied,
         InvoiceRef,
+        InvoiceState,
+        InvoicesView,
         NotifyDunning,
         PayInvoice,
         PaymentFailure,
+        PrepareRefund,
         QuoteRequest,
         RecordRefund,
+        RefundRequest,
+        RefundResult,
+        RenewRequest,
+        RenewResult,
+        Reply,
+        RetryInvoice,
         SendReceipt,
         StripeEventReceived,
+        StudentStarted,
+        StudentStopped,
         SubscriptionRef,
         SubscriptionSnapshot,
+        SubscriptionState,
+        SubscriptionsView,
+        WriteOff,
         WriteOffInvoice,
     )
-    from activities.email import EmailActivities, SendEmail
-    from activities.stripe import StripeActivities
-    from domain.billing_rules import trial_end_for
-    from domain.dunning import AUTHENTICATION_REQUIRED
-    from workflows.billing_messages import (
-        FAMILY_BILLING_WORKFLOW,
+    from core.contracts.dunning import (
         SIGNAL_CARD_UPDATED,
         SIGNAL_INVOICE_FAILED,
         SIGNAL_INVOICE_PAID,
-        SIGNAL_RETRY_INVOICE,
-        SIGNAL_STUDENT_STARTED,
-        SIGNAL_STUDENT_STOPPED,
-        SIGNAL_WRITE_OFF,
         CardUpdated,
-        FamilyBillingInput,
         InvoiceFailed,
         InvoicePaid,
-        RetryInvoice,
-        StudentStarted,
-        StudentStopped,
-        WriteOff,
     )
-
-UPDATE_CHANGE_CARD = "change_card"
-UPDATE_REFUND = "refund_payment"
-UPDATE_RENEW = "renew_subscription"
+    from core.contracts.email import SendEmail
+    from domain.billing_rules import trial_end_for
+    from domain.dunning import AUTHENTICATION_REQUIRED
+    from domain.money import format_money
 
 # Refunds reach us as events about the charge (or the refund) whoever made them; the Stripe dashboard's are
 # mirrored into the books like Cedar's own. The patch keeps histories recorded before this from replaying
@@ -96,94 +116,6 @@ DB_RETRY = RetryPolicy(
     non_retryable_error_types=["NotFound", "Conflict", "NoRate"],
 )
 EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
-
-
-# --- the workflow's own messages (updates answer the API; queries read the state) ---
-
-
-class CardChange(BaseModel):
-    stripe_payment_method_id: str = Field(min_length=3, max_length=255)
-
-
-class RefundRequest(BaseModel):
-    request_id: uuid.UUID
-    payment_id: uuid.UUID
-    amount_minor: int | None = Field(default=None, gt=0)
-    reason: str = Field(default="", max_length=500)
-
-
-class RefundResult(BaseModel):
-    refund_id: uuid.UUID
-    stripe_refund_id: str
-    amount_minor: int
-
-
-class RenewRequest(BaseModel):
-    stripe_subscription_id: str
-
-
-class RenewResult(BaseModel):
-    stripe_invoice_id: str
-    period: int
-    status: str
-
-
-class SubscriptionState(BaseModel):
-    enrollment_id: uuid.UUID
-    student_id: uuid.UUID
-    stripe_subscription_id: str
-    status: str
-    amount_minor: int
-    discount_percent: int = 0
-    renewals: int = 0
-
-
-class InvoiceState(BaseModel):
-    stripe_invoice_id: str
-    status: str
-    amount_due_minor: int
-    amount_paid_minor: int = 0
-    attempts: int = 0
-
-
-class Command(BaseModel):
-    kind: str
-    payload: dict[str, Any]
-    reply_to: str | None = None  # an update waiting for the result
-
-
-class Reply(BaseModel):
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    error_type: str | None = None
-
-
-class FamilyBillingState(BaseModel):
-    billing_account_id: uuid.UUID | None = None
-    stripe_customer_id: str | None = None
-    # Why the family's card could not be attached, reported with the payment failures it causes.
-    card_problem: PaymentFailure | None = None
-    subscriptions: dict[str, SubscriptionState] = Field(default_factory=dict)  # by enrollment id
-    open_invoices: dict[str, InvoiceState] = Field(default_factory=dict)  # by Stripe invoice id
-    pending: list[Command] = Field(default_factory=list)
-    commands_handled: int = 0
-
-
-class SubscriptionsView(BaseModel):
-    subscriptions: list[SubscriptionState]
-
-
-class InvoicesView(BaseModel):
-    invoices: list[InvoiceState]
-
-
-class BalanceView(BaseModel):
-    owed_minor: int
-    open_invoices: int
-
-
-def _money(amount_minor: int, currency: str = "cad") -> str:
-    return f"${amount_minor // 100}.{amount_minor % 100:02d} {currency.upper()}"
 
 
 @workflow.defn(name=FAMILY_BILLING_WORKFLOW)
@@ -260,15 +192,15 @@ class FamilyBillingWorkflow:
     async def renew_subscription(self, message: RenewRequest) -> RenewResult:
         return RenewResult.model_validate(await self._submit("renew", message))
 
-    @workflow.query(name="subscriptions")
+    @workflow.query(name=QUERY_SUBSCRIPTIONS)
     def subscriptions(self) -> SubscriptionsView:
         return SubscriptionsView(subscriptions=list(self._state.subscriptions.values()))
 
-    @workflow.query(name="open_invoices")
+    @workflow.query(name=QUERY_OPEN_INVOICES)
     def open_invoices(self) -> InvoicesView:
         return InvoicesView(invoices=list(self._state.open_invoices.values()))
 
-    @workflow.query(name="balance")
+    @workflow.query(name=QUERY_BALANCE)
     def balance(self) -> BalanceView:
         invoices = self._state.open_invoices.values()
         return BalanceView(
@@ -530,7 +462,7 @@ class FamilyBillingWorkflow:
             to="parent",
             parent_id=self.parent_id,
             context={
-                "amount": _money(applied.amount_paid_minor, currency),
+                "amount": format_money(applied.amount_paid_minor, currency),
                 "payment_reference": str(applied.payment_id)[:8].upper(),
                 "paid_on": (applied.paid_at or workflow.now()).date().isoformat(),
             },

@@ -19,8 +19,36 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from zoneinfo import ZoneInfo
 
-    from activities.dunning import DunningActivities, DunningConfig, FamilyRef, LessonsChanged, RecordDunningState
-    from activities.email import EmailActivities, SendEmail
+    from activities.dunning import DunningActivities
+    from activities.email import EmailActivities
+    from core.contracts.billing import SIGNAL_RETRY_INVOICE, SIGNAL_WRITE_OFF, RetryInvoice, WriteOff
+    from core.contracts.dunning import (
+        FAMILY_DUNNING_WORKFLOW,
+        QUERY_STATE,
+        SIGNAL_CARD_UPDATED,
+        SIGNAL_FORGIVE,
+        SIGNAL_INVOICE_FAILED,
+        SIGNAL_INVOICE_PAID,
+        SIGNAL_PAUSE,
+        SIGNAL_REEVALUATE,
+        SIGNAL_RESUME,
+        SIGNAL_RETRY_NOW,
+        AdminAction,
+        CardUpdated,
+        DunningCarried,
+        DunningConfig,
+        DunningEvent,
+        DunningSnapshot,
+        FamilyDunningInput,
+        FamilyRef,
+        InvoiceFailed,
+        InvoicePaid,
+        LessonsChanged,
+        RecordDunningState,
+        Reevaluate,
+        UnpaidInvoice,
+    )
+    from core.contracts.email import SendEmail
     from core.temporal import DUNNING_STATE, billing_workflow_id
     from domain.dunning import (
         AUTHENTICATION_REQUIRED,
@@ -30,39 +58,14 @@ with workflow.unsafe.imports_passed_through():
         NoticeKind,
         due_actions,
         is_hard_decline,
+        is_worse,
+        next_retry,
         next_transition,
         payment_failed_notice,
         state_for,
     )
     from domain.local_time import format_local
-    from workflows.billing_messages import (
-        FAMILY_DUNNING_WORKFLOW,
-        SIGNAL_CARD_UPDATED,
-        SIGNAL_INVOICE_FAILED,
-        SIGNAL_INVOICE_PAID,
-        SIGNAL_RETRY_INVOICE,
-        SIGNAL_WRITE_OFF,
-        CardUpdated,
-        FamilyDunningInput,
-        InvoiceFailed,
-        InvoicePaid,
-        RetryInvoice,
-        WriteOff,
-    )
-    from workflows.dunning_messages import (
-        QUERY_STATE,
-        SIGNAL_FORGIVE,
-        SIGNAL_PAUSE,
-        SIGNAL_REEVALUATE,
-        SIGNAL_RESUME,
-        SIGNAL_RETRY_NOW,
-        AdminAction,
-        DunningCarried,
-        DunningEvent,
-        DunningSnapshot,
-        Reevaluate,
-        UnpaidInvoice,
-    )
+    from domain.money import format_money
 
 DB_TIMEOUT, DB_RETRY = timedelta(seconds=30), RetryPolicy(maximum_interval=timedelta(seconds=30))
 # SMTP outages are retried for a while; a notice that still fails is logged and shown on the timeline.
@@ -71,13 +74,10 @@ EMAIL_TIMEOUT, EMAIL_RETRY = (
     RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
 )
 TIMELINE_LIMIT = 60
-SEVERITY = {state: rank for rank, state in enumerate(DunningState)}
-# What teachers are told about the family's lessons (wording, dedup-key part); anything else is a restore.
-TEACHER_NOTICE = {
-    DunningState.SUSPENDED: ("on hold", "suspended"),
-    DunningState.CANCELLED: ("cancelled", "cancelled"),
-}
-RESTORED_NOTICE = ("back on your calendar", "restored")
+# What teachers are told about the family's lessons: the dedup-key part, which is also the wording's fragment
+# (activities/templates/_dunning_lessons_<key>.txt); anything else is a restore.
+TEACHER_NOTICE = {DunningState.SUSPENDED: "suspended", DunningState.CANCELLED: "cancelled"}
+RESTORED_NOTICE = "restored"
 
 
 @workflow.defn(name=FAMILY_DUNNING_WORKFLOW)
@@ -259,11 +259,7 @@ class FamilyDunningWorkflow:
         None when Stripe owns retries (settings.payment_retries_owner)."""
         if self._require_config().retries_owner != "cedar":
             return None
-        latest = invoice.last_attempt_at or invoice.first_failed_at
-        for offset in self._require_config().retry_offsets:
-            if invoice.first_failed_at + offset > latest:
-                return invoice.first_failed_at + offset
-        return None
+        return next_retry(invoice.first_failed_at, invoice.last_attempt_at, self._policy())
 
     async def _evaluate(self) -> None:
         now = workflow.now()
@@ -273,7 +269,7 @@ class FamilyDunningWorkflow:
         oldest = self._oldest()
         previous = DunningState(self._s.state)
         current = state_for(oldest.first_failed_at if oldest else None, now, self._policy())
-        if self._s.paused and SEVERITY[current] > SEVERITY[previous]:
+        if self._s.paused and is_worse(current, previous):
             current = previous  # a paused family gets no worse; a payment still clears it
         await self._notify_failures()
         if current != previous:
@@ -383,7 +379,7 @@ class FamilyDunningWorkflow:
             self._note("billing_unreachable", f"{signal}: {type(exc).__name__}")
 
     async def _send_notice(self, notice: DunningNotice, invoice: UnpaidInvoice | None) -> None:
-        context = self._notice_context(notice, invoice)
+        context, fragments = self._notice_context(notice, invoice)
         await self._send(
             SendEmail(
                 template=f"dunning_{notice.kind.value}",
@@ -391,17 +387,14 @@ class FamilyDunningWorkflow:
                 to="parent",
                 parent_id=self._parent_id,
                 context=context,
+                fragments=fragments,
             )
         )
 
     async def _tell_teachers(self, changed: LessonsChanged, state: DunningState, driving: str) -> None:
-        what, key = TEACHER_NOTICE.get(state, RESTORED_NOTICE)
+        key = TEACHER_NOTICE.get(state, RESTORED_NOTICE)
         for teacher in changed.teachers:
-            context = {
-                "what": what,
-                "lesson_count": len(teacher.lesson_times),
-                "lesson_times": "; ".join(teacher.lesson_times),
-            }
+            context = {"lesson_count": len(teacher.lesson_times), "lesson_times": "; ".join(teacher.lesson_times)}
             await self._send(
                 SendEmail(
                     template="dunning_teacher_notice",
@@ -409,6 +402,7 @@ class FamilyDunningWorkflow:
                     to="teacher",
                     teacher_id=teacher.teacher_id,
                     context=context,
+                    fragments={"what": f"dunning_lessons_{key}"},
                 )
             )
 
@@ -421,31 +415,37 @@ class FamilyDunningWorkflow:
             workflow.logger.error("dunning notice %s not sent: %s", email.dedup_key, exc.cause or exc)
             self._note("email_failed", email.dedup_key)
 
-    def _notice_context(self, notice: DunningNotice, invoice: UnpaidInvoice | None) -> dict[str, str]:
+    def _notice_context(
+        self, notice: DunningNotice, invoice: UnpaidInvoice | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The notice's facts, and for a failed payment the fragment that says what happens next (its words are
+        in activities/templates/_dunning_next_step_*.txt)."""
         config = self._require_config()
         tz = ZoneInfo(config.school_timezone)
         context = dict.fromkeys(("amount_due", "invoice_ref", "suspend_on", "cancel_on", "next_step"), "")
         context["card_url"] = config.card_update_url
         context["attempt"] = str(notice.attempt)
         if invoice is None:
-            return context
-        context["amount_due"] = f"${invoice.amount_due_minor / 100:,.2f} {config.currency.upper()}"
+            return context, {}
+        context["amount_due"] = format_money(invoice.amount_due_minor, config.currency)
         context["invoice_ref"] = invoice.stripe_invoice_id
         context["suspend_on"] = format_local(invoice.first_failed_at + config.suspend_after, tz)
         context["cancel_on"] = format_local(invoice.first_failed_at + config.cancel_after, tz)
-        if notice.kind == NoticeKind.PAYMENT_FAILED:
-            retry = self._scheduled_retry(invoice)
-            if invoice.needs_confirmation:
-                where = f" here: {invoice.confirm_url}" if invoice.confirm_url else " (your bank's app or website)"
-                context["next_step"] = f"Your bank asks you to confirm this payment{where}, or add another card."
-            elif invoice.hard_decline:
-                context["next_step"] = "Your bank will not accept further tries on this card: please add a new card."
-            elif retry:
-                when = format_local(retry, tz)
-                context["next_step"] = f"We will try your card again on {when}, or right away when you update it."
-            else:
-                context["next_step"] = "Please update your card so we can collect it."
-        return context
+        if notice.kind != NoticeKind.PAYMENT_FAILED:
+            return context, {}
+        retry = self._scheduled_retry(invoice)
+        if invoice.needs_confirmation:
+            if invoice.confirm_url:
+                context["confirm_url"] = invoice.confirm_url
+            step = "confirm_online" if invoice.confirm_url else "confirm_with_bank"
+        elif invoice.hard_decline:
+            step = "new_card"
+        elif retry:
+            context["retry_on"] = format_local(retry, tz)
+            step = "retry"
+        else:
+            step = "update_card"
+        return context, {"next_step": f"dunning_next_step_{step}"}
 
     def _note(self, kind: str, detail: str = "") -> None:
         self._s.timeline.append(DunningEvent(at=workflow.now(), kind=kind, detail=detail))

@@ -20,14 +20,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.email import EmailActivities, SendEmail
+    from activities.email import EmailActivities
     from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
     from activities.stripe_lookup import StripeLookupActivities
-    from core.temporal import ENROLLMENT_STATE
-    from domain.enrollment_flow import accepts, demo_reminder_at
-    from domain.enrollment_rules import EnrollmentAction, EnrollmentState
-    from workflows.billing_messages import StudentStarted, StudentStopped
-    from workflows.enrollment_messages import (
+    from core.contracts.billing import StudentStarted, StudentStopped
+    from core.contracts.email import SendEmail
+    from core.contracts.enrollment import (
         ENROLLMENT_WORKFLOW,
         FAMILY_CONFIRMATION_PATCH,
         FAMILY_NOT_CONFIRMED,
@@ -57,6 +55,9 @@ with workflow.unsafe.imports_passed_through():
         TeacherAssignment,
         ValidatedEnrollment,
     )
+    from core.temporal import ENROLLMENT_STATE
+    from domain.enrollment_flow import accepts, demo_reminder_at
+    from domain.enrollment_rules import EnrollmentAction, EnrollmentState
 
 S = EnrollmentState
 # Database steps (local activities) and remote calls (Stripe, SMTP, billing) retry with backoff until the

@@ -7,38 +7,31 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.email import EmailActivities, SendEmail
-    from activities.reconciliation import ReconcileRequest, ReconciliationActivities, ReconciliationReport
-    from activities.scheduled import (
+    from activities.email import EmailActivities
+    from activities.reconciliation import ReconciliationActivities
+    from activities.scheduled import ScheduledActivities
+    from core.contracts.email import SendEmail
+    from core.contracts.scheduled import (
+        DUNNING_SWEEP_WORKFLOW,
+        LESSON_REMINDERS_WORKFLOW,
+        RECONCILIATION_WORKFLOW,
         DueReminders,
         LessonRef,
         LessonReminder,
-        ScheduledActivities,
+        ReconcileRequest,
+        ReconciliationReport,
+        RemindersReport,
+        RemindersRequest,
         SweepReport,
         SweepRequest,
     )
 
-DUNNING_SWEEP_WORKFLOW = "DunningSweepWorkflow"
-LESSON_REMINDERS_WORKFLOW = "LessonRemindersWorkflow"
-RECONCILIATION_WORKFLOW = "ReconciliationWorkflow"
-
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10)
 REMINDERS_AT_ONCE = 10
-
-
-class RemindersRequest(BaseModel):
-    """Empty today; a model so fields can be added without breaking running schedules."""
-
-
-class RemindersReport(BaseModel):
-    due: int
-    sent: int
-    already_sent: int
 
 
 @workflow.defn(name=DUNNING_SWEEP_WORKFLOW)

@@ -13,10 +13,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.billing import BillingActivities, RecognizeLessons
-    from activities.stripe_inbox import CatchUpRequest, CatchUpResult, StripeInboxActivities
+    from activities.billing import BillingActivities
+    from activities.stripe_inbox import StripeInboxActivities
+    from core.contracts.scheduled import STRIPE_CATCHUP_WORKFLOW, CatchUpRequest, CatchUpResult, RecognizeLessons
 
-STRIPE_CATCHUP_WORKFLOW = "StripeCatchupWorkflow"
 RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=5)
 
 

@@ -2,6 +2,10 @@
 ``<name>.html``, filled with ``string.Template`` placeholders (``${student_first_name}``). Adding an email is
 adding those files. Every message is wrapped in the school's layout (``_layout.txt`` / ``_layout.html``).
 Values are HTML-escaped in the HTML part; a missing placeholder is an error, never a silently blank email.
+
+A fragment is one sentence a workflow chooses among several (``_<fragment>.txt``, plain text, filled with the same
+context): ``render(name, context, {"next_step": "dunning_next_step_retry"})`` fills ``${next_step}`` with it, so the
+words stay here and the workflow only names the case.
 """
 
 from __future__ import annotations
@@ -46,9 +50,12 @@ def available_templates() -> set[str]:
     return {p.stem for p in TEMPLATE_DIR.glob("*.subject")}
 
 
-def render(name: str, context: dict[str, Any]) -> RenderedEmail:
-    """The subject, text and HTML of template ``name`` with ``context`` (values are turned into text)."""
+def render(name: str, context: dict[str, Any], fragments: dict[str, str] | None = None) -> RenderedEmail:
+    """The subject, text and HTML of template ``name`` with ``context`` (values are turned into text); each key of
+    ``fragments`` gets the named fragment filled with the context."""
     plain = {key: "" if value is None else str(value) for key, value in context.items()}
+    for key, fragment in (fragments or {}).items():
+        plain[key] = _fill(f"_{fragment}.txt", plain).strip()
     escaped = {key: html.escape(value) for key, value in plain.items()}
     subject = " ".join(_fill(f"{name}.subject", plain).split())
     text_body = _fill(f"{name}.txt", plain)

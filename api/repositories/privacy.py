@@ -17,13 +17,13 @@ from sqlmodel import SQLModel, col
 from api.errors import Conflict, NotFound
 from api.repositories.accounts import deactivate_account
 from core.identity import IdentityService
+from domain.enrollment_rules import CLOSED_STATES, EnrollmentState
 from models import (
     AuditLog,
     BillingAccount,
     Communication,
     Consent,
     Enrollment,
-    EnrollmentStatus,
     Invoice,
     Lesson,
     LessonStatus,
@@ -34,11 +34,7 @@ from models import (
 )
 
 ERASED = "Erased"
-LIVE_ENROLLMENT_STATES = [
-    s.value
-    for s in EnrollmentStatus
-    if s not in (EnrollmentStatus.withdrawn, EnrollmentStatus.cancelled, EnrollmentStatus.failed)
-]
+LIVE_ENROLLMENT_STATES = [s.value for s in EnrollmentState if s not in CLOSED_STATES]
 
 
 def _rows(items: list[Any]) -> list[dict[str, Any]]:

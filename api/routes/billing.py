@@ -19,7 +19,6 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.billing import receivable_balance
-from activities.billing_models import CardResult
 from api.access import ROUTE_ACCESS
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import CedarError, Conflict, NotFound
@@ -45,21 +44,23 @@ from api.schemas.billing import (
     TrialBalanceOut,
 )
 from api.temporal_calls import bounded
-from core.settings import Settings
-from core.temporal import billing_workflow_id
-from domain.ledger import Account
-from models import BillingAccount, Invoice, JournalEntry, LedgerAccount, Parent, Payment, Posting, Role, Subscription
-from workflows.billing import (
+from core.contracts.billing import (
+    SIGNAL_STUDENT_STOPPED,
     UPDATE_CHANGE_CARD,
     UPDATE_REFUND,
     UPDATE_RENEW,
     CardChange,
+    CardResult,
     RefundRequest,
     RefundResult,
     RenewRequest,
     RenewResult,
+    StudentStopped,
 )
-from workflows.billing_messages import SIGNAL_STUDENT_STOPPED, StudentStopped
+from core.settings import Settings
+from core.temporal import billing_workflow_id
+from domain.ledger import Account
+from models import BillingAccount, Invoice, JournalEntry, LedgerAccount, Parent, Payment, Posting, Role, Subscription
 
 router = IndexedRouter(prefix="/api/v1/billing", tags=["billing"])
 FamilyPrincipal = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]

@@ -27,10 +27,7 @@ from api.principal import AdminPrincipal, Principal
 from api.routing import IndexedRouter
 from api.temporal_calls import bounded
 from core.audit import record_audit
-from core.settings import Settings
-from core.temporal import dunning_workflow_id
-from models import BillingAccount, DunningStatus, Parent
-from workflows.dunning_messages import (
+from core.contracts.dunning import (
     QUERY_STATE,
     SIGNAL_FORGIVE,
     SIGNAL_PAUSE,
@@ -41,6 +38,10 @@ from workflows.dunning_messages import (
     DunningSnapshot,
     UnpaidInvoice,
 )
+from core.settings import Settings
+from core.temporal import dunning_workflow_id
+from domain.dunning import DunningState
+from models import BillingAccount, Parent
 
 router = IndexedRouter(prefix="/api/v1/dunning", tags=["dunning"])
 _ADMIN = frozenset({"admin"})
@@ -122,7 +123,7 @@ async def _require_family(session: SessionDep, parent_id: uuid.UUID) -> None:
 async def list_families(
     session: SessionDep,
     principal: AdminPrincipal,
-    state: DunningStatus | None = Query(default=None, description="only this state; default: every non-clear one"),
+    state: DunningState | None = Query(default=None, description="only this state; default: every non-clear one"),
 ) -> DunningList:
     query = select(col(BillingAccount.parent_id), col(BillingAccount.dunning_state), col(BillingAccount.dunning_paused))
     query = query.where(

@@ -18,7 +18,7 @@ from api.errors import CedarError
 from api.routes.enrollments import answer_family_confirmation, confirmation_request
 from api.routes.password_pages import html_page
 from api.routing import IndexedRouter
-from workflows.enrollment_messages import FamilyDecision
+from core.contracts.enrollment import FamilyDecision
 
 router = IndexedRouter(include_in_schema=False)
 PATH = "/confirm-enrollment"

@@ -41,16 +41,7 @@ from api.schemas.enrollment import (
 )
 from api.temporal_calls import bounded
 from core.audit import record_audit
-from core.db import transaction
-from core.settings import Settings
-from core.temporal import ENROLLMENT_STATE, enrollment_workflow_id
-from core.tokens import hash_token
-from domain.calendar import WeeklyWindow
-from domain.enrollment_flow import application_fingerprint, windows_to_json
-from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
-from domain.local_time import format_local
-from models import Enrollment, Lesson, Parent, Role, Teacher, User
-from workflows.enrollment_messages import (
+from core.contracts.enrollment import (
     ENROLLMENT_WORKFLOW,
     QUERY_STATUS,
     UPDATE_ASSIGN_TEACHER,
@@ -66,6 +57,15 @@ from workflows.enrollment_messages import (
     FamilyDecision,
     StatusView,
 )
+from core.db import transaction
+from core.settings import Settings
+from core.temporal import ENROLLMENT_STATE, enrollment_workflow_id
+from core.tokens import hash_token
+from domain.calendar import WeeklyWindow
+from domain.enrollment_flow import application_fingerprint, windows_to_json
+from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
+from domain.local_time import format_local
+from models import Enrollment, Lesson, Parent, Role, Teacher, User
 
 router = IndexedRouter(prefix="/api/v1/enrollments", tags=["enrollments"])
 

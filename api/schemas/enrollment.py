@@ -14,10 +14,10 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from api.schemas.common import Email, Name, Phone, RequestModel
+from core.contracts.enrollment import DemoOutcome, FamilyDecision
 from core.settings import Settings
 from domain.enrollment_rules import check_age
 from models import BillingInterval
-from workflows.enrollment_messages import DemoOutcome, FamilyDecision
 
 PaymentMethodId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^pm_[A-Za-z0-9_]{1,250}$")]
 

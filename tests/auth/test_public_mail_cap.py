@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from activities.email import EmailActivities, SendEmail
+from activities.email import EmailActivities
+from core.contracts.email import SendEmail
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from devstack.smtp_sink import SmtpSink

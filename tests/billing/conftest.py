@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 
 from activities.stripe_inbox import summarize
 from api.main import create_app
+from core.contracts.billing import FAMILY_BILLING_WORKFLOW, SIGNAL_STUDENT_STARTED, FamilyBillingInput, StudentStarted
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.stripe import create_stripe_client
@@ -36,12 +37,6 @@ from tests.billing.dunning_stand_in import DunningStandIn
 from workers.registry import WorkerDeps, activity_functions
 from workers.stripe_forwarder import StripeEventForwarder
 from workflows.billing import FamilyBillingWorkflow
-from workflows.billing_messages import (
-    FAMILY_BILLING_WORKFLOW,
-    SIGNAL_STUDENT_STARTED,
-    FamilyBillingInput,
-    StudentStarted,
-)
 from workflows.stripe_catchup import StripeCatchupWorkflow
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from workflows.billing_messages import (
+from core.contracts.dunning import (
     FAMILY_DUNNING_WORKFLOW,
     SIGNAL_CARD_UPDATED,
     SIGNAL_INVOICE_FAILED,

@@ -16,17 +16,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.main import create_app
+from core.contracts.billing import FAMILY_BILLING_WORKFLOW, FamilyBillingInput
+from core.contracts.dunning import FAMILY_DUNNING_WORKFLOW, FamilyDunningInput
 from core.db import SessionFactory
 from core.settings import Settings
 from core.temporal import billing_workflow_id, dunning_workflow_id
 from models import Role
 from tests.billing.conftest import family_with_customer
-from workflows.billing_messages import (
-    FAMILY_BILLING_WORKFLOW,
-    FAMILY_DUNNING_WORKFLOW,
-    FamilyBillingInput,
-    FamilyDunningInput,
-)
 
 # Only a guard against a hung request: the default update timeout (15 s) would exceed it, the test's (1 s) not.
 HANG_GUARD_SECONDS = 10

@@ -12,13 +12,12 @@ import stripe
 from sqlalchemy import select
 from temporalio.client import Client
 
-from activities.stripe_inbox import CatchUpRequest, CatchUpResult
+from core.contracts.scheduled import STRIPE_CATCHUP_WORKFLOW, CatchUpRequest, CatchUpResult
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from devstack.localstripe import LocalStripe
 from models import Invoice, JournalEntry, Lesson, Payment, StripeEvent, Subscription, SystemSetting
 from tests.billing.conftest import WEBHOOK_ID, Billed, BillFamily, count, eventually, ledger_problems
-from workflows.stripe_catchup import STRIPE_CATCHUP_WORKFLOW
 
 
 async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(

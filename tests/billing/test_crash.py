@@ -10,13 +10,13 @@ from typing import Any
 
 import stripe
 
+from core.contracts.billing import UPDATE_RENEW, RenewRequest, RenewResult
 from core.db import SessionFactory
 from core.settings import Settings
 from core.stripe import create_stripe_client
 from models import Payment
 from tests.billing.conftest import BillFamily, count, ledger_problems
 from workers.registry import WorkerDeps
-from workflows.billing import UPDATE_RENEW, RenewRequest, RenewResult
 
 
 def stripe_that_dies_after_charging(settings: Settings, charged: asyncio.Event) -> stripe.StripeClient:

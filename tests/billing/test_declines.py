@@ -11,7 +11,14 @@ import stripe
 from sqlalchemy import select
 from temporalio.client import Client
 
-from activities.billing_models import SIGNAL_STRIPE_EVENT, StripeEventReceived
+from core.contracts.billing import (
+    SIGNAL_RETRY_INVOICE,
+    SIGNAL_STRIPE_EVENT,
+    SIGNAL_WRITE_OFF,
+    RetryInvoice,
+    StripeEventReceived,
+    WriteOff,
+)
 from core.db import SessionFactory
 from models import Invoice, JournalEntry, Role, Subscription
 from tests.billing.conftest import (
@@ -24,7 +31,6 @@ from tests.billing.conftest import (
     eventually,
     ledger_problems,
 )
-from workflows.billing_messages import SIGNAL_RETRY_INVOICE, SIGNAL_WRITE_OFF, RetryInvoice, WriteOff
 
 # card → (failure code, decline code) dunning hears. The first two are declined when attached (so there is no
 # card to charge); the last attaches and then fails every charge.

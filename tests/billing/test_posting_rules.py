@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from dataclasses import replace
 
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from activities.billing import LedgerEvent, entries_for, post_events
+from activities.billing import post_events
 from core.db import create_engine, create_session_factory, transaction
 from core.settings import Settings
 from domain import ledger
+from domain.ledger import LedgerEvent, entries_for
 from models import JournalEntry, Posting
 
 KINDS = ["invoice_finalized", "invoice_voided", "payment_received", "refund_issued", "written_off", "lesson_completed"]
@@ -67,7 +69,7 @@ def test_any_sequence_of_billing_events_keeps_the_books_balanced(
 ) -> None:
     # Sources are unique to this example, so examples sharing the database do not see each other's entries.
     run = uuid.uuid4()
-    batches = [[e.model_copy(update={"source_id": f"{run}:{e.source_id}"}) for e in batch] for batch in batches]
+    batches = [[replace(e, source_id=f"{run}:{e.source_id}") for e in batch] for batch in batches]
     balances, entry_totals = asyncio.run(_post_and_read(settings, batches))
 
     assert all(total == 0 for total in entry_totals)

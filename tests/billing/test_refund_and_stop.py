@@ -11,13 +11,13 @@ import httpx
 import stripe
 from temporalio.client import Client
 
+from core.contracts.billing import SIGNAL_STUDENT_STOPPED, StudentStopped
 from core.db import SessionFactory
 from core.settings import Settings
 from domain.ledger import estimate_fee
 from models import Payment, Refund, Role, Subscription
 from tests.billing.conftest import BillFamily, count, eventually, ledger_problems, renew_and_pay
 from workers.main import build_deps
-from workflows.billing_messages import SIGNAL_STUDENT_STOPPED, StudentStopped
 
 
 async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_end(

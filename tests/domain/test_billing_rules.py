@@ -4,8 +4,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.billing_rules import (
+    INVOICE_RANK,
+    MONTHLY_LESSONS,
     STRIPE_KEY_MAX_LENGTH,
     discounted_amount,
+    invoice_status_after,
+    lesson_share,
+    mirrored_invoice_status,
     plan_id,
     sibling_discount_percent,
     stripe_key,
@@ -107,3 +112,49 @@ def test_long_stripe_keys_are_hashed_to_the_limit_and_stay_distinct() -> None:
 def test_stripe_key_refuses_empty_parts(parts: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
         stripe_key(*parts)
+
+
+@pytest.mark.parametrize(
+    ("stripe_status", "has_failed", "ours"),
+    [
+        ("open", False, "open"),
+        ("open", True, "past_due"),
+        ("paid", True, "paid"),
+        ("void", False, "void"),
+        ("uncollectible", True, "uncollectible"),
+    ],
+)
+def test_an_open_invoice_with_a_failed_attempt_is_past_due(stripe_status: str, has_failed: bool, ours: str) -> None:
+    assert mirrored_invoice_status(stripe_status, has_failed) == ours
+
+
+@pytest.mark.parametrize(
+    ("current", "reported", "after"),
+    [
+        ("draft", "open", "open"),
+        ("open", "past_due", "past_due"),
+        ("past_due", "open", "past_due"),  # a re-read of the open invoice never undoes the failure
+        ("past_due", "paid", "paid"),
+        ("paid", "open", "paid"),  # a replayed older event never moves it back
+        ("paid", "void", "paid"),  # among final statuses the first one stays
+        ("uncollectible", "void", "uncollectible"),
+        ("", "draft", ""),  # a new row takes the first status that ranks above draft
+        ("", "open", "open"),
+    ],
+)
+def test_invoice_status_only_moves_forward(current: str, reported: str, after: str) -> None:
+    assert invoice_status_after(current, reported) == after
+
+
+def test_invoice_ranks_order_the_statuses() -> None:
+    assert INVOICE_RANK["draft"] < INVOICE_RANK["open"] < INVOICE_RANK["past_due"] < INVOICE_RANK["paid"]
+    assert INVOICE_RANK["paid"] == INVOICE_RANK["void"] == INVOICE_RANK["uncollectible"]
+
+
+@pytest.mark.parametrize(
+    ("amount", "interval", "share"),
+    [(3000, "week", 3000), (12000, "month", 3000), (12001, "month", 3000), (0, "month", 0)],
+)
+def test_a_lesson_earns_its_share_of_the_plan(amount: int, interval: str, share: int) -> None:
+    assert lesson_share(amount, interval) == share
+    assert MONTHLY_LESSONS == 4

@@ -10,6 +10,7 @@ from domain.dunning import (
     NoticeKind,
     due_actions,
     is_hard_decline,
+    is_worse,
     next_retry,
     next_transition,
     payment_failed_notice,
@@ -87,22 +88,44 @@ def test_state_changes_exactly_at_next_transition() -> None:
 
 
 @pytest.mark.parametrize(
-    ("attempts_made", "retry_after"),
-    [(1, 1 * DAY), (2, 4 * DAY), (3, 9 * DAY), (4, 16 * DAY)],
+    ("last_attempt_after", "retry_after"),
+    [(None, 1 * DAY), (1 * DAY, 4 * DAY), (4 * DAY, 9 * DAY), (9 * DAY, 16 * DAY)],
 )
-def test_retries_follow_the_offsets_from_the_first_failure(attempts_made: int, retry_after: timedelta) -> None:
-    assert next_retry(SINCE, attempts_made, POLICY) == SINCE + retry_after
+def test_retries_follow_the_offsets_from_the_first_failure(
+    last_attempt_after: timedelta | None, retry_after: timedelta
+) -> None:
+    last_attempt = None if last_attempt_after is None else SINCE + last_attempt_after
+    assert next_retry(SINCE, last_attempt, POLICY) == SINCE + retry_after
+
+
+def test_offsets_passed_by_another_attempt_are_used_up_so_retries_never_burst() -> None:
+    # A card update (or an admin's retry-now) on day 5 uses up the day-4 retry: the next is day 9, not day 4.
+    assert next_retry(SINCE, SINCE + 5 * DAY, POLICY) == SINCE + 9 * DAY
+    # An attempt exactly at an offset's moment uses that offset.
+    assert next_retry(SINCE, SINCE + 4 * DAY, POLICY) == SINCE + 9 * DAY
+    assert next_retry(SINCE, SINCE + 4 * DAY - TICK, POLICY) == SINCE + 4 * DAY
 
 
 def test_retries_run_out() -> None:
-    assert next_retry(SINCE, 5, POLICY) is None
+    assert next_retry(SINCE, SINCE + 16 * DAY, POLICY) is None
+    assert next_retry(SINCE, SINCE + 20 * DAY, POLICY) is None
     no_retries = DunningPolicy(3 * DAY, 14 * DAY, 21 * DAY, [])
-    assert next_retry(SINCE, 1, no_retries) is None
+    assert next_retry(SINCE, None, no_retries) is None
 
 
-def test_next_retry_needs_at_least_the_original_attempt() -> None:
+def test_next_retry_refuses_naive_datetimes() -> None:
     with pytest.raises(ValueError):
-        next_retry(SINCE, 0, POLICY)
+        next_retry(datetime(2025, 10, 1), None, POLICY)
+    with pytest.raises(ValueError):
+        next_retry(SINCE, datetime(2025, 10, 2), POLICY)
+
+
+def test_is_worse_follows_clear_warning_suspended_cancelled() -> None:
+    order = [S.CLEAR, S.WARNING, S.SUSPENDED, S.CANCELLED]
+    for i, state in enumerate(order):
+        for j, other in enumerate(order):
+            assert is_worse(state, other) is (i > j)
+    assert is_worse("suspended", "warning")
 
 
 @pytest.mark.parametrize(

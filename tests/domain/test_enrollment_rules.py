@@ -4,13 +4,16 @@ import pytest
 
 from domain.enrollment_rules import (
     ALLOWED_TRANSITIONS,
+    CLOSED_STATES,
     TERMINAL_STATES,
     EnrollmentAction,
     EnrollmentState,
+    TransitionRefused,
     age_on,
     can_accept,
     can_transition,
     check_age,
+    move_needed,
 )
 
 S = EnrollmentState
@@ -75,6 +78,7 @@ ACCEPTED = {
     EnrollmentAction.DEMO_OUTCOME: {S.DEMO_SCHEDULED, S.AWAITING_OUTCOME},
     EnrollmentAction.CANCEL: set(EnrollmentState) - TERMINAL_STATES,
     EnrollmentAction.ASSIGN_TEACHER: {S.WAITLISTED},
+    EnrollmentAction.CONFIRM_FAMILY: {S.AWAITING_CONFIRMATION},
 }
 
 
@@ -117,15 +121,59 @@ def test_happy_path_and_waitlist_path_are_allowed_transitions() -> None:
             assert can_transition(current, target) is None, (current, target)
 
 
-def test_terminal_states_go_nowhere_and_others_can_always_cancel_or_fail() -> None:
+def test_closed_states_go_nowhere_and_others_can_always_cancel_or_fail() -> None:
+    assert CLOSED_STATES == {S.WITHDRAWN, S.CANCELLED, S.FAILED}
     for state in EnrollmentState:
-        if state in TERMINAL_STATES:
+        if state in CLOSED_STATES:
             assert ALLOWED_TRANSITIONS[state] == frozenset()
-            assert can_transition(state, S.CANCELLED) is not None
+            assert can_transition(state, S.CANCELLED) == f"the enrollment is already {state.value}"
         else:
             assert {S.CANCELLED, S.FAILED} <= ALLOWED_TRANSITIONS[state]
+
+
+def test_an_active_enrollment_can_still_be_cancelled_but_not_withdrawn() -> None:
+    assert ALLOWED_TRANSITIONS[S.ACTIVE] == {S.CANCELLED, S.FAILED}
+    assert can_transition(S.ACTIVE, S.WITHDRAWN) == "an enrollment cannot go from active to withdrawn"
+
+
+def test_a_no_show_without_a_slot_goes_back_to_the_waitlist() -> None:
+    assert can_transition(S.AWAITING_OUTCOME, S.WAITLISTED) is None
+    assert can_transition(S.DEMO_SCHEDULED, S.WAITLISTED) is None
+
+
+def test_family_confirmation_path_is_allowed() -> None:
+    path = [S.RECEIVED, S.VALIDATED, S.AWAITING_CONFIRMATION, S.ACCOUNT_CREATED]
+    for current, target in zip(path, path[1:], strict=False):
+        assert can_transition(current, target) is None, (current, target)
 
 
 def test_skipping_steps_is_refused() -> None:
     assert can_transition(S.RECEIVED, S.ACTIVE) == "an enrollment cannot go from received to active"
     assert can_transition(S.WAITLISTED, S.DEMO_SCHEDULED) is not None
+    assert can_transition(S.RECEIVED, S.AWAITING_CONFIRMATION) is not None
+
+
+def test_move_needed_applies_allowed_moves() -> None:
+    assert move_needed(S.VALIDATED, S.ACCOUNT_CREATED) is True
+    assert move_needed("demo_scheduled", "awaiting_outcome", ["received"]) is True
+
+
+def test_move_needed_is_a_no_op_for_the_same_state() -> None:
+    assert move_needed(S.DEMO_SCHEDULED, S.DEMO_SCHEDULED) is False
+    assert move_needed(S.CANCELLED, S.CANCELLED) is False
+
+
+def test_move_needed_ignores_a_step_run_again_after_the_enrollment_moved_on() -> None:
+    visited = [S.RECEIVED, S.VALIDATED, S.ACCOUNT_CREATED, S.TEACHER_ASSIGNED, S.DEMO_SCHEDULED]
+    assert move_needed(S.DEMO_SCHEDULED, S.ACCOUNT_CREATED, visited) is False
+    assert move_needed(S.DEMO_SCHEDULED, S.VALIDATED, visited) is False
+
+
+def test_move_needed_refuses_an_illegal_move() -> None:
+    with pytest.raises(TransitionRefused, match="cannot go from received to active"):
+        move_needed(S.RECEIVED, S.ACTIVE, [S.RECEIVED])
+    with pytest.raises(TransitionRefused, match="already withdrawn"):
+        move_needed(S.WITHDRAWN, S.ACTIVE, [S.RECEIVED, S.DEMO_SCHEDULED, S.WITHDRAWN])
+    # Going back to a state never visited is refused too.
+    with pytest.raises(TransitionRefused):
+        move_needed(S.DEMO_SCHEDULED, S.AWAITING_CONFIRMATION, [S.RECEIVED, S.VALIDATED, S.ACCOUNT_CREATED])

@@ -8,9 +8,12 @@ from domain.ledger import (
     EntryKind,
     JournalEntry,
     LedgerError,
+    LedgerEvent,
     Posting,
     bad_debt_written_off,
     balances_sum_to_zero,
+    entries_for,
+    entry_key,
     estimate_fee,
     invoice_finalized,
     lesson_completed,
@@ -228,3 +231,73 @@ def test_any_billing_history_keeps_the_books_balanced(data: st.DataObject) -> No
     assert balances[A.BANK] == paid_out
     # Undoing everything brings every account back to zero.
     assert set(trial_balance([*entries, *(reversal(e) for e in entries)]).values()) == {0}
+
+
+@pytest.mark.parametrize(
+    ("event", "kind", "key", "lines_expected"),
+    [
+        (
+            LedgerEvent("invoice_finalized", "in_1", 12_000),
+            EntryKind.INVOICE_FINALIZED,
+            "invoice_finalized:in_1",
+            [(A.ACCOUNTS_RECEIVABLE, 12_000), (A.DEFERRED_REVENUE, -12_000)],
+        ),
+        (
+            LedgerEvent("invoice_voided", "in_1", 12_000),
+            EntryKind.REVERSAL,
+            "reversal:invoice_finalized:in_1",
+            [(A.ACCOUNTS_RECEIVABLE, -12_000), (A.DEFERRED_REVENUE, 12_000)],
+        ),
+        (
+            LedgerEvent("payment_received", "ch_1", 12_000, fee_minor=378),
+            EntryKind.PAYMENT_RECEIVED,
+            "payment_received:ch_1",
+            [
+                (A.STRIPE_CLEARING, 12_000),
+                (A.ACCOUNTS_RECEIVABLE, -12_000),
+                (A.PROCESSING_FEES, 378),
+                (A.STRIPE_CLEARING, -378),
+            ],
+        ),
+        (
+            LedgerEvent("refund_issued", "re_1", 5_000),
+            EntryKind.REFUND_ISSUED,
+            "refund_issued:re_1",
+            [(A.REFUNDS, 5_000), (A.STRIPE_CLEARING, -5_000)],
+        ),
+        (
+            LedgerEvent("written_off", "in_2", 7_000),
+            EntryKind.BAD_DEBT_WRITTEN_OFF,
+            "bad_debt_written_off:in_2",
+            [(A.BAD_DEBT, 7_000), (A.ACCOUNTS_RECEIVABLE, -7_000)],
+        ),
+        (
+            LedgerEvent("lesson_completed", "les_1", 3_000),
+            EntryKind.LESSON_COMPLETED,
+            "lesson_completed:les_1",
+            [(A.DEFERRED_REVENUE, 3_000), (A.LESSON_REVENUE, -3_000)],
+        ),
+    ],
+)
+def test_posting_rules(
+    event: LedgerEvent, kind: EntryKind, key: str, lines_expected: list[tuple[Account, int]]
+) -> None:
+    (entry,) = entries_for(event)
+    assert entry.kind is kind
+    assert entry.idempotency_key == key
+    assert lines(entry) == lines_expected
+
+
+@pytest.mark.parametrize("amount", [0, -100])
+def test_an_event_without_an_amount_posts_nothing(amount: int) -> None:
+    assert entries_for(LedgerEvent("payment_received", "ch_0", amount)) == []
+
+
+def test_an_unknown_event_kind_has_no_posting_rule() -> None:
+    with pytest.raises(LedgerError, match="no posting rule"):
+        entries_for(LedgerEvent("teleported", "x_1", 100))  # type: ignore[arg-type]
+
+
+def test_entry_keys_name_the_kind_and_its_source() -> None:
+    assert entry_key(EntryKind.LESSON_COMPLETED, "les_9") == "lesson_completed:les_9"
+    assert invoice_finalized("in_9", 100).idempotency_key == entry_key(EntryKind.INVOICE_FINALIZED, "in_9")

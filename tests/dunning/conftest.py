@@ -19,25 +19,28 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from activities.email import EmailActivities
+from core.contracts.billing import (
+    FAMILY_BILLING_WORKFLOW,
+    SIGNAL_RETRY_INVOICE,
+    SIGNAL_WRITE_OFF,
+    FamilyBillingInput,
+    RetryInvoice,
+    WriteOff,
+)
+from core.contracts.dunning import (
+    FAMILY_DUNNING_WORKFLOW,
+    QUERY_STATE,
+    SIGNAL_INVOICE_FAILED,
+    DunningSnapshot,
+    FamilyDunningInput,
+    InvoiceFailed,
+)
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import billing_workflow_id, dunning_workflow_id
 from models import Communication, Enrollment, Lesson, Parent, Student, Teacher
 from workers.main import build_deps, workflow_runner
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
-from workflows.billing_messages import (
-    FAMILY_BILLING_WORKFLOW,
-    FAMILY_DUNNING_WORKFLOW,
-    SIGNAL_INVOICE_FAILED,
-    SIGNAL_RETRY_INVOICE,
-    SIGNAL_WRITE_OFF,
-    FamilyBillingInput,
-    FamilyDunningInput,
-    InvoiceFailed,
-    RetryInvoice,
-    WriteOff,
-)
-from workflows.dunning_messages import QUERY_STATE, DunningSnapshot
 
 T = TypeVar("T")
 

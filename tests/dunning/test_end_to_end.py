@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import select, update
 from temporalio.client import Client
 
+from core.contracts.scheduled import RECONCILIATION_WORKFLOW
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.stripe import create_stripe_client
@@ -20,7 +21,6 @@ from models import BillingAccount, Communication, Invoice, JournalEntry, Lesson,
 from tests.billing.conftest import billed_family, ledger_problems
 from tests.dunning.conftest import eventually
 from workers.main import build_deps, build_worker
-from workflows.scheduled import RECONCILIATION_WORKFLOW
 
 ATTACHES_THEN_DECLINES = "4000000000000341"
 ENDED = ("canceled", "incomplete_expired")

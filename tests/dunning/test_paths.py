@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.contracts.dunning import AdminAction, CardUpdated, InvoicePaid, Reevaluate
 from core.db import SessionFactory
 from devstack.smtp_sink import SmtpSink
 from tests.dunning.conftest import DunningKit, eventually, failure, lesson_statuses, sent_templates
-from workflows.billing_messages import CardUpdated, InvoicePaid
-from workflows.dunning_messages import AdminAction, Reevaluate
 
 
 def paid(kit: DunningKit, invoice: str = "in_1") -> InvoicePaid:

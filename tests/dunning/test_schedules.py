@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from temporalio.client import Client, ScheduleHandle, ScheduleOverlapPolicy
 
+from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from devstack.smtp_sink import SmtpSink
@@ -23,7 +24,6 @@ from models import BillingAccount, Communication, Lesson
 from tests.dunning.conftest import DunningKit, eventually, failure, make_family
 from workers.main import run
 from workers.schedules import ensure_schedules, schedule_id, scheduled_jobs
-from workflows.scheduled import DUNNING_SWEEP_WORKFLOW
 
 
 async def _schedule_ids(client: Client, settings: Settings) -> list[str]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.billing_messages import (
+    from core.contracts.billing import (
         FAMILY_BILLING_WORKFLOW,
         SIGNAL_STUDENT_STARTED,
         SIGNAL_STUDENT_STOPPED,

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from temporalio import activity
 
 from activities.enrollment import EnrollmentActivities
+from core.contracts.enrollment import AssignTeacher, TeacherAssignment
 from core.db import SessionFactory, transaction
 from devstack.smtp_sink import SmtpSink
 from models import AuditLog, Parent, Role, Teacher
@@ -28,7 +29,6 @@ from tests.enrollment.helpers import (
     wait_for_state,
 )
 from workers.registry import WorkerDeps
-from workflows.enrollment_messages import AssignTeacher, TeacherAssignment
 
 MAYA = "maya.lindqvist@cedarheights.example"
 IN_THE_PAST = pytest.mark.enrollment_settings(demo_min_notice=-timedelta(days=7))

@@ -6,7 +6,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
+from activities.enrollment import mirror
 from activities.templates import TemplateError, available_templates, render
 from domain.calendar import Closure, WeeklyWindow
 from domain.enrollment_flow import (
@@ -18,6 +20,7 @@ from domain.enrollment_flow import (
     windows_to_json,
 )
 from domain.local_time import format_local
+from models import Enrollment
 
 VANCOUVER = ZoneInfo("America/Vancouver")
 
@@ -98,3 +101,72 @@ def test_a_missing_value_or_template_is_an_error_not_a_blank() -> None:
         render("enrollment_waitlisted", {"school_name": "x", "school_url": "y", "parent_first_name": "z"})
     with pytest.raises(TemplateError, match="no template file"):
         render("no_such_email", {})
+
+
+def _row(state: str, *visited: str) -> Enrollment:
+    steps = [{"state": s, "at": "2026-11-25T12:00:00+00:00"} for s in (*visited, state)]
+    return Enrollment(
+        request_hash="h",
+        workflow_id="w",
+        instrument="piano",
+        lesson_minutes=30,
+        billing_interval="month",
+        stripe_payment_method_id="pm",
+        state=state,
+        steps=steps,
+    )
+
+
+def test_the_mirror_records_an_allowed_move_once() -> None:
+    row = _row("teacher_assigned", "received", "validated", "account_created")
+    mirror(row, "demo_scheduled")
+    mirror(row, "demo_scheduled")  # a retried step: nothing more
+    assert row.state == "demo_scheduled"
+    assert [s["state"] for s in row.steps][-2:] == ["teacher_assigned", "demo_scheduled"]
+    assert row.completed_at is None
+
+
+def test_the_mirror_ignores_a_step_run_again_after_the_row_moved_on() -> None:
+    row = _row("demo_scheduled", "received", "validated", "account_created", "teacher_assigned")
+    mirror(row, "account_created")  # create_account replayed after later steps committed
+    assert row.state == "demo_scheduled" and len(row.steps) == 5
+
+
+def test_the_mirror_refuses_an_illegal_move_for_good() -> None:
+    row = _row("received")
+    with pytest.raises(ApplicationError, match="cannot go from received to active") as refused:
+        mirror(row, "active")
+    assert refused.value.non_retryable and refused.value.type == "TransitionRefused"
+    assert row.state == "received"
+    closed = _row("withdrawn", "received", "demo_scheduled")
+    with pytest.raises(ApplicationError, match="already withdrawn"):
+        mirror(closed, "active")
+
+
+def test_the_mirror_closes_an_active_enrollment_on_cancellation() -> None:
+    row = _row("active", "demo_scheduled")
+    mirror(row, "cancelled", "moving away")
+    assert row.state == "cancelled" and row.failure_reason == "moving away" and row.completed_at is not None
+
+
+def test_login_instructions_are_a_fragment_of_the_templates() -> None:
+    context = {"school_name": "Cedar", "school_url": "http://cedar.test", "set_password_days": 3}
+    context["set_password_link"] = "http://cedar.test/set-password?token=<t>"
+    new = render("enrollment_welcome_parent", _welcome(context), {"login_instructions": "login_set_password"})
+    assert "set your password within 3 day(s) here: http://cedar.test/set-password?token=<t>" in new.text
+    assert "token=&lt;t&gt;" in new.html
+    known = render("enrollment_welcome_parent", _welcome(context), {"login_instructions": "login_sign_in"})
+    assert "sign in with your existing account at http://cedar.test." in known.text
+
+
+def _welcome(context: dict[str, object]) -> dict[str, object]:
+    return {
+        **context,
+        "parent_first_name": "Robin",
+        "student_first_name": "Ada",
+        "instrument": "piano",
+        "lesson_minutes": 30,
+        "teacher_display_name": "Maya L.",
+        "demo_at_local": "Monday 30 November 2026, 4:00 PM PST",
+        "status_url": "http://cedar.test/s",
+    }

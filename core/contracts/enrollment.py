@@ -1,4 +1,4 @@
-"""The enrollment workflow's messages: its input, its updates and query, and its activities' inputs and results.
+"""EnrollmentWorkflow's contract: its input, its updates and query, and its activities' inputs and results.
 
 Only ids, states and times travel here: names, emails and the application itself stay in the database.
 """

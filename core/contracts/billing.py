@@ -1,0 +1,423 @@
+"""FamilyBillingWorkflow's contract (one per family, ``family-billing-{parent}``, the single writer of its money):
+its input, the signals it takes (enrollment's students starting and stopping, Stripe events, dunning's requests),
+its updates and queries with their results, the state it carries across continue-as-new, and its activities'
+inputs and results (the Stripe adapter's snapshots and calls, the database mirror's). Ids and amounts only, no names.
+
+What billing tells dunning (a failed or paid invoice, a new card) are dunning's signals: ``core.contracts.dunning``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+FAMILY_BILLING_WORKFLOW = "FamilyBillingWorkflow"
+SIGNAL_STUDENT_STARTED = "student_started"  # enrollment → billing
+SIGNAL_STUDENT_STOPPED = "student_stopped"  # enrollment (or an admin) → billing
+SIGNAL_STRIPE_EVENT = "stripe_event"  # the webhook, the catch-up and reconciliation → billing
+SIGNAL_RETRY_INVOICE = "retry_invoice"  # dunning → billing
+SIGNAL_WRITE_OFF = "write_off"  # dunning → billing
+UPDATE_CHANGE_CARD = "change_card"
+UPDATE_REFUND = "refund_payment"
+UPDATE_RENEW = "renew_subscription"
+QUERY_SUBSCRIPTIONS = "subscriptions"
+QUERY_OPEN_INVOICES = "open_invoices"
+QUERY_BALANCE = "balance"
+
+
+class FamilyBillingInput(BaseModel):
+    """Starts (or continues-as-new) one family's billing workflow; the state it carries is billing's own."""
+
+    parent_id: uuid.UUID
+    # Set by billing itself when it continues-as-new: its own state, carried over (opaque to others).
+    state: dict[str, Any] | None = None
+
+
+# --- signals -------------------------------------------------------------------------------------------------
+
+
+class StudentStarted(BaseModel):
+    """Sent by the enrollment workflow when a demo's outcome is `continue`: start charging for lessons."""
+
+    enrollment_id: uuid.UUID
+    parent_id: uuid.UUID
+    student_id: uuid.UUID
+    teacher_id: uuid.UUID
+    instrument: str
+    lesson_minutes: int
+    billing_interval: str  # week | month
+    stripe_payment_method_id: str
+    first_regular_lesson_at: datetime  # the trial ends here, so the demo is free
+
+
+class StudentStopped(BaseModel):
+    """Sent when an active enrollment is cancelled: stop charging for that student's lessons."""
+
+    enrollment_id: uuid.UUID
+    parent_id: uuid.UUID
+    student_id: uuid.UUID
+    reason: str
+
+
+class StripeEventReceived(BaseModel):
+    """Webhook/catch-up → billing workflow: a verified event is in the inbox; act on it once."""
+
+    stripe_event_id: str
+    type: str
+    object_id: str | None = None  # the event's object (invoice, subscription, charge…)
+    invoice_id: str | None = None  # the invoice it concerns, when it concerns one
+    charge_id: str | None = None  # the charge it concerns (a charge or refund event)
+
+
+class RetryInvoice(BaseModel):
+    """Dunning → billing: try to collect this invoice now (billing re-checks Stripe before charging)."""
+
+    stripe_invoice_id: str
+    attempt: int
+    # True when the last attempt's outcome is unknown: only re-read the invoice from Stripe and report
+    # InvoicePaid / InvoiceFailed; never charge.
+    check_only: bool = False
+
+
+class WriteOff(BaseModel):
+    """Dunning → billing: the family is cancelled for non-payment; end subscriptions, mark the invoices
+    uncollectible and post bad debt."""
+
+    stripe_invoice_ids: list[str]
+    reason: str
+    # False when an admin forgives the debt: write the invoices off but keep the subscriptions running.
+    end_subscriptions: bool = True
+
+
+# --- updates (they answer the API) and their results ---------------------------------------------------------
+
+
+class CardChange(BaseModel):
+    stripe_payment_method_id: str = Field(min_length=3, max_length=255)
+
+
+class RefundRequest(BaseModel):
+    request_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_minor: int | None = Field(default=None, gt=0)
+    reason: str = Field(default="", max_length=500)
+
+
+class RefundResult(BaseModel):
+    refund_id: uuid.UUID
+    stripe_refund_id: str
+    amount_minor: int
+
+
+class RenewRequest(BaseModel):
+    stripe_subscription_id: str
+
+
+class RenewResult(BaseModel):
+    stripe_invoice_id: str
+    period: int
+    status: str
+
+
+# --- activities ----------------------------------------------------------------------------------------------
+
+
+class BillingConfigRequest(BaseModel):
+    pass
+
+
+class BillingConfig(BaseModel):
+    continue_as_new_after_commands: int
+
+
+# --- Stripe snapshots: what the adapter reads back from Stripe, normalised across Stripe and localstripe ---
+
+
+class ChargeSnapshot(BaseModel):
+    id: str
+    status: str  # succeeded | failed | pending
+    amount_minor: int
+    amount_refunded_minor: int = 0
+    fee_minor: int = 0
+    payment_intent_id: str | None = None
+    failure_code: str | None = None
+    decline_code: str | None = None
+    created_at: datetime | None = None
+
+
+class InvoiceSnapshot(BaseModel):
+    id: str
+    customer_id: str
+    subscription_id: str | None
+    status: str  # Stripe's: draft | open | paid | uncollectible | void
+    amount_due_minor: int
+    amount_paid_minor: int
+    currency: str
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    charge: ChargeSnapshot | None = None
+    attempt_count: int = 0
+    # The latest attempt waits for the parent's bank confirmation (its payment intent requires action), and the
+    # page where they can give it (Stripe's hosted invoice page; localstripe has none).
+    confirmation_needed: bool = False
+    hosted_invoice_url: str | None = None
+
+
+class SubscriptionSnapshot(BaseModel):
+    id: str
+    customer_id: str
+    status: str
+    plan_id: str
+    trial_end: datetime | None = None
+    current_period_end: datetime | None = None
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = None
+
+
+class PaymentFailure(BaseModel):
+    """Why a payment attempt failed, when we learnt it from the attempt itself rather than a charge."""
+
+    attempt: int
+    failure_code: str | None = None
+    decline_code: str | None = None
+    outcome_unknown: bool = False
+    # The bank wants the parent to confirm the payment (3-D Secure): where they can (Stripe's hosted invoice page;
+    # None with localstripe, which has none). failure_code is then "authentication_required".
+    confirm_url: str | None = None
+
+
+# --- adapter inputs and results ---
+
+
+class EnsureCustomer(BaseModel):
+    parent_id: uuid.UUID
+
+
+class CustomerRef(BaseModel):
+    billing_account_id: uuid.UUID
+    stripe_customer_id: str
+
+
+class AttachCard(BaseModel):
+    billing_account_id: uuid.UUID
+    stripe_customer_id: str
+    payment_method_id: str
+
+
+class CardResult(BaseModel):
+    attached: bool
+    failure_code: str | None = None
+    decline_code: str | None = None
+
+
+class EnsurePlan(BaseModel):
+    plan_id: str
+    instrument: str
+    lesson_minutes: int
+    interval: str
+    amount_minor: int
+    currency: str
+
+
+class CreateSubscription(BaseModel):
+    billing_account_id: uuid.UUID
+    stripe_customer_id: str
+    enrollment_id: uuid.UUID
+    student_id: uuid.UUID
+    plan_id: str
+    interval: str
+    amount_minor: int
+    discount_percent: int
+    currency: str
+    trial_end: datetime | None
+
+
+class SubscriptionRef(BaseModel):
+    stripe_subscription_id: str
+
+
+class CancelSubscription(BaseModel):
+    stripe_subscription_id: str
+    # None: the school's setting (stop_lessons_mode) decides.
+    immediately: bool | None = None
+
+
+class CreateRenewal(BaseModel):
+    stripe_customer_id: str
+    stripe_subscription_id: str
+    period: int = Field(ge=1)
+
+
+class InvoiceRef(BaseModel):
+    stripe_invoice_id: str
+
+
+class ChargeRef(BaseModel):
+    stripe_charge_id: str
+
+
+class PayInvoice(BaseModel):
+    stripe_invoice_id: str
+    attempt: int = Field(ge=1)
+
+
+class PayOutcome(BaseModel):
+    status: str  # paid | failed | pending | closed (void/uncollectible: nothing to collect)
+    failure: PaymentFailure | None = None
+
+
+class CreateRefund(BaseModel):
+    request_id: uuid.UUID
+    stripe_charge_id: str
+    amount_minor: int = Field(gt=0)
+
+
+class RefundSnapshot(BaseModel):
+    id: str
+    charge_id: str
+    amount_minor: int
+
+
+# --- database-side inputs and results ---
+
+
+class QuoteRequest(BaseModel):
+    billing_account_id: uuid.UUID
+    student_id: uuid.UUID
+    instrument: str
+    lesson_minutes: int
+    billing_interval: str
+
+
+class Quote(BaseModel):
+    plan_id: str
+    amount_minor: int
+    base_amount_minor: int
+    discount_percent: int
+    interval: str
+    currency: str
+
+
+class ApplyInvoice(BaseModel):
+    invoice: InvoiceSnapshot
+    failure: PaymentFailure | None = None
+
+
+class InvoiceApplied(BaseModel):
+    invoice_id: uuid.UUID | None  # None: not a customer of ours
+    billing_account_id: uuid.UUID | None = None
+    status: str = ""
+    amount_due_minor: int = 0
+    amount_paid_minor: int = 0
+    attempt_count: int = 0
+    newly_paid: bool = False
+    paid_at: datetime | None = None
+    payment_id: uuid.UUID | None = None
+    new_failure: PaymentFailure | None = None
+    first_failed_at: datetime | None = None
+
+
+class RecordRefund(BaseModel):
+    payment_id: uuid.UUID
+    refund: RefundSnapshot
+    reason: str = ""
+
+
+class ChargeRefunds(BaseModel):
+    """Every refund Stripe holds for one charge, however it was made (Cedar, the Stripe dashboard, Stripe's API)."""
+
+    stripe_charge_id: str
+    refunds: list[RefundSnapshot]
+
+
+class WriteOffInvoice(BaseModel):
+    stripe_invoice_id: str
+    reason: str
+
+
+class EventRef(BaseModel):
+    stripe_event_id: str
+
+
+class EventOutcome(BaseModel):
+    stripe_event_id: str
+    status: str  # processed | ignored | failed
+    error: str | None = None
+
+
+class NotifyDunning(BaseModel):
+    parent_id: uuid.UUID
+    signal: str
+    payload: dict[str, Any]
+
+
+class SendReceipt(BaseModel):
+    parent_id: uuid.UUID
+    payment_id: uuid.UUID
+
+
+class PrepareRefund(BaseModel):
+    request_id: uuid.UUID
+    billing_account_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_minor: int | None = None  # None: whatever is left to refund
+
+
+# --- the state carried across continue-as-new, and the queries' answers ---------------------------------------
+
+
+class SubscriptionState(BaseModel):
+    enrollment_id: uuid.UUID
+    student_id: uuid.UUID
+    stripe_subscription_id: str
+    status: str
+    amount_minor: int
+    discount_percent: int = 0
+    renewals: int = 0
+
+
+class InvoiceState(BaseModel):
+    stripe_invoice_id: str
+    status: str
+    amount_due_minor: int
+    amount_paid_minor: int = 0
+    attempts: int = 0
+
+
+class Command(BaseModel):
+    kind: str
+    payload: dict[str, Any]
+    reply_to: str | None = None  # an update waiting for the result
+
+
+class Reply(BaseModel):
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+class FamilyBillingState(BaseModel):
+    billing_account_id: uuid.UUID | None = None
+    stripe_customer_id: str | None = None
+    # Why the family's card could not be attached, reported with the payment failures it causes.
+    card_problem: PaymentFailure | None = None
+    subscriptions: dict[str, SubscriptionState] = Field(default_factory=dict)  # by enrollment id
+    open_invoices: dict[str, InvoiceState] = Field(default_factory=dict)  # by Stripe invoice id
+    pending: list[Command] = Field(default_factory=list)
+    commands_handled: int = 0
+
+
+class SubscriptionsView(BaseModel):
+    subscriptions: list[SubscriptionState]
+
+
+class InvoicesView(BaseModel):
+    invoices: list[InvoiceState]
+
+
+class BalanceView(BaseModel):
+    owed_minor: int
+    open_invoices: int
