@@ -162,19 +162,6 @@ async def trial_balance(session: AsyncSession) -> dict[str, int]:
     return {code: int(total) for code, total in rows.all()}
 
 
-async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUID) -> int:
-    """What the family owes: its accounts-receivable balance in the ledger."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(col(Posting.amount_minor)), 0))
-        .join(JournalEntry, col(JournalEntry.id) == col(Posting.entry_id))
-        .where(
-            col(JournalEntry.billing_account_id) == billing_account_id,
-            col(Posting.account_code) == ledger.Account.ACCOUNTS_RECEIVABLE.value,
-        )
-    )
-    return int(total or 0)
-
-
 class BillingConfigRequest(BaseModel):
     pass
 
