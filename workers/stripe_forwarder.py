@@ -23,9 +23,10 @@ import asyncpg
 from temporalio.client import Client
 
 from activities.billing_models import StripeEventReceived
-from activities.stripe_inbox import STRIPE_EVENTS_CHANNEL, hand_over, received_events
+from activities.stripe_inbox import hand_over, received_events
 from core.db import SessionFactory
 from core.settings import Settings, to_libpq_url
+from core.stripe_inbox import STRIPE_EVENTS_CHANNEL
 
 log = logging.getLogger("cedar.billing.forwarder")
 
