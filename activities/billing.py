@@ -52,7 +52,6 @@ from core.contracts.scheduled import RecognizeLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import dunning_workflow_id
-from domain import ledger
 from domain.billing_rules import (
     discounted_amount,
     invoice_status_after,
@@ -121,19 +120,6 @@ async def trial_balance(session: AsyncSession) -> dict[str, int]:
         select(col(Posting.account_code), func.sum(col(Posting.amount_minor))).group_by(col(Posting.account_code))
     )
     return {code: int(total) for code, total in rows.all()}
-
-
-async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUID) -> int:
-    """What the family owes: its accounts-receivable balance in the ledger."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(col(Posting.amount_minor)), 0))
-        .join(JournalEntry, col(JournalEntry.id) == col(Posting.entry_id))
-        .where(
-            col(JournalEntry.billing_account_id) == billing_account_id,
-            col(Posting.account_code) == ledger.Account.ACCOUNTS_RECEIVABLE.value,
-        )
-    )
-    return int(total or 0)
 
 
 class BillingActivities:

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from temporalio.client import Client
 
 from api.errors import CedarError
+from api.inbox_writer import WebhookInboxWriter
 from core.db import SessionFactory
 from core.identity import IdentityService, create_identity_service
 from core.mail import Mailer
 from core.settings import Settings
 from core.temporal import LazyTemporalClient
-
-if TYPE_CHECKING:  # the writer imports the inbox's activities; the context only holds it
-    from api.inbox_writer import WebhookInboxWriter
 
 
 @dataclass

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.stripe_inbox import StoredEvent, store_events
+from core.stripe_inbox import StoredEvent, store_events
 
 MAX_BATCH = 100  # bounds a statement's size; more waiting events go in the next one
 

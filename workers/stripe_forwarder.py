@@ -22,10 +22,11 @@ from datetime import timedelta
 import asyncpg
 from temporalio.client import Client
 
-from activities.stripe_inbox import STRIPE_EVENTS_CHANNEL, hand_over, received_events
+from activities.stripe_inbox import hand_over, received_events
 from core.contracts.billing import StripeEventReceived
 from core.db import SessionFactory
 from core.settings import Settings, to_libpq_url
+from core.stripe_inbox import STRIPE_EVENTS_CHANNEL
 
 log = logging.getLogger("cedar.billing.forwarder")
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from api.middleware import request_id
+from api.pagination import PageParams, SortOrder, fetch_page
 from api.principal import Principal
 from core.audit import record_audit
-from models import Role
+from models import AuditLog, Role
 
 STAFF_ROLES = (Role.admin, Role.teacher)
 # The request being served, so each audit row links to the request's logs without every route passing it on.
@@ -88,3 +90,31 @@ async def audit_staff_reads(
                 "ids": entity_ids,
             },
         )
+
+
+async def search(
+    session: AsyncSession,
+    page: PageParams,
+    order: SortOrder,
+    entity_type: str | None,
+    entity_id: str | None,
+    actor_user_id: uuid.UUID | None,
+    action: str | None,
+    occurred_from: datetime | None,
+    occurred_before: datetime | None,
+) -> tuple[Sequence[Any], int]:
+    """One page of the audit log's rows matching every filter given."""
+    query = select(AuditLog)
+    for column, value in (
+        (col(AuditLog.entity_type), entity_type),
+        (col(AuditLog.entity_id), entity_id),
+        (col(AuditLog.actor_user_id), actor_user_id),
+        (col(AuditLog.action), action),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if occurred_from is not None:
+        query = query.where(col(AuditLog.occurred_at) >= occurred_from)
+    if occurred_before is not None:
+        query = query.where(col(AuditLog.occurred_at) < occurred_before)
+    return await fetch_page(session, query, page, order)

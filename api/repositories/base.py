@@ -44,6 +44,18 @@ def forbidden_fields(fields: set[str]) -> CedarError:
     )
 
 
+async def add_or_conflict(session: AsyncSession, row: object, detail: str) -> None:
+    """Insert ``row`` now; a unique or foreign-key violation becomes a 409 with ``detail``."""
+    session.add(row)
+    await flush_or_conflict(session, detail)
+
+
+async def delete_now(session: AsyncSession, row: object) -> None:
+    """Delete ``row`` now (its dependants go with it where the schema cascades)."""
+    await session.delete(row)
+    await session.flush()
+
+
 async def delete_or_conflict(session: AsyncSession, row: object, detail: str) -> None:
     """Delete ``row``; when other records still point at it, a 409 with ``detail`` instead."""
     await session.delete(row)

@@ -1,14 +1,62 @@
-"""Enrollment look-ups that live outside the enrollment routes."""
+"""Enrollment rows: the idempotent insert behind the public form, and the look-ups around it."""
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from models import Enrollment
+from models import Enrollment, Lesson, Parent, Role, Teacher, User
+
+
+async def get(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment | None:
+    return await session.get(Enrollment, enrollment_id)
+
+
+async def parent(session: AsyncSession, parent_id: uuid.UUID) -> Parent | None:
+    return await session.get(Parent, parent_id)
 
 
 async def idempotency_key_used(session: AsyncSession, key: str) -> bool:
     """True when an enrollment was already created under ``key`` (so this request is a client's retry)."""
     return bool(await session.scalar(select(exists().where(col(Enrollment.idempotency_key) == key))))
+
+
+async def by_idempotency_key(session: AsyncSession, key: str) -> Enrollment | None:
+    found: Enrollment | None = await session.scalar(select(Enrollment).where(col(Enrollment.idempotency_key) == key))
+    return found
+
+
+async def insert_unless_key_taken(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
+    """Inserts the row; None when a concurrent request inserted one under the same idempotency key first."""
+    inserted: uuid.UUID | None = await session.scalar(
+        insert(Enrollment)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(col(Enrollment.id))
+    )
+    return inserted
+
+
+async def delete_enrollment(session: AsyncSession, enrollment_id: uuid.UUID) -> None:
+    await session.execute(delete(Enrollment).where(col(Enrollment.id) == enrollment_id))
+
+
+async def account_role(session: AsyncSession, email: str) -> Role | None:
+    """The role of the login account holding ``email`` (lower case), if any."""
+    role: Role | None = await session.scalar(select(col(User.role)).where(col(User.email) == email))
+    return role
+
+
+async def lesson_start(session: AsyncSession, lesson_id: uuid.UUID | None) -> datetime | None:
+    lesson = await session.get(Lesson, lesson_id) if lesson_id else None
+    return lesson.starts_at if lesson is not None else None
+
+
+async def teacher(session: AsyncSession, teacher_id: uuid.UUID | None) -> Teacher | None:
+    return await session.get(Teacher, teacher_id) if teacher_id else None

@@ -8,8 +8,10 @@ conflicting lesson is looked up and reported (409), so two concurrent bookings c
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
@@ -17,10 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.errors import CedarError
+from api.pagination import PageParams, SortOrder, fetch_page
+from api.principal import Principal
+from api.repositories import scopes
+from api.repositories.base import get_one
 from core.db import lock_keys, schedule_lock_keys
 from core.settings import Settings
 from domain.calendar import WeeklyWindow
-from models import BLOCKING_STATUSES, Closure, Lesson, TeacherAvailability, TeacherTimeOff
+from models import BLOCKING_STATUSES, Closure, Lesson, LessonKind, LessonStatus, TeacherAvailability, TeacherTimeOff
 
 TEACHER_OVERLAP_CONSTRAINT = "ex_lessons_teacher_no_overlap"
 STUDENT_START_CONSTRAINT = "uq_lessons_student_kind_start"
@@ -164,3 +170,37 @@ async def place_lesson(
         if STUDENT_START_CONSTRAINT in str(exc.orig):
             raise CedarError(409, "lesson_conflict", "the student already has such a lesson at that time") from exc
         raise CedarError(409, "conflict", "the lesson could not be saved") from exc
+
+
+async def list_lessons(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageParams,
+    order: SortOrder,
+    student_id: uuid.UUID | None,
+    teacher_id: uuid.UUID | None,
+    status: LessonStatus | None,
+    kind: LessonKind | None,
+    starts_from: datetime | None,
+    starts_before: datetime | None,
+) -> tuple[Sequence[Any], int]:
+    query = scopes.lessons(principal)
+    for column, value in (
+        (col(Lesson.student_id), student_id),
+        (col(Lesson.teacher_id), teacher_id),
+        (col(Lesson.status), status),
+        (col(Lesson.kind), kind),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if starts_from is not None:
+        query = query.where(col(Lesson.starts_at) >= starts_from)
+    if starts_before is not None:
+        query = query.where(col(Lesson.starts_at) < starts_before)
+    return await fetch_page(session, query, page, order)
+
+
+async def lesson(session: AsyncSession, principal: Principal, lesson_id: uuid.UUID) -> Lesson:
+    """The lesson, if the principal may see it; else 404."""
+    found: Lesson = await get_one(session, scopes.lessons(principal).where(col(Lesson.id) == lesson_id), "lesson")
+    return found

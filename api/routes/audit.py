@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query
 from pydantic import AwareDatetime
-from sqlalchemy import select
-from sqlmodel import col
 
 from api.deps import SessionDep
-from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.pagination import Page, PageDep, SortOrder, page_of, sorting
 from api.principal import AdminPrincipal
+from api.repositories import audit
 from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
 from api.schemas.common import error_responses
@@ -42,18 +41,7 @@ async def list_audit_log(
     occurred_from: AwareDatetime | None = None,
     occurred_before: AwareDatetime | None = None,
 ) -> dict[str, Any]:
-    query = select(AuditLog)
-    for column, value in (
-        (col(AuditLog.entity_type), entity_type),
-        (col(AuditLog.entity_id), entity_id),
-        (col(AuditLog.actor_user_id), actor_user_id),
-        (col(AuditLog.action), action),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if occurred_from is not None:
-        query = query.where(col(AuditLog.occurred_at) >= occurred_from)
-    if occurred_before is not None:
-        query = query.where(col(AuditLog.occurred_at) < occurred_before)
-    rows, total = await fetch_page(session, query, page, order)
+    rows, total = await audit.search(
+        session, page, order, entity_type, entity_id, actor_user_id, action, occurred_from, occurred_before
+    )
     return page_of(rows, total, page)

@@ -17,6 +17,7 @@ from api.deps import ContextDep, IdentityDep, SessionDep
 from api.errors import CedarError
 from api.middleware import request_id
 from api.principal import CurrentPrincipal
+from api.repositories.auth import profile_row
 from api.routing import IndexedRouter
 from api.schemas.auth import (
     Accepted,
@@ -31,12 +32,12 @@ from api.schemas.auth import (
     TokenResponse,
 )
 from api.schemas.common import ErrorOut
-from core.audit import record_audit
+from api.services import auth as service
 from core.db import transaction
 from core.identity import AuthFailure, IdentityService, SignedIn
 from core.password_reset import send_password_reset
 from core.rate_limit import Limit, account_key, hit, ip_key, purge_past_windows
-from models import Parent, Role, Teacher, TokenPurpose
+from models import Parent, Teacher, TokenPurpose
 
 router = IndexedRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -59,11 +60,6 @@ FAILURE_STATUS = {
     "invalid_link": 400,
     "weak_password": 422,
     "identity_unavailable": 503,
-}
-EDITABLE = {
-    Role.parent: {"first_name", "last_name", "phone"},
-    Role.teacher: {"first_name", "last_name", "display_name", "bio"},
-    Role.admin: set(),
 }
 
 
@@ -161,16 +157,6 @@ async def logout(
     return Response(status_code=204)
 
 
-async def _profile_row(
-    session: AsyncSession, principal: CurrentPrincipal, *, for_update: bool = False
-) -> Parent | Teacher | None:
-    if principal.parent_id:
-        return await session.get(Parent, principal.parent_id, with_for_update=for_update)
-    if principal.teacher_id:
-        return await session.get(Teacher, principal.teacher_id, with_for_update=for_update)
-    return None
-
-
 def _profile_body(principal: CurrentPrincipal, row: Parent | Teacher | None) -> Profile:
     # The account's own fields come with the principal, loaded by the same query that authenticated the call.
     fields = row.model_dump(include={"first_name", "last_name", "phone", "display_name", "bio"}) if row else {}
@@ -188,7 +174,7 @@ def _profile_body(principal: CurrentPrincipal, row: Parent | Teacher | None) -> 
     "/me", response_model=Profile, summary="The caller's account and profile", responses=_errors(e401=_NO_TOKEN)
 )
 async def read_me(principal: CurrentPrincipal, session: SessionDep) -> Profile:
-    return _profile_body(principal, await _profile_row(session, principal))
+    return _profile_body(principal, await profile_row(session, principal))
 
 
 @router.patch(
@@ -199,32 +185,7 @@ async def read_me(principal: CurrentPrincipal, session: SessionDep) -> Profile:
 )
 async def update_me(body: ProfileUpdate, principal: CurrentPrincipal, session: SessionDep, request: Request) -> Profile:
     changes = body.model_dump(exclude_unset=True)
-    refused = set(changes) - EDITABLE[principal.role]
-    if refused:
-        raise CedarError(
-            422,
-            "validation_error",
-            "the request is invalid",
-            dict.fromkeys(sorted(refused), f"a {principal.role} cannot change this field"),
-        )
-    row = await _profile_row(session, principal, for_update=True)
-    if changes and row is None:
-        raise CedarError(404, "not_found", "this account has no profile to update")
-    if row is not None and changes:
-        before = row.model_dump(include=set(changes), mode="json")
-        for name, value in changes.items():
-            setattr(row, name, value)
-        await record_audit(
-            session,
-            actor_user_id=principal.user_id,
-            actor_role=principal.role,
-            action="update",
-            entity_type=type(row).__tablename__,
-            entity_id=row.id,
-            before=before,
-            after=row.model_dump(include=set(changes), mode="json"),
-            request_id=request_id(request),
-        )
+    row = await service.update_profile(session, principal, changes, request_id(request))
     return _profile_body(principal, row)
 
 

@@ -7,15 +7,12 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, Response
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from api.deps import SessionDep
-from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
-from api.principal import AdminPrincipal, Principal
-from api.repositories.audit import audit_write, bind_request_id, snapshot
-from api.repositories.base import apply_changes, flush_or_conflict, get_one, invalid
+from api.pagination import Page, PageDep, SortOrder, page_of, sorting
+from api.principal import AdminPrincipal
+from api.repositories import calendar as repository
+from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
 from api.schemas.calendar import (
     AcademicYearCreate,
@@ -30,6 +27,7 @@ from api.schemas.calendar import (
     SemesterUpdate,
 )
 from api.schemas.common import error_responses
+from api.services import calendar as service
 from models import AcademicYear, Closure, Semester
 
 router = IndexedRouter(
@@ -45,57 +43,9 @@ YearSort = Annotated[
 ClosureSort = Annotated[SortOrder, Depends(sorting({"start_date": Closure.start_date}, "start_date"))]
 
 
-async def _year(session: AsyncSession, year_id: uuid.UUID) -> AcademicYear:
-    year: AcademicYear = await get_one(
-        session, select(AcademicYear).where(col(AcademicYear.id) == year_id), "academic year"
-    )
-    return year
-
-
-def _check_order(row: Any, *, same_day_allowed: bool) -> None:
-    if row.end_date < row.start_date or (row.end_date == row.start_date and not same_day_allowed):
-        raise invalid("end_date", "end_date must be after start_date")
-
-
-def _check_inside(year: AcademicYear, start: date, end: date) -> None:
-    if start < year.start_date or end > year.end_date:
-        raise invalid("start_date", f"must lie within the academic year {year.start_date} to {year.end_date}")
-
-
-async def _create(session: AsyncSession, principal: Principal, row: Any, entity: str, what: str) -> None:
-    session.add(row)
-    await flush_or_conflict(session, f"{what} already exists")
-    await audit_write(session, principal, "create", entity, row.id, after=snapshot(row))
-
-
-async def _update(
-    session: AsyncSession,
-    principal: Principal,
-    row: Any,
-    changes: dict[str, Any],
-    entity: str,
-    year: AcademicYear | None,
-) -> None:
-    before = snapshot(row)
-    apply_changes(row, changes)
-    _check_order(row, same_day_allowed=isinstance(row, Closure))
-    if year is not None:
-        _check_inside(year, row.start_date, row.end_date)
-    await flush_or_conflict(session, f"another {entity.replace('_', ' ')} has that name")
-    await audit_write(session, principal, "update", entity, row.id, before=before, after=snapshot(row))
-
-
-async def _delete(session: AsyncSession, principal: Principal, row: Any, entity: str) -> Response:
-    before = snapshot(row)
-    await session.delete(row)
-    await session.flush()
-    await audit_write(session, principal, "delete", entity, row.id, before=before)
-    return Response(status_code=204)
-
-
 @router.get("/academic-years", response_model=Page[AcademicYearOut], summary="List academic years")
 async def list_years(session: SessionDep, page: PageDep, order: YearSort) -> dict[str, Any]:
-    rows, total = await fetch_page(session, select(AcademicYear), page, order)
+    rows, total = await repository.list_years(session, page, order)
     return page_of(rows, total, page)
 
 
@@ -103,35 +53,26 @@ async def list_years(session: SessionDep, page: PageDep, order: YearSort) -> dic
     "/academic-years/{year_id}", response_model=AcademicYearDetail, summary="A year with its semesters and closures"
 )
 async def get_year(session: SessionDep, year_id: uuid.UUID) -> dict[str, Any]:
-    year = await _year(session, year_id)
-    semesters = await session.scalars(
-        select(Semester).where(col(Semester.academic_year_id) == year_id).order_by(col(Semester.start_date))
-    )
-    closures = await session.scalars(
-        select(Closure).where(col(Closure.academic_year_id) == year_id).order_by(col(Closure.start_date))
-    )
-    return {**year.model_dump(), "semesters": semesters.all(), "closures": closures.all()}
+    year, semesters, closures = await service.year_detail(session, year_id)
+    return {**year.model_dump(), "semesters": semesters, "closures": closures}
 
 
 @router.post("/academic-years", response_model=AcademicYearOut, status_code=201, summary="Add an academic year")
 async def create_year(session: SessionDep, principal: AdminPrincipal, body: AcademicYearCreate) -> AcademicYear:
-    year = AcademicYear(**body.model_dump())
-    await _create(session, principal, year, "academic_year", f"the academic year {body.name}")
-    return year
+    return await service.create_year(session, principal, body)
 
 
 @router.patch("/academic-years/{year_id}", response_model=AcademicYearOut, summary="Change an academic year")
 async def update_year(
     session: SessionDep, principal: AdminPrincipal, year_id: uuid.UUID, body: AcademicYearUpdate
 ) -> AcademicYear:
-    year = await _year(session, year_id)
-    await _update(session, principal, year, body.changes(), "academic_year", None)
-    return year
+    return await service.update_year(session, principal, year_id, body.changes())
 
 
 @router.delete("/academic-years/{year_id}", status_code=204, summary="Delete a year with its semesters and closures")
 async def delete_year(session: SessionDep, principal: AdminPrincipal, year_id: uuid.UUID) -> Response:
-    return await _delete(session, principal, await _year(session, year_id), "academic_year")
+    await service.delete_year(session, principal, year_id)
+    return Response(status_code=204)
 
 
 @router.post(
@@ -140,31 +81,20 @@ async def delete_year(session: SessionDep, principal: AdminPrincipal, year_id: u
 async def create_semester(
     session: SessionDep, principal: AdminPrincipal, year_id: uuid.UUID, body: SemesterCreate
 ) -> Semester:
-    year = await _year(session, year_id)
-    _check_inside(year, body.start_date, body.end_date)
-    semester = Semester(academic_year_id=year.id, **body.model_dump())
-    await _create(session, principal, semester, "semester", f"the semester {body.name}")
-    return semester
-
-
-async def _semester(session: AsyncSession, semester_id: uuid.UUID) -> Semester:
-    semester: Semester = await get_one(session, select(Semester).where(col(Semester.id) == semester_id), "semester")
-    return semester
+    return await service.create_semester(session, principal, year_id, body)
 
 
 @router.patch("/semesters/{semester_id}", response_model=SemesterOut, summary="Change a semester")
 async def update_semester(
     session: SessionDep, principal: AdminPrincipal, semester_id: uuid.UUID, body: SemesterUpdate
 ) -> Semester:
-    semester = await _semester(session, semester_id)
-    year = await _year(session, semester.academic_year_id)
-    await _update(session, principal, semester, body.changes(), "semester", year)
-    return semester
+    return await service.update_semester(session, principal, semester_id, body.changes())
 
 
 @router.delete("/semesters/{semester_id}", status_code=204, summary="Delete a semester")
 async def delete_semester(session: SessionDep, principal: AdminPrincipal, semester_id: uuid.UUID) -> Response:
-    return await _delete(session, principal, await _semester(session, semester_id), "semester")
+    await service.delete_semester(session, principal, semester_id)
+    return Response(status_code=204)
 
 
 @router.get("/closures", response_model=Page[ClosureOut], summary="Days the school is closed")
@@ -176,14 +106,7 @@ async def list_closures(
     on_or_after: date | None = None,
     on_or_before: date | None = None,
 ) -> dict[str, Any]:
-    query = select(Closure)
-    if academic_year_id is not None:
-        query = query.where(col(Closure.academic_year_id) == academic_year_id)
-    if on_or_after is not None:
-        query = query.where(col(Closure.end_date) >= on_or_after)
-    if on_or_before is not None:
-        query = query.where(col(Closure.start_date) <= on_or_before)
-    rows, total = await fetch_page(session, query, page, order)
+    rows, total = await repository.list_closures(session, page, order, academic_year_id, on_or_after, on_or_before)
     return page_of(rows, total, page)
 
 
@@ -193,28 +116,17 @@ async def list_closures(
 async def create_closure(
     session: SessionDep, principal: AdminPrincipal, year_id: uuid.UUID, body: ClosureCreate
 ) -> Closure:
-    year = await _year(session, year_id)
-    _check_inside(year, body.start_date, body.end_date)
-    closure = Closure(academic_year_id=year.id, **body.model_dump())
-    await _create(session, principal, closure, "closure", "the closure")
-    return closure
-
-
-async def _closure(session: AsyncSession, closure_id: uuid.UUID) -> Closure:
-    closure: Closure = await get_one(session, select(Closure).where(col(Closure.id) == closure_id), "closure")
-    return closure
+    return await service.create_closure(session, principal, year_id, body)
 
 
 @router.patch("/closures/{closure_id}", response_model=ClosureOut, summary="Change a closure")
 async def update_closure(
     session: SessionDep, principal: AdminPrincipal, closure_id: uuid.UUID, body: ClosureUpdate
 ) -> Closure:
-    closure = await _closure(session, closure_id)
-    year = await _year(session, closure.academic_year_id)
-    await _update(session, principal, closure, body.changes(), "closure", year)
-    return closure
+    return await service.update_closure(session, principal, closure_id, body.changes())
 
 
 @router.delete("/closures/{closure_id}", status_code=204, summary="Reopen: delete a closure")
 async def delete_closure(session: SessionDep, principal: AdminPrincipal, closure_id: uuid.UUID) -> Response:
-    return await _delete(session, principal, await _closure(session, closure_id), "closure")
+    await service.delete_closure(session, principal, closure_id)
+    return Response(status_code=204)

@@ -6,17 +6,15 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
-from sqlmodel import col
 
 from api.deps import SessionDep
-from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.pagination import Page, PageDep, SortOrder, page_of, sorting
 from api.principal import CurrentPrincipal
-from api.repositories import scopes
-from api.repositories.audit import audit_staff_reads, bind_request_id
-from api.repositories.base import get_one
+from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.records import CommunicationOut
+from api.services import communications as service
 from models import Communication, CommunicationStatus
 
 router = IndexedRouter(
@@ -43,17 +41,7 @@ async def list_communications(
     status: CommunicationStatus | None = None,
     template: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
-    query = scopes.communications(principal)
-    for column, value in (
-        (col(Communication.parent_id), parent_id),
-        (col(Communication.enrollment_id), enrollment_id),
-        (col(Communication.status), status),
-        (col(Communication.template), template),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    rows, total = await fetch_page(session, query, page, order)
-    await audit_staff_reads(session, principal, "communication", (row.id for row in rows if row.parent_id))
+    rows, total = await service.page(session, principal, page, order, parent_id, enrollment_id, status, template)
     return page_of(rows, total, page)
 
 
@@ -61,8 +49,4 @@ async def list_communications(
 async def get_communication(
     session: SessionDep, principal: CurrentPrincipal, communication_id: uuid.UUID
 ) -> Communication:
-    query = scopes.communications(principal).where(col(Communication.id) == communication_id)
-    communication: Communication = await get_one(session, query, "communication")
-    if communication.parent_id is not None:
-        await audit_staff_reads(session, principal, "communication", [communication.id])
-    return communication
+    return await service.get(session, principal, communication_id)

@@ -14,34 +14,18 @@ from typing import Literal
 
 from fastapi import Query, Request, status
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlmodel import col
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from api.access import ROUTE_ACCESS
 from api.deps import SessionDep, SettingsDep, TemporalDep
-from api.errors import Conflict, NotFound
 from api.middleware import request_id
 from api.principal import AdminPrincipal, Principal
+from api.repositories import dunning as repository
 from api.routing import IndexedRouter
-from api.temporal_calls import bounded
-from core.audit import record_audit
-from core.contracts.dunning import (
-    QUERY_STATE,
-    SIGNAL_FORGIVE,
-    SIGNAL_PAUSE,
-    SIGNAL_RESUME,
-    SIGNAL_RETRY_NOW,
-    AdminAction,
-    DunningEvent,
-    DunningSnapshot,
-    UnpaidInvoice,
-)
+from api.services import dunning as service
+from core.contracts.dunning import DunningEvent, DunningSnapshot, UnpaidInvoice
 from core.settings import Settings
-from core.temporal import dunning_workflow_id
 from domain.dunning import DunningState
-from models import BillingAccount, Parent
 
 router = IndexedRouter(prefix="/api/v1/dunning", tags=["dunning"])
 _ADMIN = frozenset({"admin"})
@@ -56,15 +40,7 @@ ROUTE_ACCESS.update(
     }
 )
 
-_DUNNING = "the family's dunning"
-
 Action = Literal["pause", "resume", "retry-now", "forgive"]
-SIGNALS: dict[str, str] = {
-    "pause": SIGNAL_PAUSE,
-    "resume": SIGNAL_RESUME,
-    "retry-now": SIGNAL_RETRY_NOW,
-    "forgive": SIGNAL_FORGIVE,
-}
 
 
 class DunningOut(BaseModel):
@@ -100,36 +76,13 @@ class ActionAccepted(BaseModel):
     state: str
 
 
-async def _running_snapshot(client: Client, settings: Settings, parent_id: uuid.UUID) -> DunningSnapshot | None:
-    handle = client.get_workflow_handle(dunning_workflow_id(parent_id))
-    timeout = settings.temporal_query_timeout
-    async with bounded(timeout, _DUNNING, retry_after=settings.api_retry_after):
-        try:
-            if (await handle.describe(rpc_timeout=timeout)).status != WorkflowExecutionStatus.RUNNING:
-                return None
-            return await handle.query(QUERY_STATE, result_type=DunningSnapshot, rpc_timeout=timeout)
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-
-
-async def _require_family(session: SessionDep, parent_id: uuid.UUID) -> None:
-    if await session.get(Parent, parent_id) is None:
-        raise NotFound("family")
-
-
 @router.get("/families", response_model=DunningList, summary="Families in arrears (admin)")
 async def list_families(
     session: SessionDep,
     principal: AdminPrincipal,
     state: DunningState | None = Query(default=None, description="only this state; default: every non-clear one"),
 ) -> DunningList:
-    query = select(col(BillingAccount.parent_id), col(BillingAccount.dunning_state), col(BillingAccount.dunning_paused))
-    query = query.where(
-        col(BillingAccount.dunning_state) == state if state else col(BillingAccount.dunning_state) != "clear"
-    )
-    rows = (await session.execute(query.order_by(col(BillingAccount.updated_at).desc()).limit(500))).all()
+    rows = await repository.families_in(session, state)
     data = [DunningListItem(parent_id=p, state=s, paused=paused) for p, s, paused in rows]
     return DunningList(data=data, count=len(data))
 
@@ -138,26 +91,11 @@ async def list_families(
 async def family_dunning(
     parent_id: uuid.UUID, session: SessionDep, settings: SettingsDep, temporal: TemporalDep, principal: AdminPrincipal
 ) -> DunningOut:
-    await _require_family(session, parent_id)
-    snapshot = await _running_snapshot(temporal, settings, parent_id)
-    if snapshot is not None:
-        return DunningOut(active=True, **snapshot.model_dump(exclude={"parent_id"}), parent_id=parent_id)
-    account = await session.scalar(select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id))
-    state, paused = (account.dunning_state, account.dunning_paused) if account else ("clear", False)
+    found = await service.family_state(session, temporal, settings, parent_id)
+    if isinstance(found, DunningSnapshot):
+        return DunningOut(active=True, **found.model_dump(exclude={"parent_id"}), parent_id=parent_id)
+    state, paused = found
     return DunningOut(parent_id=parent_id, state=state, paused=paused, active=False)
-
-
-def _refusal(action: str, snapshot: DunningSnapshot | None) -> str | None:
-    """Why the workflow cannot take ``action`` now, or None."""
-    if snapshot is None:
-        return "this family is not in dunning"
-    if action == "pause" and snapshot.paused:
-        return "dunning is already paused for this family"
-    if action == "resume" and not snapshot.paused:
-        return "dunning is not paused for this family"
-    if action in ("retry-now", "forgive") and not snapshot.invoices:
-        return "this family has no unpaid invoice"
-    return None
 
 
 async def _act(
@@ -170,27 +108,10 @@ async def _act(
     temporal: Client,
     principal: Principal,
 ) -> ActionAccepted:
-    await _require_family(session, parent_id)
-    snapshot = await _running_snapshot(temporal, settings, parent_id)
-    refusal = _refusal(action, snapshot)
-    if refusal is not None or snapshot is None:
-        raise Conflict(refusal or "this family is not in dunning")
-    handle = temporal.get_workflow_handle(dunning_workflow_id(parent_id))
-    action_message = AdminAction(actor_user_id=principal.user_id, reason=body.reason)
-    async with bounded(settings.temporal_query_timeout, _DUNNING):
-        await handle.signal(SIGNALS[action], action_message, rpc_timeout=settings.temporal_query_timeout)
-    await record_audit(
-        session,
-        actor_user_id=principal.user_id,
-        actor_role="admin",
-        action=f"dunning.{action}",
-        entity_type="family_dunning",
-        entity_id=parent_id,
-        before={"state": snapshot.state, "paused": snapshot.paused},
-        after={"action": action, "reason": body.reason},
-        request_id=request_id(request),
+    state = await service.act(
+        session, temporal, settings, principal, action, parent_id, body.reason, request_id(request)
     )
-    return ActionAccepted(parent_id=parent_id, action=action, state=snapshot.state)
+    return ActionAccepted(parent_id=parent_id, action=action, state=state)
 
 
 SUMMARIES: dict[Action, str] = {

@@ -15,9 +15,9 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import ContextDep
 from api.errors import CedarError
-from api.routes.enrollments import answer_family_confirmation, confirmation_request
 from api.routes.password_pages import html_page
 from api.routing import IndexedRouter
+from api.services.enrollments import answer_family_confirmation, confirmation_request
 from core.contracts.enrollment import FamilyDecision
 
 router = IndexedRouter(include_in_schema=False)

@@ -1,30 +1,19 @@
 """``/api/v1/enrollments``: a thin door to the enrollment workflow (validate, start or signal, query).
 
-The row is written in the request's transaction and the workflow is started after the commit, with an id
-derived from the row's id, so a retried request (same ``Idempotency-Key``) finds the same row and the same
-workflow. Reading an enrollment asks the running workflow; a finished one answers from the database.
+``api/services/enrollments.py`` writes the row, starts the workflow (or removes the row again when it cannot
+start) and sends the workflow its updates. Reading an enrollment asks the running workflow; a finished one answers
+from the database.
 """
 
 from __future__ import annotations
 
-import hmac
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
 
-from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep, get_temporal
-from api.errors import CedarError, Conflict, NotFound
+from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.limits import limit_public_enrollment
 from api.principal import AdminPrincipal, BearerCredentials, Principal, require_roles, resolve_principal
 from api.routing import IndexedRouter
@@ -37,39 +26,14 @@ from api.schemas.enrollment import (
     EnrollmentStatusOut,
     FamilyConfirmationIn,
     StepOut,
-    settings_problems,
 )
-from api.temporal_calls import bounded
-from core.audit import record_audit
-from core.contracts.enrollment import (
-    ENROLLMENT_WORKFLOW,
-    QUERY_STATUS,
-    UPDATE_ASSIGN_TEACHER,
-    UPDATE_CANCEL,
-    UPDATE_CONFIRM_FAMILY,
-    UPDATE_DEMO_OUTCOME,
-    Accepted,
-    AssignTeacherRequest,
-    CancelRequest,
-    ConfirmFamilyRequest,
-    DemoOutcomeRequest,
-    EnrollmentInput,
-    FamilyDecision,
-    StatusView,
-)
-from core.db import transaction
+from api.services import enrollments as service
+from core.contracts.enrollment import Accepted
 from core.settings import Settings
-from core.temporal import ENROLLMENT_STATE, enrollment_workflow_id
-from core.tokens import hash_token
-from domain.calendar import WeeklyWindow
-from domain.enrollment_flow import application_fingerprint, windows_to_json
-from domain.enrollment_rules import TERMINAL_STATES, EnrollmentState
 from domain.local_time import format_local
-from models import Enrollment, Lesson, Parent, Role, Teacher, User
+from models import Role
 
 router = IndexedRouter(prefix="/api/v1/enrollments", tags=["enrollments"])
-
-CLOSED = frozenset(s.value for s in TERMINAL_STATES if s != EnrollmentState.ACTIVE)
 
 TeacherOrAdmin = Annotated[Principal, Depends(require_roles(Role.admin, Role.teacher))]
 ParentOrAdmin = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
@@ -99,181 +63,24 @@ async def create_enrollment(
     """Public. An address that already has a family (or any login) changes nothing of that family until the
     address's owner confirms by the emailed link; a signed-in parent enrolls a sibling directly."""
     settings = context.settings
-    problems = settings_problems(body, settings, datetime.now(settings.timezone).date())
-    async with transaction(context.sessions) as session:
-        family = await _signed_in_family(request, session, settings, credentials)
-        problems |= await _applicant_problems(session, body, family)
-        if problems:
-            raise CedarError(422, "validation_error", "the request is invalid", problems)
-        application = body.model_dump(mode="json")
-        if family is not None:
-            application["parent"] = _parent_json(family)
-        fingerprint = application_fingerprint(application)
-        enrollment = await _find_or_insert(session, body, application, fingerprint, idempotency_key, family)
-    try:
-        await _start_workflow(temporal, settings, enrollment)
-    except CedarError:
-        if idempotency_key is None:
-            # Without a key the client cannot resume this row, so leave nothing half-made behind.
-            async with transaction(context.sessions) as session:
-                await session.execute(delete(Enrollment).where(col(Enrollment.id) == enrollment.id))
-                await record_audit(
-                    session,
-                    actor_user_id=None,
-                    actor_role="system",
-                    action="delete",
-                    entity_type="enrollment",
-                    entity_id=enrollment.id,
-                    after={"reason": "the workflow service was unavailable"},
-                )
-        raise
+
+    async def caller(session: AsyncSession) -> Principal | None:
+        # A bad token is a 401, never a silent stranger.
+        return await resolve_principal(request, session, settings, credentials) if credentials is not None else None
+
+    enrollment = await service.create(context.sessions, temporal, settings, body, idempotency_key, caller)
     response.headers["Location"] = status_url(settings, enrollment.id)
     return EnrollmentAccepted(
         enrollment_id=enrollment.id, state=enrollment.state, status_url=status_url(settings, enrollment.id)
     )
 
 
-async def _signed_in_family(
-    request: Request, session: AsyncSession, settings: Settings, credentials: HTTPAuthorizationCredentials | None
-) -> Parent | None:
-    """The family of a signed-in parent (a bad token is a 401, never a silent stranger); None for anyone else."""
-    if credentials is None:
-        return None
-    principal = await resolve_principal(request, session, settings, credentials)
-    if principal.parent_id is None:
-        return None
-    return await session.get(Parent, principal.parent_id)
-
-
-async def _applicant_problems(session: AsyncSession, body: EnrollmentCreate, family: Parent | None) -> dict[str, str]:
-    if family is not None:
-        if body.parent is not None and body.parent.email.lower() != family.email:
-            return {"parent.email": "you are signed in as another family's parent; sign out to enroll for them"}
-        return {}
-    if body.parent is None:
-        return {"parent": "required, unless you are signed in as the family's parent"}
-    role = await session.scalar(select(col(User.role)).where(col(User.email) == body.parent.email.lower()))
-    if role is not None and role != Role.parent:
-        return {"parent.email": "this address belongs to a staff account; enroll with the family's own address"}
-    return {}
-
-
-def _parent_json(family: Parent) -> dict[str, str]:
-    return {
-        "first_name": family.first_name,
-        "last_name": family.last_name,
-        "email": family.email,
-        "phone": family.phone,
-    }
-
-
-async def _find_or_insert(
-    session: AsyncSession,
-    body: EnrollmentCreate,
-    application: dict[str, Any],
-    fingerprint: str,
-    key: str | None,
-    family: Parent | None,
-) -> Enrollment:
-    if key is not None:
-        existing = await session.scalar(select(Enrollment).where(col(Enrollment.idempotency_key) == key))
-        if existing is not None:
-            return _same_request(existing, fingerprint)
-    enrollment_id = uuid.uuid4()
-    values: dict[str, Any] = {
-        "id": enrollment_id,
-        "idempotency_key": key,
-        "request_hash": fingerprint,
-        "workflow_id": enrollment_workflow_id(enrollment_id),
-        "state": EnrollmentState.RECEIVED.value,
-        "instrument": body.instrument,
-        "lesson_minutes": body.lesson_minutes,
-        "billing_interval": body.billing_interval.value,
-        "preferred_windows": windows_to_json(_windows(body)),
-        "application": application,
-        "stripe_payment_method_id": body.payment_method_id,
-        # The signed-in parent's own act is the family's confirmation.
-        "parent_id": family.id if family else None,
-        "family_confirmed_at": datetime.now(UTC) if family else None,
-        "steps": [{"state": EnrollmentState.RECEIVED.value, "at": datetime.now(UTC).isoformat()}],
-    }
-    # A concurrent request with the same key may have inserted first: then answer with its row.
-    inserted = await session.scalar(
-        insert(Enrollment)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(col(Enrollment.id))
-    )
-    if inserted is None:
-        existing = await session.scalar(select(Enrollment).where(col(Enrollment.idempotency_key) == key))
-        assert existing is not None
-        return _same_request(existing, fingerprint)
-    await record_audit(
-        session,
-        actor_user_id=family.user_id if family else None,
-        actor_role="parent" if family else "public",
-        action="create",
-        entity_type="enrollment",
-        entity_id=inserted,
-    )
-    return Enrollment(**values)  # what was just written: no second round trip to read it back
-
-
-def _windows(body: EnrollmentCreate) -> list[WeeklyWindow]:
-    return [WeeklyWindow(w.weekday, w.start, w.end) for w in body.preferred_windows]
-
-
-def _same_request(existing: Enrollment, fingerprint: str) -> Enrollment:
-    if existing.request_hash != fingerprint:
-        raise Conflict("this Idempotency-Key was already used with a different request body")
-    return existing
-
-
-async def _start_workflow(temporal: Client, settings: Settings, enrollment: Enrollment) -> None:
-    try:
-        await temporal.start_workflow(
-            ENROLLMENT_WORKFLOW,
-            EnrollmentInput(enrollment_id=enrollment.id, payment_method_id=enrollment.stripe_payment_method_id),
-            id=enrollment.workflow_id,
-            task_queue=settings.enrollment_queue,
-            # A finished enrollment is never started again by a retried request.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(ENROLLMENT_STATE, EnrollmentState.RECEIVED.value)]
-            ),
-            # Runs the first workflow task in this process when its own worker polls the enrollments' queue.
-            request_eager_start=True,
-            rpc_timeout=settings.temporal_update_timeout,
-        )
-    except WorkflowAlreadyStartedError:
-        pass  # the same request, retried: its workflow runs already
-    except RPCError as exc:
-        detail = (
-            "the enrollment is saved but could not start; retry with the same Idempotency-Key"
-            if enrollment.idempotency_key
-            else "the enrollment service is unavailable and nothing was saved; retry later"
-        )
-        raise CedarError(503, "temporal_unavailable", detail) from exc
-
-
 @router.get("/{enrollment_id}", response_model=EnrollmentStatusOut, summary="An enrollment's progress (by its id)")
 async def get_enrollment(
     enrollment_id: uuid.UUID, session: SessionDep, settings: SettingsDep, context: ContextDep
 ) -> EnrollmentStatusOut:
-    enrollment = await _enrollment_or_404(session, enrollment_id)
-    view = None
-    if enrollment.state not in CLOSED:
-        view = await _ask_workflow(context, enrollment)
-    if view is None:
-        view = StatusView(
-            state=enrollment.state,
-            steps=enrollment.steps,
-            teacher_id=enrollment.teacher_id,
-            failure_reason=enrollment.failure_reason,
-        )
-        demo = await session.get(Lesson, enrollment.demo_lesson_id) if enrollment.demo_lesson_id else None
-        view.demo_starts_at = demo.starts_at if demo is not None else None
-    teacher = await session.get(Teacher, view.teacher_id) if view.teacher_id else None
+    found = await service.progress(session, context.temporal, settings, enrollment_id)
+    view, enrollment = found.view, found.enrollment
     demo_at = view.demo_starts_at.astimezone(settings.timezone) if view.demo_starts_at else None
     return EnrollmentStatusOut(
         enrollment_id=enrollment.id,
@@ -281,65 +88,10 @@ async def get_enrollment(
         steps=[StepOut(state=s.state, at=s.at) for s in view.steps],
         instrument=enrollment.instrument,
         lesson_minutes=enrollment.lesson_minutes,
-        teacher_display_name=teacher.display_name if teacher else None,
+        teacher_display_name=found.teacher.display_name if found.teacher else None,
         demo_lesson_at=demo_at,
         demo_lesson_local=format_local(demo_at, settings.timezone) if demo_at else None,
         failure_reason=view.failure_reason,
-    )
-
-
-async def _ask_workflow(context: ContextDep, enrollment: Enrollment) -> StatusView | None:
-    """The running workflow's own view; None when it cannot answer (finished, or no worker right now)."""
-    try:
-        client = await context.temporal.get()
-        handle = client.get_workflow_handle(enrollment.workflow_id)
-        timeout = context.settings.temporal_query_timeout
-        async with bounded(timeout, "the enrollment's workflow"):
-            view: StatusView = await handle.query(QUERY_STATUS, result_type=StatusView, rpc_timeout=timeout)
-        return view
-    except Exception:  # the database mirror answers instead; it is at most one step behind
-        return None
-
-
-async def _enrollment_or_404(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment:
-    enrollment = await session.get(Enrollment, enrollment_id)
-    if enrollment is None:
-        raise NotFound("enrollment")
-    return enrollment
-
-
-async def _update(
-    temporal: Client, settings: Settings, enrollment: Enrollment, update: str, argument: object, action: str
-) -> Accepted:
-    """Send an update to the workflow; a refusal (or a finished workflow) is a 409 with the reason."""
-    if enrollment.state in CLOSED:
-        raise Conflict(f"the enrollment is already {enrollment.state}")
-    handle = temporal.get_workflow_handle(enrollment.workflow_id)
-    try:
-        # A deadline or an unreachable server is a 504 or 503 from here, not a refusal.
-        timeout = settings.temporal_update_timeout
-        async with bounded(timeout, "the enrollment's workflow"):
-            accepted: Accepted = await handle.execute_update(
-                update, argument, result_type=Accepted, rpc_timeout=timeout
-            )
-        return accepted
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        reason = getattr(cause, "message", None) or str(cause or exc)
-        raise Conflict(f"{action} is not possible now: {reason}") from exc
-    except RPCError as exc:
-        raise Conflict(f"{action} is not possible now: the enrollment's workflow is not running") from exc
-
-
-async def _audit(session: AsyncSession, principal: Principal, action: str, enrollment: Enrollment, after: dict) -> None:
-    await record_audit(
-        session,
-        actor_user_id=principal.user_id,
-        actor_role=str(principal.role),
-        action=action,
-        entity_type="enrollment",
-        entity_id=enrollment.id,
-        after=after,
     )
 
 
@@ -356,19 +108,7 @@ async def report_demo_outcome(
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> Accepted:
-    enrollment = await _enrollment_or_404(session, enrollment_id)
-    if not principal.is_admin and (principal.teacher_id is None or principal.teacher_id != enrollment.teacher_id):
-        raise NotFound("enrollment")
-    accepted = await _update(
-        temporal,
-        settings,
-        enrollment,
-        UPDATE_DEMO_OUTCOME,
-        DemoOutcomeRequest(outcome=body.outcome),
-        "reporting the outcome",
-    )
-    await _audit(session, principal, "demo_outcome", enrollment, {"outcome": body.outcome.value})
-    return accepted
+    return await service.report_demo_outcome(session, temporal, settings, principal, enrollment_id, body.outcome)
 
 
 @router.post(
@@ -382,16 +122,8 @@ async def cancel_enrollment(
     settings: SettingsDep,
     body: CancelIn | None = None,
 ) -> Accepted:
-    enrollment = await _enrollment_or_404(session, enrollment_id)
-    if not principal.is_admin and (principal.parent_id is None or principal.parent_id != enrollment.parent_id):
-        raise NotFound("enrollment")
-    # The public status page and the workflow history show only who cancelled; the free-text reason, which may
-    # name people, goes to the audit log, which only admins read.
-    public_reason = "cancelled by the office" if principal.is_admin else "cancelled by the family"
-    cancel = CancelRequest(reason=public_reason)
-    accepted = await _update(temporal, settings, enrollment, UPDATE_CANCEL, cancel, "cancelling")
-    await _audit(session, principal, "cancel", enrollment, {"reason": body.reason if body else public_reason})
-    return accepted
+    reason = body.reason if body else None
+    return await service.cancel(session, temporal, settings, principal, enrollment_id, reason)
 
 
 @router.post(
@@ -407,22 +139,7 @@ async def assign_teacher(
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> Accepted:
-    enrollment = await _enrollment_or_404(session, enrollment_id)
-    teacher = await session.get(Teacher, body.teacher_id)
-    if teacher is None or not teacher.is_active:
-        raise CedarError(422, "validation_error", "the request is invalid", {"teacher_id": "no such active teacher"})
-    if enrollment.instrument not in teacher.instruments:
-        raise Conflict(f"this teacher does not teach {enrollment.instrument}", {"teacher_id": "wrong instrument"})
-    accepted = await _update(
-        temporal,
-        settings,
-        enrollment,
-        UPDATE_ASSIGN_TEACHER,
-        AssignTeacherRequest(teacher_id=teacher.id),
-        "assigning the teacher",
-    )
-    await _audit(session, principal, "assign_teacher", enrollment, {"teacher_id": str(teacher.id)})
-    return accepted
+    return await service.assign_teacher(session, temporal, settings, principal, enrollment_id, body.teacher_id)
 
 
 @router.post(
@@ -431,47 +148,4 @@ async def assign_teacher(
     summary="Confirm or decline joining an existing family (public, with the emailed link's token)",
 )
 async def confirm_family(enrollment_id: uuid.UUID, body: FamilyConfirmationIn, context: ContextDep) -> Accepted:
-    return await answer_family_confirmation(context, enrollment_id, body.token, body.decision)
-
-
-async def answer_family_confirmation(
-    context: ContextDep, enrollment_id: uuid.UUID, token: str, decision: FamilyDecision
-) -> Accepted:
-    """The emailed link's answer, for the API and the link's page: a wrong token is indistinguishable from an
-    unknown enrollment; a right one works only while the enrollment waits for it."""
-    enrollment = await confirmation_request(context, enrollment_id, token)
-    temporal = await get_temporal(context)
-    accepted = await _update(
-        temporal,
-        context.settings,
-        enrollment,
-        UPDATE_CONFIRM_FAMILY,
-        ConfirmFamilyRequest(decision=decision),
-        "answering",
-    )
-    async with transaction(context.sessions) as session:
-        await record_audit(
-            session,
-            actor_user_id=None,
-            actor_role="public",
-            action=f"family_{decision.value}",
-            entity_type="enrollment",
-            entity_id=enrollment.id,
-        )
-    return accepted
-
-
-async def confirmation_request(context: ContextDep, enrollment_id: uuid.UUID, token: str) -> Enrollment:
-    """The enrollment the link's token opens, while it still waits for the family's answer."""
-    async with context.read_sessions() as session:
-        enrollment = await session.get(Enrollment, enrollment_id)
-    if enrollment is None or not _token_matches(enrollment, token):
-        raise NotFound("confirmation link")
-    if enrollment.state != EnrollmentState.AWAITING_CONFIRMATION:
-        raise Conflict(f"this enrollment no longer waits for an answer: it is {enrollment.state.replace('_', ' ')}")
-    return enrollment
-
-
-def _token_matches(enrollment: Enrollment, token: str) -> bool:
-    expected = enrollment.confirmation_token_hash
-    return expected is not None and hmac.compare_digest(expected, hash_token(token))
+    return await service.answer_family_confirmation(context, enrollment_id, body.token, body.decision)

@@ -9,17 +9,15 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
-from sqlmodel import col
 
 from api.deps import SessionDep
-from api.pagination import Page, PageDep, SortOrder, fetch_page, page_of, sorting
+from api.pagination import Page, PageDep, SortOrder, page_of, sorting
 from api.principal import Principal, require_roles
-from api.repositories import scopes
-from api.repositories.audit import audit_staff_reads, bind_request_id
-from api.repositories.base import get_one
+from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.records import InvoiceOut, PaymentOut
+from api.services import invoices as service
 from models import Invoice, Payment, Role
 
 router = IndexedRouter(
@@ -58,23 +56,13 @@ async def list_invoices(
     status: Status = None,
     billing_account_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    query = scopes.invoices(principal)
-    if status is not None:
-        query = query.where(col(Invoice.status) == status)
-    if billing_account_id is not None:
-        query = query.where(col(Invoice.billing_account_id) == billing_account_id)
-    rows, total = await fetch_page(session, query, page, order)
-    await audit_staff_reads(session, principal, "invoice", (row.id for row in rows))
+    rows, total = await service.invoice_page(session, principal, page, order, status, billing_account_id)
     return page_of(rows, total, page)
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut, summary="One invoice")
 async def get_invoice(session: SessionDep, principal: FamilyPrincipal, invoice_id: uuid.UUID) -> Invoice:
-    invoice: Invoice = await get_one(
-        session, scopes.invoices(principal).where(col(Invoice.id) == invoice_id), "invoice"
-    )
-    await audit_staff_reads(session, principal, "invoice", [invoice.id])
-    return invoice
+    return await service.invoice(session, principal, invoice_id)
 
 
 @router.get("/payments", response_model=Page[PaymentOut], summary="List payments")
@@ -87,23 +75,10 @@ async def list_payments(
     invoice_id: uuid.UUID | None = None,
     billing_account_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    query = scopes.payments(principal)
-    for column, value in (
-        (col(Payment.status), status),
-        (col(Payment.invoice_id), invoice_id),
-        (col(Payment.billing_account_id), billing_account_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    rows, total = await fetch_page(session, query, page, order)
-    await audit_staff_reads(session, principal, "payment", (row.id for row in rows))
+    rows, total = await service.payment_page(session, principal, page, order, status, invoice_id, billing_account_id)
     return page_of(rows, total, page)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut, summary="One payment")
 async def get_payment(session: SessionDep, principal: FamilyPrincipal, payment_id: uuid.UUID) -> Payment:
-    payment: Payment = await get_one(
-        session, scopes.payments(principal).where(col(Payment.id) == payment_id), "payment"
-    )
-    await audit_staff_reads(session, principal, "payment", [payment.id])
-    return payment
+    return await service.payment(session, principal, payment_id)

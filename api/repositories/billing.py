@@ -1,0 +1,89 @@
+"""A family's billing as the database mirrors it: account, subscriptions, invoices, payments and ledger."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from domain.ledger import Account
+from models import BillingAccount, Invoice, JournalEntry, LedgerAccount, Payment, Posting, Subscription
+
+
+async def account_of(session: AsyncSession, parent_id: uuid.UUID) -> BillingAccount | None:
+    account: BillingAccount | None = await session.scalar(
+        select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id)
+    )
+    return account
+
+
+async def account(session: AsyncSession, account_id: uuid.UUID) -> BillingAccount | None:
+    return await session.get(BillingAccount, account_id)
+
+
+async def subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Subscription | None:
+    return await session.get(Subscription, subscription_id)
+
+
+async def payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
+    return await session.get(Payment, payment_id)
+
+
+async def subscriptions_of(session: AsyncSession, account_id: uuid.UUID) -> Sequence[Subscription]:
+    query = (
+        select(Subscription)
+        .where(col(Subscription.billing_account_id) == account_id)
+        .order_by(col(Subscription.created_at))
+    )
+    return (await session.scalars(query)).all()
+
+
+async def invoices_of(session: AsyncSession, account_id: uuid.UUID) -> Sequence[Invoice]:
+    query = (
+        select(Invoice).where(col(Invoice.billing_account_id) == account_id).order_by(col(Invoice.created_at).desc())
+    )
+    return (await session.scalars(query)).all()
+
+
+async def payments_of(session: AsyncSession, account_id: uuid.UUID) -> Sequence[Payment]:
+    query = (
+        select(Payment).where(col(Payment.billing_account_id) == account_id).order_by(col(Payment.created_at).desc())
+    )
+    return (await session.scalars(query)).all()
+
+
+async def receivable_balance(session: AsyncSession, billing_account_id: uuid.UUID) -> int:
+    """What the family owes: its accounts-receivable balance in the ledger."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(col(Posting.amount_minor)), 0))
+        .join(JournalEntry, col(JournalEntry.id) == col(Posting.entry_id))
+        .where(
+            col(JournalEntry.billing_account_id) == billing_account_id,
+            col(Posting.account_code) == Account.ACCOUNTS_RECEIVABLE.value,
+        )
+    )
+    return int(total or 0)
+
+
+async def ledger_postings(session: AsyncSession) -> Sequence[Row[str, str, str, int | None]]:
+    """Every ledger account (code, name, type) with each of its postings' amounts (None for an unused account)."""
+    rows = await session.execute(
+        select(
+            col(LedgerAccount.code), col(LedgerAccount.name), col(LedgerAccount.type), col(Posting.amount_minor)
+        ).outerjoin(Posting, col(Posting.account_code) == col(LedgerAccount.code))
+    )
+    return rows.all()
+
+
+async def journal_of(session: AsyncSession, account_id: uuid.UUID) -> Sequence[Row[JournalEntry, str, int]]:
+    """The family's journal entries in order, one row per posting: (entry, account code, amount)."""
+    rows = await session.execute(
+        select(JournalEntry, col(Posting.account_code), col(Posting.amount_minor))
+        .join(Posting, col(Posting.entry_id) == col(JournalEntry.id))
+        .where(col(JournalEntry.billing_account_id) == account_id)
+        .order_by(col(JournalEntry.created_at), col(JournalEntry.id))
+    )
+    return rows.all()

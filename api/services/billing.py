@@ -1,0 +1,215 @@
+"""Billing: a family's billing read from the mirror, and every change sent to the family's billing workflow (its
+single writer), as an update when the caller needs the answer, so a refused change is a 4xx with its reason."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.errors import CedarError, Conflict, NotFound
+from api.principal import Principal
+from api.repositories import billing as repository
+from api.repositories import scopes
+from api.repositories.base import get_one
+from api.schemas.billing import AccountBalance, StatementLine
+from api.temporal_calls import bounded
+from core.contracts.billing import SIGNAL_STUDENT_STOPPED, CardResult, StudentStopped
+from core.settings import Settings
+from core.temporal import billing_workflow_id
+from domain.ledger import Account
+from models import BillingAccount, Invoice, JournalEntry, Parent, Payment, Subscription
+from workflows.billing import (
+    UPDATE_CHANGE_CARD,
+    UPDATE_REFUND,
+    UPDATE_RENEW,
+    CardChange,
+    RefundRequest,
+    RefundResult,
+    RenewRequest,
+    RenewResult,
+)
+
+# What a workflow's refusal becomes over HTTP.
+_FAILURE_STATUS = {"NotFound": 404, "Conflict": 409, "RefundRefused": 409, "CardRejected": 422}
+_BILLING = "the family's billing"
+
+
+@dataclass(frozen=True)
+class FamilyBilling:
+    account: BillingAccount
+    balance_minor: int
+    subscriptions: Sequence[Subscription]
+    invoices: Sequence[Invoice]
+    payments: Sequence[Payment]
+
+
+@dataclass(frozen=True)
+class Statement:
+    lines: list[StatementLine]
+    charges_minor: int = 0
+    payments_minor: int = 0
+    refunds_minor: int = 0
+    balance_minor: int = 0
+
+
+async def _family(session: AsyncSession, principal: Principal, parent_id: uuid.UUID) -> BillingAccount | None:
+    """The family's billing account (None before billing started); another family's is a 404."""
+    await get_one(session, scopes.parents(principal).where(col(Parent.id) == parent_id), "parent")
+    return await repository.account_of(session, parent_id)
+
+
+async def _update(
+    client: Client, settings: Settings, parent_id: uuid.UUID, name: str, message: BaseModel, result: type
+) -> Any:
+    handle = client.get_workflow_handle(billing_workflow_id(parent_id))
+    timeout = settings.temporal_update_timeout
+    async with bounded(timeout, _BILLING):
+        try:
+            return await handle.execute_update(name, message, result_type=result, rpc_timeout=timeout)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            # The message alone: str() of an ApplicationError repeats its type before it.
+            reason = cause.message if isinstance(cause, FailureError) else str(error)
+            raise CedarError(_FAILURE_STATUS.get(kind or "", 409), "billing_refused", reason) from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise Conflict("billing has not started for this family") from error
+            raise
+
+
+async def family_billing(session: AsyncSession, principal: Principal, parent_id: uuid.UUID) -> FamilyBilling | None:
+    """The family's subscriptions, invoices, payments and balance; None before billing started."""
+    account = await _family(session, principal, parent_id)
+    if account is None:
+        return None
+    subscriptions = await repository.subscriptions_of(session, account.id)
+    invoices = await repository.invoices_of(session, account.id)
+    payments = await repository.payments_of(session, account.id)
+    balance = await repository.receivable_balance(session, account.id)
+    return FamilyBilling(account, balance, subscriptions, invoices, payments)
+
+
+async def change_card(
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    parent_id: uuid.UUID,
+    payment_method_id: str,
+) -> None:
+    """The new card becomes the default at once and past-due invoices are retried with it; a decline is a 402."""
+    if await _family(session, principal, parent_id) is None:
+        raise Conflict("billing has not started for this family")
+    change = CardChange(stripe_payment_method_id=payment_method_id)
+    card: CardResult = await _update(temporal, settings, parent_id, UPDATE_CHANGE_CARD, change, CardResult)
+    if not card.attached:
+        reason = card.decline_code or card.failure_code or "card_declined"
+        raise CedarError(402, "card_declined", "the card was declined; try another card", {"payment_method_id": reason})
+
+
+async def stop_lessons(
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    parent_id: uuid.UUID,
+    subscription_id: uuid.UUID,
+    reason: str,
+) -> Subscription:
+    """Signals the family's billing workflow to stop the subscription's lessons; answers before they stop."""
+    account = await _family(session, principal, parent_id)
+    sub = await repository.subscription(session, subscription_id)
+    if account is None or sub is None or sub.billing_account_id != account.id:
+        raise NotFound("subscription")
+    if sub.status == "canceled":
+        raise Conflict("these lessons are already stopped")
+    stopped = StudentStopped(
+        enrollment_id=sub.enrollment_id, parent_id=parent_id, student_id=sub.student_id, reason=reason
+    )
+    handle = temporal.get_workflow_handle(billing_workflow_id(parent_id))
+    async with bounded(settings.temporal_query_timeout, _BILLING):
+        await handle.signal(SIGNAL_STUDENT_STOPPED, stopped, rpc_timeout=settings.temporal_query_timeout)
+    return sub
+
+
+async def refund(
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    payment_id: uuid.UUID,
+    amount_minor: int | None,
+    reason: str,
+    request_id: uuid.UUID,
+) -> RefundResult:
+    payment = await repository.payment(session, payment_id)
+    account = await repository.account(session, payment.billing_account_id) if payment else None
+    if payment is None or account is None:
+        raise NotFound("payment")
+    request = RefundRequest(request_id=request_id, payment_id=payment_id, amount_minor=amount_minor, reason=reason)
+    result: RefundResult = await _update(temporal, settings, account.parent_id, UPDATE_REFUND, request, RefundResult)
+    return result
+
+
+async def trial_balance(session: AsyncSession) -> list[AccountBalance]:
+    """Every ledger account's balance, by code."""
+    totals: dict[str, AccountBalance] = {}
+    for code, name, kind, amount in await repository.ledger_postings(session):
+        line = totals.setdefault(code, AccountBalance(code=code, name=name, type=kind, balance_minor=0))
+        line.balance_minor += amount or 0
+    return sorted(totals.values(), key=lambda a: a.code)
+
+
+async def statement(session: AsyncSession, principal: Principal, parent_id: uuid.UUID) -> Statement:
+    """Every ledger entry of the family in order: charges, payments, refunds, write-offs, and what is owed."""
+    account = await _family(session, principal, parent_id)
+    if account is None:
+        return Statement(lines=[])
+    entries: dict[uuid.UUID, tuple[JournalEntry, int, int]] = {}
+    for entry, code, amount in await repository.journal_of(session, account.id):
+        _, owed, refunded = entries.get(entry.id, (entry, 0, 0))
+        owed += amount if code == Account.ACCOUNTS_RECEIVABLE.value else 0
+        refunded += amount if code == Account.REFUNDS.value else 0
+        entries[entry.id] = (entry, owed, refunded)
+    lines: list[StatementLine] = []
+    charges = payments = refunds = balance = 0
+    for entry, owed, refunded in entries.values():
+        balance += owed
+        charges += max(owed, 0)
+        payments += -owed if entry.kind == "payment_received" else 0
+        refunds += refunded
+        if owed or refunded:
+            lines.append(
+                StatementLine(
+                    occurred_at=entry.occurred_at,
+                    kind=entry.kind,
+                    memo=entry.memo,
+                    amount_minor=owed,
+                    balance_minor=balance,
+                )
+            )
+    return Statement(lines, charges, payments, refunds, balance)
+
+
+async def renew(
+    session: AsyncSession, temporal: Client, settings: Settings, subscription_id: uuid.UUID
+) -> tuple[Subscription, RenewResult]:
+    """Development only: the subscription's next invoice, created in Stripe and paid (refused in production)."""
+    if settings.environment == "production":
+        raise CedarError(403, "development_only", "renewals on demand exist only in development and tests")
+    sub = await repository.subscription(session, subscription_id)
+    account = await repository.account(session, sub.billing_account_id) if sub else None
+    if sub is None or account is None or sub.stripe_subscription_id is None:
+        raise NotFound("subscription")
+    request = RenewRequest(stripe_subscription_id=sub.stripe_subscription_id)
+    result: RenewResult = await _update(temporal, settings, account.parent_id, UPDATE_RENEW, request, RenewResult)
+    return sub, result
