@@ -10,7 +10,8 @@ import pytest
 
 from core.db import SessionFactory
 from devstack.smtp_sink import SmtpSink
-from tests.dunning.conftest import DunningKit, eventually, failure, lesson_statuses, sent_templates
+from tests.dunning.conftest import DunningKit, failure, lesson_statuses, sent_templates
+from tests.waiting import eventually
 from workflows.billing_messages import CardUpdated, InvoicePaid
 from workflows.dunning_messages import AdminAction, Reevaluate
 
@@ -44,7 +45,7 @@ async def test_a_payment_returns_the_family_to_clear_and_restores_lessons(
 
 async def test_a_payment_before_the_warning_ends_dunning_quietly(kit: DunningKit, sessions: SessionFactory) -> None:
     await kit.fail(failure(kit.family))
-    await eventually(lambda: sent_templates(sessions, kit.family), 5, "the payment-failed email")
+    await eventually(lambda: sent_templates(sessions, kit.family), timeout=5, what="the payment-failed email")
     await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"
     assert await sent_templates(sessions, kit.family) == ["payment_failed"]  # the receipt is billing's
@@ -68,7 +69,7 @@ async def test_hard_decline_skips_retries_until_a_new_card_arrives(
     async def decline_forgotten() -> bool:
         return not (await kit.snapshot()).invoices[0].hard_decline
 
-    await eventually(decline_forgotten, 5, "the hard decline forgotten")
+    await eventually(decline_forgotten, timeout=5, what="the hard decline forgotten")
     assert (await kit.recorded()).retries == []
     [retry] = await kit.wait_retries(1, timeout=4)
     assert (retry.stripe_invoice_id, retry.attempt, retry.check_only) == ("in_1", 2, False)
@@ -112,7 +113,7 @@ async def test_an_unknown_outcome_is_checked_never_retried_blindly(kit: DunningK
     async def failure_notice_sent() -> bool:
         return "payment_failed" in await sent_templates(sessions, kit.family)
 
-    await eventually(failure_notice_sent, 5, "the payment-failed email")
+    await eventually(failure_notice_sent, timeout=5, what="the payment-failed email")
     await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"
 
@@ -133,7 +134,7 @@ async def test_the_earliest_unpaid_invoice_drives_the_state(kit: DunningKit, ses
     async def all_sent() -> bool:
         return await sent_templates(sessions, kit.family) == expected
 
-    await eventually(all_sent, 5, f"emails {expected}")
+    await eventually(all_sent, timeout=5, what=f"emails {expected}")
 
 
 async def test_pause_freezes_the_clock_resume_restarts_it_forgive_clears(
@@ -169,7 +170,7 @@ async def test_a_long_history_continues_as_new_carrying_the_state(kit: DunningKi
         run_id = (await kit.dunning.describe()).run_id
         return run_id if run_id != first_run else None
 
-    await eventually(new_run, 30, "a continued-as-new run")
+    await eventually(new_run, timeout=30, what="a continued-as-new run")
     snap = await kit.snapshot()
     assert (snap.paused, [i.stripe_invoice_id for i in snap.invoices]) == (True, ["in_1"])
     assert snap.invoices[0].hard_decline and any(event.kind == "paused" for event in snap.timeline)
