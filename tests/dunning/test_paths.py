@@ -120,7 +120,7 @@ async def test_an_unknown_outcome_is_checked_never_retried_blindly(kit: DunningK
 
 async def test_the_earliest_unpaid_invoice_drives_the_state(kit: DunningKit, sessions: SessionFactory) -> None:
     await kit.fail(failure(kit.family, "in_1", decline_code="expired_card"))
-    await asyncio.sleep(2)
+    await asyncio.sleep(2)  # deliberately 2 s apart: the two invoices must reach the boundaries at different times
     await kit.dunning.signal("invoice_failed", failure(kit.family, "in_2", decline_code="expired_card"))
     snap = await kit.wait_state("warning", timeout=5)
     assert [invoice.stripe_invoice_id for invoice in snap.invoices] == ["in_1", "in_2"]
@@ -142,7 +142,7 @@ async def test_pause_freezes_the_clock_resume_restarts_it_forgive_clears(
 ) -> None:
     await kit.fail(failure(kit.family))
     await kit.dunning.signal("pause", AdminAction(reason="family called the office"))
-    await asyncio.sleep(4)  # past the warning boundary and two retry offsets
+    await asyncio.sleep(4)  # proves nothing happens while paused: past the warning boundary and two retry offsets
     snap = await kit.snapshot()
     assert (snap.state, snap.paused) == ("clear", True)
     assert (await kit.recorded()).retries == []
