@@ -196,6 +196,7 @@ async def test_a_remembered_token_is_still_refused_once_it_expires(project_setti
 
     verifier._verify_signed = verify_again  # type: ignore[method-assign]
     assert await verifier.verify(token) == first
+    # Real time has to pass the token's expiry: the verifier reads the wall clock, nothing else changes.
     await asyncio.sleep(max(0.0, first.expires_at.timestamp() - time.time()) + 0.05)
     with pytest.raises(InvalidToken, match="expired"):
         await verifier.verify(token)

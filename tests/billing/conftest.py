@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -34,26 +34,14 @@ from devstack.localstripe import LocalStripe
 from devstack.ports import free_port
 from models import BillingAccount, Enrollment, Parent, Payment, Posting, Role, Student, Subscription, Teacher, User
 from tests.billing.dunning_stand_in import DunningStandIn
+from tests.waiting import eventually
 from workers.registry import WorkerDeps, activity_functions
 from workers.stripe_forwarder import StripeEventForwarder
 from workflows.billing import FamilyBillingWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
 
-T = TypeVar("T")
 WEBHOOK_ID = "cedar-billing-tests"
 CARD_OK = "4242424242424242"
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 20.0, what: str = "") -> T:
-    """Polls ``probe`` every 100 ms until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or probe}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -14,16 +14,9 @@ from temporalio.client import Client
 from core.db import SessionFactory
 from core.settings import Settings
 from models import Invoice, Payment, Role
-from tests.billing.conftest import (
-    BillFamily,
-    count,
-    dunning_received,
-    eventually,
-    ledger_problems,
-    post_event,
-    stripe_event,
-)
+from tests.billing.conftest import BillFamily, count, dunning_received, ledger_problems, post_event, stripe_event
 from tests.conftest import WEBHOOK_SECRET
+from tests.waiting import eventually
 
 # localstripe asks for authentication on every payment with this card, as a bank using 3-D Secure would.
 CARD_THREE_D_SECURE = "4000002500003155"

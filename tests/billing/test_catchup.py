@@ -17,7 +17,8 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from devstack.localstripe import LocalStripe
 from models import Invoice, JournalEntry, Lesson, Payment, StripeEvent, Subscription, SystemSetting
-from tests.billing.conftest import WEBHOOK_ID, Billed, BillFamily, count, eventually, ledger_problems
+from tests.billing.conftest import WEBHOOK_ID, Billed, BillFamily, count, ledger_problems
+from tests.waiting import eventually
 
 
 async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(

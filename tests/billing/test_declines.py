@@ -21,16 +21,8 @@ from core.contracts.billing import (
 )
 from core.db import SessionFactory
 from models import Invoice, JournalEntry, Role, Subscription
-from tests.billing.conftest import (
-    CARD_OK,
-    Billed,
-    BillFamily,
-    card,
-    count,
-    dunning_received,
-    eventually,
-    ledger_problems,
-)
+from tests.billing.conftest import CARD_OK, Billed, BillFamily, card, count, dunning_received, ledger_problems
+from tests.waiting import eventually
 
 # card → (failure code, decline code) dunning hears. The first two are declined when attached (so there is no
 # card to charge); the last attaches and then fails every charge.
@@ -148,7 +140,10 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
         )
         await fourth.handle.signal(SIGNAL_STRIPE_EVENT, voided)
         reversal_key = f"reversal:invoice_finalized:{invoice.stripe_invoice_id}"
-        await eventually(lambda: count(sessions, JournalEntry, JournalEntry.idempotency_key == reversal_key))
+        await eventually(
+            lambda: count(sessions, JournalEntry, JournalEntry.idempotency_key == reversal_key),
+            what="the invoice's reversal posted",
+        )
         assert (await _invoice(sessions, fourth)).status == "void"
         fourth_view = await http.get(f"/api/v1/billing/families/{fourth.family.parent_id}", headers=admin)
         assert fourth_view.json()["balance_minor"] == 0

@@ -18,8 +18,9 @@ from core.db import SessionFactory
 from core.settings import Settings
 from core.temporal import billing_workflow_id
 from models import StripeEvent
-from tests.billing.conftest import eventually, family_with_customer, post_event, stripe_event
+from tests.billing.conftest import family_with_customer, post_event, stripe_event
 from tests.conftest import WEBHOOK_SECRET
+from tests.waiting import eventually
 from workers.stripe_forwarder import StripeEventForwarder, next_burst
 
 
@@ -98,7 +99,9 @@ async def test_a_forwarder_whose_connection_is_killed_listens_again_and_misses_n
             )
         assert killed == 1
         await _post(api, customer)  # announced while nobody listens: found when it leads again
-        assert await eventually(lambda: _at_least(temporal_client, parent_id, 1), 30, "the event after the cut")
+        assert await eventually(
+            lambda: _at_least(temporal_client, parent_id, 1), timeout=30, what="the event after the cut"
+        )
         assert forwarder.leading.is_set()
     assert await _signals(temporal_client, parent_id) == 1
 

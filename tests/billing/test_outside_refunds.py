@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from core.db import SessionFactory
 from models import JournalEntry, Payment, Refund, Role, StripeEvent
-from tests.billing.conftest import BillFamily, eventually, ledger_problems, post_event, renew_and_pay, stripe_event
+from tests.billing.conftest import BillFamily, ledger_problems, post_event, renew_and_pay, stripe_event
 from tests.conftest import WEBHOOK_SECRET
+from tests.waiting import eventually
 
 
 async def _charge_refunded(stripe_client: stripe.StripeClient, charge_id: str) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from tests.billing.conftest import (
     count,
     customer_events,
     dunning_received,
-    eventually,
     ledger_problems,
     post_event,
 )
+from tests.waiting import eventually
 
 
 async def test_a_paid_invoice_is_one_payment_one_receipt_and_balanced_books_however_events_arrive(

@@ -16,7 +16,8 @@ from core.db import SessionFactory
 from core.settings import Settings
 from domain.ledger import estimate_fee
 from models import Payment, Refund, Role, Subscription
-from tests.billing.conftest import BillFamily, count, eventually, ledger_problems, renew_and_pay
+from tests.billing.conftest import BillFamily, count, ledger_problems, renew_and_pay
+from tests.waiting import eventually
 from workers.main import build_deps
 
 

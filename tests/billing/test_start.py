@@ -14,7 +14,8 @@ from temporalio.client import Client
 from core.db import SessionFactory
 from core.settings import Settings
 from models import BillingAccount, Subscription
-from tests.billing.conftest import card, eventually, make_enrollment, make_family, start_student, started_message
+from tests.billing.conftest import card, make_enrollment, make_family, start_student, started_message
+from tests.waiting import eventually
 from workers.main import build_deps
 
 

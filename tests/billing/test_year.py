@@ -17,7 +17,8 @@ from temporalio.worker import Replayer
 
 from core.db import SessionFactory
 from models import JournalEntry, Payment, Role
-from tests.billing.conftest import BillFamily, eventually, ledger_problems
+from tests.billing.conftest import BillFamily, ledger_problems
+from tests.waiting import eventually
 from workflows.billing import FamilyBillingWorkflow
 
 MONTHS = 12

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 from devstack.processes import process_start_time
+from tests.waiting import NeverHappened, eventually_sync
 
 
 def gone(pid: int, timeout: float = 5.0) -> bool:
-    """True once `pid` has exited (a zombie nobody reaped yet counts as exited)."""
-    deadline = time.monotonic() + timeout
-    while process_start_time(pid) is not None:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
+    """True once `pid` has exited (a zombie nobody reaped yet counts as exited); False if it still runs after
+    `timeout` seconds."""
+    try:
+        eventually_sync(
+            lambda: process_start_time(pid) is None, timeout=timeout, what=f"process {pid} gone", interval=0.02
+        )
+    except NeverHappened:
+        return False
     return True

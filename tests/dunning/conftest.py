@@ -3,13 +3,12 @@ and a worker running the real dunning workflow, activities and email sending on 
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -39,10 +38,9 @@ from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import billing_workflow_id, dunning_workflow_id
 from models import Communication, Enrollment, Lesson, Parent, Student, Teacher
+from tests.waiting import eventually
 from workers.main import build_deps, workflow_runner
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
-
-T = TypeVar("T")
 
 # Short enough to walk every state in seconds; retries land before each boundary as in production.
 DUNNING_TIMINGS: dict[str, Any] = {
@@ -86,18 +84,6 @@ class StandInBillingWorkflow:
     @workflow.query(name="recorded")
     def recorded(self) -> Recorded:
         return self._recorded
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 20.0, what: str = "") -> T:
-    """Polls ``probe`` every 0.2 s until it returns something truthy; fails after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or probe}")
-        await asyncio.sleep(0.2)
 
 
 @dataclass
@@ -239,7 +225,7 @@ class DunningKit:
                 return None
             return snap if snap.state == state else None
 
-        return await eventually(probe, timeout, f"dunning state {state}")
+        return await eventually(probe, timeout=timeout, what=f"dunning state {state}")
 
     async def recorded(self) -> Recorded:
         return await self.billing.query("recorded", result_type=Recorded)
@@ -249,7 +235,7 @@ class DunningKit:
             retries = (await self.recorded()).retries
             return retries if len(retries) >= count else None
 
-        return await eventually(probe, timeout, f"{count} retry requests")
+        return await eventually(probe, timeout=timeout, what=f"{count} retry requests")
 
 
 def dunning_worker(client: Client, deps: WorkerDeps) -> Worker:

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from core.db import SessionFactory, transaction
 from models import AuditLog, BillingAccount, Role
-from tests.dunning.conftest import DunningKit, eventually, failure
+from tests.dunning.conftest import DunningKit, failure
+from tests.waiting import eventually
 
 BASE = "/api/v1/dunning/families"
 
@@ -37,13 +38,13 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
     async def shows_paused() -> bool:
         return bool((await api.get(f"{BASE}/{family}", headers=admin)).json()["paused"])
 
-    await eventually(shows_paused, 5, "paused")
+    await eventually(shows_paused, timeout=5, what="paused")
 
     async def mirrored() -> bool:  # billing_accounts follows, for admin lists and the sweep
         listed = (await api.get(BASE, params={"state": "clear"}, headers=admin)).json()["data"]
         return listed == [{"parent_id": str(family), "state": "clear", "paused": True}]
 
-    await eventually(mirrored, 5, "the pause mirrored on the billing account")
+    await eventually(mirrored, timeout=5, what="the pause mirrored on the billing account")
     again = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
     assert again.status_code == 409 and again.json()["detail"] == "dunning is already paused for this family"
     assert (await api.post(f"{BASE}/{family}/resume", json=reason, headers=admin)).status_code == 202

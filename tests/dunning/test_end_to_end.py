@@ -19,7 +19,7 @@ from core.stripe import create_stripe_client
 from core.temporal import dunning_workflow_id
 from models import BillingAccount, Communication, Invoice, JournalEntry, Lesson, Payment, Role, Subscription, Teacher
 from tests.billing.conftest import billed_family, ledger_problems
-from tests.dunning.conftest import eventually
+from tests.waiting import eventually
 from workers.main import build_deps, build_worker
 
 ATTACHES_THEN_DECLINES = "4000000000000341"
@@ -70,7 +70,7 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
         stripe_invoice_id = renewal.json()["stripe_invoice_id"]
 
         dunning = temporal_client.get_workflow_handle(dunning_workflow_id(billed.family.parent_id))
-        assert await eventually(dunning.result, 40, "dunning to finish") == "cancelled"
+        assert await eventually(dunning.result, timeout=40, what="dunning to finish") == "cancelled"
 
         async def written_off() -> bool:
             async with sessions() as session:
@@ -83,7 +83,7 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
                 and sub.status in ENDED  # localstripe ends a never-paid subscription as incomplete_expired
             )
 
-        await eventually(written_off, 20, "billing's write-off")
+        await eventually(written_off, timeout=20, what="billing's write-off")
 
     async with sessions() as session:
         bad_debt = await session.scalar(
@@ -146,7 +146,7 @@ async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(
                 row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
             return row if row is not None and row.status == "paid" else None
 
-        row = await eventually(repaired, 20, "the lost payment recorded")
+        row = await eventually(repaired, timeout=20, what="the lost payment recorded")
         async with sessions() as session:
             payment = await session.scalar(select(Payment).where(Payment.invoice_id == row.id))
         assert payment is not None and payment.status == "succeeded"

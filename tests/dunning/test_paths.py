@@ -11,7 +11,8 @@ import pytest
 from core.contracts.dunning import AdminAction, CardUpdated, InvoicePaid, Reevaluate
 from core.db import SessionFactory
 from devstack.smtp_sink import SmtpSink
-from tests.dunning.conftest import DunningKit, eventually, failure, lesson_statuses, sent_templates
+from tests.dunning.conftest import DunningKit, failure, lesson_statuses, sent_templates
+from tests.waiting import eventually
 
 
 def paid(kit: DunningKit, invoice: str = "in_1") -> InvoicePaid:
@@ -43,7 +44,7 @@ async def test_a_payment_returns_the_family_to_clear_and_restores_lessons(
 
 async def test_a_payment_before_the_warning_ends_dunning_quietly(kit: DunningKit, sessions: SessionFactory) -> None:
     await kit.fail(failure(kit.family))
-    await eventually(lambda: sent_templates(sessions, kit.family), 5, "the payment-failed email")
+    await eventually(lambda: sent_templates(sessions, kit.family), timeout=5, what="the payment-failed email")
     await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"
     assert await sent_templates(sessions, kit.family) == ["payment_failed"]  # the receipt is billing's
@@ -67,7 +68,7 @@ async def test_hard_decline_skips_retries_until_a_new_card_arrives(
     async def decline_forgotten() -> bool:
         return not (await kit.snapshot()).invoices[0].hard_decline
 
-    await eventually(decline_forgotten, 5, "the hard decline forgotten")
+    await eventually(decline_forgotten, timeout=5, what="the hard decline forgotten")
     assert (await kit.recorded()).retries == []
     [retry] = await kit.wait_retries(1, timeout=4)
     assert (retry.stripe_invoice_id, retry.attempt, retry.check_only) == ("in_1", 2, False)
@@ -111,14 +112,14 @@ async def test_an_unknown_outcome_is_checked_never_retried_blindly(kit: DunningK
     async def failure_notice_sent() -> bool:
         return "payment_failed" in await sent_templates(sessions, kit.family)
 
-    await eventually(failure_notice_sent, 5, "the payment-failed email")
+    await eventually(failure_notice_sent, timeout=5, what="the payment-failed email")
     await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"
 
 
 async def test_the_earliest_unpaid_invoice_drives_the_state(kit: DunningKit, sessions: SessionFactory) -> None:
     await kit.fail(failure(kit.family, "in_1", decline_code="expired_card"))
-    await asyncio.sleep(2)
+    await asyncio.sleep(2)  # deliberately 2 s apart: the two invoices must reach the boundaries at different times
     await kit.dunning.signal("invoice_failed", failure(kit.family, "in_2", decline_code="expired_card"))
     snap = await kit.wait_state("warning", timeout=5)
     assert [invoice.stripe_invoice_id for invoice in snap.invoices] == ["in_1", "in_2"]
@@ -132,7 +133,7 @@ async def test_the_earliest_unpaid_invoice_drives_the_state(kit: DunningKit, ses
     async def all_sent() -> bool:
         return await sent_templates(sessions, kit.family) == expected
 
-    await eventually(all_sent, 5, f"emails {expected}")
+    await eventually(all_sent, timeout=5, what=f"emails {expected}")
 
 
 async def test_pause_freezes_the_clock_resume_restarts_it_forgive_clears(
@@ -140,7 +141,7 @@ async def test_pause_freezes_the_clock_resume_restarts_it_forgive_clears(
 ) -> None:
     await kit.fail(failure(kit.family))
     await kit.dunning.signal("pause", AdminAction(reason="family called the office"))
-    await asyncio.sleep(4)  # past the warning boundary and two retry offsets
+    await asyncio.sleep(4)  # proves nothing happens while paused: past the warning boundary and two retry offsets
     snap = await kit.snapshot()
     assert (snap.state, snap.paused) == ("clear", True)
     assert (await kit.recorded()).retries == []
@@ -168,7 +169,7 @@ async def test_a_long_history_continues_as_new_carrying_the_state(kit: DunningKi
         run_id = (await kit.dunning.describe()).run_id
         return run_id if run_id != first_run else None
 
-    await eventually(new_run, 30, "a continued-as-new run")
+    await eventually(new_run, timeout=30, what="a continued-as-new run")
     snap = await kit.snapshot()
     assert (snap.paused, [i.stripe_invoice_id for i in snap.invoices]) == (True, ["in_1"])
     assert snap.invoices[0].hard_decline and any(event.kind == "paused" for event in snap.timeline)

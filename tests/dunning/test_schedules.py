@@ -21,7 +21,8 @@ from core.settings import Settings
 from devstack.smtp_sink import SmtpSink
 from domain.calendar import local_to_utc
 from models import BillingAccount, Communication, Lesson
-from tests.dunning.conftest import DunningKit, eventually, failure, make_family
+from tests.dunning.conftest import DunningKit, failure, make_family
+from tests.waiting import eventually
 from workers.main import run
 from workers.schedules import ensure_schedules, schedule_id, scheduled_jobs
 
@@ -43,13 +44,13 @@ async def test_schedules_exist_after_worker_start_and_upserting_again_duplicates
         async def stop_handler_installed() -> bool:  # SIGTERM only once the worker listens for it
             return signal.getsignal(signal.SIGTERM) is not before
 
-        await eventually(stop_handler_installed, 20, "the worker's SIGTERM handler")
+        await eventually(stop_handler_installed, timeout=20, what="the worker's SIGTERM handler")
 
         async def listed() -> list[str] | None:
             ids = await _schedule_ids(temporal_client, settings)
             return ids if ids == expected else None
 
-        await eventually(listed, 20, "the four schedules")
+        await eventually(listed, timeout=20, what="the four schedules")
     finally:
         if signal.getsignal(signal.SIGTERM) is not before:
             os.kill(os.getpid(), signal.SIGTERM)  # the worker's own stop path
@@ -65,7 +66,7 @@ async def test_schedules_exist_after_worker_start_and_upserting_again_duplicates
         ids = await _schedule_ids(temporal_client, settings)
         return ids if ids == expected else None
 
-    assert len(await eventually(visible, 10, "no duplicate schedules")) == 4
+    assert len(await eventually(visible, timeout=10, what="no duplicate schedules")) == 4
     sweep = await temporal_client.get_schedule_handle(schedule_id(settings, "dunning-sweep")).describe()
     [calendar] = sweep.schedule.spec.calendars  # the server keeps a cron as a calendar
     assert ([r.start for r in calendar.hour], [r.start for r in calendar.minute]) == ([7], [45])  # updated
@@ -103,7 +104,7 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
     try:
         for fired in (1, 2):
             await handle.trigger()
-            await eventually(lambda fired=fired: _runs_done(handle, fired), 20, f"reminder run {fired}")
+            await eventually(lambda fired=fired: _runs_done(handle, fired), timeout=20, what=f"reminder run {fired}")
         report = await _last_result(kit.client, handle)
         assert (report["due"], report["sent"]) == (0, 0)  # the second run found nothing left to send
     finally:
@@ -136,11 +137,11 @@ async def test_the_daily_sweep_nudges_every_family_in_dunning(kit: DunningKit, s
 
         async def swept() -> Any:
             await handle.trigger()
-            await eventually(lambda: _runs_done(handle, 1), 20, "the sweep")
+            await eventually(lambda: _runs_done(handle, 1), timeout=20, what="the sweep")
             report = await _last_result(kit.client, handle)
             return report if report["nudged"] == 1 else None  # visibility lists new workflows within ~1 s
 
-        report = await eventually(swept, 15, "a sweep that sees the running workflow")
+        report = await eventually(swept, timeout=15, what="a sweep that sees the running workflow")
     finally:
         for job in scheduled_jobs(kit.settings):
             await kit.client.get_schedule_handle(schedule_id(kit.settings, job)).delete()
@@ -168,6 +169,6 @@ async def test_the_documented_command_upserts_the_schedules(settings: Settings, 
     async def listed() -> bool:  # schedule listing is eventually consistent
         return await _schedule_ids(temporal_client, settings) == expected
 
-    await eventually(listed, 10, "the schedules listed once each")
+    await eventually(listed, timeout=10, what="the schedules listed once each")
     for sid in expected:
         await temporal_client.get_schedule_handle(sid).delete()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import date
 from typing import Any
@@ -16,6 +14,7 @@ from core.db import SessionFactory
 from core.temporal import billing_workflow_id
 from devstack.smtp_sink import SmtpSink
 from models import Communication, Enrollment, Lesson, Student, Teacher
+from tests.waiting import eventually
 
 ALL_WEEK = [{"weekday": day, "start": "08:00", "end": "21:00"} for day in range(7)]
 
@@ -49,17 +48,22 @@ async def enroll(api: httpx.AsyncClient, body: dict[str, Any] | None = None, key
     return str(response.json()["enrollment_id"])
 
 
+async def enrollment_status(api: httpx.AsyncClient, enrollment_id: str) -> dict[str, Any]:
+    """The enrollment's public status page, as JSON."""
+    response = await api.get(f"/api/v1/enrollments/{enrollment_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def wait_for_state(api: httpx.AsyncClient, enrollment_id: str, *states: str, timeout: float = 20) -> dict:
-    """Poll GET until the enrollment is in one of ``states``; fail with the last answer otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await api.get(f"/api/v1/enrollments/{enrollment_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        if body["state"] in states:
-            return body
-        assert time.monotonic() < deadline, f"still {body['state']} (wanted {states}): {body}"
-        await asyncio.sleep(0.1)
+    """The enrollment's GET answer once it is in one of ``states``; fails with the last answer otherwise."""
+    return await eventually(
+        lambda: enrollment_status(api, enrollment_id),
+        until=lambda body: body["state"] in states,
+        timeout=timeout,
+        what=f"the enrollment in {states}",
+    )
 
 
 async def enrollment_row(sessions: SessionFactory, enrollment_id: str) -> Enrollment:
@@ -90,25 +94,36 @@ async def student_of(sessions: SessionFactory, enrollment_id: str) -> Student | 
         return await session.get(Student, row.student_id) if row.student_id else None
 
 
-async def communications(sessions: SessionFactory, enrollment_id: str) -> dict[str, Communication]:
+class Rows(dict[str, Communication]):
+    """Communications rows by key, shown by their status (a timed-out wait prints them)."""
+
+    def __repr__(self) -> str:
+        return repr({key: row.status for key, row in self.items()})
+
+
+async def communications(sessions: SessionFactory, enrollment_id: str) -> Rows:
     async with sessions() as session:
         rows = await session.scalars(
             select(Communication).where(Communication.enrollment_id == uuid.UUID(enrollment_id))
         )
-        return {row.dedup_key.rsplit(":", 1)[-1]: row for row in rows}
+        return Rows({row.dedup_key.rsplit(":", 1)[-1]: row for row in rows})
 
 
 async def sent_communications(
     sessions: SessionFactory, enrollment_id: str, keys: set[str], timeout: float = 10
-) -> dict[str, Communication]:
+) -> Rows:
     """The enrollment's communications rows once every key in ``keys`` is recorded as sent."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = await communications(sessions, enrollment_id)
-        if keys <= {key for key, row in rows.items() if row.status == "sent"}:
-            return rows
-        assert time.monotonic() < deadline, {key: row.status for key, row in rows.items()}
-        await asyncio.sleep(0.05)
+
+    def all_sent(rows: Rows) -> bool:
+        return keys <= {key for key, row in rows.items() if row.status == "sent"}
+
+    return await eventually(
+        lambda: communications(sessions, enrollment_id),
+        until=all_sent,
+        timeout=timeout,
+        what=f"{sorted(keys)} recorded as sent",
+        interval=0.05,
+    )
 
 
 async def count_rows(sessions: SessionFactory, model: type, *where: Any) -> int:
@@ -119,30 +134,31 @@ async def count_rows(sessions: SessionFactory, model: type, *where: Any) -> int:
 async def billing_events(client: Client, parent_id: uuid.UUID, expected: int, timeout: float = 10) -> list[str]:
     """What the stand-in billing workflow of the family has received, once it has ``expected`` events."""
     handle = client.get_workflow_handle(billing_workflow_id(parent_id))
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def received() -> list[str]:
         try:
             events: list[str] = await handle.query("events", result_type=list[str])
         except Exception:  # not started yet
             events = []
-        if len(events) >= expected or time.monotonic() > deadline:
-            return events
-        await asyncio.sleep(0.1)
+        return events
+
+    return await eventually(
+        received, until=lambda events: len(events) >= expected, timeout=timeout, what=f"{expected} billing event(s)"
+    )
 
 
 async def mail_of(smtp_sink: SmtpSink, enrollment_id: str, keys: set[str], timeout: float = 15) -> dict[str, list]:
     """The messages the sink received for this enrollment, by dedup key suffix, once every key in ``keys`` came."""
     prefix = f"enrollment:{enrollment_id}:"
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def arrived() -> dict[str, list]:
         found: dict[str, list] = {}
         for message in smtp_sink.messages():
             key = message["headers"].get("X-Cedar-Dedup-Key", "").strip()
             if key.startswith(prefix):
                 found.setdefault(key.removeprefix(prefix), []).append(message)
-        if keys <= found.keys():
-            return found
-        assert time.monotonic() < deadline, (
-            f"mail for {sorted(keys - found.keys())} did not arrive; got {sorted(found)}"
-        )
-        await asyncio.sleep(0.1)
+        return found
+
+    return await eventually(
+        arrived, until=lambda found: keys <= found.keys(), timeout=timeout, what=f"the enrollment's mail {sorted(keys)}"
+    )

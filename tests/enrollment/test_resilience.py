@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import httpx
 from sqlalchemy import func, select
 
@@ -13,6 +10,7 @@ from devstack.smtp_sink import SmtpSink
 from models import Lesson, Role
 from tests.enrollment.conftest import EnrollmentWorker
 from tests.enrollment.helpers import (
+    Rows,
     billing_events,
     communications,
     enroll,
@@ -22,18 +20,22 @@ from tests.enrollment.helpers import (
     teacher_by_email,
     wait_for_state,
 )
+from tests.waiting import eventually
 
 MAYA = "maya.lindqvist@cedarheights.example"
 
 
 async def wait_for_failed_attempt(sessions: SessionFactory, enrollment_id: str, key: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        row = (await communications(sessions, enrollment_id)).get(key)
-        if row is not None and row.status == "failed" and row.attempts >= 1:
-            return
-        assert time.monotonic() < deadline, f"no failed attempt of {key} recorded"
-        await asyncio.sleep(0.1)
+    def failed_once(rows: Rows) -> bool:
+        row = rows.get(key)
+        return row is not None and row.status == "failed" and row.attempts >= 1
+
+    await eventually(
+        lambda: communications(sessions, enrollment_id),
+        until=failed_once,
+        timeout=timeout,
+        what=f"a failed attempt of {key} recorded",
+    )
 
 
 async def test_smtp_down_for_a_while_then_up_sends_each_email_exactly_once(

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from api.serve import listening_socket
 from devstack.ports import free_port
 from tests.devstack.helpers import gone
+from tests.waiting import eventually_sync
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,15 +36,14 @@ def start_launcher(port: int, processes: int) -> subprocess.Popen[str]:
 
 
 def wait_serving(port: int, launcher: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def serving() -> bool:
         assert launcher.poll() is None, launcher.communicate()[0]
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1).status_code == 200
         except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(f"api.serve did not answer on {port}")
+            return False
+
+    eventually_sync(serving, timeout=timeout, what=f"api.serve answering on {port}")
 
 
 def api_processes_of(launcher_pid: int) -> list[int]:
