@@ -1,13 +1,14 @@
 """Requests and responses of ``/api/v1/enrollments``.
 
 What the form itself can check is checked here (names, email, phone, windows, consent); what depends on the
-school's settings (instruments, lesson lengths, ages) is checked by :func:`settings_problems`. Both answer 422
-with one message per field, and nothing is started.
+school (the instruments it teaches now, its lesson lengths and ages) is checked by :func:`settings_problems`.
+Both answer 422 with one message per field, and nothing is started.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from typing import Annotated
 
@@ -90,11 +91,14 @@ class EnrollmentCreate(RequestModel):
         return windows
 
 
-def settings_problems(body: EnrollmentCreate, settings: Settings, today: date) -> dict[str, str]:
-    """Field → message for what the school's settings refuse (empty when the application is acceptable)."""
+def settings_problems(
+    body: EnrollmentCreate, settings: Settings, today: date, instruments: Sequence[str]
+) -> dict[str, str]:
+    """Field → message for what the school refuses (empty when the application is acceptable): ``instruments``
+    are the codes the school teaches now (its ``instruments`` table, which the enrollment options list too)."""
     problems: dict[str, str] = {}
-    if body.instrument not in settings.instruments:
-        problems["instrument"] = f"unknown instrument; choose one of {', '.join(settings.instruments)}"
+    if body.instrument not in instruments:
+        problems["instrument"] = f"unknown instrument; choose one of {', '.join(sorted(instruments))}"
     if body.lesson_minutes not in settings.lesson_lengths_minutes:
         lengths = ", ".join(str(m) for m in settings.lesson_lengths_minutes)
         problems["lesson_minutes"] = f"lessons last {lengths} minutes"

@@ -22,21 +22,23 @@ from api.repositories import scopes
 from api.repositories.base import get_one
 from api.schemas.billing import AccountBalance, StatementLine
 from api.temporal_calls import bounded
-from core.contracts.billing import SIGNAL_STUDENT_STOPPED, CardResult, StudentStopped
-from core.settings import Settings
-from core.temporal import billing_workflow_id
-from domain.ledger import Account
-from models import BillingAccount, Invoice, JournalEntry, Parent, Payment, Subscription
-from workflows.billing import (
+from core.contracts.billing import (
+    SIGNAL_STUDENT_STOPPED,
     UPDATE_CHANGE_CARD,
     UPDATE_REFUND,
     UPDATE_RENEW,
     CardChange,
+    CardResult,
     RefundRequest,
     RefundResult,
     RenewRequest,
     RenewResult,
+    StudentStopped,
 )
+from core.settings import Settings
+from core.temporal import billing_workflow_id
+from domain.ledger import Account
+from models import BillingAccount, Invoice, JournalEntry, Parent, Payment, Subscription
 
 # What a workflow's refusal becomes over HTTP.
 _FAILURE_STATUS = {"NotFound": 404, "Conflict": 409, "RefundRefused": 409, "CardRejected": 422}

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from api.deps import AppContext, get_temporal
 from api.errors import CedarError, Conflict, NotFound
 from api.principal import Principal
+from api.repositories import catalog
 from api.repositories import enrollments as repository
 from api.schemas.enrollment import EnrollmentCreate, settings_problems
 from api.temporal_calls import bounded
@@ -69,8 +70,10 @@ async def create(
 ) -> Enrollment:
     """The enrollment (new, or the one this key made before), its workflow started. Without a key, a workflow
     that cannot start leaves nothing behind: the row is deleted again and the deletion audited."""
-    problems = settings_problems(body, settings, datetime.now(settings.timezone).date())
     async with transaction(sessions) as session:
+        # The enrollment options list these same instruments: what the form offers, it accepts.
+        instruments = [instrument.code for instrument in await catalog.active_instruments(session)]
+        problems = settings_problems(body, settings, datetime.now(settings.timezone).date(), instruments)
         family = await _signed_in_family(session, caller)
         problems |= await _applicant_problems(session, body, family)
         if problems:

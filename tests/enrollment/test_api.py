@@ -7,9 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
-from core.db import SessionFactory
-from models import Enrollment, Role
+from core.db import SessionFactory, transaction
+from models import Enrollment, Instrument, Role
 from tests.enrollment.helpers import application, count_rows, enroll
 
 TODAY = date.today()
@@ -113,3 +115,17 @@ async def test_who_may_act_on_an_enrollment(api: httpx.AsyncClient, auth_headers
     assert (
         await api.post(f"{url}/assign-teacher", json={"teacher_id": enrollment_id}, headers=teacher)
     ).status_code == 403
+
+
+async def test_the_form_accepts_exactly_the_instruments_the_school_teaches_now(
+    api: httpx.AsyncClient, sessions: SessionFactory
+) -> None:
+    """One source: an instrument the office adds is offered and accepted; one it retires is neither."""
+    async with transaction(sessions) as session:
+        session.add(Instrument(code="cello", name="Cello"))
+        await session.execute(update(Instrument).where(col(Instrument.code) == "bass").values(is_active=False))
+    offered = {i["code"] for i in (await api.get("/api/v1/enrollment-options")).json()["instruments"]}
+    assert "cello" in offered and "bass" not in offered
+    assert (await api.post("/api/v1/enrollments", json=application(instrument="cello"))).status_code == 202
+    retired = await api.post("/api/v1/enrollments", json=application(instrument="bass"))
+    assert retired.status_code == 422 and "unknown instrument" in retired.json()["fields"]["instrument"]
