@@ -132,7 +132,9 @@ class EnrollmentActivities:
         rows = (await session.execute(select(col(Closure.start_date), col(Closure.end_date)))).all()
         return [ClosureDays(start, end) for start, end in rows]
 
-    async def _availability(self, session: AsyncSession, teacher_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list]:
+    async def _availability(
+        self, session: AsyncSession, teacher_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[WeeklyWindow]]:
         windows: dict[uuid.UUID, list[WeeklyWindow]] = {t: [] for t in teacher_ids}
         rows = await session.scalars(
             select(TeacherAvailability).where(col(TeacherAvailability.teacher_id).in_(teacher_ids))

@@ -16,11 +16,12 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.stripe_inbox import hand_over, store_event, summarize
+from activities.stripe_inbox import hand_over
 from core.contracts.billing import SIGNAL_RETRY_INVOICE, RetryInvoice
 from core.contracts.scheduled import Difference, ReconcileRequest, ReconciliationReport
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from core.stripe_inbox import store_event, summarize
 from core.temporal import billing_workflow_id
 from domain import ledger
 from models import BillingAccount, Invoice, JournalEntry, Payment
