@@ -90,6 +90,7 @@ ROUTE_ACCESS.update(
 ROUTE_ACCESS.update(
     {
         ("POST", "/api/v1/enrollments"): _PUBLIC,
+        ("GET", "/api/v1/enrollments"): _STAFF,
         ("GET", "/api/v1/enrollments/{enrollment_id}"): _PUBLIC,
         ("POST", "/api/v1/enrollments/{enrollment_id}/demo-outcome"): _STAFF,
         ("POST", "/api/v1/enrollments/{enrollment_id}/cancel"): _FAMILY,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from api.pagination import PageParams, SortOrder, fetch_page
+from api.principal import Principal
+from api.repositories import scopes
 from models import Enrollment, Lesson, Parent, Role, Teacher, User
+
+
+async def list_enrollments(
+    session: AsyncSession, principal: Principal, page: PageParams, order: SortOrder, states: Sequence[str]
+) -> tuple[Sequence[Any], int]:
+    query = scopes.enrollments(principal)
+    if states:
+        query = query.where(col(Enrollment.state).in_(states))
+    return await fetch_page(session, query, page, order)
 
 
 async def get(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment | None:

@@ -111,3 +111,13 @@ def payments(principal: Principal) -> Select[Any]:
     if principal.role != Role.admin:
         return query.where(col(Payment.billing_account_id).in_(family_billing_account_ids(principal.parent_id)))
     return query
+
+
+def enrollments(principal: Principal) -> Select[Any]:
+    """The office sees every enrollment; a teacher those assigned to them; a family its own."""
+    query = select(Enrollment)
+    if principal.role == Role.parent:
+        return query.where(owned_by(Enrollment.parent_id, principal.parent_id))
+    if principal.role == Role.teacher:
+        return query.where(owned_by(Enrollment.teacher_id, principal.teacher_id))
+    return query

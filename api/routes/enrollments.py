@@ -8,13 +8,14 @@ from the database.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request, Response, status
+from fastapi import Depends, Header, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.limits import limit_public_enrollment
+from api.pagination import Page, PageDep, SortOrder, page_of, sorting
 from api.principal import AdminPrincipal, BearerCredentials, Principal, require_roles, resolve_principal
 from api.routing import IndexedRouter
 from api.schemas.enrollment import (
@@ -24,18 +25,27 @@ from api.schemas.enrollment import (
     EnrollmentAccepted,
     EnrollmentCreate,
     EnrollmentStatusOut,
+    EnrollmentSummaryOut,
     FamilyConfirmationIn,
     StepOut,
 )
 from api.services import enrollments as service
 from core.contracts.enrollment import Accepted
 from core.settings import Settings
+from domain.enrollment_rules import EnrollmentState
 from domain.local_time import format_local
-from models import Role
+from models import Enrollment, Role
 
 router = IndexedRouter(prefix="/api/v1/enrollments", tags=["enrollments"])
 
 TeacherOrAdmin = Annotated[Principal, Depends(require_roles(Role.admin, Role.teacher))]
+EnrollmentSort = Annotated[
+    SortOrder,
+    Depends(sorting({"created_at": Enrollment.created_at, "updated_at": Enrollment.updated_at}, "-created_at")),
+]
+StateFilter = Annotated[
+    list[EnrollmentState] | None, Query(description="only these states (repeat the parameter for several)")
+]
 ParentOrAdmin = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 
@@ -73,6 +83,18 @@ async def create_enrollment(
     return EnrollmentAccepted(
         enrollment_id=enrollment.id, state=enrollment.state, status_url=status_url(settings, enrollment.id)
     )
+
+
+@router.get(
+    "",
+    response_model=Page[EnrollmentSummaryOut],
+    summary="List enrollments (staff): the office every one, a teacher their own; filter by state",
+)
+async def list_enrollments(
+    session: SessionDep, principal: TeacherOrAdmin, page: PageDep, order: EnrollmentSort, state: StateFilter = None
+) -> dict[str, Any]:
+    rows, total = await service.page(session, principal, page, order, [s.value for s in state or []])
+    return page_of(rows, total, page)
 
 
 @router.get("/{enrollment_id}", response_model=EnrollmentStatusOut, summary="An enrollment's progress (by its id)")

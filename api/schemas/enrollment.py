@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
-from api.schemas.common import Email, Name, Phone, RequestModel
+from api.schemas.common import Email, Name, Phone, RequestModel, ResponseModel
 from core.contracts.enrollment import DemoOutcome, FamilyDecision
 from core.settings import Settings
 from domain.enrollment_rules import check_age
@@ -112,6 +112,34 @@ class EnrollmentAccepted(BaseModel):
     enrollment_id: uuid.UUID
     state: str
     status_url: str
+
+
+class EnrollmentSummaryOut(ResponseModel):
+    """One enrollment in the staff's list: states, ids and the child's first name (staff reads are audited)."""
+
+    id: uuid.UUID
+    state: str
+    instrument: str
+    lesson_minutes: int
+    billing_interval: str
+    student_first_name: str
+    parent_id: uuid.UUID | None
+    student_id: uuid.UUID | None
+    teacher_id: uuid.UUID | None
+    demo_lesson_id: uuid.UUID | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _child_from_application(cls, row: Any) -> Any:
+        if isinstance(row, dict):
+            return row
+        values = {name: getattr(row, name) for name in cls.model_fields if hasattr(row, name)}
+        application = getattr(row, "application", None) or {}
+        values["student_first_name"] = str(application.get("student", {}).get("first_name", ""))
+        return values
 
 
 class StepOut(BaseModel):

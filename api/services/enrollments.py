@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,9 +22,11 @@ from temporalio.service import RPCError
 
 from api.deps import AppContext, get_temporal
 from api.errors import CedarError, Conflict, NotFound
+from api.pagination import PageParams, SortOrder
 from api.principal import Principal
 from api.repositories import catalog
 from api.repositories import enrollments as repository
+from api.repositories.audit import audit_staff_reads
 from api.schemas.enrollment import EnrollmentCreate, settings_problems
 from api.temporal_calls import bounded
 from core.audit import record_audit
@@ -58,6 +60,15 @@ CLOSED = frozenset(s.value for s in TERMINAL_STATES if s != EnrollmentState.ACTI
 
 # Who is calling, resolved inside the enrollment's transaction (a bad token is a 401; None: nobody signed in).
 CallerLookup = Callable[[AsyncSession], Awaitable[Principal | None]]
+
+
+async def page(
+    session: AsyncSession, principal: Principal, page: PageParams, order: SortOrder, states: Sequence[str]
+) -> tuple[Sequence[Any], int]:
+    """The enrollments the staff member may see (the office all, a teacher their own), their reads audited."""
+    rows, total = await repository.list_enrollments(session, principal, page, order, states)
+    await audit_staff_reads(session, principal, "enrollment", (row.id for row in rows))
+    return rows, total
 
 
 async def create(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from core.db import SessionFactory, transaction
-from models import Enrollment, Instrument, Role
+from models import AuditLog, Enrollment, Instrument, Role, Teacher, User
 from tests.enrollment.helpers import application, count_rows, enroll
 
 TODAY = date.today()
@@ -129,3 +130,27 @@ async def test_the_form_accepts_exactly_the_instruments_the_school_teaches_now(
     assert (await api.post("/api/v1/enrollments", json=application(instrument="cello"))).status_code == 202
     retired = await api.post("/api/v1/enrollments", json=application(instrument="bass"))
     assert retired.status_code == 422 and "unknown instrument" in retired.json()["fields"]["instrument"]
+
+
+async def test_staff_list_enrollments_by_state_each_within_their_scope(
+    api: httpx.AsyncClient, sessions: SessionFactory, auth_headers: Callable[..., Any]
+) -> None:
+    ids = [await enroll(api, application(student={**application()["student"], "first_name": n})) for n in "AB"]
+    teacher = await auth_headers(Role.teacher)
+    async with transaction(sessions) as session:
+        mine = Teacher(first_name="Ada", last_name="Keys", display_name="Ada K.", email="ada@cedar.test")
+        mine.user_id = (await session.scalar(select(User).where(col(User.role) == Role.teacher))).id
+        session.add(mine)
+        await session.flush()
+        await session.execute(update(Enrollment).where(col(Enrollment.id) == ids[0]).values(teacher_id=mine.id))
+    admin = await auth_headers(Role.admin)
+
+    received = (await api.get("/api/v1/enrollments?state=received", headers=admin)).json()
+    assert {item["id"] for item in received["data"]} == set(ids)
+    assert {item["student_first_name"] for item in received["data"]} == {"A", "B"}
+    assert (await api.get("/api/v1/enrollments?state=active&state=waitlisted", headers=admin)).json()["total"] == 0
+    assert (await api.get("/api/v1/enrollments?state=nonsense", headers=admin)).status_code == 422
+    own = (await api.get("/api/v1/enrollments", headers=teacher)).json()
+    assert [item["id"] for item in own["data"]] == [ids[0]]
+    assert (await api.get("/api/v1/enrollments", headers=await auth_headers(Role.parent))).status_code == 403
+    assert await count_rows(sessions, AuditLog, col(AuditLog.action) == "read") == 3
