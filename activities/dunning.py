@@ -17,6 +17,7 @@ from sqlalchemy import Row, Select, select, update
 from sqlmodel import col
 from temporalio import activity
 
+from activities.enrollment import release_seat
 from core.contracts.dunning import DunningConfig, FamilyRef, LessonsChanged, RecordDunningState, TeacherLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
@@ -28,7 +29,6 @@ from models import (
     Lesson,
     LessonStatus,
     Student,
-    Teacher,
 )
 
 # Where a parent replaces the card (billing's route, PUT with a Stripe.js PaymentMethod); the emails link to it.
@@ -127,14 +127,10 @@ class DunningActivities:
                 )
                 .returning(col(Enrollment.teacher_id))
             )
-            # Each cancelled enrollment gives its seat back (the teachers' load CHECK keeps it >= 0).
+            # Each cancelled enrollment gives its seat back.
             seats = [row[0] for row in enrollments if row[0] is not None]
             for teacher_id in seats:
-                await session.execute(
-                    update(Teacher)
-                    .where(col(Teacher.id) == teacher_id, col(Teacher.active_students) > 0)
-                    .values(active_students=col(Teacher.active_students) - 1)
-                )
+                await release_seat(session, teacher_id)
             await session.execute(
                 update(Student).where(col(Student.parent_id) == family.parent_id).values(is_active=False)
             )

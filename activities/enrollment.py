@@ -606,12 +606,17 @@ async def _release_teacher(session: AsyncSession, enrollment: Enrollment) -> Non
     """Give the teacher's place back once: clearing the enrollment's teacher in the same transaction is the guard."""
     if enrollment.teacher_id is None:
         return
+    await release_seat(session, enrollment.teacher_id)
+    enrollment.teacher_id = None
+
+
+async def release_seat(session: AsyncSession, teacher_id: uuid.UUID) -> None:
+    """One student fewer for the teacher (never below zero: the teachers' load CHECK agrees)."""
     await session.execute(
         update(Teacher)
-        .where(col(Teacher.id) == enrollment.teacher_id, col(Teacher.active_students) > 0)
+        .where(col(Teacher.id) == teacher_id, col(Teacher.active_students) > 0)
         .values(active_students=col(Teacher.active_students) - 1)
     )
-    enrollment.teacher_id = None
 
 
 class BillingHandoffActivities:
