@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from api.schemas.common import RequestModel, ResponseModel
+from api.schemas.records import InvoiceOut, PaymentOut
 
 
 class SubscriptionOut(ResponseModel):
@@ -24,37 +25,6 @@ class SubscriptionOut(ResponseModel):
     current_period_end: datetime | None
     cancel_at_period_end: bool
     canceled_at: datetime | None
-
-
-class InvoiceOut(ResponseModel):
-    id: uuid.UUID
-    subscription_id: uuid.UUID | None
-    stripe_invoice_id: str
-    status: str
-    amount_due_minor: int
-    amount_paid_minor: int
-    currency: str
-    period_start: datetime | None
-    period_end: datetime | None
-    first_failed_at: datetime | None
-    attempt_count: int
-    paid_at: datetime | None
-    created_at: datetime
-
-
-class PaymentOut(ResponseModel):
-    id: uuid.UUID
-    invoice_id: uuid.UUID | None
-    stripe_charge_id: str | None
-    status: str
-    amount_minor: int
-    fee_minor: int
-    amount_refunded_minor: int
-    currency: str
-    failure_code: str | None
-    decline_code: str | None
-    receipt_sent_at: datetime | None
-    created_at: datetime
 
 
 class FamilyBillingOut(ResponseModel):

@@ -47,6 +47,7 @@ class InvoiceOut(ResponseModel):
     currency: str
     period_start: datetime | None
     period_end: datetime | None
+    first_failed_at: datetime | None
     attempt_count: int
     paid_at: datetime | None
     created_at: datetime
@@ -56,10 +57,13 @@ class PaymentOut(ResponseModel):
     id: uuid.UUID
     billing_account_id: uuid.UUID
     invoice_id: uuid.UUID | None
+    stripe_charge_id: str | None
     status: str
     amount_minor: int
+    fee_minor: int
     amount_refunded_minor: int
     currency: str
     failure_code: str | None
     decline_code: str | None
+    receipt_sent_at: datetime | None
     created_at: datetime
