@@ -177,12 +177,14 @@ async def test_the_api_accepts_a_supabase_token_for_a_mirrored_account(
         session.add(User(id=uuid.uuid4(), email=claims["email"], role=Role.parent, external_id=claims["sub"]))
     jwks.add("k1", ec.generate_private_key(ec.SECP256R1()))
     app = create_app(project_settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
-            for token in (jwks.sign("k1", claims), jwt.encode(claims, PROJECT_JWT_SECRET, algorithm="HS256")):
-                me = await client.get(f"{AUTH}/me", headers={"Authorization": f"Bearer {token}"})
-                assert me.status_code == 200, me.text
-                assert me.json()["email"] == claims["email"] and me.json()["role"] == "parent"
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client,
+    ):
+        for token in (jwks.sign("k1", claims), jwt.encode(claims, PROJECT_JWT_SECRET, algorithm="HS256")):
+            me = await client.get(f"{AUTH}/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200, me.text
+            assert me.json()["email"] == claims["email"] and me.json()["role"] == "parent"
 
 
 async def test_a_remembered_token_is_still_refused_once_it_expires(project_settings: Settings, jwks: Jwks) -> None:

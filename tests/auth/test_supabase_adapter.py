@@ -70,12 +70,9 @@ async def test_refused_credentials_count_towards_the_lockout(
 ) -> None:
     await mirrored_user(sessions)
     fake.will_answer("token_password_invalid_credentials")
-    with pytest.raises(AuthFailure) as refused:
-        async with transaction(sessions) as session:
-            try:
-                await provider.sign_in(session, EMAIL, "wrong")
-            finally:
-                await session.commit()  # what the API's committed transaction does with a refusal
+    async with transaction(sessions) as session:  # commits, as the API's transaction does with a refusal
+        with pytest.raises(AuthFailure) as refused:
+            await provider.sign_in(session, EMAIL, "wrong")
     assert refused.value.code == "invalid_credentials"
     async with sessions() as session:
         mirror = await session.get(User, USER_ID)
@@ -165,7 +162,7 @@ async def test_set_password_spends_the_link_sets_the_password_and_ends_every_ses
     fake.will_answer("verify_recovery_ok", "admin_update_user_ok", "logout_global_ok")
     async with transaction(sessions) as session:
         assert await provider.set_password(session, "4d6e0b7f", TokenPurpose.set_password, "new password 42") == USER_ID
-    verify, update, logout = fake.received
+    _verify, update, logout = fake.received
     assert fake.body(0)["type"] == "recovery" and fake.body(0)["token_hash"] == "4d6e0b7f"
     assert update.method == "PUT" and fake.body(1) == {"password": "new password 42"}
     assert update.headers["apikey"] == SERVICE_ROLE_KEY and dict(logout.url.params) == {"scope": "global"}
@@ -210,9 +207,11 @@ async def supabase_api(fake: FakeSupabase, make_settings: Callable[..., Settings
     settings = supabase_settings(make_settings)
     app = create_app(settings)
     app.state.identity = SupabaseIdentityProvider(settings, fake.client)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
-            yield client
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client,
+    ):
+        yield client
 
 
 async def test_the_api_logs_in_and_resets_passwords_through_supabase(

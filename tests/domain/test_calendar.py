@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -104,7 +105,7 @@ def test_occurrences_cover_the_whole_term_weekly_and_skip_closures() -> None:
     assert days[-1] == date(2025, 12, 15)
     assert date(2025, 10, 13) not in days
     assert len(days) == 14  # 15 Mondays in the term, one closed
-    assert all(b - a in (timedelta(days=7), timedelta(days=14)) for a, b in zip(days, days[1:], strict=False))
+    assert all(b - a in (timedelta(days=7), timedelta(days=14)) for a, b in itertools.pairwise(days))
 
 
 def test_term_end_day_is_included() -> None:

@@ -1,3 +1,4 @@
+import itertools
 from datetime import date
 
 import pytest
@@ -117,7 +118,7 @@ def test_happy_path_and_waitlist_path_are_allowed_transitions() -> None:
         [S.AWAITING_OUTCOME, S.DEMO_SCHEDULED],
     ]
     for path in paths:
-        for current, target in zip(path, path[1:], strict=False):
+        for current, target in itertools.pairwise(path):
             assert can_transition(current, target) is None, (current, target)
 
 
@@ -143,7 +144,7 @@ def test_a_no_show_without_a_slot_goes_back_to_the_waitlist() -> None:
 
 def test_family_confirmation_path_is_allowed() -> None:
     path = [S.RECEIVED, S.VALIDATED, S.AWAITING_CONFIRMATION, S.ACCOUNT_CREATED]
-    for current, target in zip(path, path[1:], strict=False):
+    for current, target in itertools.pairwise(path):
         assert can_transition(current, target) is None, (current, target)
 
 

@@ -120,7 +120,7 @@ async def test_the_calendar_comes_from_the_schools_file(
     path.write_text(json.dumps({"academic_years": [{"name": "2027-2028"}]}))
     async with transaction(db) as session:
         await session.execute(delete(AcademicYear))
-        with pytest.raises(ReferenceDataError, match="CEDAR_REFERENCE_DATA_FILE: .* not a valid calendar"):
+        with pytest.raises(ReferenceDataError, match=r"CEDAR_REFERENCE_DATA_FILE: .* not a valid calendar"):
             await load_reference_data(session, plain_settings.model_copy(update={"reference_data_file": path}), TODAY)
 
 

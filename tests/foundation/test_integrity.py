@@ -82,13 +82,14 @@ async def test_emails_are_unique(sessions: SessionFactory) -> None:
 
 
 async def test_an_unbalanced_journal_entry_is_refused_at_commit(sessions: SessionFactory) -> None:
-    with pytest.raises(DBAPIError, match="unbalanced"):
-        async with transaction(sessions) as session:
-            entry = JournalEntry(idempotency_key="invoice_finalized:in_1", kind="invoice_finalized")
-            session.add(entry)
-            await session.flush()
-            session.add(Posting(entry_id=entry.id, account_code="accounts_receivable", amount_minor=12000))
-            session.add(Posting(entry_id=entry.id, account_code="deferred_revenue", amount_minor=-11000))
+    async with sessions() as session:
+        entry = JournalEntry(idempotency_key="invoice_finalized:in_1", kind="invoice_finalized")
+        session.add(entry)
+        await session.flush()
+        session.add(Posting(entry_id=entry.id, account_code="accounts_receivable", amount_minor=12000))
+        session.add(Posting(entry_id=entry.id, account_code="deferred_revenue", amount_minor=-11000))
+        with pytest.raises(DBAPIError, match="unbalanced"):
+            await session.commit()
 
 
 async def test_the_ledger_is_append_only(sessions: SessionFactory) -> None:
