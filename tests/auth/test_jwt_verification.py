@@ -99,8 +99,10 @@ async def test_a_supabase_hs256_token_is_verified_with_the_project_secret(projec
     token = jwt.encode(supabase_claims(), PROJECT_JWT_SECRET, algorithm="HS256")
     claims = await AccessTokenVerifier(project_settings).verify(token)
     recorded = supabase_claims()
-    assert str(claims.user_id) == recorded["sub"] and claims.app_role == "parent"
-    assert str(claims.session_id) == recorded["session_id"] and claims.email == recorded["email"]
+    assert str(claims.user_id) == recorded["sub"]
+    assert claims.app_role == "parent"
+    assert str(claims.session_id) == recorded["session_id"]
+    assert claims.email == recorded["email"]
 
 
 @pytest.mark.parametrize(
@@ -184,7 +186,8 @@ async def test_the_api_accepts_a_supabase_token_for_a_mirrored_account(
         for token in (jwks.sign("k1", claims), jwt.encode(claims, PROJECT_JWT_SECRET, algorithm="HS256")):
             me = await client.get(f"{AUTH}/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200, me.text
-            assert me.json()["email"] == claims["email"] and me.json()["role"] == "parent"
+            assert me.json()["email"] == claims["email"]
+            assert me.json()["role"] == "parent"
 
 
 async def test_a_remembered_token_is_still_refused_once_it_expires(project_settings: Settings, jwks: Jwks) -> None:

@@ -333,5 +333,6 @@ async def renew_and_pay(
         payment = await session.scalar(
             select(Payment).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
         )
-    assert payment is not None and payment.stripe_charge_id
+    assert payment is not None
+    assert payment.stripe_charge_id
     return payment

@@ -46,7 +46,8 @@ async def test_a_payment_the_bank_wants_confirmed_waits_for_the_parent_then_is_p
 
         failed = await eventually(lambda: told("invoice_failed"), what="dunning told of the attempt")
         assert (failed["failure_code"], failed["decline_code"]) == ("authentication_required", None)
-        assert failed["attempt"] == 1 and failed["outcome_unknown"] is False
+        assert failed["attempt"] == 1
+        assert failed["outcome_unknown"] is False
 
         # The parent confirms with their bank: localstripe's stand-in for the 3-D Secure page.
         async with sessions() as session:
@@ -111,4 +112,5 @@ async def test_stripes_own_attempt_waiting_for_the_bank_reaches_dunning_as_such(
     )
     async with sessions() as session:
         row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
-    assert row is not None and (row.status, row.attempt_count) == ("past_due", 1)
+    assert row is not None
+    assert (row.status, row.attempt_count) == ("past_due", 1)

@@ -79,7 +79,8 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
             assert failed["signal"] == "invoice_failed"
             assert (failed["failure_code"], failed["decline_code"]) == (failure_code, decline_code)
             assert (failed["stripe_invoice_id"], failed["attempt"]) == (invoice.stripe_invoice_id, 1)
-            assert failed["amount_due_minor"] == 14000 and failed["outcome_unknown"] is False
+            assert failed["amount_due_minor"] == 14000
+            assert failed["outcome_unknown"] is False
 
         # Dunning retries the first family's invoice: billing re-checks Stripe, charges again, reports again.
         first = families["4000000000000002"]
@@ -150,7 +151,8 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
 
     assert (await _invoice(sessions, third)).status == "paid"
     assert await _subscription_status(sessions, third) == "active"
-    assert view["balance_minor"] == 0 and view["has_card"] is True
+    assert view["balance_minor"] == 0
+    assert view["has_card"] is True
     assert [p["status"] for p in view["payments"]] == ["succeeded", "failed"]
     assert view["payments"][1]["decline_code"] == "generic_decline"
     async with sessions() as session:

@@ -53,7 +53,8 @@ async def test_a_dashboard_refund_is_mirrored_once_and_cedars_own_are_not_double
         await eventually(lambda: processed(event["id"]), what="the refund event acted on")
         async with sessions() as session:
             mirrored = await session.scalar(select(Refund).where(Refund.stripe_refund_id == outside.id))
-        assert mirrored is not None and mirrored.amount_minor == 3000
+        assert mirrored is not None
+        assert mirrored.amount_minor == 3000
 
         # Cedar refunds 20.00 itself; Stripe's event about that charge lists both refunds: nothing doubles.
         ours = await http.post(

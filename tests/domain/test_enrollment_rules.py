@@ -50,15 +50,18 @@ def test_check_age_bounds_are_inclusive() -> None:
     fourth_birthday = date(2019, 6, 15)
     assert check_age(BORN, fourth_birthday, 4, 18) is None
     too_young = check_age(BORN, date(2019, 6, 14), 4, 18)
-    assert too_young is not None and "at least 4" in too_young
+    assert too_young is not None
+    assert "at least 4" in too_young
     assert check_age(BORN, date(2034, 6, 14), 4, 18) is None  # 18, the day before turning 19
     too_old = check_age(BORN, date(2034, 6, 15), 4, 18)
-    assert too_old is not None and "at most 18" in too_old
+    assert too_old is not None
+    assert "at most 18" in too_old
 
 
 def test_check_age_reports_a_future_birth_date() -> None:
     message = check_age(date(2030, 1, 1), date(2025, 1, 1), 4, 18)
-    assert message is not None and "future" in message
+    assert message is not None
+    assert "future" in message
 
 
 def test_check_age_refuses_inverted_bounds() -> None:
@@ -90,7 +93,8 @@ def test_can_accept_table(state: EnrollmentState, action: EnrollmentAction) -> N
     if state in ACCEPTED[action]:
         assert reason is None
     else:
-        assert isinstance(reason, str) and reason
+        assert isinstance(reason, str)
+        assert reason
 
 
 def test_cancel_is_refused_once_terminal_with_a_clear_reason() -> None:

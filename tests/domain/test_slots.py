@@ -201,7 +201,9 @@ def test_every_slot_satisfies_every_rule(
     assert [s for s, _ in slots] == sorted({s for s, _ in slots})
     for start, end in slots:
         local_start, local_end = start.astimezone(VANCOUVER), end.astimezone(VANCOUVER)
-        assert earliest <= start and end <= horizon_end and end - start == duration
+        assert earliest <= start
+        assert end <= horizon_end
+        assert end - start == duration
         assert local_start.minute % 15 == 0
         assert not is_closed(local_start.date(), closures)
         # Back-to-back windows are one stretch of time (08:00-08:15 + 08:15-08:30 holds a 30-minute lesson).

@@ -46,7 +46,8 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
 
     await eventually(mirrored, timeout=5, what="the pause mirrored on the billing account")
     again = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
-    assert again.status_code == 409 and again.json()["detail"] == "dunning is already paused for this family"
+    assert again.status_code == 409
+    assert again.json()["detail"] == "dunning is already paused for this family"
     assert (await api.post(f"{BASE}/{family}/resume", json=reason, headers=admin)).status_code == 202
     assert (await api.post(f"{BASE}/{family}/retry-now", json=reason, headers=admin)).status_code == 202
     [retry] = await kit.wait_retries(1, timeout=5)
@@ -57,7 +58,8 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
     after = (await api.get(f"{BASE}/{family}", headers=admin)).json()
     assert (after["active"], after["state"]) == (False, "clear")
     ended = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
-    assert ended.status_code == 409 and ended.json()["detail"] == "this family is not in dunning"
+    assert ended.status_code == 409
+    assert ended.json()["detail"] == "this family is not in dunning"
     async with sessions() as session:
         rows = list(
             await session.scalars(
@@ -78,7 +80,8 @@ async def test_only_admins_may_act_on_existing_families_with_a_reason(
     assert (await api.get(f"{BASE}/{family}")).status_code == 401
     assert (await api.get(f"{BASE}/{uuid.uuid4()}", headers=admin)).status_code == 404
     short = await api.post(f"{BASE}/{family}/pause", json={"reason": ""}, headers=admin)
-    assert short.status_code == 422 and "reason" in short.json()["fields"]
+    assert short.status_code == 422
+    assert "reason" in short.json()["fields"]
     async with transaction(sessions) as session:
         session.add(BillingAccount(parent_id=family, workflow_id=f"family-billing-{family}", dunning_state="suspended"))
     listed = (await api.get(BASE, headers=admin)).json()

@@ -99,10 +99,13 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
             select(Payment.id).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
         )
     assert bad_debt is not None
-    assert invoice is not None and invoice.attempt_count >= 3  # the original charge and dunning's retries
-    assert account is not None and account.dunning_state == "cancelled"
+    assert invoice is not None
+    assert invoice.attempt_count >= 3  # the original charge and dunning's retries
+    assert account is not None
+    assert account.dunning_state == "cancelled"
     assert lessons == ["cancelled", "cancelled"]
-    assert teacher is not None and teacher.active_students == 0
+    assert teacher is not None
+    assert teacher.active_students == 0
     assert collected is None  # nothing was ever collected
     assert await ledger_problems(sessions) == {}
     async with sessions() as session:
@@ -114,7 +117,8 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
             )
         )
     dunning_mail = [t for t in templates if t.startswith("dunning_")]
-    assert dunning_mail[0] == "dunning_payment_failed" and dunning_mail[-1] == "dunning_cancelled"
+    assert dunning_mail[0] == "dunning_payment_failed"
+    assert dunning_mail[-1] == "dunning_cancelled"
     assert {"dunning_final_warning", "dunning_suspended"} <= set(dunning_mail)
 
 
@@ -139,7 +143,8 @@ async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(
             task_queue=settings.task_queue,
         )
         [difference] = [d for d in report["differences"] if d["stripe_invoice_id"] == invoice.id]
-        assert difference["kind"] == "invoice_missing" and difference["repair"].startswith("fed evt_")
+        assert difference["kind"] == "invoice_missing"
+        assert difference["repair"].startswith("fed evt_")
 
         async def repaired() -> Invoice | None:
             async with sessions() as session:
@@ -149,7 +154,8 @@ async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(
         row = await eventually(repaired, timeout=20, what="the lost payment recorded")
         async with sessions() as session:
             payment = await session.scalar(select(Payment).where(Payment.invoice_id == row.id))
-        assert payment is not None and payment.status == "succeeded"
+        assert payment is not None
+        assert payment.status == "succeeded"
 
         # Once repaired, a second run finds our books and Stripe's in agreement, except what it cannot repair:
         # an invoice of ours that Stripe has never heard of is reported for a person, and left alone.

@@ -116,10 +116,12 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
         rows = await session.scalar(
             select(func.count()).select_from(Communication).where(Communication.dedup_key.like("lesson:%"))
         )
-    assert reminded is not None and reminded.reminder_sent_at is not None
+    assert reminded is not None
+    assert reminded.reminder_sent_at is not None
     assert rows == 1
     [mail] = [m for m in smtp_sink.messages(to=family.email) if m["subject"].strip().startswith("Reminder")]
-    assert "Sam's piano lesson" in mail["subject"] and "4:30 PM" in mail["text"]
+    assert "Sam's piano lesson" in mail["subject"]
+    assert "4:30 PM" in mail["text"]
 
 
 async def test_the_daily_sweep_nudges_every_family_in_dunning(kit: DunningKit, sessions: SessionFactory) -> None:

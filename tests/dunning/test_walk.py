@@ -40,8 +40,10 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
     async with sessions() as session:
         enrollment = await session.get(Enrollment, family.enrollment_id)
         teacher = await session.get(Teacher, family.teacher_id)
-    assert enrollment is not None and enrollment.state == "cancelled"
-    assert teacher is not None and teacher.active_students == 0
+    assert enrollment is not None
+    assert enrollment.state == "cancelled"
+    assert teacher is not None
+    assert teacher.active_students == 0
     kinds = await sent_templates(sessions, family)
     assert kinds == [
         "payment_failed",

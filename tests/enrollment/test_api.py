@@ -64,7 +64,8 @@ async def test_a_missing_consent_block_is_named(api: httpx.AsyncClient) -> None:
     body = application()
     del body["consents"]
     response = await api.post("/api/v1/enrollments", json=body)
-    assert response.status_code == 422 and "consents" in response.json()["fields"]
+    assert response.status_code == 422
+    assert "consents" in response.json()["fields"]
 
 
 async def test_the_same_idempotency_key_gives_the_same_enrollment_and_another_body_a_409(
@@ -77,7 +78,8 @@ async def test_the_same_idempotency_key_gives_the_same_enrollment_and_another_bo
     assert await enroll(api, reordered, key="form-submit-1") == first
     changed = {**body, "lesson_minutes": 45}
     conflict = await api.post("/api/v1/enrollments", json=changed, headers={"Idempotency-Key": "form-submit-1"})
-    assert conflict.status_code == 409 and "Idempotency-Key" in conflict.json()["detail"]
+    assert conflict.status_code == 409
+    assert "Idempotency-Key" in conflict.json()["detail"]
     assert await count_rows(sessions, Enrollment) == 1
     # Without a key, a second submission is a second enrollment.
     await enroll(api, body)
@@ -88,7 +90,8 @@ async def test_a_new_enrollment_answers_202_with_its_status_url(api: httpx.Async
     response = await api.post("/api/v1/enrollments", json=application())
     assert response.status_code == 202
     body = response.json()
-    assert body["state"] == "received" and body["status_url"].endswith(f"/api/v1/enrollments/{body['enrollment_id']}")
+    assert body["state"] == "received"
+    assert body["status_url"].endswith(f"/api/v1/enrollments/{body['enrollment_id']}")
     assert response.headers["Location"] == body["status_url"]
 
 
@@ -125,7 +128,9 @@ async def test_the_form_accepts_exactly_the_instruments_the_school_teaches_now(
         session.add(Instrument(code="cello", name="Cello"))
         await session.execute(update(Instrument).where(col(Instrument.code) == "bass").values(is_active=False))
     offered = {i["code"] for i in (await api.get("/api/v1/enrollment-options")).json()["instruments"]}
-    assert "cello" in offered and "bass" not in offered
+    assert "cello" in offered
+    assert "bass" not in offered
     assert (await api.post("/api/v1/enrollments", json=application(instrument="cello"))).status_code == 202
     retired = await api.post("/api/v1/enrollments", json=application(instrument="bass"))
-    assert retired.status_code == 422 and "unknown instrument" in retired.json()["fields"]["instrument"]
+    assert retired.status_code == 422
+    assert "unknown instrument" in retired.json()["fields"]["instrument"]

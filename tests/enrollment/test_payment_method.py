@@ -54,7 +54,9 @@ async def test_an_unusable_payment_method_fails_before_anything_is_made(
     assert failed["failure_reason"] == reason
     assert [s["state"] for s in failed["steps"]] == ["received", "failed"]
     row = await enrollment_row(sessions, enrollment_id)
-    assert row.parent_id is None and row.student_id is None and row.completed_at is not None
+    assert row.parent_id is None
+    assert row.student_id is None
+    assert row.completed_at is not None
     email = body["parent"]["email"]
     assert await count_rows(sessions, Parent, Parent.email == email) == 0
     assert await count_rows(sessions, User, User.email == email) == 0

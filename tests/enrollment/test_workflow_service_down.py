@@ -41,4 +41,5 @@ async def test_a_refused_start_saves_nothing_without_a_key_and_keeps_the_row_wit
     assert "same Idempotency-Key" in response.json()["detail"]
     async with sessions() as session:
         kept = await session.scalar(select(Enrollment).where(Enrollment.idempotency_key == "retry-me"))
-    assert kept is not None and kept.state == "received"
+    assert kept is not None
+    assert kept.state == "received"

@@ -50,7 +50,8 @@ async def test_a_parent_edits_names_but_not_the_schools_fields(
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["first_name"] == "Robin"
     (row,) = await _audit(sessions, "student", "update")
-    assert row.before is not None and row.after is not None
+    assert row.before is not None
+    assert row.after is not None
     assert (row.before["first_name"], row.after["first_name"]) == ("Kid0", "Robin")
     assert (row.actor_role, row.actor_user_id, row.request_id) == ("parent", family.parent.user_id, "rename-robin-1")
 
@@ -89,7 +90,8 @@ async def test_staff_reads_of_family_data_are_audited(
     student_reads = {row.entity_id for row in await _audit(sessions, "student", "read")}
     assert student_reads == {str(s.id) for s in family.students}
     (parent_read,) = await _audit(sessions, "parent", "read")
-    assert parent_read.entity_id == str(family.parent.id) and parent_read.actor_role == "admin"
+    assert parent_read.entity_id == str(family.parent.id)
+    assert parent_read.actor_role == "admin"
     # A parent reading their own family is not a staff read.
     assert (await api.get(f"{API}/students", headers=family.headers)).status_code == 200
     assert len(await _audit(sessions, "student", "read")) == 2
