@@ -42,7 +42,7 @@ def test_leap_day_birthday_turns_over_on_march_first_in_common_years() -> None:
 
 
 def test_age_before_birth_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="before the date of birth"):
         age_on(BORN, date(2015, 6, 14))
 
 
@@ -65,7 +65,7 @@ def test_check_age_reports_a_future_birth_date() -> None:
 
 
 def test_check_age_refuses_inverted_bounds() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="min_age 18 is above max_age 4"):
         check_age(BORN, date(2025, 1, 1), 18, 4)
 
 

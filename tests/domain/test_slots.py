@@ -158,11 +158,11 @@ def test_no_common_time_means_no_slot() -> None:
 
 
 def test_naive_or_nonpositive_arguments_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="earliest must be a timezone-aware datetime"):
         find_slots(TEACHER, PARENT, [], [], HALF_HOUR, datetime(2025, 10, 6), ONE_MONDAY[1], VANCOUVER)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duration and step must be positive"):
         find_slots(TEACHER, PARENT, [], [], timedelta(0), *ONE_MONDAY, VANCOUVER)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="duration and step must be positive"):
         find_slots(TEACHER, PARENT, [], [], HALF_HOUR, *ONE_MONDAY, VANCOUVER, step=timedelta(0))
 
 

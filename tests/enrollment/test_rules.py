@@ -55,7 +55,7 @@ def test_the_parent_is_reminded_unless_the_reminder_time_had_passed_at_booking()
     demo = booked + timedelta(days=3)
     assert demo_reminder_at(booked, demo, timedelta(hours=24)) == demo - timedelta(hours=24)
     assert demo_reminder_at(booked, booked + timedelta(hours=20), timedelta(hours=24)) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="booked_at must be a timezone-aware datetime"):
         demo_reminder_at(booked.replace(tzinfo=None), demo, timedelta(hours=1))
 
 
