@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from core.rate_limit import Limit, hit, purge_past_windows
@@ -90,7 +91,7 @@ async def test_counters_of_past_windows_are_purged(sessions: SessionFactory) -> 
     async with transaction(sessions) as session:
         await purge_past_windows(session, now=now)
     async with sessions() as session:
-        keys = set((await session.scalars(select(RateLimitBucket.key))).all())
+        keys = set((await session.scalars(select(col(RateLimitBucket.key)))).all())
     assert "login:ip:old" not in keys
     assert "login:ip:recent" in keys
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory
 from models import AuditLog, Parent, Role, Teacher
@@ -38,7 +39,7 @@ async def test_each_parent_reads_and_changes_only_their_own_profile(
         bob_row = await session.get(Parent, bob.row_id)
         assert bob_row is not None
         assert bob_row.first_name == "Pat"
-        [audit] = (await session.scalars(select(AuditLog).where(AuditLog.entity_id == str(alice.row_id)))).all()
+        [audit] = (await session.scalars(select(AuditLog).where(col(AuditLog.entity_id) == str(alice.row_id)))).all()
     assert audit.actor_user_id == alice.user_id
     assert audit.action == "update"
     assert audit.entity_type == "parents"

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import stripe
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.db import SessionFactory
@@ -51,7 +52,7 @@ async def test_a_payment_the_bank_wants_confirmed_waits_for_the_parent_then_is_p
 
         # The parent confirms with their bank: localstripe's stand-in for the 3-D Secure page.
         async with sessions() as session:
-            invoice = await session.scalar(select(Invoice).where(Invoice.billing_account_id == billed.account.id))
+            invoice = await session.scalar(select(Invoice).where(col(Invoice.billing_account_id) == billed.account.id))
         assert invoice is not None
         stripe_invoice = (await stripe_client.v1.invoices.retrieve_async(invoice.stripe_invoice_id)).to_dict()
         intent = (await stripe_client.v1.payment_intents.retrieve_async(stripe_invoice["payment_intent"])).to_dict()
@@ -67,7 +68,7 @@ async def test_a_payment_the_bank_wants_confirmed_waits_for_the_parent_then_is_p
 
         async def paid() -> bool:
             async with sessions() as session:
-                status = await session.scalar(select(Invoice.status).where(Invoice.id == invoice.id))
+                status = await session.scalar(select(col(Invoice.status)).where(col(Invoice.id) == invoice.id))
             return status == "paid"
 
         await eventually(paid, what="the invoice paid")
@@ -111,6 +112,6 @@ async def test_stripes_own_attempt_waiting_for_the_bank_reaches_dunning_as_such(
         1,
     )
     async with sessions() as session:
-        row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
+        row = await session.scalar(select(Invoice).where(col(Invoice.stripe_invoice_id) == invoice.id))
     assert row is not None
     assert (row.status, row.attempt_count) == ("past_due", 1)

@@ -10,6 +10,7 @@ from typing import Any
 
 import stripe
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.contracts.scheduled import STRIPE_CATCHUP_WORKFLOW, CatchUpRequest, CatchUpResult
@@ -101,8 +102,10 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
         assert (again.stored, again.handed_over, again.lessons_recognized) == (0, 0, 0)
 
     async with sessions() as session:
-        row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
-        sources = set(await session.scalars(select(StripeEvent.source).where(StripeEvent.stripe_event_id != early)))
+        row = await session.scalar(select(Invoice).where(col(Invoice.stripe_invoice_id) == invoice.id))
+        sources = set(
+            await session.scalars(select(col(StripeEvent.source)).where(col(StripeEvent.stripe_event_id) != early))
+        )
         checkpoint = await session.get(SystemSetting, "stripe_events_checkpoint")
     assert row is not None
     assert row.status == "paid"
@@ -117,7 +120,7 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
 
 async def _settled(sessions: SessionFactory, customer_id: str) -> bool:
     # Scoped to this family: localstripe is shared, so other tests' recent events are in Stripe's list too.
-    pending = await count(sessions, StripeEvent, StripeEvent.status.in_(["received", "failed"]))
+    pending = await count(sessions, StripeEvent, col(StripeEvent.status).in_(["received", "failed"]))
     paid = await count(
         sessions,
         StripeEvent,

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy import select, text
+from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -49,7 +50,7 @@ async def test_events_stored_while_nobody_forwards_wait_and_announced_ones_follo
     first = await _post(api, customer)
     # The API stores and answers; it starts no workflow itself.
     async with sessions() as session:
-        status = await session.scalar(select(StripeEvent.status).where(StripeEvent.stripe_event_id == first))
+        status = await session.scalar(select(col(StripeEvent.status)).where(col(StripeEvent.stripe_event_id) == first))
     assert status == "received"
     assert await _signals(temporal_client, parent_id) is None
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import stripe
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.db import SessionFactory
@@ -22,7 +23,9 @@ from workers.main import build_deps
 async def _subscriptions(sessions: SessionFactory, account_id: Any) -> list[Subscription]:
     async with sessions() as session:
         rows = await session.scalars(
-            select(Subscription).where(Subscription.billing_account_id == account_id).order_by(Subscription.created_at)
+            select(Subscription)
+            .where(col(Subscription.billing_account_id) == account_id)
+            .order_by(col(Subscription.created_at))
         )
         return list(rows)
 
@@ -52,7 +55,7 @@ async def test_continue_starts_a_trial_and_a_sibling_reuses_the_customer_with_a_
         async def first_subscribed() -> BillingAccount | None:
             async with sessions() as session:
                 account = await session.scalar(
-                    select(BillingAccount).where(BillingAccount.parent_id == family.parent_id)
+                    select(BillingAccount).where(col(BillingAccount.parent_id) == family.parent_id)
                 )
             return account if account and len(await _subscriptions(sessions, account.id)) == 1 else None
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
+from sqlmodel import col
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.main import create_app
@@ -132,7 +133,7 @@ async def test_an_event_postgresql_cannot_store_fails_only_its_own_request(
         "UntranslatableCharacterError"
     ] + ["StoredEvent"] * 3
     async with sessions() as session:
-        stored = set(await session.scalars(select(StripeEvent.stripe_event_id)))
+        stored = set(await session.scalars(select(col(StripeEvent.stripe_event_id))))
     assert stored == {event["id"] for event in good}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import stripe
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -72,8 +73,8 @@ async def test_a_year_of_monthly_billing_balances_and_maps_every_charge_to_one_e
     charges = [c.id for c in page.data]
     assert len(charges) == MONTHS
     async with sessions() as session:
-        keys = list(await session.scalars(select(JournalEntry.idempotency_key)))
-        payments = list(await session.scalars(select(Payment.stripe_charge_id)))
+        keys = list(await session.scalars(select(col(JournalEntry.idempotency_key))))
+        payments = list(await session.scalars(select(col(Payment.stripe_charge_id))))
     per_charge = Counter(key.removeprefix("payment_received:") for key in keys if key.startswith("payment_received:"))
     assert per_charge == Counter(charges)  # each charge exactly once, and no entry without a charge
     assert sorted(payments) == sorted(charges)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from models import AuditLog, BillingAccount, Role
@@ -63,7 +64,7 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
     async with sessions() as session:
         rows = list(
             await session.scalars(
-                select(AuditLog).where(AuditLog.entity_id == str(family)).order_by(AuditLog.occurred_at)
+                select(AuditLog).where(col(AuditLog.entity_id) == str(family)).order_by(col(AuditLog.occurred_at))
             )
         )
     assert [row.action for row in rows] == ["dunning.pause", "dunning.resume", "dunning.retry-now", "dunning.forgive"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select, update
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.contracts.scheduled import RECONCILIATION_WORKFLOW
@@ -36,7 +37,7 @@ E2E_TIMINGS: dict[str, Any] = {
 
 async def _add_lessons(sessions: SessionFactory, student_id: uuid.UUID, teacher_id: uuid.UUID) -> None:
     async with transaction(sessions) as session:
-        await session.execute(update(Teacher).where(Teacher.id == teacher_id).values(active_students=1))
+        await session.execute(update(Teacher).where(col(Teacher.id) == teacher_id).values(active_students=1))
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
         for week in range(2):
             at = start + timedelta(weeks=week)
@@ -87,16 +88,18 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
 
     async with sessions() as session:
         bad_debt = await session.scalar(
-            select(JournalEntry).where(JournalEntry.idempotency_key == f"bad_debt_written_off:{stripe_invoice_id}")
+            select(JournalEntry).where(col(JournalEntry.idempotency_key) == f"bad_debt_written_off:{stripe_invoice_id}")
         )
         invoice = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice_id))
         account = await session.scalar(
-            select(BillingAccount).where(BillingAccount.parent_id == billed.family.parent_id)
+            select(BillingAccount).where(col(BillingAccount.parent_id) == billed.family.parent_id)
         )
-        lessons = list(await session.scalars(select(Lesson.status).where(Lesson.student_id == student_id)))
+        lessons = list(await session.scalars(select(col(Lesson.status)).where(col(Lesson.student_id) == student_id)))
         teacher = await session.get(Teacher, teacher_id)
         collected = await session.scalar(
-            select(Payment.id).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
+            select(col(Payment.id)).where(
+                col(Payment.billing_account_id) == billed.account.id, col(Payment.status) == "succeeded"
+            )
         )
     assert bad_debt is not None
     assert invoice is not None
@@ -111,9 +114,9 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
     async with sessions() as session:
         templates = list(
             await session.scalars(
-                select(Communication.template)
-                .where(Communication.parent_id == billed.family.parent_id, Communication.status == "sent")
-                .order_by(Communication.created_at)
+                select(col(Communication.template))
+                .where(col(Communication.parent_id) == billed.family.parent_id, col(Communication.status) == "sent")
+                .order_by(col(Communication.created_at))
             )
         )
     dunning_mail = [t for t in templates if t.startswith("dunning_")]
@@ -148,12 +151,12 @@ async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(
 
         async def repaired() -> Invoice | None:
             async with sessions() as session:
-                row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
+                row = await session.scalar(select(Invoice).where(col(Invoice.stripe_invoice_id) == invoice.id))
             return row if row is not None and row.status == "paid" else None
 
         row = await eventually(repaired, timeout=20, what="the lost payment recorded")
         async with sessions() as session:
-            payment = await session.scalar(select(Payment).where(Payment.invoice_id == row.id))
+            payment = await session.scalar(select(Payment).where(col(Payment.invoice_id) == row.id))
         assert payment is not None
         assert payment.status == "succeeded"
 

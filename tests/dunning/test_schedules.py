@@ -13,6 +13,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 from temporalio.client import Client, ScheduleHandle, ScheduleOverlapPolicy
 
 from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW
@@ -95,7 +96,7 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
     tz = settings.timezone
     tomorrow = datetime.now(tz).date() + timedelta(days=1)
     async with transaction(sessions) as session:
-        lesson = await session.scalar(select(Lesson).where(Lesson.student_id == family.student_id).limit(1))
+        lesson = await session.scalar(select(Lesson).where(col(Lesson.student_id) == family.student_id).limit(1))
         assert lesson is not None
         lesson.starts_at = local_to_utc(tomorrow, time(16, 30), tz)  # the others are days later
         lesson.ends_at = lesson.starts_at + timedelta(minutes=30)
@@ -114,7 +115,7 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
     async with sessions() as session:
         reminded = await session.get(Lesson, lesson.id)
         rows = await session.scalar(
-            select(func.count()).select_from(Communication).where(Communication.dedup_key.like("lesson:%"))
+            select(func.count()).select_from(Communication).where(col(Communication.dedup_key).like("lesson:%"))
         )
     assert reminded is not None
     assert reminded.reminder_sent_at is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -59,7 +60,7 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
     assert description.typed_search_attributes.get(DUNNING_STATE) == "cancelled"
     async with sessions() as session:
         account_state = await session.scalar(
-            select(BillingAccount.dunning_state).where(BillingAccount.parent_id == family.parent_id)
+            select(col(BillingAccount.dunning_state)).where(col(BillingAccount.parent_id) == family.parent_id)
         )
     assert account_state is None  # the stand-in billing made no account; record_state tolerates that
     teacher_mail = [m["subject"] for m in smtp_sink.messages(to=family.teacher_email)]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import select, update
+from sqlmodel import col
 from temporalio import activity
 
 from activities.enrollment import EnrollmentActivities
@@ -83,7 +84,7 @@ async def test_cancel_in_a_waiting_state_undoes_everything(
 ) -> None:
     if state == "waitlisted":
         async with transaction(sessions) as session:
-            await session.execute(update(Teacher).where(Teacher.email == MAYA).values(capacity=0))
+            await session.execute(update(Teacher).where(col(Teacher.email) == MAYA).values(capacity=0))
     admin = await auth_headers(Role.admin)
     async with enrollment_worker():
         enrollment_id = await enroll(api)
@@ -104,7 +105,9 @@ async def test_cancel_in_a_waiting_state_undoes_everything(
     assert "cancelled by the family" in mail["closed"][0]["text"]
     async with sessions() as session:
         audited = await session.scalar(
-            select(AuditLog.after).where(AuditLog.action == "cancel", AuditLog.entity_id == enrollment_id)
+            select(col(AuditLog.after)).where(
+                col(AuditLog.action) == "cancel", col(AuditLog.entity_id) == enrollment_id
+            )
         )
     assert audited == {"reason": "moving away"}
     assert again.status_code == 409

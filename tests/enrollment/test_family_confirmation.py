@@ -67,7 +67,9 @@ async def _token(smtp_sink: SmtpSink, enrollment_id: str) -> str:
 async def _consents(sessions: SessionFactory, parent_id: uuid.UUID) -> list[tuple[str, bool]]:
     async with sessions() as session:
         rows = await session.execute(
-            select(Consent.kind, Consent.granted).where(Consent.parent_id == parent_id).order_by(Consent.granted_at)
+            select(col(Consent.kind), col(Consent.granted))
+            .where(col(Consent.parent_id) == parent_id)
+            .order_by(col(Consent.granted_at))
         )
         return [(kind, granted) for kind, granted in rows]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.db import SessionFactory, transaction
@@ -193,6 +194,6 @@ async def test_the_family_is_reminded_before_the_demo(
 async def _demo(sessions: SessionFactory, enrollment_id: str) -> Lesson:
     async with sessions() as session:
         row = await enrollment_row(sessions, enrollment_id)
-        demo = await session.scalar(select(Lesson).where(Lesson.id == row.demo_lesson_id))
+        demo = await session.scalar(select(Lesson).where(col(Lesson.id) == row.demo_lesson_id))
         assert demo is not None
         return demo

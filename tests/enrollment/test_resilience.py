@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from core.db import SessionFactory
 from devstack.smtp_sink import SmtpSink
@@ -108,7 +109,9 @@ async def test_a_worker_stopped_mid_workflow_and_a_new_one_finish_it_without_dup
     async with sessions() as session:
         lessons, distinct = (
             await session.execute(
-                select(func.count(), func.count(func.distinct(Lesson.starts_at))).where(Lesson.enrollment_id == row.id)
+                select(func.count(), func.count(func.distinct(col(Lesson.starts_at)))).where(
+                    col(Lesson.enrollment_id) == row.id
+                )
             )
         ).one()
     assert lessons == distinct

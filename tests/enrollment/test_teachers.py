@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import update
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from devstack.smtp_sink import SmtpSink
@@ -20,7 +21,7 @@ MAYA = "maya.lindqvist@cedarheights.example"
 
 async def set_capacity(sessions: SessionFactory, email: str, capacity: int) -> None:
     async with transaction(sessions) as session:
-        await session.execute(update(Teacher).where(Teacher.email == email).values(capacity=capacity))
+        await session.execute(update(Teacher).where(col(Teacher.email) == email).values(capacity=capacity))
 
 
 async def test_no_teacher_waitlists_then_the_office_assigns_one(

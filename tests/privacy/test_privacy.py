@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from models import (
@@ -102,7 +103,9 @@ async def test_a_parent_exports_their_own_family_and_nobody_elses(
     # Another family's export is an admin's business only, and a parent asking for it sees nothing.
     assert (await api.get(f"/api/v1/parents/{other.id}/export", headers=headers)).status_code == 403
     async with sessions() as session:
-        actions = (await session.scalars(select(AuditLog.action).where(AuditLog.entity_id == str(parent.id)))).all()
+        actions = (
+            await session.scalars(select(col(AuditLog.action)).where(col(AuditLog.entity_id) == str(parent.id)))
+        ).all()
     assert actions == ["export"]
 
 
@@ -120,10 +123,10 @@ async def test_erasure_blanks_personal_data_and_keeps_money_records(
         erased = await session.get(Parent, parent.id)
         child = await session.get(Student, student.id)
         user = await session.get(User, parent.user_id)
-        enrollment = await session.scalar(select(Enrollment).where(Enrollment.parent_id == parent.id))
-        payment = await session.scalar(select(Payment).where(Payment.amount_minor == 14000))
-        recipients = (await session.scalars(select(Communication.recipient))).all()
-        audit = await session.scalar(select(AuditLog).where(AuditLog.action == "erase"))
+        enrollment = await session.scalar(select(Enrollment).where(col(Enrollment.parent_id) == parent.id))
+        payment = await session.scalar(select(Payment).where(col(Payment.amount_minor) == 14000))
+        recipients = (await session.scalars(select(col(Communication.recipient)))).all()
+        audit = await session.scalar(select(AuditLog).where(col(AuditLog.action) == "erase"))
     assert erased is not None
     assert child is not None
     assert user is not None

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from models import AuditLog, Enrollment, Role
@@ -15,7 +16,7 @@ from tests.school_api.conftest import API
 
 async def _audit(sessions: SessionFactory, entity_type: str, action: str) -> list[AuditLog]:
     async with sessions() as session:
-        query = select(AuditLog).where(AuditLog.entity_type == entity_type, AuditLog.action == action)
+        query = select(AuditLog).where(col(AuditLog.entity_type) == entity_type, col(AuditLog.action) == action)
         return list((await session.scalars(query)).all())
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
@@ -122,7 +123,7 @@ async def test_time_off_and_closures_refuse_a_booking(
     assert closed.status_code == 409
     assert closed.json()["error"] == "school_closed"
     async with sessions() as session:
-        assert (await session.scalar(select(TeacherTimeOff.id))) is not None
+        assert (await session.scalar(select(col(TeacherTimeOff.id)))) is not None
 
 
 async def test_a_teacher_moves_only_their_lessons_and_only_within_their_week(
@@ -198,7 +199,7 @@ async def test_marking_a_lesson_and_the_audit_trail(
     assert parent_marks.status_code == 403
 
     async with sessions() as session:
-        (row,) = (await session.scalars(select(AuditLog).where(AuditLog.entity_id == str(past.id)))).all()
+        (row,) = (await session.scalars(select(AuditLog).where(col(AuditLog.entity_id) == str(past.id)))).all()
     assert (row.action, row.actor_role) == ("completed", "teacher")
     assert row.before is not None
     assert row.after is not None

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory
 from core.settings import Settings
@@ -17,7 +18,11 @@ from tests.school_api.conftest import API, future_local
 
 async def _audit_actions(sessions: SessionFactory, entity_type: str) -> list[str]:
     async with sessions() as session:
-        query = select(AuditLog.action).where(AuditLog.entity_type == entity_type).order_by(AuditLog.occurred_at)
+        query = (
+            select(col(AuditLog.action))
+            .where(col(AuditLog.entity_type) == entity_type)
+            .order_by(col(AuditLog.occurred_at))
+        )
         return list((await session.scalars(query)).all())
 
 
@@ -160,7 +165,7 @@ async def test_rates_and_settings_are_changed_by_admins_with_an_audit_trail(
         await api.patch(f"{API}/rates/{rate['id']}", json={"weekly_price_minor": None}, headers=admin)
     ).status_code == 422
     async with sessions() as session:
-        row = await session.scalar(select(AuditLog).where(AuditLog.entity_type == "lesson_rate"))
+        row = await session.scalar(select(AuditLog).where(col(AuditLog.entity_type) == "lesson_rate"))
     assert row is not None
     assert row.before
     assert row.after
