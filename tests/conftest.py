@@ -253,9 +253,9 @@ def auth_headers(sessions: SessionFactory, settings: Settings) -> Callable[..., 
         if user_id is None:
             email = email or f"{role}-{uuid.uuid4().hex[:8]}@cedar.test"
             async with transaction(sessions) as session:
-                user = User(email=email, role=role)
-                session.add(user)
-            user_id = user.id
+                created = User(email=email, role=role)
+                session.add(created)
+            user_id = created.id
         async with sessions() as session:
             user = await session.get(User, user_id)
             assert user is not None

@@ -28,6 +28,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 def served_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
     for route in iter_route_contexts(app.routes):
+        assert route.path is not None, route
         for method in sorted((route.methods or set()) - {"HEAD"}):  # Starlette answers HEAD like GET
             yield method, route.path
 

@@ -119,7 +119,7 @@ async def test_a_supabase_hs256_token_is_verified_with_the_project_secret(projec
             lambda: jwt.encode(supabase_claims(app_metadata={"provider": "email"}), PROJECT_JWT_SECRET, "HS256"),
         ),
         ("another audience", lambda: jwt.encode(supabase_claims(aud="anon"), PROJECT_JWT_SECRET, "HS256")),
-        ("unsigned", lambda: jwt.encode(supabase_claims(), None, algorithm="none")),
+        ("unsigned", lambda: jwt.encode(supabase_claims(), "", algorithm="none")),
         ("not a JWT", lambda: "not-a-jwt"),
     ],
 )

@@ -284,6 +284,18 @@ class Billed:
     subscription: Subscription
     handle: WorkflowHandle[Any, Any]
 
+    @property
+    def customer_id(self) -> str:
+        """The family's Stripe customer: a billed family has one."""
+        assert self.account.stripe_customer_id is not None
+        return self.account.stripe_customer_id
+
+    @property
+    def stripe_subscription_id(self) -> str:
+        """The subscription's id in Stripe: a billed family's subscription has one."""
+        assert self.subscription.stripe_subscription_id is not None
+        return self.subscription.stripe_subscription_id
+
 
 async def billed_family(
     sessions: SessionFactory,

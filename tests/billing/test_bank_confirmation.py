@@ -92,8 +92,8 @@ async def test_stripes_own_attempt_waiting_for_the_bank_reaches_dunning_as_such(
         # Stripe renews and tries the card by itself; the bank wants the parent to confirm.
         invoice = await stripe_client.v1.invoices.create_async(
             params={
-                "customer": billed.account.stripe_customer_id,
-                "subscription": billed.subscription.stripe_subscription_id,
+                "customer": billed.customer_id,
+                "subscription": billed.stripe_subscription_id,
             }
         )
         attempted = (await stripe_client.v1.invoices.pay_async(invoice.id)).to_dict()

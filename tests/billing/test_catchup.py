@@ -44,8 +44,8 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
         # Stripe renews on its own; the delivery of its events fails and is never retried (localstripe).
         invoice = await stripe_client.v1.invoices.create_async(
             params={
-                "customer": billed.account.stripe_customer_id,
-                "subscription": billed.subscription.stripe_subscription_id,
+                "customer": billed.customer_id,
+                "subscription": billed.stripe_subscription_id,
             }
         )
         await stripe_client.v1.invoices.pay_async(invoice.id)
@@ -89,9 +89,7 @@ async def test_a_missed_webhook_is_recovered_by_the_scheduled_catch_up(
             return await count(sessions, Payment, Payment.status == "succeeded") == 1
 
         await eventually(recovered, what="the missed payment recorded")
-        await eventually(
-            lambda: _settled(sessions, billed.account.stripe_customer_id), what="every recovered event acted on"
-        )
+        await eventually(lambda: _settled(sessions, billed.customer_id), what="every recovered event acted on")
         again = await temporal_client.execute_workflow(
             STRIPE_CATCHUP_WORKFLOW,
             CatchUpRequest(),

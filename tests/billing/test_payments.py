@@ -45,7 +45,7 @@ async def test_a_paid_invoice_is_one_payment_one_receipt_and_balanced_books_howe
     secret = settings.stripe_webhook_secrets[0]
     async with billing_worker():
         billed = await bill_family()
-        customer = billed.account.stripe_customer_id
+        customer = billed.customer_id
         assert customer is not None
         admin = await auth_headers(Role.admin)
 
@@ -80,7 +80,7 @@ async def test_a_paid_invoice_is_one_payment_one_receipt_and_balanced_books_howe
         # arrive newest first and three times over.
         localstripe.register_webhook("http://127.0.0.1:9/unreachable", secret, WEBHOOK_ID)
         invoice = await stripe_client.v1.invoices.create_async(
-            params={"customer": customer, "subscription": billed.subscription.stripe_subscription_id}
+            params={"customer": customer, "subscription": billed.stripe_subscription_id}
         )
         await stripe_client.v1.invoices.pay_async(invoice.id)
         missed = [e for e in await customer_events(stripe_client, customer) if e["id"] not in {x["id"] for x in events}]

@@ -68,11 +68,12 @@ async def test_continue_starts_a_trial_and_a_sibling_reuses_the_customer_with_a_
     # One customer in Stripe, tagged with the family, reused for the sibling.
     customers = await stripe_client.v1.customers.list_async(params={"email": family.email})
     assert [c.id for c in customers.data] == [account.stripe_customer_id]
-    assert customers.data[0].metadata["cedar_parent_id"] == str(family.parent_id)
-    assert customers.data[0].invoice_settings.default_payment_method == methods[1]
-    stripe_subs = await stripe_client.v1.subscriptions.list_async(
-        params={"customer": account.stripe_customer_id, "status": "all"}
-    )
+    customer = customers.data[0]
+    assert customer.metadata is not None
+    assert customer.metadata["cedar_parent_id"] == str(family.parent_id)
+    assert customer.invoice_settings is not None
+    assert customer.invoice_settings.default_payment_method == methods[1]
+    stripe_subs = await stripe_client.v1.subscriptions.list_async(params={"customer": customer.id, "status": "all"})
     assert len(stripe_subs.data) == 2
 
     first, second = subs

@@ -134,8 +134,8 @@ async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(
         # Stripe renews and collects on its own; no webhook reaches us (none is registered in this test).
         invoice = await stripe_client.v1.invoices.create_async(
             params={
-                "customer": billed.account.stripe_customer_id,
-                "subscription": billed.subscription.stripe_subscription_id,
+                "customer": billed.customer_id,
+                "subscription": billed.stripe_subscription_id,
             }
         )
         await stripe_client.v1.invoices.pay_async(invoice.id)

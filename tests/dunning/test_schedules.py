@@ -10,11 +10,18 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import col
-from temporalio.client import Client, ScheduleHandle, ScheduleOverlapPolicy
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleHandle,
+    ScheduleOverlapPolicy,
+)
 
 from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW
 from core.db import SessionFactory, transaction
@@ -74,6 +81,7 @@ async def test_schedules_exist_after_worker_start_and_upserting_again_duplicates
     assert sweep.schedule.spec.time_zone_name == "America/Vancouver"
     assert sweep.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
     assert sweep.schedule.policy.catchup_window == timedelta(days=1)
+    assert isinstance(sweep.schedule.action, ScheduleActionStartWorkflow)
     assert sweep.schedule.action.workflow == DUNNING_SWEEP_WORKFLOW
     for sid in expected:
         await temporal_client.get_schedule_handle(sid).delete()
@@ -86,6 +94,7 @@ async def _runs_done(handle: ScheduleHandle, count: int) -> bool:
 
 async def _last_result(client: Client, handle: ScheduleHandle) -> Any:
     action = (await handle.describe()).info.recent_actions[-1].action
+    assert isinstance(action, ScheduleActionExecutionStartWorkflow)
     return await client.get_workflow_handle(action.workflow_id).result()
 
 
@@ -105,7 +114,7 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
     try:
         for fired in (1, 2):
             await handle.trigger()
-            await eventually(lambda fired=fired: _runs_done(handle, fired), timeout=20, what=f"reminder run {fired}")
+            await eventually(partial(_runs_done, handle, fired), timeout=20, what=f"reminder run {fired}")
         report = await _last_result(kit.client, handle)
         assert (report["due"], report["sent"]) == (0, 0)  # the second run found nothing left to send
     finally:

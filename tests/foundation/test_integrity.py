@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.db import SessionFactory, transaction
-from models import JournalEntry, Lesson, Parent, Posting, Student, Teacher
+from models import JournalEntry, Lesson, LessonStatus, Parent, Posting, Student, Teacher
 
 START = datetime(2027, 2, 1, 17, 0, tzinfo=UTC)
 
@@ -33,14 +33,16 @@ async def _teacher_and_students(sessions: SessionFactory) -> tuple[Teacher, Stud
     return teacher, first, second
 
 
-def _lesson(teacher: Teacher, student: Student, start: datetime, minutes: int = 30, **extra: object) -> Lesson:
+def _lesson(
+    teacher: Teacher, student: Student, start: datetime, minutes: int = 30, status: str = LessonStatus.scheduled
+) -> Lesson:
     return Lesson(
         kind="regular",
         teacher_id=teacher.id,
         student_id=student.id,
         starts_at=start,
         ends_at=start + timedelta(minutes=minutes),
-        **extra,
+        status=status,
     )
 
 
