@@ -189,11 +189,12 @@ class BillingActivities:
                 events.append(
                     LedgerEvent(kind="invoice_finalized", source_id=snap.id, amount_minor=snap.amount_due_minor)
                 )
-            elif snap.status == "void" and previous != "uncollectible":  # a written-off invoice is bad debt already
-                if await entry_exists(session, entry_key(EntryKind.INVOICE_FINALIZED, snap.id)):
-                    events.append(
-                        LedgerEvent(kind="invoice_voided", source_id=snap.id, amount_minor=snap.amount_due_minor)
-                    )
+            elif (
+                snap.status == "void"
+                and previous != "uncollectible"  # a written-off invoice is bad debt already
+                and await entry_exists(session, entry_key(EntryKind.INVOICE_FINALIZED, snap.id))
+            ):
+                events.append(LedgerEvent(kind="invoice_voided", source_id=snap.id, amount_minor=snap.amount_due_minor))
             payment_id = None
             if snap.status == "paid" and snap.charge is not None and snap.charge.status == "succeeded":
                 payment_id = await self._record_payment(session, account.id, row, snap)

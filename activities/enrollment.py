@@ -245,7 +245,8 @@ class EnrollmentActivities:
                 await self._create_family(session, enrollment)
             _validated(enrollment)
             mirror(enrollment, EnrollmentState.ACCOUNT_CREATED)
-            assert enrollment.parent_id is not None and enrollment.student_id is not None
+            assert enrollment.parent_id is not None
+            assert enrollment.student_id is not None
             try:
                 await session.flush()
             except IntegrityError as exc:
@@ -421,7 +422,8 @@ class EnrollmentActivities:
     async def _insert_first_free_demo(
         self, session: AsyncSession, enrollment: Enrollment
     ) -> tuple[uuid.UUID, datetime, datetime] | None:
-        assert enrollment.teacher_id is not None and enrollment.student_id is not None
+        assert enrollment.teacher_id is not None
+        assert enrollment.student_id is not None
         teacher_id = enrollment.teacher_id
         earliest, horizon = self._demo_window()
         slots = iter_slots(
@@ -546,7 +548,8 @@ async def _insert_lesson(
 ) -> uuid.UUID | None:
     """Book one lesson; None when the teacher's time is taken (the exclusion constraint refused it). The same
     lesson booked again (a retry) is found by its unique (student, kind, start) instead of added twice."""
-    assert enrollment.teacher_id is not None and enrollment.student_id is not None
+    assert enrollment.teacher_id is not None
+    assert enrollment.student_id is not None
     try:
         async with session.begin_nested():
             lesson_id = await session.scalar(

@@ -153,7 +153,8 @@ class StripeActivities:
             account = await session.scalar(
                 select(BillingAccount).where(col(BillingAccount.parent_id) == request.parent_id)
             )
-            assert account is not None and account.stripe_customer_id
+            assert account is not None
+            assert account.stripe_customer_id
             return CustomerRef(billing_account_id=account.id, stripe_customer_id=account.stripe_customer_id)
 
     async def _find_customer(self, parent_id: uuid.UUID, email: str) -> str | None:

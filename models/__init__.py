@@ -29,9 +29,9 @@ from models.school import (
 from models.system import SystemSetting
 
 __all__ = [
+    "BLOCKING_STATUSES",
     "AcademicYear",
     "AuditLog",
-    "BLOCKING_STATUSES",
     "BillingAccount",
     "BillingInterval",
     "Closure",
@@ -57,9 +57,9 @@ __all__ = [
     "Refund",
     "Role",
     "Semester",
-    "Student",
     "StripeEvent",
     "StripeEventStatus",
+    "Student",
     "Subscription",
     "SystemSetting",
     "Teacher",

@@ -8,6 +8,7 @@ PostgreSQL, the Temporal dev server, localstripe and the SMTP sink start once. E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -65,10 +66,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     for package in (schemathesis, hypothesis.strategies._internal, hypothesis.internal.conjecture):
         for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
-            try:
+            # an optional extra that is not installed, e.g. schemathesis's Allure reporting
+            with contextlib.suppress(ImportError):
                 importlib.import_module(module.name)
-            except ImportError:  # an optional extra that is not installed, e.g. schemathesis's Allure reporting
-                pass
 
 
 @pytest.fixture(scope="session")
@@ -253,9 +253,9 @@ def auth_headers(sessions: SessionFactory, settings: Settings) -> Callable[..., 
         if user_id is None:
             email = email or f"{role}-{uuid.uuid4().hex[:8]}@cedar.test"
             async with transaction(sessions) as session:
-                user = User(email=email, role=role)
-                session.add(user)
-            user_id = user.id
+                created = User(email=email, role=role)
+                session.add(created)
+            user_id = created.id
         async with sessions() as session:
             user = await session.get(User, user_id)
             assert user is not None

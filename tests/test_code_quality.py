@@ -7,7 +7,18 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-TYPED_PACKAGES = ["core", "api", "workflows", "activities", "workers", "domain", "devstack", "models", "scripts"]
+TYPED_PACKAGES = [
+    "core",
+    "api",
+    "workflows",
+    "activities",
+    "workers",
+    "domain",
+    "devstack",
+    "models",
+    "scripts",
+    "tests",
+]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,7 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 def served_routes(app: FastAPI) -> Iterator[tuple[str, str]]:
     for route in iter_route_contexts(app.routes):
+        assert route.path is not None, route
         for method in sorted((route.methods or set()) - {"HEAD"}):  # Starlette answers HEAD like GET
             yield method, route.path
 
@@ -39,7 +40,8 @@ def test_every_route_declares_who_may_call_it() -> None:
     assert not undeclared, f"declare these routes in api/access.py ROUTE_ACCESS: {undeclared}"
     assert not stale, f"api/access.py declares routes the app does not serve: {stale}"
     for route, roles in ROUTE_ACCESS.items():
-        assert roles and roles <= set(ROLES), f"{route}: roles must be a non-empty subset of {ROLES}"
+        assert roles, f"{route}: roles must be a non-empty subset of {ROLES}"
+        assert roles <= set(ROLES), f"{route}: roles must be a non-empty subset of {ROLES}"
 
 
 async def _headers_per_role(sessions: SessionFactory, settings: Settings) -> dict[str, dict[str, str]]:

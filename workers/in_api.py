@@ -9,6 +9,7 @@ the enrollments' queue alone (``Settings.enrollment_queue``): billing's work sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from core.db import SessionFactory
@@ -29,10 +30,8 @@ async def serve_beside_api(
             break
         except Exception as exc:  # unreachable for now: the API reports it at /health; try again soon
             log.warning("in-process worker waiting for Temporal: %s", exc)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=2)
-            except TimeoutError:
-                pass
     else:
         return
     try:

@@ -269,7 +269,8 @@ class FamilyBillingWorkflow:
                 ref.billing_account_id,
                 ref.stripe_customer_id,
             )
-        assert self._state.billing_account_id is not None and self._state.stripe_customer_id is not None
+        assert self._state.billing_account_id is not None
+        assert self._state.stripe_customer_id is not None
         return self._state.billing_account_id, self._state.stripe_customer_id
 
     async def _start_student(self, started: StudentStarted) -> None:

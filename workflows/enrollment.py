@@ -333,10 +333,13 @@ class EnrollmentWorkflow:
         )
 
     async def _outcome_or_timeout(self) -> DemoOutcome:
-        assert self._demo is not None and self._demo.starts_at is not None and self._demo.ends_at is not None
+        assert self._demo is not None
+        assert self._demo.starts_at is not None
+        assert self._demo.ends_at is not None
         assert self._plan is not None
         timings, demo = self._plan.timings, self._demo
-        assert demo.starts_at is not None and demo.ends_at is not None
+        assert demo.starts_at is not None
+        assert demo.ends_at is not None
         events: list[tuple[datetime, str]] = [
             (demo.ends_at, "demo_over"),
             (demo.ends_at + timings.teacher_outcome_reminder_after, "remind_teacher"),
@@ -366,7 +369,9 @@ class EnrollmentWorkflow:
             raise _Closing(S.WITHDRAWN, "no outcome was reported after the demo lesson")
 
     async def _start_lessons(self) -> None:
-        assert self._account is not None and self._teacher_id is not None and self._demo is not None
+        assert self._account is not None
+        assert self._teacher_id is not None
+        assert self._demo is not None
         assert self._plan is not None
         lessons = await self._db(EnrollmentActivities.book_regular_lessons, self._ref)
         self._lessons_end = lessons.last_ends_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
+from itertools import pairwise
 from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -161,7 +162,7 @@ class AvailabilityReplace(RequestModel):
     @model_validator(mode="after")
     def _no_overlaps(self) -> AvailabilityReplace:
         ordered = sorted(self.windows, key=lambda w: (w.weekday, w.start_time))
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in pairwise(ordered):
             if before.weekday == after.weekday and after.start_time < before.end_time:
                 raise ValueError(f"windows overlap on weekday {after.weekday} at {after.start_time}")
         return self

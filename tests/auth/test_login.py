@@ -30,11 +30,14 @@ async def test_login_issues_supabase_shaped_tokens_that_open_the_api(
     response = await api.post(f"{AUTH}/login", json={"email": parent.email.upper(), "password": parent.password})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["token_type"] == "bearer" and body["expires_in"] == 15 * 60
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 15 * 60
     assert body["user"] == {"id": str(parent.user_id), "email": parent.email, "role": "parent"}
     claims = jwt.decode(body["access_token"], settings.jwt_secret, algorithms=["HS256"], audience="authenticated")
-    assert claims["sub"] == str(parent.user_id) and claims["role"] == "authenticated"
-    assert claims["app_metadata"]["role"] == "parent" and claims["exp"] - claims["iat"] == 15 * 60
+    assert claims["sub"] == str(parent.user_id)
+    assert claims["role"] == "authenticated"
+    assert claims["app_metadata"]["role"] == "parent"
+    assert claims["exp"] - claims["iat"] == 15 * 60
     assert response.headers["cache-control"] == "no-store"
 
     me = await api.get(f"{AUTH}/me", headers=bearer(body["access_token"]))
@@ -72,7 +75,8 @@ async def test_an_expired_access_token_is_refused(
         make_settings(access_token_ttl=timedelta(seconds=-5)), admin.user_id, admin.email, "admin"
     )
     response = await api.get(f"{AUTH}/me", headers=bearer(expired))
-    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["error"] == "unauthorized"
 
 
@@ -97,7 +101,8 @@ async def test_refresh_rotates_and_reusing_an_old_token_revokes_the_family(
     assert (await api.get(f"{AUTH}/me", headers=bearer(second_body["access_token"]))).status_code == 200
 
     replay = await api.post(f"{AUTH}/refresh", json={"refresh_token": first["refresh_token"]})
-    assert replay.status_code == 401 and replay.json()["error"] == "invalid_refresh_token"
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_refresh_token"
     # The family is revoked: the legitimate successor and the session's access tokens stop working too.
     successor = await api.post(f"{AUTH}/refresh", json={"refresh_token": second_body["refresh_token"]})
     assert successor.status_code == 401
@@ -164,4 +169,5 @@ async def test_logout_with_someone_elses_refresh_token_does_not_touch_their_sess
 
 async def test_logout_needs_a_signed_in_caller(api: httpx.AsyncClient) -> None:
     response = await api.post(f"{AUTH}/logout")
-    assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"

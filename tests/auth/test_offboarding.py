@@ -86,7 +86,8 @@ async def test_a_removed_person_loses_sign_in_refresh_and_the_tokens_they_hold(
     await assert_locked_out(api, person, tokens)
     async with sessions() as session:
         user = await session.get(User, person.user_id)
-    assert user is not None and not user.is_active  # kept, not deleted: audit rows still name it
+    assert user is not None
+    assert not user.is_active  # kept, not deleted: audit rows still name it
 
 
 async def test_a_reactivated_teacher_signs_in_again_but_old_sessions_stay_ended(
@@ -144,7 +145,8 @@ async def test_the_last_active_admin_cannot_be_deactivated(sessions: SessionFact
 
     async with sessions() as session:
         still = await session.get(User, second.id)
-    assert still is not None and still.is_active
+    assert still is not None
+    assert still.is_active
 
 
 @pytest.mark.parametrize("role", [Role.teacher, Role.parent])

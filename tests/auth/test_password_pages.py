@@ -28,17 +28,22 @@ async def test_a_new_parent_sets_a_password_from_the_welcome_link_page(
     path = link.removeprefix(settings.public_base_url)
 
     page = await api.get(path)
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
     token = link.split("token=")[1]
-    assert f'name="token" value="{token}"' in page.text and 'action="/set-password"' in page.text
+    assert f'name="token" value="{token}"' in page.text
+    assert 'action="/set-password"' in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'none'")  # no script needed
 
     too_short = await api.post("/set-password", data={"token": token, "password": "short"})
-    assert too_short.status_code == 422 and "10 to 256 characters" in too_short.text
+    assert too_short.status_code == 422
+    assert "10 to 256 characters" in too_short.text
     saved = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD})
-    assert saved.status_code == 200 and "Password saved" in saved.text
+    assert saved.status_code == 200
+    assert "Password saved" in saved.text
     again = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD})
-    assert again.status_code == 400 and "no longer works" in again.text
+    assert again.status_code == 400
+    assert "no longer works" in again.text
 
     login = await api.post(f"{AUTH}/login", json={"email": "page.parent@cedar.test", "password": NEW_PASSWORD})
     assert login.status_code == 200
@@ -52,7 +57,8 @@ async def test_the_reset_link_page_sets_a_new_password(
     [message] = await smtp_sink.wait_for_messages(teacher.email)
     token = token_from(message, "reset-password")
     page = await api.get("/reset-password", params={"token": token})
-    assert page.status_code == 200 and 'action="/reset-password"' in page.text
+    assert page.status_code == 200
+    assert 'action="/reset-password"' in page.text
     # A reset link does not open the set-password door.
     assert (await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD})).status_code == 400
     saved = await api.post("/reset-password", data={"token": token, "password": NEW_PASSWORD})
@@ -63,4 +69,6 @@ async def test_the_reset_link_page_sets_a_new_password(
 
 async def test_a_hostile_token_is_escaped_in_the_page(api: httpx.AsyncClient) -> None:
     page = await api.get("/set-password", params={"token": '"><script>alert(1)</script>xxxx'})
-    assert page.status_code == 200 and "<script>" not in page.text and "&quot;&gt;&lt;script&gt;" in page.text
+    assert page.status_code == 200
+    assert "<script>" not in page.text
+    assert "&quot;&gt;&lt;script&gt;" in page.text

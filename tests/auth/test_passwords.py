@@ -54,11 +54,14 @@ async def test_password_reset_end_to_end_through_the_mail(
     stale = await api.post(f"{AUTH}/refresh", json={"refresh_token": old_session["refresh_token"]})
     assert stale.status_code == 401
     again = await api.post(f"{AUTH}/password-reset/confirm", json={"token": token, "password": "yet another one!!"})
-    assert again.status_code == 400 and again.json()["error"] == "invalid_link"
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_link"
 
     async with sessions() as session:
         [sent] = (await session.scalars(select(Communication).where(Communication.recipient == parent.email))).all()
-    assert sent.template == "password_reset" and sent.status == "sent" and sent.message_id
+    assert sent.template == "password_reset"
+    assert sent.status == "sent"
+    assert sent.message_id
     assert sent.dedup_key.startswith(f"password-reset:{parent.user_id}:")
 
 
@@ -105,7 +108,8 @@ async def test_an_expired_link_is_refused(
     async with transaction(sessions) as session:
         link = await expired_provider.create_password_link(session, parent.user_id, TokenPurpose.set_password)
     response = await api.post(f"{AUTH}/set-password", json={"token": link.split("token=")[1], "password": NEW_PASSWORD})
-    assert response.status_code == 400 and response.json()["error"] == "invalid_link"
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_link"
 
 
 async def test_a_parent_created_by_enrollment_sets_a_first_password(
@@ -119,11 +123,13 @@ async def test_a_parent_created_by_enrollment_sets_a_first_password(
     token = link.split("token=")[1]
 
     too_short = await api.post(f"{AUTH}/set-password", json={"token": token, "password": "short"})
-    assert too_short.status_code == 422 and "password" in too_short.json()["fields"]
+    assert too_short.status_code == 422
+    assert "password" in too_short.json()["fields"]
     # A set-password link is not a reset link, and the other way round.
     wrong_door = await api.post(f"{AUTH}/password-reset/confirm", json={"token": token, "password": NEW_PASSWORD})
     assert wrong_door.status_code == 400
     response = await api.post(f"{AUTH}/set-password", json={"token": token, "password": NEW_PASSWORD})
     assert response.status_code == 204, response.text
     signed_in = await api.post(f"{AUTH}/login", json={"email": "new.parent@cedar.test", "password": NEW_PASSWORD})
-    assert signed_in.status_code == 200 and signed_in.json()["user"]["role"] == "parent"
+    assert signed_in.status_code == 200
+    assert signed_in.json()["user"]["role"] == "parent"

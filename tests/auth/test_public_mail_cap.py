@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from activities.email import EmailActivities
 from core.contracts.email import SendEmail
@@ -24,7 +25,9 @@ from workers.registry import WorkerDeps
 async def statuses(sessions: SessionFactory, recipient: str) -> list[str]:
     async with sessions() as session:
         rows = await session.scalars(
-            select(Communication.status).where(Communication.recipient == recipient).order_by(Communication.created_at)
+            select(col(Communication.status))
+            .where(col(Communication.recipient) == recipient)
+            .order_by(col(Communication.created_at))
         )
         return list(rows.all())
 

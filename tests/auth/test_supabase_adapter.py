@@ -58,10 +58,13 @@ async def test_sign_in_returns_supabase_session_and_mirrors_the_account(
     assert signed == SignedIn(recorded["access_token"], recorded["refresh_token"], 3600, USER_ID, EMAIL, "parent")
     [request] = fake.received
     assert request.headers["apikey"] == ANON_KEY  # user calls use the public key, never the service role
-    assert fake.body(0)["email"] == EMAIL and fake.body(0)["password"] == "the parent's password"
+    assert fake.body(0)["email"] == EMAIL
+    assert fake.body(0)["password"] == "the parent's password"
     async with sessions() as session:
         mirror = await session.get(User, USER_ID)
-    assert mirror is not None and mirror.external_id == str(USER_ID) and mirror.role == "parent"
+    assert mirror is not None
+    assert mirror.external_id == str(USER_ID)
+    assert mirror.role == "parent"
     assert fake.unexpected == []
 
 
@@ -70,16 +73,14 @@ async def test_refused_credentials_count_towards_the_lockout(
 ) -> None:
     await mirrored_user(sessions)
     fake.will_answer("token_password_invalid_credentials")
-    with pytest.raises(AuthFailure) as refused:
-        async with transaction(sessions) as session:
-            try:
-                await provider.sign_in(session, EMAIL, "wrong")
-            finally:
-                await session.commit()  # what the API's committed transaction does with a refusal
+    async with transaction(sessions) as session:  # commits, as the API's transaction does with a refusal
+        with pytest.raises(AuthFailure) as refused:
+            await provider.sign_in(session, EMAIL, "wrong")
     assert refused.value.code == "invalid_credentials"
     async with sessions() as session:
         mirror = await session.get(User, USER_ID)
-    assert mirror is not None and mirror.failed_logins == 1
+    assert mirror is not None
+    assert mirror.failed_logins == 1
 
 
 async def test_refresh_and_a_reused_refresh_token(
@@ -89,7 +90,8 @@ async def test_refresh_and_a_reused_refresh_token(
     fake.will_answer("token_refresh_ok", "token_refresh_already_used")
     async with transaction(sessions) as session:
         signed = await provider.refresh(session, "yq2nr6ka7v5w")
-        assert signed.refresh_token == "m4k7hq2xwz3e" and signed.user_id == USER_ID
+        assert signed.refresh_token == "m4k7hq2xwz3e"
+        assert signed.user_id == USER_ID
         with pytest.raises(AuthFailure) as reused:
             await provider.refresh(session, "yq2nr6ka7v5w")
     assert reused.value.code == "invalid_refresh_token"
@@ -114,12 +116,15 @@ async def test_ensure_account_creates_the_supabase_user_with_the_cedar_role(
     fake.will_answer("admin_create_user_ok")
     async with transaction(sessions) as session:
         account = await provider.ensure_account(session, EMAIL, Role.parent)
-    assert account.user_id == USER_ID and account.created
+    assert account.user_id == USER_ID
+    assert account.created
     assert fake.received[0].headers["apikey"] == SERVICE_ROLE_KEY
     assert fake.body(0) == {"email": EMAIL, "email_confirm": True, "app_metadata": {"role": "parent"}}
     async with transaction(sessions) as session:  # a retried activity: the mirror answers, Supabase is not asked
         again = await provider.ensure_account(session, EMAIL, Role.parent)
-    assert again.user_id == USER_ID and not again.created and len(fake.received) == 1
+    assert again.user_id == USER_ID
+    assert not again.created
+    assert len(fake.received) == 1
 
 
 async def test_ensure_account_adopts_a_user_that_already_exists_in_supabase(
@@ -131,7 +136,8 @@ async def test_ensure_account_adopts_a_user_that_already_exists_in_supabase(
     assert account.user_id == USER_ID
     async with sessions() as session:
         mirror = await session.scalar(select(User).where(User.email == EMAIL))
-    assert mirror is not None and mirror.external_id == str(USER_ID)
+    assert mirror is not None
+    assert mirror.external_id == str(USER_ID)
 
 
 async def test_password_links_carry_the_recovery_token_in_cedars_url_shape(
@@ -143,7 +149,8 @@ async def test_password_links_carry_the_recovery_token_in_cedars_url_shape(
         link = await provider.create_password_link(session, USER_ID, TokenPurpose.password_reset)
     hashed = load("admin_generate_link_recovery")["response"]["body"]["hashed_token"]
     assert link == f"{settings.public_base_url}/reset-password?token={hashed}"
-    assert fake.body(0)["type"] == "recovery" and fake.body(0)["email"] == EMAIL
+    assert fake.body(0)["type"] == "recovery"
+    assert fake.body(0)["email"] == EMAIL
 
 
 async def test_a_reset_for_an_unknown_email_never_reaches_supabase(
@@ -165,10 +172,13 @@ async def test_set_password_spends_the_link_sets_the_password_and_ends_every_ses
     fake.will_answer("verify_recovery_ok", "admin_update_user_ok", "logout_global_ok")
     async with transaction(sessions) as session:
         assert await provider.set_password(session, "4d6e0b7f", TokenPurpose.set_password, "new password 42") == USER_ID
-    verify, update, logout = fake.received
-    assert fake.body(0)["type"] == "recovery" and fake.body(0)["token_hash"] == "4d6e0b7f"
-    assert update.method == "PUT" and fake.body(1) == {"password": "new password 42"}
-    assert update.headers["apikey"] == SERVICE_ROLE_KEY and dict(logout.url.params) == {"scope": "global"}
+    _verify, update, logout = fake.received
+    assert fake.body(0)["type"] == "recovery"
+    assert fake.body(0)["token_hash"] == "4d6e0b7f"
+    assert update.method == "PUT"
+    assert fake.body(1) == {"password": "new password 42"}
+    assert update.headers["apikey"] == SERVICE_ROLE_KEY
+    assert dict(logout.url.params) == {"scope": "global"}
     assert fake.unexpected == []
 
 
@@ -210,9 +220,11 @@ async def supabase_api(fake: FakeSupabase, make_settings: Callable[..., Settings
     settings = supabase_settings(make_settings)
     app = create_app(settings)
     app.state.identity = SupabaseIdentityProvider(settings, fake.client)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
-            yield client
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client,
+    ):
+        yield client
 
 
 async def test_the_api_logs_in_and_resets_passwords_through_supabase(
@@ -221,13 +233,15 @@ async def test_the_api_logs_in_and_resets_passwords_through_supabase(
     fake.will_answer("token_password_ok")
     login = await supabase_api.post(f"{AUTH}/login", json={"email": EMAIL, "password": "the parent's password"})
     assert login.status_code == 200, login.text
-    assert login.json()["refresh_token"] == "yq2nr6ka7v5w" and login.json()["user"]["role"] == "parent"
+    assert login.json()["refresh_token"] == "yq2nr6ka7v5w"
+    assert login.json()["user"]["role"] == "parent"
 
     fake.will_answer("admin_generate_link_recovery", "verify_recovery_ok", "admin_update_user_ok", "logout_global_ok")
     assert (await supabase_api.post(f"{AUTH}/password-reset", json={"email": EMAIL})).status_code == 202
     [message] = await smtp_sink.wait_for_messages(EMAIL)
     token = re.search(r"/reset-password\?token=([0-9a-f]+)", message["text"])
-    assert token and token.group(1) == load("admin_generate_link_recovery")["response"]["body"]["hashed_token"]
+    assert token
+    assert token.group(1) == load("admin_generate_link_recovery")["response"]["body"]["hashed_token"]
     confirmed = await supabase_api.post(
         f"{AUTH}/password-reset/confirm", json={"token": token.group(1), "password": "a new password 42"}
     )
@@ -263,11 +277,13 @@ async def test_off_boarding_bans_the_supabase_user_and_an_email_change_moves_it(
 
     fake.will_answer("admin_update_user_banned")
     assert (await supabase_api.delete(f"/api/v1/parents/{parent.id}", headers=headers)).status_code == 204
-    assert fake.received[1].method == "PUT" and fake.body(1) == {"ban_duration": "876000h"}
+    assert fake.received[1].method == "PUT"
+    assert fake.body(1) == {"ban_duration": "876000h"}
 
     # Refused here even if Supabase were to let the user in: it is never asked.
     login = await supabase_api.post(f"{AUTH}/login", json={"email": "j.lee@example.com", "password": "whatever"})
-    assert login.status_code == 401 and len(fake.received) == 2
+    assert login.status_code == 401
+    assert len(fake.received) == 2
     assert fake.unexpected == []
 
 

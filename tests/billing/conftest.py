@@ -20,6 +20,7 @@ import pytest
 import stripe
 import uvicorn
 from sqlalchemy import func, select
+from sqlmodel import col
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -262,7 +263,7 @@ async def ledger_problems(sessions: SessionFactory) -> dict[str, int]:
     """Entries that do not sum to zero (should be none), and the trial balance's total (should be 0)."""
     async with sessions() as session:
         rows = await session.execute(
-            select(Posting.entry_id, func.sum(Posting.amount_minor)).group_by(Posting.entry_id)
+            select(col(Posting.entry_id), func.sum(col(Posting.amount_minor))).group_by(col(Posting.entry_id))
         )
         unbalanced = {str(entry): int(total) for entry, total in rows.all() if total != 0}
         total = await session.scalar(select(func.coalesce(func.sum(Posting.amount_minor), 0)))
@@ -283,6 +284,18 @@ class Billed:
     subscription: Subscription
     handle: WorkflowHandle[Any, Any]
 
+    @property
+    def customer_id(self) -> str:
+        """The family's Stripe customer: a billed family has one."""
+        assert self.account.stripe_customer_id is not None
+        return self.account.stripe_customer_id
+
+    @property
+    def stripe_subscription_id(self) -> str:
+        """The subscription's id in Stripe: a billed family's subscription has one."""
+        assert self.subscription.stripe_subscription_id is not None
+        return self.subscription.stripe_subscription_id
+
 
 async def billed_family(
     sessions: SessionFactory,
@@ -300,7 +313,7 @@ async def billed_family(
 
     async def subscribed() -> tuple[BillingAccount, Subscription] | None:
         async with sessions() as session:
-            sub = await session.scalar(select(Subscription).where(Subscription.enrollment_id == enrollment_id))
+            sub = await session.scalar(select(Subscription).where(col(Subscription.enrollment_id) == enrollment_id))
             account = await session.get(BillingAccount, sub.billing_account_id) if sub else None
         return (account, sub) if account and sub else None
 
@@ -331,7 +344,10 @@ async def renew_and_pay(
     assert renewal.json()["status"] == "paid", renewal.text
     async with sessions() as session:
         payment = await session.scalar(
-            select(Payment).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
+            select(Payment).where(
+                col(Payment.billing_account_id) == billed.account.id, col(Payment.status) == "succeeded"
+            )
         )
-    assert payment is not None and payment.stripe_charge_id
+    assert payment is not None
+    assert payment.stripe_charge_id
     return payment

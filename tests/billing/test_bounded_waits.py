@@ -77,7 +77,8 @@ async def test_a_card_change_the_workflow_cannot_take_answers_504(
         )
     assert response.status_code == 504, response.text
     body = response.json()
-    assert body["error"] == "timeout" and body["fields"] == {}
+    assert body["error"] == "timeout"
+    assert body["fields"] == {}
     # A change may still be made after a timeout: the caller is told to look before resending, not to retry.
     assert "check before sending it again" in body["detail"]
     assert "Retry-After" not in response.headers

@@ -60,7 +60,7 @@ async def test_a_worker_killed_between_the_charge_and_the_database_write_charges
         result = await asyncio.wait_for(renewal, timeout=60)
     assert result.status == "paid"
 
-    charges = await stripe_client.v1.charges.list_async(params={"customer": billed.account.stripe_customer_id})
+    charges = await stripe_client.v1.charges.list_async(params={"customer": billed.customer_id})
     assert len(charges.data) == 1
     assert await count(sessions, Payment) == 1
     assert await count(sessions, Payment, Payment.stripe_charge_id == charges.data[0].id) == 1

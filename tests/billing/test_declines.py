@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import stripe
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.contracts.billing import (
@@ -35,14 +36,16 @@ DECLINES = {
 
 async def _invoice(sessions: SessionFactory, billed: Billed) -> Invoice:
     async with sessions() as session:
-        invoice = await session.scalar(select(Invoice).where(Invoice.billing_account_id == billed.account.id))
+        invoice = await session.scalar(select(Invoice).where(col(Invoice.billing_account_id) == billed.account.id))
     assert invoice is not None
     return invoice
 
 
 async def _subscription_status(sessions: SessionFactory, billed: Billed) -> str:
     async with sessions() as session:
-        return str(await session.scalar(select(Subscription.status).where(Subscription.id == billed.subscription.id)))
+        return str(
+            await session.scalar(select(col(Subscription.status)).where(col(Subscription.id) == billed.subscription.id))
+        )
 
 
 async def _signals(client: Client, billed: Billed, count: int) -> list[dict[str, Any]]:
@@ -79,7 +82,8 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
             assert failed["signal"] == "invoice_failed"
             assert (failed["failure_code"], failed["decline_code"]) == (failure_code, decline_code)
             assert (failed["stripe_invoice_id"], failed["attempt"]) == (invoice.stripe_invoice_id, 1)
-            assert failed["amount_due_minor"] == 14000 and failed["outcome_unknown"] is False
+            assert failed["amount_due_minor"] == 14000
+            assert failed["outcome_unknown"] is False
 
         # Dunning retries the first family's invoice: billing re-checks Stripe, charges again, reports again.
         first = families["4000000000000002"]
@@ -150,13 +154,14 @@ async def test_declined_cards_go_past_due_and_dunning_drives_retry_write_off_and
 
     assert (await _invoice(sessions, third)).status == "paid"
     assert await _subscription_status(sessions, third) == "active"
-    assert view["balance_minor"] == 0 and view["has_card"] is True
+    assert view["balance_minor"] == 0
+    assert view["has_card"] is True
     assert [p["status"] for p in view["payments"]] == ["succeeded", "failed"]
     assert view["payments"][1]["decline_code"] == "generic_decline"
     async with sessions() as session:
         bad_debt = await session.scalar(
             select(JournalEntry).where(
-                JournalEntry.idempotency_key == f"bad_debt_written_off:{written.stripe_invoice_id}"
+                col(JournalEntry.idempotency_key) == f"bad_debt_written_off:{written.stripe_invoice_id}"
             )
         )
     assert bad_debt is not None

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import stripe
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from core.db import SessionFactory
 from models import JournalEntry, Payment, Refund, Role, StripeEvent
@@ -47,13 +48,16 @@ async def test_a_dashboard_refund_is_mirrored_once_and_cedars_own_are_not_double
 
         async def processed(event_id: str) -> bool:
             async with sessions() as session:
-                status = await session.scalar(select(StripeEvent.status).where(StripeEvent.stripe_event_id == event_id))
+                status = await session.scalar(
+                    select(col(StripeEvent.status)).where(col(StripeEvent.stripe_event_id) == event_id)
+                )
             return status == "processed"
 
         await eventually(lambda: processed(event["id"]), what="the refund event acted on")
         async with sessions() as session:
-            mirrored = await session.scalar(select(Refund).where(Refund.stripe_refund_id == outside.id))
-        assert mirrored is not None and mirrored.amount_minor == 3000
+            mirrored = await session.scalar(select(Refund).where(col(Refund.stripe_refund_id) == outside.id))
+        assert mirrored is not None
+        assert mirrored.amount_minor == 3000
 
         # Cedar refunds 20.00 itself; Stripe's event about that charge lists both refunds: nothing doubles.
         ours = await http.post(
@@ -66,9 +70,9 @@ async def test_a_dashboard_refund_is_mirrored_once_and_cedars_own_are_not_double
 
     async with sessions() as session:
         refreshed = await session.get(Payment, payment.id, populate_existing=True)
-        refunds = (await session.scalars(select(Refund).where(Refund.payment_id == payment.id))).all()
+        refunds = (await session.scalars(select(Refund).where(col(Refund.payment_id) == payment.id))).all()
         refund_entries = await session.scalar(
-            select(func.count()).select_from(JournalEntry).where(JournalEntry.kind == "refund_issued")
+            select(func.count()).select_from(JournalEntry).where(col(JournalEntry.kind) == "refund_issued")
         )
     assert refreshed is not None
     assert sorted(r.amount_minor for r in refunds) == [2000, 3000]

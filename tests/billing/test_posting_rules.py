@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from activities.billing import post_events
 from core.db import create_engine, create_session_factory, transaction
@@ -44,9 +45,9 @@ async def _post_and_read(settings: Settings, batches: list[list[LedgerEvent]]) -
         keys = {e.idempotency_key for batch in batches for event in batch for e in entries_for(event)}
         async with sessions() as session:
             rows = await session.execute(
-                select(Posting.account_code, Posting.amount_minor, Posting.entry_id)
-                .join(JournalEntry, JournalEntry.id == Posting.entry_id)
-                .where(JournalEntry.idempotency_key.in_(keys))
+                select(col(Posting.account_code), col(Posting.amount_minor), col(Posting.entry_id))
+                .join(JournalEntry, col(JournalEntry.id) == col(Posting.entry_id))
+                .where(col(JournalEntry.idempotency_key).in_(keys))
             )
             balances: Counter[str] = Counter()
             per_entry: Counter[uuid.UUID] = Counter()
@@ -54,7 +55,7 @@ async def _post_and_read(settings: Settings, batches: list[list[LedgerEvent]]) -
                 balances[code] += amount
                 per_entry[entry_id] += amount
             entries = await session.scalar(
-                select(func.count()).select_from(JournalEntry).where(JournalEntry.idempotency_key.in_(keys))
+                select(func.count()).select_from(JournalEntry).where(col(JournalEntry.idempotency_key).in_(keys))
             )
         assert entries == len(keys)
         return dict(balances), list(per_entry.values())

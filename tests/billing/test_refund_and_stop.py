@@ -73,12 +73,14 @@ async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_en
         other_family = await http.get(f"/api/v1/billing/families/{uuid.uuid4()}", headers=parent)
 
     assert other_family.status_code == 404
+    assert payment.stripe_charge_id is not None  # renew_and_pay checked it
     refunds = await stripe_client.v1.refunds.list_async(params={"charge": payment.stripe_charge_id})
     assert sorted(r.amount for r in refunds.data) == [5000, 9000]
     assert await count(sessions, Refund) == 2
     async with sessions() as session:
         refunded = await session.get(Payment, payment.id, populate_existing=True)
-    assert refunded is not None and (refunded.status, refunded.amount_refunded_minor) == ("refunded", 14000)
+    assert refunded is not None
+    assert (refunded.status, refunded.amount_refunded_minor) == ("refunded", 14000)
 
     fee = estimate_fee(14000, settings.stripe_fee_percent_bps, settings.stripe_fee_fixed_minor)
     balances = {a["code"]: a["balance_minor"] for a in trial["accounts"]}

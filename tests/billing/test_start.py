@@ -9,6 +9,7 @@ from typing import Any
 
 import stripe
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.db import SessionFactory
@@ -22,7 +23,9 @@ from workers.main import build_deps
 async def _subscriptions(sessions: SessionFactory, account_id: Any) -> list[Subscription]:
     async with sessions() as session:
         rows = await session.scalars(
-            select(Subscription).where(Subscription.billing_account_id == account_id).order_by(Subscription.created_at)
+            select(Subscription)
+            .where(col(Subscription.billing_account_id) == account_id)
+            .order_by(col(Subscription.created_at))
         )
         return list(rows)
 
@@ -52,7 +55,7 @@ async def test_continue_starts_a_trial_and_a_sibling_reuses_the_customer_with_a_
         async def first_subscribed() -> BillingAccount | None:
             async with sessions() as session:
                 account = await session.scalar(
-                    select(BillingAccount).where(BillingAccount.parent_id == family.parent_id)
+                    select(BillingAccount).where(col(BillingAccount.parent_id) == family.parent_id)
                 )
             return account if account and len(await _subscriptions(sessions, account.id)) == 1 else None
 
@@ -65,11 +68,12 @@ async def test_continue_starts_a_trial_and_a_sibling_reuses_the_customer_with_a_
     # One customer in Stripe, tagged with the family, reused for the sibling.
     customers = await stripe_client.v1.customers.list_async(params={"email": family.email})
     assert [c.id for c in customers.data] == [account.stripe_customer_id]
-    assert customers.data[0].metadata["cedar_parent_id"] == str(family.parent_id)
-    assert customers.data[0].invoice_settings.default_payment_method == methods[1]
-    stripe_subs = await stripe_client.v1.subscriptions.list_async(
-        params={"customer": account.stripe_customer_id, "status": "all"}
-    )
+    customer = customers.data[0]
+    assert customer.metadata is not None
+    assert customer.metadata["cedar_parent_id"] == str(family.parent_id)
+    assert customer.invoice_settings is not None
+    assert customer.invoice_settings.default_payment_method == methods[1]
+    stripe_subs = await stripe_client.v1.subscriptions.list_async(params={"customer": customer.id, "status": "all"})
     assert len(stripe_subs.data) == 2
 
     first, second = subs

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
+from sqlmodel import col
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.main import create_app
@@ -32,9 +33,11 @@ OLD, NEW = "whsec_rotated_out_soon", "whsec_rotated_in"
 @pytest.fixture
 async def webhook_api(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(stripe_webhook_secrets=[NEW, OLD]))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
-            yield client
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client,
+    ):
+        yield client
 
 
 def _event(customer: str = "cus_nobody_knows") -> dict[str, Any]:
@@ -130,7 +133,7 @@ async def test_an_event_postgresql_cannot_store_fails_only_its_own_request(
         "UntranslatableCharacterError"
     ] + ["StoredEvent"] * 3
     async with sessions() as session:
-        stored = set(await session.scalars(select(StripeEvent.stripe_event_id)))
+        stored = set(await session.scalars(select(col(StripeEvent.stripe_event_id))))
     assert stored == {event["id"] for event in good}
 
 
@@ -149,11 +152,13 @@ async def test_renewals_on_demand_are_refused_in_production(
         session.add(admin)
     token = issue_access_token(production, admin.id, admin.email, Role.admin)
     app = create_app(production)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client:
-            response = await client.post(
-                f"/api/v1/billing/subscriptions/{uuid.uuid4()}/renewals", headers={"Authorization": f"Bearer {token}"}
-            )
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cedar.test") as client,
+    ):
+        response = await client.post(
+            f"/api/v1/billing/subscriptions/{uuid.uuid4()}/renewals", headers={"Authorization": f"Bearer {token}"}
+        )
     assert (response.status_code, response.json()["error"]) == (403, "development_only")
 
 
@@ -207,12 +212,14 @@ async def test_the_intake_answers_the_webhook_itself_and_passes_every_other_requ
 
     intake = StripeWebhookIntake(rest_of_the_app)
     transport = httpx.ASGITransport(app=_with_app(intake, app))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://cedar.test") as c:
-            body = json.dumps(_event()).encode()
-            answered = await _post(c, body, sign(body, NEW))
-            other = await c.get("/api/v1/webhooks/stripe")
-            elsewhere = await c.post("/api/v1/enrollments", json={})
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://cedar.test") as c,
+    ):
+        body = json.dumps(_event()).encode()
+        answered = await _post(c, body, sign(body, NEW))
+        other = await c.get("/api/v1/webhooks/stripe")
+        elsewhere = await c.post("/api/v1/enrollments", json={})
     assert answered.json() == {"received": True, "duplicate": False, "status": "unknown_customer"}
     assert (other.status_code, elsewhere.status_code) == (204, 204)
     assert passed_on == ["GET /api/v1/webhooks/stripe", "POST /api/v1/enrollments"]

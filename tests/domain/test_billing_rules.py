@@ -23,9 +23,12 @@ def test_sibling_discount_starts_with_the_second_child(child_index: int, percent
     assert sibling_discount_percent(child_index, 10) == percent
 
 
-@pytest.mark.parametrize(("child_index", "percent"), [(-1, 10), (1, -5), (1, 101)])
-def test_sibling_discount_refuses_nonsense(child_index: int, percent: int) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("child_index", "percent", "refusal"),
+    [(-1, 10, "child_index must be"), (1, -5, "percent must be"), (1, 101, "cannot exceed 100")],
+)
+def test_sibling_discount_refuses_nonsense(child_index: int, percent: int, refusal: str) -> None:
+    with pytest.raises(ValueError, match=refusal):
         sibling_discount_percent(child_index, percent)
 
 
@@ -47,9 +50,12 @@ def test_discounted_amount_rounds_half_up(amount: int, percent: int, expected: i
     assert discounted_amount(amount, percent) == expected
 
 
-@pytest.mark.parametrize(("amount", "percent"), [(-1, 10), (100, 101), (100, -1)])
-def test_discounted_amount_refuses_nonsense(amount: int, percent: int) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("amount", "percent", "refusal"),
+    [(-1, 10, "amount must be"), (100, 101, "cannot exceed 100"), (100, -1, "percent must be")],
+)
+def test_discounted_amount_refuses_nonsense(amount: int, percent: int, refusal: str) -> None:
+    with pytest.raises(ValueError, match=refusal):
         discounted_amount(amount, percent)
 
 
@@ -60,17 +66,17 @@ def test_plan_id_is_deterministic_and_normalised() -> None:
 
 
 @pytest.mark.parametrize(
-    ("instrument", "minutes", "interval", "amount"),
+    ("instrument", "minutes", "interval", "amount", "refusal"),
     [
-        ("double bass", 30, "month", 1),
-        ("", 30, "month", 1),
-        ("piano", 0, "month", 1),
-        ("piano", 30, "fortnight", 1),
-        ("piano", 30, "month", -1),
+        ("double bass", 30, "month", 1, "instrument must be"),
+        ("", 30, "month", 1, "instrument must be"),
+        ("piano", 0, "month", 1, "minutes must be"),
+        ("piano", 30, "fortnight", 1, "interval must be"),
+        ("piano", 30, "month", -1, "amount must be"),
     ],
 )
-def test_plan_id_refuses_bad_parts(instrument: str, minutes: int, interval: str, amount: int) -> None:
-    with pytest.raises(ValueError):
+def test_plan_id_refuses_bad_parts(instrument: str, minutes: int, interval: str, amount: int, refusal: str) -> None:
+    with pytest.raises(ValueError, match=refusal):
         plan_id(instrument, minutes, interval, amount)
 
 
@@ -83,7 +89,7 @@ def test_trial_ends_at_the_first_lesson_in_whole_utc_seconds() -> None:
 
 
 def test_trial_end_refuses_naive_datetimes() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be a timezone-aware datetime"):
         trial_end_for(datetime(2025, 11, 3, 16, 0))
 
 
@@ -108,9 +114,17 @@ def test_long_stripe_keys_are_hashed_to_the_limit_and_stay_distinct() -> None:
     assert stripe_key("y" * STRIPE_KEY_MAX_LENGTH) == "y" * STRIPE_KEY_MAX_LENGTH
 
 
-@pytest.mark.parametrize("parts", [(), ("",), ("a", ""), (True,)])
-def test_stripe_key_refuses_empty_parts(parts: tuple[str, ...]) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("parts", "refusal"),
+    [
+        ((), "needs at least one part"),
+        (("",), "must be non-empty"),
+        (("a", ""), "must be non-empty"),
+        ((True,), "must be non-empty"),
+    ],
+)
+def test_stripe_key_refuses_empty_parts(parts: tuple[str, ...], refusal: str) -> None:
+    with pytest.raises(ValueError, match=refusal):
         stripe_key(*parts)
 
 

@@ -52,9 +52,9 @@ def test_nothing_unpaid_is_clear() -> None:
 
 
 def test_state_refuses_naive_datetimes() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="now must be a timezone-aware datetime"):
         state_for(SINCE, datetime(2025, 10, 5), POLICY)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="oldest_unpaid_since must be a timezone-aware datetime"):
         state_for(datetime(2025, 10, 1), SINCE, POLICY)
 
 
@@ -114,9 +114,9 @@ def test_retries_run_out() -> None:
 
 
 def test_next_retry_refuses_naive_datetimes() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="first_failed_at must be a timezone-aware datetime"):
         next_retry(datetime(2025, 10, 1), None, POLICY)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="last_attempt_at must be a timezone-aware datetime"):
         next_retry(SINCE, datetime(2025, 10, 2), POLICY)
 
 
@@ -129,19 +129,21 @@ def test_is_worse_follows_clear_warning_suspended_cancelled() -> None:
 
 
 @pytest.mark.parametrize(
-    ("warning", "suspend", "cancel", "offsets"),
+    ("warning", "suspend", "cancel", "offsets", "refusal"),
     [
-        (0 * DAY, 14 * DAY, 21 * DAY, []),  # warning must be positive
-        (3 * DAY, 3 * DAY, 21 * DAY, []),  # thresholds must strictly increase
-        (3 * DAY, 14 * DAY, 10 * DAY, []),
-        (3 * DAY, 14 * DAY, 21 * DAY, [DAY, DAY]),  # offsets must strictly increase
-        (3 * DAY, 14 * DAY, 21 * DAY, [4 * DAY, DAY]),
-        (3 * DAY, 14 * DAY, 21 * DAY, [timedelta(0)]),
-        (3 * DAY, 14 * DAY, 21 * DAY, [DAY, 21 * DAY]),  # a retry at cancellation is too late
+        (0 * DAY, 14 * DAY, 21 * DAY, [], "0 < warning_after"),  # warning must be positive
+        (3 * DAY, 3 * DAY, 21 * DAY, [], "warning_after < suspend_after"),  # thresholds must strictly increase
+        (3 * DAY, 14 * DAY, 10 * DAY, [], "suspend_after < cancel_after"),
+        (3 * DAY, 14 * DAY, 21 * DAY, [DAY, DAY], "strictly increasing"),  # offsets must strictly increase
+        (3 * DAY, 14 * DAY, 21 * DAY, [4 * DAY, DAY], "strictly increasing"),
+        (3 * DAY, 14 * DAY, 21 * DAY, [timedelta(0)], "must be positive"),
+        (3 * DAY, 14 * DAY, 21 * DAY, [DAY, 21 * DAY], "before cancel_after"),  # a retry at cancellation is too late
     ],
 )
-def test_policy_validation(warning: timedelta, suspend: timedelta, cancel: timedelta, offsets: list[timedelta]) -> None:
-    with pytest.raises(ValueError):
+def test_policy_validation(
+    warning: timedelta, suspend: timedelta, cancel: timedelta, offsets: list[timedelta], refusal: str
+) -> None:
+    with pytest.raises(ValueError, match=refusal):
         DunningPolicy(warning, suspend, cancel, offsets)
 
 
@@ -176,7 +178,7 @@ def keys(notices: list[DunningNotice]) -> list[str]:
 def test_failed_attempt_notice_is_keyed_by_invoice_kind_and_attempt() -> None:
     assert payment_failed_notice("in_1", 2).dedup_key == "in_1:payment_failed:2"
     assert keys(due_actions("in_1", S.CLEAR, S.CLEAR, failed_attempt=1)) == ["in_1:payment_failed:1"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="numbered from 1"):
         payment_failed_notice("in_1", 0)
 
 

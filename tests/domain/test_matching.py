@@ -105,8 +105,8 @@ def test_load_outranks_an_earlier_slot() -> None:
 
 
 def test_candidate_validation() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="active_students cannot be negative"):
         teacher("negative", active_students=-1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="earliest_slot must be a timezone-aware datetime"):
         teacher("naive-slot", earliest_slot=datetime(2025, 10, 6, 16))
     assert isinstance(teacher("a").availability, tuple)

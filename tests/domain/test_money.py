@@ -25,5 +25,5 @@ def test_format_money_defaults_to_the_schools_currency() -> None:
 
 @pytest.mark.parametrize("amount", [12.5, True, "100"])
 def test_format_money_takes_integer_minor_units_only(amount: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="amounts are integer minor units"):
         format_money(amount)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
@@ -150,7 +151,7 @@ async def make_family(
 
 async def lesson_statuses(sessions: SessionFactory, family: Family) -> list[str]:
     async with sessions() as session:
-        rows = await session.scalars(select(Lesson.status).where(Lesson.student_id == family.student_id))
+        rows = await session.scalars(select(col(Lesson.status)).where(col(Lesson.student_id) == family.student_id))
         return sorted(rows)
 
 
@@ -158,9 +159,9 @@ async def sent_templates(sessions: SessionFactory, family: Family) -> list[str]:
     """The dedup keys' kinds of every email sent to the family, in order."""
     async with sessions() as session:
         rows = await session.scalars(
-            select(Communication.dedup_key)
-            .where(Communication.parent_id == family.parent_id, Communication.status == "sent")
-            .order_by(Communication.created_at)
+            select(col(Communication.dedup_key))
+            .where(col(Communication.parent_id) == family.parent_id, col(Communication.status) == "sent")
+            .order_by(col(Communication.created_at))
         )
         return [key.split(":")[1] for key in rows]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from models import AuditLog, BillingAccount, Role
@@ -46,7 +47,8 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
 
     await eventually(mirrored, timeout=5, what="the pause mirrored on the billing account")
     again = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
-    assert again.status_code == 409 and again.json()["detail"] == "dunning is already paused for this family"
+    assert again.status_code == 409
+    assert again.json()["detail"] == "dunning is already paused for this family"
     assert (await api.post(f"{BASE}/{family}/resume", json=reason, headers=admin)).status_code == 202
     assert (await api.post(f"{BASE}/{family}/retry-now", json=reason, headers=admin)).status_code == 202
     [retry] = await kit.wait_retries(1, timeout=5)
@@ -57,11 +59,12 @@ async def test_admin_sees_and_steers_a_familys_dunning_and_every_action_is_audit
     after = (await api.get(f"{BASE}/{family}", headers=admin)).json()
     assert (after["active"], after["state"]) == (False, "clear")
     ended = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)
-    assert ended.status_code == 409 and ended.json()["detail"] == "this family is not in dunning"
+    assert ended.status_code == 409
+    assert ended.json()["detail"] == "this family is not in dunning"
     async with sessions() as session:
         rows = list(
             await session.scalars(
-                select(AuditLog).where(AuditLog.entity_id == str(family)).order_by(AuditLog.occurred_at)
+                select(AuditLog).where(col(AuditLog.entity_id) == str(family)).order_by(col(AuditLog.occurred_at))
             )
         )
     assert [row.action for row in rows] == ["dunning.pause", "dunning.resume", "dunning.retry-now", "dunning.forgive"]
@@ -78,7 +81,8 @@ async def test_only_admins_may_act_on_existing_families_with_a_reason(
     assert (await api.get(f"{BASE}/{family}")).status_code == 401
     assert (await api.get(f"{BASE}/{uuid.uuid4()}", headers=admin)).status_code == 404
     short = await api.post(f"{BASE}/{family}/pause", json={"reason": ""}, headers=admin)
-    assert short.status_code == 422 and "reason" in short.json()["fields"]
+    assert short.status_code == 422
+    assert "reason" in short.json()["fields"]
     async with transaction(sessions) as session:
         session.add(BillingAccount(parent_id=family, workflow_id=f"family-billing-{family}", dunning_state="suspended"))
     listed = (await api.get(BASE, headers=admin)).json()

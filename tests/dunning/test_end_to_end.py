@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select, update
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.contracts.scheduled import RECONCILIATION_WORKFLOW
@@ -36,7 +37,7 @@ E2E_TIMINGS: dict[str, Any] = {
 
 async def _add_lessons(sessions: SessionFactory, student_id: uuid.UUID, teacher_id: uuid.UUID) -> None:
     async with transaction(sessions) as session:
-        await session.execute(update(Teacher).where(Teacher.id == teacher_id).values(active_students=1))
+        await session.execute(update(Teacher).where(col(Teacher.id) == teacher_id).values(active_students=1))
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
         for week in range(2):
             at = start + timedelta(weeks=week)
@@ -87,34 +88,40 @@ async def test_a_card_that_always_declines_ends_cancelled_with_bad_debt_posted(
 
     async with sessions() as session:
         bad_debt = await session.scalar(
-            select(JournalEntry).where(JournalEntry.idempotency_key == f"bad_debt_written_off:{stripe_invoice_id}")
+            select(JournalEntry).where(col(JournalEntry.idempotency_key) == f"bad_debt_written_off:{stripe_invoice_id}")
         )
         invoice = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == stripe_invoice_id))
         account = await session.scalar(
-            select(BillingAccount).where(BillingAccount.parent_id == billed.family.parent_id)
+            select(BillingAccount).where(col(BillingAccount.parent_id) == billed.family.parent_id)
         )
-        lessons = list(await session.scalars(select(Lesson.status).where(Lesson.student_id == student_id)))
+        lessons = list(await session.scalars(select(col(Lesson.status)).where(col(Lesson.student_id) == student_id)))
         teacher = await session.get(Teacher, teacher_id)
         collected = await session.scalar(
-            select(Payment.id).where(Payment.billing_account_id == billed.account.id, Payment.status == "succeeded")
+            select(col(Payment.id)).where(
+                col(Payment.billing_account_id) == billed.account.id, col(Payment.status) == "succeeded"
+            )
         )
     assert bad_debt is not None
-    assert invoice is not None and invoice.attempt_count >= 3  # the original charge and dunning's retries
-    assert account is not None and account.dunning_state == "cancelled"
+    assert invoice is not None
+    assert invoice.attempt_count >= 3  # the original charge and dunning's retries
+    assert account is not None
+    assert account.dunning_state == "cancelled"
     assert lessons == ["cancelled", "cancelled"]
-    assert teacher is not None and teacher.active_students == 0
+    assert teacher is not None
+    assert teacher.active_students == 0
     assert collected is None  # nothing was ever collected
     assert await ledger_problems(sessions) == {}
     async with sessions() as session:
         templates = list(
             await session.scalars(
-                select(Communication.template)
-                .where(Communication.parent_id == billed.family.parent_id, Communication.status == "sent")
-                .order_by(Communication.created_at)
+                select(col(Communication.template))
+                .where(col(Communication.parent_id) == billed.family.parent_id, col(Communication.status) == "sent")
+                .order_by(col(Communication.created_at))
             )
         )
     dunning_mail = [t for t in templates if t.startswith("dunning_")]
-    assert dunning_mail[0] == "dunning_payment_failed" and dunning_mail[-1] == "dunning_cancelled"
+    assert dunning_mail[0] == "dunning_payment_failed"
+    assert dunning_mail[-1] == "dunning_cancelled"
     assert {"dunning_final_warning", "dunning_suspended"} <= set(dunning_mail)
 
 
@@ -127,8 +134,8 @@ async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(
         # Stripe renews and collects on its own; no webhook reaches us (none is registered in this test).
         invoice = await stripe_client.v1.invoices.create_async(
             params={
-                "customer": billed.account.stripe_customer_id,
-                "subscription": billed.subscription.stripe_subscription_id,
+                "customer": billed.customer_id,
+                "subscription": billed.stripe_subscription_id,
             }
         )
         await stripe_client.v1.invoices.pay_async(invoice.id)
@@ -139,17 +146,19 @@ async def test_reconciliation_repairs_a_payment_whose_webhook_was_lost(
             task_queue=settings.task_queue,
         )
         [difference] = [d for d in report["differences"] if d["stripe_invoice_id"] == invoice.id]
-        assert difference["kind"] == "invoice_missing" and difference["repair"].startswith("fed evt_")
+        assert difference["kind"] == "invoice_missing"
+        assert difference["repair"].startswith("fed evt_")
 
         async def repaired() -> Invoice | None:
             async with sessions() as session:
-                row = await session.scalar(select(Invoice).where(Invoice.stripe_invoice_id == invoice.id))
+                row = await session.scalar(select(Invoice).where(col(Invoice.stripe_invoice_id) == invoice.id))
             return row if row is not None and row.status == "paid" else None
 
         row = await eventually(repaired, timeout=20, what="the lost payment recorded")
         async with sessions() as session:
-            payment = await session.scalar(select(Payment).where(Payment.invoice_id == row.id))
-        assert payment is not None and payment.status == "succeeded"
+            payment = await session.scalar(select(Payment).where(col(Payment.invoice_id) == row.id))
+        assert payment is not None
+        assert payment.status == "succeeded"
 
         # Once repaired, a second run finds our books and Stripe's in agreement, except what it cannot repair:
         # an invoice of ours that Stripe has never heard of is reported for a person, and left alone.

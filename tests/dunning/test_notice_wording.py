@@ -53,5 +53,5 @@ def test_teachers_are_told_what_happened_to_the_lessons(key: str, what: str) -> 
 
 
 def test_a_missing_fragment_is_an_error() -> None:
-    with pytest.raises(TemplateError, match="no template file _dunning_next_step_teleport.txt"):
+    with pytest.raises(TemplateError, match=r"no template file _dunning_next_step_teleport\.txt"):
         render("dunning_payment_failed", NOTICE, {"next_step": "dunning_next_step_teleport"})

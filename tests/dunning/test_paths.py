@@ -82,7 +82,8 @@ async def test_a_payment_the_bank_wants_confirmed_asks_the_parent_and_is_not_ret
     link = "https://invoice.stripe.com/i/acct_test/in_1"
     await kit.fail(failure(kit.family, failure_code="authentication_required", confirm_url=link))
     snap = await kit.wait_state("warning")  # past the +1 s and +2 s retry offsets
-    assert snap.invoices[0].needs_confirmation and not snap.invoices[0].hard_decline
+    assert snap.invoices[0].needs_confirmation
+    assert not snap.invoices[0].hard_decline
     assert (await kit.recorded()).retries == []  # an off-session retry cannot confirm anything
     [notice] = [m for m in smtp_sink.messages(to=kit.family.email) if "failed" in m["subject"]]
     assert f"Your bank asks you to confirm this payment here: {link}" in notice["text"]
@@ -172,6 +173,7 @@ async def test_a_long_history_continues_as_new_carrying_the_state(kit: DunningKi
     await eventually(new_run, timeout=30, what="a continued-as-new run")
     snap = await kit.snapshot()
     assert (snap.paused, [i.stripe_invoice_id for i in snap.invoices]) == (True, ["in_1"])
-    assert snap.invoices[0].hard_decline and any(event.kind == "paused" for event in snap.timeline)
+    assert snap.invoices[0].hard_decline
+    assert any(event.kind == "paused" for event in snap.timeline)
     await kit.dunning.signal("invoice_paid", paid(kit))
     assert await kit.dunning.result() == "clear"

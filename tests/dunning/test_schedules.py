@@ -10,10 +10,18 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
-from temporalio.client import Client, ScheduleHandle, ScheduleOverlapPolicy
+from sqlmodel import col
+from temporalio.client import (
+    Client,
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleHandle,
+    ScheduleOverlapPolicy,
+)
 
 from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW
 from core.db import SessionFactory, transaction
@@ -73,6 +81,7 @@ async def test_schedules_exist_after_worker_start_and_upserting_again_duplicates
     assert sweep.schedule.spec.time_zone_name == "America/Vancouver"
     assert sweep.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
     assert sweep.schedule.policy.catchup_window == timedelta(days=1)
+    assert isinstance(sweep.schedule.action, ScheduleActionStartWorkflow)
     assert sweep.schedule.action.workflow == DUNNING_SWEEP_WORKFLOW
     for sid in expected:
         await temporal_client.get_schedule_handle(sid).delete()
@@ -85,6 +94,7 @@ async def _runs_done(handle: ScheduleHandle, count: int) -> bool:
 
 async def _last_result(client: Client, handle: ScheduleHandle) -> Any:
     action = (await handle.describe()).info.recent_actions[-1].action
+    assert isinstance(action, ScheduleActionExecutionStartWorkflow)
     return await client.get_workflow_handle(action.workflow_id).result()
 
 
@@ -95,7 +105,7 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
     tz = settings.timezone
     tomorrow = datetime.now(tz).date() + timedelta(days=1)
     async with transaction(sessions) as session:
-        lesson = await session.scalar(select(Lesson).where(Lesson.student_id == family.student_id).limit(1))
+        lesson = await session.scalar(select(Lesson).where(col(Lesson.student_id) == family.student_id).limit(1))
         assert lesson is not None
         lesson.starts_at = local_to_utc(tomorrow, time(16, 30), tz)  # the others are days later
         lesson.ends_at = lesson.starts_at + timedelta(minutes=30)
@@ -104,7 +114,7 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
     try:
         for fired in (1, 2):
             await handle.trigger()
-            await eventually(lambda fired=fired: _runs_done(handle, fired), timeout=20, what=f"reminder run {fired}")
+            await eventually(partial(_runs_done, handle, fired), timeout=20, what=f"reminder run {fired}")
         report = await _last_result(kit.client, handle)
         assert (report["due"], report["sent"]) == (0, 0)  # the second run found nothing left to send
     finally:
@@ -114,12 +124,14 @@ async def test_lesson_reminders_are_sent_once_even_when_the_schedule_fires_twice
     async with sessions() as session:
         reminded = await session.get(Lesson, lesson.id)
         rows = await session.scalar(
-            select(func.count()).select_from(Communication).where(Communication.dedup_key.like("lesson:%"))
+            select(func.count()).select_from(Communication).where(col(Communication.dedup_key).like("lesson:%"))
         )
-    assert reminded is not None and reminded.reminder_sent_at is not None
+    assert reminded is not None
+    assert reminded.reminder_sent_at is not None
     assert rows == 1
     [mail] = [m for m in smtp_sink.messages(to=family.email) if m["subject"].strip().startswith("Reminder")]
-    assert "Sam's piano lesson" in mail["subject"] and "4:30 PM" in mail["text"]
+    assert "Sam's piano lesson" in mail["subject"]
+    assert "4:30 PM" in mail["text"]
 
 
 async def test_the_daily_sweep_nudges_every_family_in_dunning(kit: DunningKit, sessions: SessionFactory) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -40,8 +41,10 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
     async with sessions() as session:
         enrollment = await session.get(Enrollment, family.enrollment_id)
         teacher = await session.get(Teacher, family.teacher_id)
-    assert enrollment is not None and enrollment.state == "cancelled"
-    assert teacher is not None and teacher.active_students == 0
+    assert enrollment is not None
+    assert enrollment.state == "cancelled"
+    assert teacher is not None
+    assert teacher.active_students == 0
     kinds = await sent_templates(sessions, family)
     assert kinds == [
         "payment_failed",
@@ -57,7 +60,7 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
     assert description.typed_search_attributes.get(DUNNING_STATE) == "cancelled"
     async with sessions() as session:
         account_state = await session.scalar(
-            select(BillingAccount.dunning_state).where(BillingAccount.parent_id == family.parent_id)
+            select(col(BillingAccount.dunning_state)).where(col(BillingAccount.parent_id) == family.parent_id)
         )
     assert account_state is None  # the stand-in billing made no account; record_state tolerates that
     teacher_mail = [m["subject"] for m in smtp_sink.messages(to=family.teacher_email)]

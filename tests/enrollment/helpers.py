@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.db import SessionFactory
@@ -75,16 +76,18 @@ async def enrollment_row(sessions: SessionFactory, enrollment_id: str) -> Enroll
 
 async def teacher_by_email(sessions: SessionFactory, email: str) -> Teacher:
     async with sessions() as session:
-        teacher = await session.scalar(select(Teacher).where(Teacher.email == email))
+        teacher = await session.scalar(select(Teacher).where(col(Teacher.email) == email))
         assert teacher is not None
         return teacher
 
 
 async def lessons_of(sessions: SessionFactory, enrollment_id: str, status: str | None = None) -> list[Lesson]:
     async with sessions() as session:
-        query = select(Lesson).where(Lesson.enrollment_id == uuid.UUID(enrollment_id)).order_by(Lesson.starts_at)
+        query = (
+            select(Lesson).where(col(Lesson.enrollment_id) == uuid.UUID(enrollment_id)).order_by(col(Lesson.starts_at))
+        )
         if status is not None:
-            query = query.where(Lesson.status == status)
+            query = query.where(col(Lesson.status) == status)
         return list(await session.scalars(query))
 
 
@@ -104,7 +107,7 @@ class Rows(dict[str, Communication]):
 async def communications(sessions: SessionFactory, enrollment_id: str) -> Rows:
     async with sessions() as session:
         rows = await session.scalars(
-            select(Communication).where(Communication.enrollment_id == uuid.UUID(enrollment_id))
+            select(Communication).where(col(Communication.enrollment_id) == uuid.UUID(enrollment_id))
         )
         return Rows({row.dedup_key.rsplit(":", 1)[-1]: row for row in rows})
 

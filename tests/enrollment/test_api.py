@@ -65,7 +65,8 @@ async def test_a_missing_consent_block_is_named(api: httpx.AsyncClient) -> None:
     body = application()
     del body["consents"]
     response = await api.post("/api/v1/enrollments", json=body)
-    assert response.status_code == 422 and "consents" in response.json()["fields"]
+    assert response.status_code == 422
+    assert "consents" in response.json()["fields"]
 
 
 async def test_the_same_idempotency_key_gives_the_same_enrollment_and_another_body_a_409(
@@ -78,7 +79,8 @@ async def test_the_same_idempotency_key_gives_the_same_enrollment_and_another_bo
     assert await enroll(api, reordered, key="form-submit-1") == first
     changed = {**body, "lesson_minutes": 45}
     conflict = await api.post("/api/v1/enrollments", json=changed, headers={"Idempotency-Key": "form-submit-1"})
-    assert conflict.status_code == 409 and "Idempotency-Key" in conflict.json()["detail"]
+    assert conflict.status_code == 409
+    assert "Idempotency-Key" in conflict.json()["detail"]
     assert await count_rows(sessions, Enrollment) == 1
     # Without a key, a second submission is a second enrollment.
     await enroll(api, body)
@@ -89,7 +91,8 @@ async def test_a_new_enrollment_answers_202_with_its_status_url(api: httpx.Async
     response = await api.post("/api/v1/enrollments", json=application())
     assert response.status_code == 202
     body = response.json()
-    assert body["state"] == "received" and body["status_url"].endswith(f"/api/v1/enrollments/{body['enrollment_id']}")
+    assert body["state"] == "received"
+    assert body["status_url"].endswith(f"/api/v1/enrollments/{body['enrollment_id']}")
     assert response.headers["Location"] == body["status_url"]
 
 
@@ -126,10 +129,12 @@ async def test_the_form_accepts_exactly_the_instruments_the_school_teaches_now(
         session.add(Instrument(code="cello", name="Cello"))
         await session.execute(update(Instrument).where(col(Instrument.code) == "bass").values(is_active=False))
     offered = {i["code"] for i in (await api.get("/api/v1/enrollment-options")).json()["instruments"]}
-    assert "cello" in offered and "bass" not in offered
+    assert "cello" in offered
+    assert "bass" not in offered
     assert (await api.post("/api/v1/enrollments", json=application(instrument="cello"))).status_code == 202
     retired = await api.post("/api/v1/enrollments", json=application(instrument="bass"))
-    assert retired.status_code == 422 and "unknown instrument" in retired.json()["fields"]["instrument"]
+    assert retired.status_code == 422
+    assert "unknown instrument" in retired.json()["fields"]["instrument"]
 
 
 async def test_staff_list_enrollments_by_state_each_within_their_scope(
@@ -139,7 +144,9 @@ async def test_staff_list_enrollments_by_state_each_within_their_scope(
     teacher = await auth_headers(Role.teacher)
     async with transaction(sessions) as session:
         mine = Teacher(first_name="Ada", last_name="Keys", display_name="Ada K.", email="ada@cedar.test")
-        mine.user_id = (await session.scalar(select(User).where(col(User.role) == Role.teacher))).id
+        user = await session.scalar(select(User).where(col(User.role) == Role.teacher))
+        assert user is not None
+        mine.user_id = user.id
         session.add(mine)
         await session.flush()
         await session.execute(update(Enrollment).where(col(Enrollment.id) == ids[0]).values(teacher_id=mine.id))

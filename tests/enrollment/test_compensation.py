@@ -77,7 +77,8 @@ async def test_a_failure_at_each_step_compensates_fully(
     student = await student_of(sessions, enrollment_id)
     assert student is None or not student.is_active
     row = await enrollment_row(sessions, enrollment_id)
-    assert row.state == "failed" and row.teacher_id is None
+    assert row.state == "failed"
+    assert row.teacher_id is None
     # The family's account is never removed: a sibling or a later enrollment reuses it.
     assert (await count_rows(sessions, Parent, Parent.id == row.parent_id) == 1) is family_made
 

@@ -67,7 +67,9 @@ async def _token(smtp_sink: SmtpSink, enrollment_id: str) -> str:
 async def _consents(sessions: SessionFactory, parent_id: uuid.UUID) -> list[tuple[str, bool]]:
     async with sessions() as session:
         rows = await session.execute(
-            select(Consent.kind, Consent.granted).where(Consent.parent_id == parent_id).order_by(Consent.granted_at)
+            select(col(Consent.kind), col(Consent.granted))
+            .where(col(Consent.parent_id) == parent_id)
+            .order_by(col(Consent.granted_at))
         )
         return [(kind, granted) for kind, granted in rows]
 
@@ -102,28 +104,34 @@ async def test_a_stranger_using_a_familys_address_changes_nothing_until_the_owne
         link = await _confirmation_link(smtp_sink, enrollment_id)
 
         # Parked: the family's children, consents, card and subscriptions are as they were.
-        assert "Mallory" not in str(status) and "Ben" not in str(status)
+        assert "Mallory" not in str(status)
+        assert "Ben" not in str(status)
         assert (await enrollment_row(sessions, enrollment_id)).parent_id is None
         assert await count_rows(sessions, Student, Student.parent_id == family.parent_id) == 1
         assert await _consents(sessions, family.parent_id) == consents_before
         customer = await stripe_client.v1.customers.retrieve_async(victim.account.stripe_customer_id or "")
-        assert customer.invoice_settings and customer.invoice_settings.default_payment_method == card_before
+        assert customer.invoice_settings
+        assert customer.invoice_settings.default_payment_method == card_before
         assert await count_rows(sessions, Subscription, Subscription.billing_account_id == victim.account.id) == 1
         assert await count_rows(sessions, Parent, Parent.email == email) == 1
 
         # The owner opens the link (which changes nothing by itself) and confirms.
         page = await api.get(link)
-        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-        assert "Ben" in page.text and "guitar" in page.text
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
+        assert "Ben" in page.text
+        assert "guitar" in page.text
         assert (await wait_for_state(api, enrollment_id, "awaiting_confirmation"))["state"] == "awaiting_confirmation"
         form = dict(re.findall(r'name="(\w+)" value="([^"]*)"', page.text.split("</form>")[0]))
         assert form["decision"] == "confirm"
         answered = await api.post("/confirm-enrollment", data=form)
-        assert answered.status_code == 200 and "Answer received" in answered.text, answered.text
+        assert answered.status_code == 200, answered.text
+        assert "Answer received" in answered.text, answered.text
 
         await wait_for_state(api, enrollment_id, "demo_scheduled", "waitlisted")
     row = await enrollment_row(sessions, enrollment_id)
-    assert row.parent_id == family.parent_id and row.family_confirmed_at is not None
+    assert row.parent_id == family.parent_id
+    assert row.family_confirmed_at is not None
     assert await count_rows(sessions, Student, Student.parent_id == family.parent_id) == 2
     assert await _consents(sessions, family.parent_id) == consents_before  # the form never changes consents
     assert await count_rows(sessions, User, User.email == email) == 1
@@ -161,7 +169,8 @@ async def test_the_owner_declines_and_the_enrollment_closes_with_the_family_unto
         )
         assert wrong.status_code == 404
         page = await api.get(f"/confirm-enrollment?enrollment={stranger}&token={'x' * 43}")
-        assert page.status_code == 404 and "no longer works" in page.text
+        assert page.status_code == 404
+        assert "no longer works" in page.text
 
         declined = await api.post(
             f"/api/v1/enrollments/{stranger}/family-confirmation", json={"token": token, "decision": "decline"}
@@ -201,7 +210,8 @@ async def test_an_unanswered_confirmation_expires_and_closes(
             f"/api/v1/enrollments/{stranger}/family-confirmation", json={"token": token, "decision": "confirm"}
         )
     assert closed["failure_reason"] == "the family did not confirm within 1 day(s)"
-    assert late.status_code == 409 and "cancelled" in late.json()["detail"]
+    assert late.status_code == 409
+    assert "cancelled" in late.json()["detail"]
     parent_id = (await enrollment_row(sessions, first)).parent_id
     assert await count_rows(sessions, Student, Student.parent_id == parent_id) == 1
 
@@ -222,7 +232,8 @@ async def test_a_signed_in_parent_enrolls_a_sibling_directly_without_touching_co
         assert row.parent_id is not None
         async with sessions() as session:
             parent = await session.get(Parent, row.parent_id)
-            assert parent is not None and parent.user_id is not None
+            assert parent is not None
+            assert parent.user_id is not None
         consents_before = await _consents(sessions, row.parent_id)
         headers = await auth_headers(Role.parent, user_id=parent.user_id)
         sibling = {key: value for key, value in _stranger("ignored@example.com").items() if key != "parent"}
@@ -238,7 +249,8 @@ async def test_a_signed_in_parent_enrolls_a_sibling_directly_without_touching_co
 
     # Signed in as one family, the form cannot name another family's address.
     other = await api.post("/api/v1/enrollments", json=_stranger("someone.else@example.com"), headers=headers)
-    assert other.status_code == 422 and "parent.email" in other.json()["fields"]
+    assert other.status_code == 422
+    assert "parent.email" in other.json()["fields"]
 
 
 async def test_a_staff_address_or_a_missing_parent_is_refused_field_by_field(
@@ -253,5 +265,6 @@ async def test_a_staff_address_or_a_missing_parent_is_refused_field_by_field(
         assert "staff account" in response.json()["fields"]["parent.email"]
     no_parent = {key: value for key, value in application().items() if key != "parent"}
     response = await api.post("/api/v1/enrollments", json=no_parent)
-    assert response.status_code == 422 and "parent" in response.json()["fields"]
+    assert response.status_code == 422
+    assert "parent" in response.json()["fields"]
     assert await count_rows(sessions, Parent) == 0

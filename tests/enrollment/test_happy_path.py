@@ -55,16 +55,21 @@ async def test_an_enrollment_goes_from_the_form_to_active_with_lessons_emails_an
             "demo_scheduled",
         ]
         # Nothing personal on the public status page.
-        assert "Robin" not in str(status) and parent_email not in str(status)
+        assert "Robin" not in str(status)
+        assert parent_email not in str(status)
         demo_at = status["demo_lesson_at"]
-        assert demo_at is not None and status["demo_lesson_local"]
+        assert demo_at is not None
+        assert status["demo_lesson_local"]
 
         mail = await mail_of(smtp_sink, enrollment_id, {"welcome-parent", "welcome-teacher"})
         welcome = mail["welcome-parent"][0]
         assert welcome["rcpt_tos"] == [parent_email]
-        assert "set-password?token=" in welcome["text"] and "Maya L." in welcome["text"]
-        assert "Cedar Heights Music Academy" in welcome["html"] and status["demo_lesson_local"] in welcome["text"]
-        assert mail["welcome-teacher"][0]["rcpt_tos"] == [MAYA] and len(mail["welcome-teacher"]) == 1
+        assert "set-password?token=" in welcome["text"]
+        assert "Maya L." in welcome["text"]
+        assert "Cedar Heights Music Academy" in welcome["html"]
+        assert status["demo_lesson_local"] in welcome["text"]
+        assert mail["welcome-teacher"][0]["rcpt_tos"] == [MAYA]
+        assert len(mail["welcome-teacher"]) == 1
 
         maya = await teacher_by_email(sessions, MAYA)
         assert maya.active_students == 1
@@ -100,7 +105,8 @@ async def test_an_enrollment_goes_from_the_form_to_active_with_lessons_emails_an
             assert not any(c.start_date <= local.date() <= c.end_date for c in closures)
             assert lesson.starts_at > demo.starts_at
         student = await student_of(sessions, enrollment_id)
-        assert student is not None and student.is_active
+        assert student is not None
+        assert student.is_active
         assert row.parent_id is not None
         events = await billing_events(temporal_client, row.parent_id, 1)
         assert events == [f"started:{enrollment_id}:{regular[0].starts_at.isoformat()}"]
@@ -145,7 +151,8 @@ async def test_siblings_share_one_family_account_once_the_family_confirms(
         for enrollment_id in ids:
             await sent_communications(sessions, enrollment_id, {"welcome-parent"})
     rows = [await enrollment_row(sessions, i) for i in ids]
-    assert rows[0].parent_id == rows[1].parent_id and rows[0].student_id != rows[1].student_id
+    assert rows[0].parent_id == rows[1].parent_id
+    assert rows[0].student_id != rows[1].student_id
     assert await count_rows(sessions, User, User.email == email) == 1
     assert await count_rows(sessions, Parent, Parent.email == email) == 1
     assert await count_rows(sessions, Communication, Communication.recipient == email) == 3

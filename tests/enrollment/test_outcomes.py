@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 
 from core.db import SessionFactory, transaction
@@ -57,12 +58,14 @@ async def test_withdraw_after_the_demo_undoes_the_enrollment(
         late = await api.post(
             f"/api/v1/enrollments/{enrollment_id}/demo-outcome", json={"outcome": "continue"}, headers=admin
         )
-    assert late.status_code == 409 and "already withdrawn" in late.json()["detail"]
+    assert late.status_code == 409
+    assert "already withdrawn" in late.json()["detail"]
     assert closed["failure_reason"] == "the family withdrew after the demo lesson"
     assert (await teacher_by_email(sessions, MAYA)).active_students == 0
     assert [lesson.status for lesson in await lessons_of(sessions, enrollment_id)] == ["cancelled"]
     student = await student_of(sessions, enrollment_id)
-    assert student is not None and not student.is_active
+    assert student is not None
+    assert not student.is_active
 
 
 async def test_a_no_show_books_one_more_demo_and_a_second_one_withdraws(
@@ -158,7 +161,8 @@ async def test_silence_after_the_demo_reminds_the_teacher_then_closes_as_withdra
     assert closed["failure_reason"] == "no outcome was reported after the demo lesson"
     assert datetime.fromisoformat(closed["demo_lesson_at"]) == demo_start
     reminder = next(messages for key, messages in mail.items() if key.startswith("outcome-reminder"))
-    assert len(reminder) == 1 and reminder[0]["rcpt_tos"] == [ALWAYS]
+    assert len(reminder) == 1
+    assert reminder[0]["rcpt_tos"] == [ALWAYS]
     assert (await teacher_by_email(sessions, ALWAYS)).active_students == 0
 
 
@@ -181,7 +185,8 @@ async def test_the_family_is_reminded_before_the_demo(
         demo = await _demo(sessions, enrollment_id)
         mail = await mail_of(smtp_sink, enrollment_id, {"welcome-parent", f"demo-reminder-{demo.id}"})
     reminder = mail[f"demo-reminder-{demo.id}"]
-    assert len(reminder) == 1 and "Al W." in reminder[0]["text"]
+    assert len(reminder) == 1
+    assert "Al W." in reminder[0]["text"]
     assert mail["welcome-parent"][0]["received_at"] < reminder[0]["received_at"]
     assert (await enrollment_row(sessions, enrollment_id)).state == "demo_scheduled"
 
@@ -189,6 +194,6 @@ async def test_the_family_is_reminded_before_the_demo(
 async def _demo(sessions: SessionFactory, enrollment_id: str) -> Lesson:
     async with sessions() as session:
         row = await enrollment_row(sessions, enrollment_id)
-        demo = await session.scalar(select(Lesson).where(Lesson.id == row.demo_lesson_id))
+        demo = await session.scalar(select(Lesson).where(col(Lesson.id) == row.demo_lesson_id))
         assert demo is not None
         return demo

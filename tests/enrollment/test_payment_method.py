@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 import stripe
+from stripe.params import PaymentMethodCreateParamsCard
 
 from core.db import SessionFactory
 from core.settings import Settings
@@ -17,7 +18,7 @@ from tests.enrollment.helpers import application, count_rows, enroll, enrollment
 
 async def card(settings: Settings, number: str, exp_year: int = 2030) -> str:
     client: stripe.StripeClient = create_stripe_client(settings)
-    details = {"number": number, "exp_month": 1, "exp_year": exp_year, "cvc": "123"}
+    details: PaymentMethodCreateParamsCard = {"number": number, "exp_month": 1, "exp_year": exp_year, "cvc": "123"}
     return str((await client.v1.payment_methods.create_async(params={"type": "card", "card": details})).id)
 
 
@@ -54,7 +55,9 @@ async def test_an_unusable_payment_method_fails_before_anything_is_made(
     assert failed["failure_reason"] == reason
     assert [s["state"] for s in failed["steps"]] == ["received", "failed"]
     row = await enrollment_row(sessions, enrollment_id)
-    assert row.parent_id is None and row.student_id is None and row.completed_at is not None
+    assert row.parent_id is None
+    assert row.student_id is None
+    assert row.completed_at is not None
     email = body["parent"]["email"]
     assert await count_rows(sessions, Parent, Parent.email == email) == 0
     assert await count_rows(sessions, User, User.email == email) == 0

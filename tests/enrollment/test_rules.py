@@ -45,7 +45,8 @@ def test_lessons_go_into_the_running_semester_then_the_next() -> None:
     winter = Closure(date(2026, 12, 21), date(2027, 1, 3))
     terms = lesson_term([spring, fall], [winter], date(2026, 11, 25))
     assert [(t.start, t.end) for t in terms] == [fall, spring]
-    assert terms[0].closures == (winter,) and terms[1].closures == ()
+    assert terms[0].closures == (winter,)
+    assert terms[1].closures == ()
     assert [(t.start, t.end) for t in lesson_term([spring, fall], [], date(2027, 2, 1))] == [spring]
 
 
@@ -54,7 +55,7 @@ def test_the_parent_is_reminded_unless_the_reminder_time_had_passed_at_booking()
     demo = booked + timedelta(days=3)
     assert demo_reminder_at(booked, demo, timedelta(hours=24)) == demo - timedelta(hours=24)
     assert demo_reminder_at(booked, booked + timedelta(hours=20), timedelta(hours=24)) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="booked_at must be a timezone-aware datetime"):
         demo_reminder_at(booked.replace(tzinfo=None), demo, timedelta(hours=1))
 
 
@@ -92,8 +93,10 @@ def test_every_enrollment_email_renders_escaped_html_and_plain_text() -> None:
     assert len(names) == 10
     for name in names:
         email = render(name, context)
-        assert email.subject and "Cedar Heights Music Academy" in email.text
-        assert "<Robin>" not in email.html and ("&lt;Robin&gt;" in email.html) == ("<Robin>" in email.text)
+        assert email.subject
+        assert "Cedar Heights Music Academy" in email.text
+        assert "<Robin>" not in email.html
+        assert ("&lt;Robin&gt;" in email.html) == ("<Robin>" in email.text)
 
 
 def test_a_missing_value_or_template_is_an_error_not_a_blank() -> None:
@@ -129,14 +132,16 @@ def test_the_mirror_records_an_allowed_move_once() -> None:
 def test_the_mirror_ignores_a_step_run_again_after_the_row_moved_on() -> None:
     row = _row("demo_scheduled", "received", "validated", "account_created", "teacher_assigned")
     mirror(row, "account_created")  # create_account replayed after later steps committed
-    assert row.state == "demo_scheduled" and len(row.steps) == 5
+    assert row.state == "demo_scheduled"
+    assert len(row.steps) == 5
 
 
 def test_the_mirror_refuses_an_illegal_move_for_good() -> None:
     row = _row("received")
     with pytest.raises(ApplicationError, match="cannot go from received to active") as refused:
         mirror(row, "active")
-    assert refused.value.non_retryable and refused.value.type == "TransitionRefused"
+    assert refused.value.non_retryable
+    assert refused.value.type == "TransitionRefused"
     assert row.state == "received"
     closed = _row("withdrawn", "received", "demo_scheduled")
     with pytest.raises(ApplicationError, match="already withdrawn"):
@@ -146,7 +151,9 @@ def test_the_mirror_refuses_an_illegal_move_for_good() -> None:
 def test_the_mirror_closes_an_active_enrollment_on_cancellation() -> None:
     row = _row("active", "demo_scheduled")
     mirror(row, "cancelled", "moving away")
-    assert row.state == "cancelled" and row.failure_reason == "moving away" and row.completed_at is not None
+    assert row.state == "cancelled"
+    assert row.failure_reason == "moving away"
+    assert row.completed_at is not None
 
 
 def test_login_instructions_are_a_fragment_of_the_templates() -> None:

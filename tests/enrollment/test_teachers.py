@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import update
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from devstack.smtp_sink import SmtpSink
@@ -20,7 +21,7 @@ MAYA = "maya.lindqvist@cedarheights.example"
 
 async def set_capacity(sessions: SessionFactory, email: str, capacity: int) -> None:
     async with transaction(sessions) as session:
-        await session.execute(update(Teacher).where(Teacher.email == email).values(capacity=capacity))
+        await session.execute(update(Teacher).where(col(Teacher.email) == email).values(capacity=capacity))
 
 
 async def test_no_teacher_waitlists_then_the_office_assigns_one(
@@ -40,17 +41,20 @@ async def test_no_teacher_waitlists_then_the_office_assigns_one(
         await mail_of(smtp_sink, enrollment_id, {"waitlisted"})
         url = f"/api/v1/enrollments/{enrollment_id}/assign-teacher"
         full = await api.post(url, json={"teacher_id": str(maya.id)}, headers=admin)
-        assert full.status_code == 409 and "no free place" in full.json()["detail"], full.text
+        assert full.status_code == 409, full.text
+        assert "no free place" in full.json()["detail"], full.text
         guitar_teacher = await teacher_by_email(sessions, "diego.ferreira@cedarheights.example")
         wrong = await api.post(url, json={"teacher_id": str(guitar_teacher.id)}, headers=admin)
-        assert wrong.status_code == 409 and "does not teach piano" in wrong.json()["detail"]
+        assert wrong.status_code == 409
+        assert "does not teach piano" in wrong.json()["detail"]
 
         await set_capacity(sessions, MAYA, 3)
         assigned = await api.post(url, json={"teacher_id": str(maya.id)}, headers=admin)
         assert assigned.status_code == 200, assigned.text
         status = await wait_for_state(api, enrollment_id, "demo_scheduled")
         again = await api.post(url, json={"teacher_id": str(maya.id)}, headers=admin)
-        assert again.status_code == 409 and "only in: waitlisted" in again.json()["detail"]
+        assert again.status_code == 409
+        assert "only in: waitlisted" in again.json()["detail"]
     steps = [s["state"] for s in status["steps"]]
     assert steps[-3:] == ["waitlisted", "teacher_assigned", "demo_scheduled"]
     assert status["teacher_display_name"] == "Maya L."
@@ -86,7 +90,8 @@ async def test_the_waitlist_expires_and_says_why(
     assert failed["failure_reason"] == "no teacher became available within 0 day(s) on the waiting list"
     assert "waiting list" in mail["closed"][0]["text"]
     student = await student_of(sessions, enrollment_id)
-    assert student is not None and not student.is_active
+    assert student is not None
+    assert not student.is_active
 
 
 async def test_two_enrollments_racing_for_the_last_place_never_both_get_it(

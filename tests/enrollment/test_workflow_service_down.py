@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import httpx
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from api.main import create_app
 from core.db import SessionFactory
@@ -40,5 +41,6 @@ async def test_a_refused_start_saves_nothing_without_a_key_and_keeps_the_row_wit
     assert response.status_code == 503
     assert "same Idempotency-Key" in response.json()["detail"]
     async with sessions() as session:
-        kept = await session.scalar(select(Enrollment).where(Enrollment.idempotency_key == "retry-me"))
-    assert kept is not None and kept.state == "received"
+        kept = await session.scalar(select(Enrollment).where(col(Enrollment.idempotency_key) == "retry-me"))
+    assert kept is not None
+    assert kept.state == "received"

@@ -114,13 +114,14 @@ async def test_the_calendar_comes_from_the_schools_file(
         ) == ["academic calendar"]
     async with db() as session:
         year = await session.scalar(select(AcademicYear))
-    assert year is not None and (year.name, year.start_date) == ("2026-2027", date(2026, 8, 24))
+    assert year is not None
+    assert (year.name, year.start_date) == ("2026-2027", date(2026, 8, 24))
     assert await _count(db, Closure) == 1
 
     path.write_text(json.dumps({"academic_years": [{"name": "2027-2028"}]}))
     async with transaction(db) as session:
         await session.execute(delete(AcademicYear))
-        with pytest.raises(ReferenceDataError, match="CEDAR_REFERENCE_DATA_FILE: .* not a valid calendar"):
+        with pytest.raises(ReferenceDataError, match=r"CEDAR_REFERENCE_DATA_FILE: .* not a valid calendar"):
             await load_reference_data(session, plain_settings.model_copy(update={"reference_data_file": path}), TODAY)
 
 
@@ -212,5 +213,6 @@ async def test_the_create_admin_command_takes_the_email_from_the_environment(db:
     assert "admin head@school.test created" in made.stdout
     assert "https://school.cedar.test/set-password?token=" in made.stdout
     asked = _cli("scripts.create_admin", db_url, **PRODUCTION_ENV)
-    assert asked.returncode == 2 and "pass --email or set CEDAR_BOOTSTRAP_ADMIN_EMAIL" in asked.stderr
+    assert asked.returncode == 2
+    assert "pass --email or set CEDAR_BOOTSTRAP_ADMIN_EMAIL" in asked.stderr
     assert await _count(db, User) == 1

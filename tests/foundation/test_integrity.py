@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.db import SessionFactory, transaction
-from models import JournalEntry, Lesson, Parent, Posting, Student, Teacher
+from models import JournalEntry, Lesson, LessonStatus, Parent, Posting, Student, Teacher
 
 START = datetime(2027, 2, 1, 17, 0, tzinfo=UTC)
 
@@ -33,14 +33,16 @@ async def _teacher_and_students(sessions: SessionFactory) -> tuple[Teacher, Stud
     return teacher, first, second
 
 
-def _lesson(teacher: Teacher, student: Student, start: datetime, minutes: int = 30, **extra: object) -> Lesson:
+def _lesson(
+    teacher: Teacher, student: Student, start: datetime, minutes: int = 30, status: str = LessonStatus.scheduled
+) -> Lesson:
     return Lesson(
         kind="regular",
         teacher_id=teacher.id,
         student_id=student.id,
         starts_at=start,
         ends_at=start + timedelta(minutes=minutes),
-        **extra,
+        status=status,
     )
 
 
@@ -82,13 +84,14 @@ async def test_emails_are_unique(sessions: SessionFactory) -> None:
 
 
 async def test_an_unbalanced_journal_entry_is_refused_at_commit(sessions: SessionFactory) -> None:
-    with pytest.raises(DBAPIError, match="unbalanced"):
-        async with transaction(sessions) as session:
-            entry = JournalEntry(idempotency_key="invoice_finalized:in_1", kind="invoice_finalized")
-            session.add(entry)
-            await session.flush()
-            session.add(Posting(entry_id=entry.id, account_code="accounts_receivable", amount_minor=12000))
-            session.add(Posting(entry_id=entry.id, account_code="deferred_revenue", amount_minor=-11000))
+    async with sessions() as session:
+        entry = JournalEntry(idempotency_key="invoice_finalized:in_1", kind="invoice_finalized")
+        session.add(entry)
+        await session.flush()
+        session.add(Posting(entry_id=entry.id, account_code="accounts_receivable", amount_minor=12000))
+        session.add(Posting(entry_id=entry.id, account_code="deferred_revenue", amount_minor=-11000))
+        with pytest.raises(DBAPIError, match="unbalanced"):
+            await session.commit()
 
 
 async def test_the_ledger_is_append_only(sessions: SessionFactory) -> None:

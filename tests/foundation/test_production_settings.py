@@ -48,7 +48,8 @@ def test_a_correct_production_configuration_passes() -> None:
 )
 def test_each_development_default_is_refused_by_name(override: dict[str, Any], named: str) -> None:
     problems = production_problems(production().model_copy(update=override))
-    assert len(problems) == 1 and problems[0].startswith(named), problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(named), problems
     with pytest.raises(ValidationError, match=named):
         production(**override)
 

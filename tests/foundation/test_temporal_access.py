@@ -229,4 +229,5 @@ async def test_without_the_configured_ca_the_server_is_not_trusted(
     with pytest.raises(RuntimeError):
         await connect_temporal(configured, address)
     first = handshakes.get(timeout=10)
-    assert not first.completed and first.server_name == SERVER_NAME, first
+    assert not first.completed, first
+    assert first.server_name == SERVER_NAME, first

@@ -79,7 +79,7 @@ def make_family(sessions: SessionFactory, auth_headers: Callable[..., Any]) -> C
 
 @pytest.fixture
 def make_teacher(sessions: SessionFactory, auth_headers: Callable[..., Any]) -> Callable[..., Any]:
-    """``await make_teacher()`` → a piano teacher available every day 09:00–21:00, with their headers."""
+    """``await make_teacher()`` → a piano teacher available every day 09:00-21:00, with their headers."""
 
     async def make() -> TeacherAccount:
         tag = _tag()

@@ -48,4 +48,5 @@ async def test_a_setting_another_writer_holds_answers_503_then_saves_once_free(
     # The refused change left nothing behind, and the same request succeeds once the row is free.
     assert (await api.get(URL, headers=admin)).json()["value"] == 100
     retried = await api.put(URL, json={"value": 200}, headers=admin)
-    assert retried.status_code == 200 and retried.json()["value"] == 200
+    assert retried.status_code == 200
+    assert retried.json()["value"] == 200

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from models import AuditLog, Enrollment, Role
@@ -15,7 +16,7 @@ from tests.school_api.conftest import API
 
 async def _audit(sessions: SessionFactory, entity_type: str, action: str) -> list[AuditLog]:
     async with sessions() as session:
-        query = select(AuditLog).where(AuditLog.entity_type == entity_type, AuditLog.action == action)
+        query = select(AuditLog).where(col(AuditLog.entity_type) == entity_type, col(AuditLog.action) == action)
         return list((await session.scalars(query)).all())
 
 
@@ -50,7 +51,8 @@ async def test_a_parent_edits_names_but_not_the_schools_fields(
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["first_name"] == "Robin"
     (row,) = await _audit(sessions, "student", "update")
-    assert row.before is not None and row.after is not None
+    assert row.before is not None
+    assert row.after is not None
     assert (row.before["first_name"], row.after["first_name"]) == ("Kid0", "Robin")
     assert (row.actor_role, row.actor_user_id, row.request_id) == ("parent", family.parent.user_id, "rename-robin-1")
 
@@ -89,7 +91,8 @@ async def test_staff_reads_of_family_data_are_audited(
     student_reads = {row.entity_id for row in await _audit(sessions, "student", "read")}
     assert student_reads == {str(s.id) for s in family.students}
     (parent_read,) = await _audit(sessions, "parent", "read")
-    assert parent_read.entity_id == str(family.parent.id) and parent_read.actor_role == "admin"
+    assert parent_read.entity_id == str(family.parent.id)
+    assert parent_read.actor_role == "admin"
     # A parent reading their own family is not a staff read.
     assert (await api.get(f"{API}/students", headers=family.headers)).status_code == 200
     assert len(await _audit(sessions, "student", "read")) == 2

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
@@ -122,7 +123,7 @@ async def test_time_off_and_closures_refuse_a_booking(
     assert closed.status_code == 409
     assert closed.json()["error"] == "school_closed"
     async with sessions() as session:
-        assert (await session.scalar(select(TeacherTimeOff.id))) is not None
+        assert (await session.scalar(select(col(TeacherTimeOff.id)))) is not None
 
 
 async def test_a_teacher_moves_only_their_lessons_and_only_within_their_week(
@@ -151,7 +152,8 @@ async def test_a_teacher_moves_only_their_lessons_and_only_within_their_week(
         json={"starts_at": (datetime.now(UTC) - timedelta(days=1)).isoformat()},
         headers=ours.headers,
     )
-    assert yesterday.status_code == 422 and "starts_at" in yesterday.json()["fields"]
+    assert yesterday.status_code == 422
+    assert "starts_at" in yesterday.json()["fields"]
     late_night = future_local(settings, 8, 22)
     outside = await api.post(
         f"{API}/lessons/{lesson.id}/reschedule", json={"starts_at": late_night.isoformat()}, headers=ours.headers
@@ -185,18 +187,22 @@ async def test_marking_a_lesson_and_the_audit_trail(
     future = await add_lesson(teacher.teacher, family.students[0], future_local(settings, 5, 16))
 
     early = await api.post(f"{API}/lessons/{future.id}/complete", headers=teacher.headers)
-    assert early.status_code == 409 and early.json()["error"] == "not_started"
+    assert early.status_code == 409
+    assert early.json()["error"] == "not_started"
     done = await api.post(f"{API}/lessons/{past.id}/complete", headers=teacher.headers)
-    assert done.status_code == 200 and done.json()["status"] == "completed"
+    assert done.status_code == 200
+    assert done.json()["status"] == "completed"
     again = await api.post(f"{API}/lessons/{past.id}/no-show", headers=teacher.headers)
-    assert again.status_code == 409 and again.json()["error"] == "invalid_status"
+    assert again.status_code == 409
+    assert again.json()["error"] == "invalid_status"
     parent_marks = await api.post(f"{API}/lessons/{past.id}/complete", headers=family.headers)
     assert parent_marks.status_code == 403
 
     async with sessions() as session:
-        (row,) = (await session.scalars(select(AuditLog).where(AuditLog.entity_id == str(past.id)))).all()
+        (row,) = (await session.scalars(select(AuditLog).where(col(AuditLog.entity_id) == str(past.id)))).all()
     assert (row.action, row.actor_role) == ("completed", "teacher")
-    assert row.before is not None and row.after is not None
+    assert row.before is not None
+    assert row.after is not None
     assert (row.before["status"], row.after["status"]) == ("scheduled", "completed")
 
 
@@ -213,7 +219,8 @@ async def test_a_parent_cancels_their_childs_lesson_only_before_the_cutoff(
     other_family = await add_lesson(teacher.teacher, theirs.students[0], future_local(settings, 6, 18))
 
     too_late = await api.post(f"{API}/lessons/{soon.id}/cancel", headers=ours.headers)
-    assert too_late.status_code == 409 and too_late.json()["error"] == "too_late_to_cancel"
+    assert too_late.status_code == 409
+    assert too_late.json()["error"] == "too_late_to_cancel"
     assert (await api.post(f"{API}/lessons/{other_family.id}/cancel", headers=ours.headers)).status_code == 404
     cancelled = await api.post(f"{API}/lessons/{later.id}/cancel", json={"reason": "sick"}, headers=ours.headers)
     assert cancelled.status_code == 200, cancelled.text
