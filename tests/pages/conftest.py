@@ -21,6 +21,7 @@ from sqlalchemy import update
 from core.db import SessionFactory, transaction
 from core.passwords import hash_password
 from models import User
+from tests.auth.conftest import make_person  # noqa: F401 (a fixture: a user with a password)
 from tests.billing.conftest import served_api  # noqa: F401 (the real app over HTTP, a fixture)
 
 CHROMIUM = Path(os.environ.get("CEDAR_CHROMIUM", "/usr/bin/chromium"))
