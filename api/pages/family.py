@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import CedarError
-from api.limits import limit_public_enrollment
+from api.limits import client_ip, limit_enrollment
 from api.pages.web import HOME, NAV, NOTICES, ParentUser, page_router, redirect, render
 from api.principal import Principal
 from api.repositories import catalog
@@ -414,12 +414,12 @@ async def enroll(
         return await _enroll_page(request, session, settings, user, form, _problems(invalid), 422)
     except ValueError:  # a date or time the browser should not have sent
         return await _enroll_page(request, session, settings, user, form, "Please check the dates and times.", 422)
-    await limit_public_enrollment(request, context)
+    key = f"page:{user.user_id}:{form['request_key'][:64]}" if form["request_key"] else None
+    await limit_enrollment(context, client_ip(request), user.email, key)
 
     async def caller(_: AsyncSession) -> Principal:
         return user
 
-    key = f"page:{user.user_id}:{form['request_key'][:64]}" if form["request_key"] else None
     try:
         enrollment = await enrollment_service.create(context.sessions, temporal, settings, body, key, caller)
     except CedarError as refused:
