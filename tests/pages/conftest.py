@@ -23,6 +23,7 @@ from core.passwords import hash_password
 from models import User
 from tests.auth.conftest import make_person  # noqa: F401 (a fixture: a user with a password)
 from tests.billing.conftest import served_api  # noqa: F401 (the real app over HTTP, a fixture)
+from tests.enrollment.conftest import enrollment_worker  # noqa: F401 (a fixture: the enrollment worker)
 
 CHROMIUM = Path(os.environ.get("CEDAR_CHROMIUM", "/usr/bin/chromium"))
 PASSWORD = "a family's own password 7"

@@ -98,3 +98,29 @@ async def test_an_expired_access_token_is_renewed_with_the_refresh_token(
     renewed_access, renewed_refresh = api.cookies["cedar_session"].split(":")
     assert renewed_access != expired and renewed_refresh != refresh  # the refresh token was rotated
     assert (await api.get("/family")).status_code == 200
+
+
+async def test_consents_and_the_data_export_from_the_privacy_page(
+    api: httpx.AsyncClient, make_person: Callable[..., Any]
+) -> None:
+    parent = await make_person(Role.parent)
+    await _sign_in(api, parent.email, parent.password)
+    page = await api.get("/family/privacy")
+    assert page.status_code == 200 and page.text.count("Give consent") == 2
+    token = TOKEN.search(page.text)
+    assert token
+    given = await api.post(
+        "/family/consents", data={"csrf_token": token.group(1), "kind": "marketing_email", "granted": "true"}
+    )
+    assert given.status_code == 303 and given.headers["location"] == "/family/privacy?notice=consent_saved"
+    after = await api.get(given.headers["location"])
+    assert "Your choice is saved." in after.text and after.text.count("Withdraw") == 1
+    export = await api.get("/family/privacy/export")
+    assert export.status_code == 200 and export.headers["content-disposition"].startswith("attachment;")
+    assert parent.email in export.text and "marketing_email" in export.text
+
+
+async def test_an_unknown_enrollment_status_page_is_a_page_not_json(api: httpx.AsyncClient) -> None:
+    missing = await api.get(f"/enrollments/{uuid.uuid4()}")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "Enrollment not found." in missing.text
