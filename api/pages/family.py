@@ -36,7 +36,7 @@ from core.db import transaction
 from core.settings import Settings
 from domain.local_time import format_local
 from domain.money import format_money
-from models import ConsentKind, Role
+from models import ConsentKind, Invoice, Role
 
 router = page_router()
 
@@ -76,6 +76,13 @@ def _parent_id(user: Principal) -> uuid.UUID:
     return user.parent_id
 
 
+def _invoice_status(invoice: Invoice) -> tuple[str, str]:
+    """How a parent reads an invoice's status, and its style (an unpaid invoice after a failed payment is "bad")."""
+    if invoice.status in ("open", "past_due") and invoice.first_failed_at is not None:
+        return STATUS_LABELS["past_due"]
+    return STATUS_LABELS.get(invoice.status, (invoice.status.replace("_", " ").capitalize(), ""))
+
+
 def _local_date(settings: Settings, at: Any) -> str:
     return at.astimezone(settings.timezone).date().isoformat() if at else ""
 
@@ -96,12 +103,8 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
         {
             "date": _local_date(settings, invoice.period_start or invoice.created_at),
             "amount": format_money(invoice.amount_due_minor, invoice.currency),
-            "status": STATUS_LABELS.get(invoice.status, (invoice.status, ""))[0]
-            if not (invoice.status == "open" and invoice.first_failed_at)
-            else STATUS_LABELS["past_due"][0],
-            "status_class": "bad"
-            if invoice.first_failed_at and invoice.status in ("open", "past_due")
-            else STATUS_LABELS.get(invoice.status, ("", ""))[1],
+            "status": _invoice_status(invoice)[0],
+            "status_class": _invoice_status(invoice)[1],
             "receipt": receipts.get(invoice.id),
         }
         for invoice in (billing.invoices if billing else [])
