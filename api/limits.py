@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from fastapi import Request
 
-from api.deps import ContextDep
+from api.deps import AppContext, ContextDep
 from api.errors import CedarError
 from api.repositories.enrollments import idempotency_key_used
 from core.db import transaction
@@ -40,10 +40,14 @@ async def limit_public_enrollment(request: Request, context: ContextDep) -> None
     Each POST sends a welcome email and creates Stripe objects; a retry under an ``Idempotency-Key`` already
     used does neither, so it is not counted.
     """
-    settings = context.settings
-    key = request.headers.get("Idempotency-Key")
     email = await _parent_email(request)
-    limits = [Limit(ip_key("enrollment", client_ip(request)), settings.enrollment_rate_limit_per_hour_ip, HOUR)]
+    await limit_enrollment(context, client_ip(request), email, request.headers.get("Idempotency-Key"))
+
+
+async def limit_enrollment(context: AppContext, ip: str, email: str | None, key: str | None) -> None:
+    """The same hourly budgets for an enrollment made elsewhere (the family's page): per IP and per email."""
+    settings = context.settings
+    limits = [Limit(ip_key("enrollment", ip), settings.enrollment_rate_limit_per_hour_ip, HOUR)]
     if email is not None:
         limits.append(Limit(account_key("enrollment", email), settings.enrollment_rate_limit_per_hour_email, HOUR))
     async with transaction(context.sessions) as session:

@@ -201,6 +201,7 @@ def banner(stack: Stack, seconds: float) -> str:
     rows = [
         ("API", stack.api_url),
         ("API docs", f"{stack.api_url}/docs"),
+        ("Family pages", f"{stack.api_url}/sign-in"),
         ("Health", f"{stack.api_url}/health"),
     ]
     if stack.temporal:
