@@ -32,6 +32,7 @@ from core.db import SessionFactory, transaction
 from core.identity import IdentityProvider
 from core.mail import Mailer, OutgoingEmail
 from core.mail_cap import SUPPRESSED_REASON, public_cap_reached
+from core.page_paths import TEACHER_DEMOS, TEACHER_LESSONS
 from core.settings import Settings
 from core.tokens import hash_token
 from domain.local_time import format_local
@@ -135,6 +136,9 @@ class EmailActivities:
         context: dict[str, Any] = {
             "school_name": settings.school_name,
             "school_url": settings.public_base_url,
+            # A teacher's notices link to their pages (they sign in there if they are not yet).
+            "teacher_lessons_url": settings.public_base_url + TEACHER_LESSONS,
+            "teacher_demos_url": settings.public_base_url + TEACHER_DEMOS,
         }
         ids: dict[str, uuid.UUID | None] = {
             "parent_id": request.parent_id,
