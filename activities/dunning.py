@@ -20,6 +20,7 @@ from temporalio import activity
 from activities.enrollment import release_seat
 from core.contracts.dunning import DunningConfig, FamilyRef, LessonsChanged, RecordDunningState, TeacherLessons
 from core.db import SessionFactory, transaction
+from core.page_links import CARD_PATH
 from core.settings import Settings
 from domain.enrollment_rules import EnrollmentState
 from domain.local_time import format_local
@@ -31,8 +32,9 @@ from models import (
     Student,
 )
 
-# Where a parent replaces the card (billing's route, PUT with a Stripe.js PaymentMethod); the emails link to it.
-CARD_UPDATE_PATH = "/api/v1/billing/families/{parent_id}/card"
+# Where a parent replaces the card: the card page (api/pages/family.py) for whoever is signed in as the family's
+# parent (sign-in first when not). The emails link to it.
+CARD_UPDATE_PATH = CARD_PATH
 
 
 def _family_students(parent_id: uuid.UUID) -> Select[Any]:
@@ -74,7 +76,7 @@ class DunningActivities:
             retries_owner=settings.payment_retries_owner,
             school_timezone=settings.school_timezone,
             currency=settings.currency,
-            card_update_url=settings.public_base_url + CARD_UPDATE_PATH.format(parent_id=family.parent_id),
+            card_update_url=settings.public_base_url + CARD_UPDATE_PATH,
         )
 
     @activity.defn(name="dunning.record_state")

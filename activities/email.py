@@ -32,7 +32,7 @@ from core.db import SessionFactory, transaction
 from core.identity import IdentityProvider
 from core.mail import Mailer, OutgoingEmail
 from core.mail_cap import SUPPRESSED_REASON, public_cap_reached
-from core.page_paths import TEACHER_DEMOS, TEACHER_LESSONS
+from core.page_links import FAMILY_PATH, TEACHER_DEMOS_PATH, TEACHER_LESSONS_PATH, enrollment_status_path
 from core.settings import Settings
 from core.tokens import hash_token
 from domain.local_time import format_local
@@ -136,9 +136,11 @@ class EmailActivities:
         context: dict[str, Any] = {
             "school_name": settings.school_name,
             "school_url": settings.public_base_url,
-            # A teacher's notices link to their pages (they sign in there if they are not yet).
-            "teacher_lessons_url": settings.public_base_url + TEACHER_LESSONS,
-            "teacher_demos_url": settings.public_base_url + TEACHER_DEMOS,
+            # A family's own page (api/pages/family.py): receipts and reminders send parents there.
+            "family_url": f"{settings.public_base_url}{FAMILY_PATH}",
+            # A teacher's notices link to their pages (api/pages/teacher.py), through sign-in when needed.
+            "teacher_lessons_url": settings.public_base_url + TEACHER_LESSONS_PATH,
+            "teacher_demos_url": settings.public_base_url + TEACHER_DEMOS_PATH,
         }
         ids: dict[str, uuid.UUID | None] = {
             "parent_id": request.parent_id,
@@ -179,7 +181,8 @@ class EmailActivities:
             "instrument": enrollment.instrument,
             "lesson_minutes": enrollment.lesson_minutes,
             "demo_at_local": format_local(demo.starts_at, tz) if demo else "",
-            "status_url": f"{self._settings.public_base_url}/api/v1/enrollments/{enrollment.id}",
+            # The enrollment's status page (api/pages/links.py), not the JSON behind it.
+            "status_url": self._settings.public_base_url + enrollment_status_path(enrollment.id),
             "teacher_display_name": "",
         }
 

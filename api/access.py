@@ -97,8 +97,6 @@ ROUTE_ACCESS.update(
         ("POST", "/api/v1/enrollments/{enrollment_id}/assign-teacher"): _ADMIN,
         # The existing family's answer: anyone holding the emailed link's token.
         ("POST", "/api/v1/enrollments/{enrollment_id}/family-confirmation"): _PUBLIC,
-        ("GET", "/confirm-enrollment"): _PUBLIC,
-        ("POST", "/confirm-enrollment"): _PUBLIC,
     }
 )
 
@@ -120,10 +118,36 @@ ROUTE_ACCESS.update(
         ("POST", "/api/v1/auth/password-reset"): _ANYONE,
         ("POST", "/api/v1/auth/password-reset/confirm"): _ANYONE,
         ("POST", "/api/v1/auth/set-password"): _ANYONE,
-        # The pages the emailed links open (api/routes/password_pages.py)
+    }
+)
+
+# --- People's pages (api/pages/): the same roles as the API they call. A page for a role not allowed answers a
+# redirect to /sign-in when nobody is signed in, 403 for another role; every POST also needs its CSRF token. ---
+_PARENT = frozenset({"parent"})
+ROUTE_ACCESS.update(
+    {
+        ("GET", "/static/{name}"): _ANYONE,
+        ("GET", "/sign-in"): _ANYONE,
+        ("POST", "/sign-in"): _ANYONE,
+        ("POST", "/sign-out"): _ANYONE,
+        # The pages emailed links open, for whoever holds the link's secret (api/pages/links.py)
         ("GET", "/set-password"): _ANYONE,
         ("POST", "/set-password"): _ANYONE,
         ("GET", "/reset-password"): _ANYONE,
         ("POST", "/reset-password"): _ANYONE,
+        ("GET", "/confirm-enrollment"): _ANYONE,
+        ("POST", "/confirm-enrollment"): _ANYONE,
+        ("GET", "/enrollments/{enrollment_id}"): _ANYONE,
+        # A family's own pages (api/pages/family.py)
+        ("GET", "/family"): _PARENT,
+        ("GET", "/family/card"): _PARENT,
+        ("POST", "/family/card"): _PARENT,
+        ("POST", "/family/lessons/{lesson_id}/cancel"): _PARENT,
+        ("GET", "/family/payments/{payment_id}"): _PARENT,
+        ("GET", "/family/enroll"): _PARENT,
+        ("POST", "/family/enroll"): _PARENT,
+        ("GET", "/family/privacy"): _PARENT,
+        ("POST", "/family/consents"): _PARENT,
+        ("GET", "/family/privacy/export"): _PARENT,
     }
 )

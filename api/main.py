@@ -15,6 +15,8 @@ from api.deps import AppContext
 from api.errors import install_error_handlers
 from api.inbox_writer import WebhookInboxWriter
 from api.middleware import install_middleware
+from api.pages import page_routers
+from api.pages.web import install_page_errors
 from api.routes import ROUTERS
 from api.stripe_intake import StripeWebhookIntake
 from core.db import create_engine, create_session_factory
@@ -79,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
     )
     install_error_handlers(app)
-    for router in ROUTERS:  # with no prefix of their own at inclusion: api/routing.py reads it from the routes
+    install_page_errors(app)  # on page paths, errors answer as pages
+    for router in [*ROUTERS, *page_routers()]:  # no prefix at inclusion: api/routing.py reads it from the routes
         app.include_router(router)
     return app
 

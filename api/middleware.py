@@ -16,13 +16,18 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from api.pages import is_page_path
 from core.settings import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
 UNSTORABLE = "text may not contain NUL characters or unpaired surrogates"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Swagger UI and ReDoc are HTML pages with inline scripts: the API's strict CSP would blank them.
-_PAGES = ("/docs", "/redoc")
+_DOCS = ("/docs", "/redoc")
+# People's pages (api/pages/) answer with the page CSP instead, unless a page sets its own (the card form adds
+# Stripe's origins); and with the cookies the request queued (a renewed session, a CSRF seed).
+_PAGE_COOKIES = "page_cookies"
+_CSP = b"content-security-policy"
 _NO_STORE_PREFIX = "/api/v1/auth"  # tokens must never sit in a shared cache
 
 
@@ -37,6 +42,8 @@ class RequestHygieneMiddleware:
         self.app = app
         self.max_body = settings.max_request_body_bytes
         self.headers = [(name.lower().encode(), value.encode()) for name, value in settings.security_headers.items()]
+        page_csp = settings.page_content_security_policy.encode()
+        self.page_headers = [(name, page_csp if name == _CSP else value) for name, value in self.headers]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,15 +54,25 @@ class RequestHygieneMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         extra = [(REQUEST_ID_HEADER.encode(), rid.encode())]
         path: str = scope["path"]
-        extra += [h for h in self.headers if not (h[0] == b"content-security-policy" and path.startswith(_PAGES))]
+        page = is_page_path(path)
+        if page:
+            extra += self.page_headers
+        else:
+            extra += [h for h in self.headers if not (h[0] == _CSP and path.startswith(_DOCS))]
         if path.startswith(_NO_STORE_PREFIX):
             extra.append((b"cache-control", b"no-store"))
+        state = scope["state"]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name for name, _ in extra}
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message = {**message, "headers": kept + extra}
+                own = message.get("headers", [])
+                ours = extra
+                if page and any(k.lower() == _CSP for k, _ in own):
+                    ours = [h for h in extra if h[0] != _CSP]  # the page's own, stricter-or-wider CSP stands
+                names = {name for name, _ in ours}
+                kept = [(k, v) for k, v in own if k.lower() not in names]
+                cookies = [(b"set-cookie", value.encode("latin-1")) for value in state.get(_PAGE_COOKIES, ())]
+                message = {**message, "headers": kept + ours + cookies}
             await send(message)
 
         body = await self._read_body(scope, receive)

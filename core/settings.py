@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Development defaults, public on purpose: production refuses to start while any of them is set.
 DEV_SECRET = "cedar-development-secret-change-me-0123456789"  # noqa: S105
 DEV_STRIPE_API_KEY = "sk_test_cedar_local"
+DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_cedar_local"
 DEV_WEBHOOK_SECRET = "whsec_cedar_local_development"  # noqa: S105
 MIN_JWT_SECRET_LENGTH = 32
 
@@ -94,6 +95,8 @@ class Settings(BaseSettings):
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
     stripe_api_key: str = DEV_STRIPE_API_KEY
+    # The browser's key, for Stripe.js on the card form (localstripe takes any ``pk_`` key).
+    stripe_publishable_key: str = DEV_STRIPE_PUBLISHABLE_KEY
     stripe_api_base: str | None = None
     stripe_webhook_secrets: list[str] = [DEV_WEBHOOK_SECRET]
     stripe_webhook_tolerance: timedelta = timedelta(seconds=300)
@@ -177,6 +180,13 @@ class Settings(BaseSettings):
         "Cross-Origin-Opener-Policy": "same-origin",
         "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
     }
+
+    # People's pages (api/pages/): their own files only, no inline script or style; the card form adds Stripe's
+    # origins for its own response.
+    page_content_security_policy: str = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    )
 
     # --- Enrollment delays ---
     demo_min_notice: timedelta = timedelta(hours=24)
@@ -266,6 +276,14 @@ class Settings(BaseSettings):
         return self.stripe_api_base
 
     @property
+    def stripe_js_url(self) -> str:
+        """Stripe.js for the card form: localstripe's stand-in in development and tests, else Stripe's own."""
+        base = self.effective_stripe_api_base
+        if self.environment != "production" and base:
+            return f"{base.rstrip('/')}/js.stripe.com/v3/"
+        return "https://js.stripe.com/v3/"
+
+    @property
     def uses_localstripe(self) -> bool:
         """localstripe is only ever reached through an explicit base URL outside production."""
         return self.environment != "production" and self.effective_stripe_api_base is not None
@@ -292,6 +310,10 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("CEDAR_STRIPE_API_KEY is empty")
     elif settings.stripe_api_key == DEV_STRIPE_API_KEY:
         problems.append("CEDAR_STRIPE_API_KEY is the localstripe key")
+    if not settings.stripe_publishable_key:
+        problems.append("CEDAR_STRIPE_PUBLISHABLE_KEY is empty")
+    elif settings.stripe_publishable_key == DEV_STRIPE_PUBLISHABLE_KEY:
+        problems.append("CEDAR_STRIPE_PUBLISHABLE_KEY is the localstripe key")
     if settings.stripe_api_base:
         problems.append("CEDAR_STRIPE_API_BASE is set (leave it empty: real Stripe)")
     url = urlsplit(settings.public_base_url)

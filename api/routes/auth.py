@@ -86,7 +86,7 @@ async def _committed(context: ContextDep, operation: Callable[[AsyncSession], Aw
         raise _http_error(failure) from failure
 
 
-async def _rate_limit(context: ContextDep, request: Request, action: str, email: str) -> None:
+async def rate_limit(context: ContextDep, request: Request, action: str, email: str) -> None:
     settings = context.settings
     ip = request.client.host if request.client else "unknown"
     limits = [
@@ -124,7 +124,7 @@ def _tokens(signed: SignedIn) -> TokenResponse:
     ),
 )
 async def login(body: LoginRequest, request: Request, context: ContextDep, identity: IdentityDep) -> TokenResponse:
-    await _rate_limit(context, request, "login", body.email)
+    await rate_limit(context, request, "login", body.email)
     return _tokens(await _committed(context, lambda s: identity.sign_in(s, body.email, body.password)))
 
 
@@ -199,7 +199,7 @@ async def update_me(body: ProfileUpdate, principal: CurrentPrincipal, session: S
 async def request_password_reset(
     body: PasswordResetRequest, request: Request, context: ContextDep, identity: IdentityDep, tasks: BackgroundTasks
 ) -> Accepted:
-    await _rate_limit(context, request, "reset", body.email)
+    await rate_limit(context, request, "reset", body.email)
     # Everything else happens after the answer: the same 202, as fast, whether or not the account exists.
     tasks.add_task(send_password_reset, context.sessions, identity, context.mailer, context.settings, body.email)
     return Accepted(detail="if an account exists for this email, a reset link is on its way")

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import stripe
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -36,6 +37,7 @@ from core.contracts.billing import (
     StudentStopped,
 )
 from core.settings import Settings
+from core.stripe import create_stripe_client
 from core.temporal import billing_workflow_id
 from domain.ledger import Account
 from models import BillingAccount, Invoice, JournalEntry, Parent, Payment, Subscription
@@ -117,6 +119,31 @@ async def change_card(
     if not card.attached:
         reason = card.decline_code or card.failure_code or "card_declined"
         raise CedarError(402, "card_declined", "the card was declined; try another card", {"payment_method_id": reason})
+
+
+async def card_setup(
+    session: AsyncSession, settings: Settings, principal: Principal, parent_id: uuid.UUID | None
+) -> str | None:
+    """A SetupIntent for the card form (Stripe Elements confirms it in the browser): its client secret.
+
+    For the family's Stripe customer (``parent_id``; None before billing started, and a 404 for another family);
+    or, with ``parent_id=None``, one with no customer, for a card that enrollment then checks and billing attaches.
+    Creating it moves no money, so it is made here rather than by the family's billing workflow.
+    """
+    params: dict[str, Any] = {"usage": "off_session", "payment_method_types": ["card"]}
+    if parent_id is not None:
+        account = await _family(session, principal, parent_id)
+        if account is None or not account.stripe_customer_id:
+            return None
+        params["customer"] = account.stripe_customer_id
+    params["metadata"] = {"cedar_parent_id": str(parent_id or principal.parent_id or "")}
+    try:
+        intent = await create_stripe_client(settings).v1.setup_intents.create_async(
+            params=params  # type: ignore[arg-type]
+        )
+    except stripe.StripeError as error:
+        raise CedarError(503, "stripe_unavailable", "the card service is unavailable; try again in a moment") from error
+    return str(intent.client_secret)
 
 
 async def stop_lessons(

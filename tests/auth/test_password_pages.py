@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,13 @@ from tests.auth.test_passwords import token_from
 NEW_PASSWORD = "a page-set password 42"
 
 
+def csrf(page: httpx.Response) -> dict[str, str]:
+    """The form's CSRF field (its cookie is in the client's jar since the GET)."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert found, page.text
+    return {"csrf_token": found.group(1)}
+
+
 async def test_a_new_parent_sets_a_password_from_the_welcome_link_page(
     api: httpx.AsyncClient, sessions: SessionFactory, settings: Settings
 ) -> None:
@@ -31,13 +39,16 @@ async def test_a_new_parent_sets_a_password_from_the_welcome_link_page(
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     token = link.split("token=")[1]
     assert f'name="token" value="{token}"' in page.text and 'action="/set-password"' in page.text
-    assert page.headers["content-security-policy"].startswith("default-src 'none'")  # no script needed
+    assert page.headers["content-security-policy"].startswith("default-src 'none'; script-src 'self';")
+    assert "<script" not in page.text  # no script needed
 
-    too_short = await api.post("/set-password", data={"token": token, "password": "short"})
+    forged = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD})
+    assert forged.status_code == 403  # a form without its CSRF token
+    too_short = await api.post("/set-password", data={"token": token, "password": "short", **csrf(page)})
     assert too_short.status_code == 422 and "10 to 256 characters" in too_short.text
-    saved = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD})
+    saved = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD, **csrf(page)})
     assert saved.status_code == 200 and "Password saved" in saved.text
-    again = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD})
+    again = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD, **csrf(page)})
     assert again.status_code == 400 and "no longer works" in again.text
 
     login = await api.post(f"{AUTH}/login", json={"email": "page.parent@cedar.test", "password": NEW_PASSWORD})
@@ -54,8 +65,9 @@ async def test_the_reset_link_page_sets_a_new_password(
     page = await api.get("/reset-password", params={"token": token})
     assert page.status_code == 200 and 'action="/reset-password"' in page.text
     # A reset link does not open the set-password door.
-    assert (await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD})).status_code == 400
-    saved = await api.post("/reset-password", data={"token": token, "password": NEW_PASSWORD})
+    wrong_door = await api.post("/set-password", data={"token": token, "password": NEW_PASSWORD, **csrf(page)})
+    assert wrong_door.status_code == 400
+    saved = await api.post("/reset-password", data={"token": token, "password": NEW_PASSWORD, **csrf(page)})
     assert saved.status_code == 200, saved.text
     login = await api.post(f"{AUTH}/login", json={"email": teacher.email, "password": NEW_PASSWORD})
     assert login.status_code == 200
@@ -63,4 +75,4 @@ async def test_the_reset_link_page_sets_a_new_password(
 
 async def test_a_hostile_token_is_escaped_in_the_page(api: httpx.AsyncClient) -> None:
     page = await api.get("/set-password", params={"token": '"><script>alert(1)</script>xxxx'})
-    assert page.status_code == 200 and "<script>" not in page.text and "&quot;&gt;&lt;script&gt;" in page.text
+    assert page.status_code == 200 and "<script>" not in page.text and "&#34;&gt;&lt;script&gt;" in page.text

@@ -7,6 +7,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.db import SessionFactory
+from core.settings import Settings
 from core.temporal import DUNNING_STATE
 from devstack.smtp_sink import SmtpSink
 from models import BillingAccount, Enrollment, Teacher
@@ -16,7 +17,7 @@ from workflows.dunning import FamilyDunningWorkflow
 
 
 async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
-    kit: DunningKit, sessions: SessionFactory, smtp_sink: SmtpSink
+    kit: DunningKit, sessions: SessionFactory, smtp_sink: SmtpSink, dunning_settings: Settings
 ) -> None:
     family = kit.family
     await kit.fail(failure(family))
@@ -63,7 +64,8 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
     teacher_mail = [m["subject"] for m in smtp_sink.messages(to=family.teacher_email)]
     assert sorted(teacher_mail) == ["Lessons cancelled: 3 upcoming lesson(s)", "Lessons on hold: 3 upcoming lesson(s)"]
     parent_mail = smtp_sink.messages(to=family.email)
-    assert any(family.email and f"/api/v1/billing/families/{family.parent_id}/card" in m["text"] for m in parent_mail)
+    # The card link opens the card page (sign-in first), not a JSON route.
+    assert any(f"{dunning_settings.public_base_url}/family/card" in m["text"].split() for m in parent_mail)
 
     # The whole walk replays deterministically (what a worker restart or a code change must preserve).
     replayer = Replayer(

@@ -13,6 +13,7 @@ PRODUCTION = {
     "environment": "production",
     "jwt_secret": "a-real-secret-of-the-school-" + "x" * 20,
     "stripe_api_key": "sk_live_cedar_heights",
+    "stripe_publishable_key": "pk_live_cedar_heights",
     "stripe_api_base": "",
     "stripe_webhook_secrets": ["whsec_real_endpoint_secret"],
     "public_base_url": "https://school.cedarheights.example",
@@ -39,6 +40,8 @@ def test_a_correct_production_configuration_passes() -> None:
         ({"stripe_webhook_secrets": []}, "CEDAR_STRIPE_WEBHOOK_SECRETS is empty"),
         ({"stripe_api_key": "sk_test_cedar_local"}, "CEDAR_STRIPE_API_KEY is the localstripe key"),
         ({"stripe_api_key": ""}, "CEDAR_STRIPE_API_KEY is empty"),
+        ({"stripe_publishable_key": "pk_test_cedar_local"}, "CEDAR_STRIPE_PUBLISHABLE_KEY is the localstripe key"),
+        ({"stripe_publishable_key": ""}, "CEDAR_STRIPE_PUBLISHABLE_KEY is empty"),
         ({"stripe_api_base": "http://127.0.0.1:8420"}, "CEDAR_STRIPE_API_BASE is set"),
         ({"stripe_api_base": "https://stripe-proxy.example"}, "CEDAR_STRIPE_API_BASE is set"),
         ({"public_base_url": "http://school.cedarheights.example"}, "CEDAR_PUBLIC_BASE_URL is not https"),
@@ -62,6 +65,7 @@ def test_every_default_left_is_named_in_one_error() -> None:
         "CEDAR_JWT_SECRET",
         "CEDAR_STRIPE_WEBHOOK_SECRETS",
         "CEDAR_STRIPE_API_KEY",
+        "CEDAR_STRIPE_PUBLISHABLE_KEY",
         "CEDAR_PUBLIC_BASE_URL",
     ):
         assert setting in message

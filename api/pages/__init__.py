@@ -1,0 +1,37 @@
+"""Server-rendered pages for people (issue #14): one module per audience, on one layout and one set of plumbing.
+
+- ``api/pages/web.py``: templates and the layout, the sign-in cookie, CSRF tokens, role guards, errors as pages;
+- ``api/pages/session.py``: ``/sign-in`` and ``/sign-out``;
+- ``api/pages/links.py``: the pages emailed links open without signing in (passwords, family confirmation, an
+  enrollment's status);
+- ``api/pages/family.py``: a parent's pages (``/family``…); later ``teacher.py`` and ``office.py``.
+
+Pages call the same services as the JSON API, with the same roles and row-level rules. Every path they serve
+starts with one of :data:`PAGE_PREFIXES`: ``api/middleware.py`` gives those the page headers (a CSP that allows
+'self'), everything else keeps the API's strict ones.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+PAGE_PREFIXES = (
+    "/sign-in",
+    "/sign-out",
+    "/family",
+    "/enrollments/",
+    "/set-password",
+    "/reset-password",
+    "/confirm-enrollment",
+    "/static/",
+)
+
+
+def is_page_path(path: str) -> bool:
+    return path.startswith(PAGE_PREFIXES)
+
+
+def page_routers() -> list[APIRouter]:
+    from api.pages import family, links, session, web
+
+    return [web.router, session.router, links.router, family.router]

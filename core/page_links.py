@@ -1,0 +1,18 @@
+"""Where emails send people: paths of the pages for people (``api/pages/``), below ``CEDAR_PUBLIC_BASE_URL``.
+
+Here, not in ``api/``, because the activities that write the emails must not import the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+FAMILY_PATH = "/family"  # a parent's home: children, lessons, invoices and receipts, payment problems
+CARD_PATH = "/family/card"  # update the family's card (pays past-due invoices)
+TEACHER_LESSONS_PATH = "/teacher"  # a teacher's lessons: today's and this week's
+TEACHER_DEMOS_PATH = "/teacher/demos"  # a teacher's demo lessons, with the outcome's buttons
+
+
+def enrollment_status_path(enrollment_id: uuid.UUID) -> str:
+    """The enrollment's status page, for anyone holding its unguessable id."""
+    return f"/enrollments/{enrollment_id}"
