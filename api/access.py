@@ -156,6 +156,7 @@ ROUTE_ACCESS.update(
 _TEACHER = frozenset({"teacher"})
 ROUTE_ACCESS.update(
     {
+        ("GET", "/"): _ANYONE,  # the emails' footer: a redirect home, or to the sign-in form (api/pages/home.py)
         ("GET", "/teacher"): _TEACHER,
         ("GET", "/teacher/demos"): _TEACHER,
         ("POST", "/teacher/demos/{enrollment_id}/outcome"): _TEACHER,

@@ -5,6 +5,7 @@
 - ``api/pages/links.py``: the pages emailed links open without signing in (passwords, family confirmation, an
   enrollment's status);
 - ``api/pages/family.py``: a parent's pages (``/family``…);
+- ``api/pages/home.py``: ``/``, the emails' footer link, to the signed-in person's home or the sign-in form;
 - ``api/pages/teacher.py``: a teacher's lessons and demos (``/teacher``…);
 - ``api/pages/office.py``: the office's enrollments and families in arrears (``/office``…).
 
@@ -36,6 +37,6 @@ def is_page_path(path: str) -> bool:
 
 
 def page_routers() -> list[APIRouter]:
-    from api.pages import family, links, office, session, teacher, web
+    from api.pages import family, home, links, office, session, teacher, web
 
-    return [web.router, session.router, links.router, family.router, teacher.router, office.router]
+    return [web.router, home.router, session.router, links.router, family.router, teacher.router, office.router]
