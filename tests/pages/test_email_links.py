@@ -12,7 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
-from playwright.async_api import Browser, BrowserContext
+from playwright.async_api import Browser
 from sqlalchemy import select, update
 
 from core.contracts.scheduled import LESSON_REMINDERS_WORKFLOW, RemindersRequest
@@ -26,7 +26,8 @@ from models import Enrollment, Lesson, Role, Subscription, Teacher, User
 from tests.billing.conftest import billed_family, card
 from tests.dunning.test_end_to_end import ATTACHES_THEN_DECLINES, E2E_TIMINGS
 from tests.enrollment.helpers import application, wait_for_state
-from tests.pages.conftest import PASSWORD, set_password
+from tests.pages.conftest import set_password
+from tests.pages.email_links_support import signed_in
 from tests.waiting import eventually
 from workers.main import build_deps, build_worker
 
@@ -38,19 +39,6 @@ def links_of(message: dict[str, Any]) -> set[str]:
     for part in (message.get("text") or "", message.get("html") or ""):
         found |= {link.rstrip(".,;:)").replace("&amp;", "&") for link in LINK.findall(part)}
     return found
-
-
-async def _signed_in(browser: Browser, base: str, email: str) -> BrowserContext:
-    context = await browser.new_context(viewport={"width": 390, "height": 844})
-    context.set_default_timeout(30_000)
-    page = await context.new_page()
-    await page.goto(f"{base}/sign-in")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(re.compile(r"^(?!.*/sign-in)"))
-    await page.close()
-    return context
 
 
 async def test_every_link_in_every_email_opens_an_html_page_for_its_recipient(
@@ -178,7 +166,7 @@ async def test_every_link_in_every_email_opens_an_html_page_for_its_recipient(
     opened: list[tuple[str, str, str]] = []
     for to, received in messages.items():
         await set_password(sessions, users[to].id)
-        context = await _signed_in(browser, served_api, to)
+        context = await signed_in(browser, served_api, to)
         page = await context.new_page()
         try:
             for link in sorted(set().union(*(links_of(m) for m in received))):
