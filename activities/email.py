@@ -32,7 +32,7 @@ from core.db import SessionFactory, transaction
 from core.identity import IdentityProvider
 from core.mail import Mailer, OutgoingEmail
 from core.mail_cap import SUPPRESSED_REASON, public_cap_reached
-from core.page_links import FAMILY_PATH, enrollment_status_path
+from core.page_links import FAMILY_PATH, TEACHER_DEMOS_PATH, TEACHER_LESSONS_PATH, enrollment_status_path
 from core.settings import Settings
 from core.tokens import hash_token
 from domain.local_time import format_local
@@ -138,6 +138,9 @@ class EmailActivities:
             "school_url": settings.public_base_url,
             # A family's own page (api/pages/family.py): receipts and reminders send parents there.
             "family_url": f"{settings.public_base_url}{FAMILY_PATH}",
+            # A teacher's notices link to their pages (api/pages/teacher.py), through sign-in when needed.
+            "teacher_lessons_url": settings.public_base_url + TEACHER_LESSONS_PATH,
+            "teacher_demos_url": settings.public_base_url + TEACHER_DEMOS_PATH,
         }
         ids: dict[str, uuid.UUID | None] = {
             "parent_id": request.parent_id,

@@ -151,3 +151,21 @@ ROUTE_ACCESS.update(
         ("GET", "/family/privacy/export"): _PARENT,
     }
 )
+
+# --- The staff's pages: a teacher's (api/pages/teacher.py) and the office's (api/pages/office.py) ---
+_TEACHER = frozenset({"teacher"})
+ROUTE_ACCESS.update(
+    {
+        ("GET", "/"): _ANYONE,  # the emails' footer: a redirect home, or to the sign-in form (api/pages/home.py)
+        ("GET", "/teacher"): _TEACHER,
+        ("GET", "/teacher/demos"): _TEACHER,
+        ("POST", "/teacher/demos/{enrollment_id}/outcome"): _TEACHER,
+        ("GET", "/office/enrollments"): _ADMIN,
+        ("GET", "/office/arrears"): _ADMIN,
+        ("GET", "/office/arrears/{parent_id}"): _ADMIN,
+        **{
+            ("POST", f"/office/arrears/{{parent_id}}/{action}"): _ADMIN
+            for action in ("pause", "resume", "retry-now", "forgive")
+        },
+    }
+)

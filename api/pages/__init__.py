@@ -4,7 +4,10 @@
 - ``api/pages/session.py``: ``/sign-in`` and ``/sign-out``;
 - ``api/pages/links.py``: the pages emailed links open without signing in (passwords, family confirmation, an
   enrollment's status);
-- ``api/pages/family.py``: a parent's pages (``/family``…); later ``teacher.py`` and ``office.py``.
+- ``api/pages/family.py``: a parent's pages (``/family``…);
+- ``api/pages/home.py``: ``/``, the emails' footer link, to the signed-in person's home or the sign-in form;
+- ``api/pages/teacher.py``: a teacher's lessons and demos (``/teacher``…);
+- ``api/pages/office.py``: the office's enrollments and families in arrears (``/office``…).
 
 Pages call the same services as the JSON API, with the same roles and row-level rules. Every path they serve
 starts with one of :data:`PAGE_PREFIXES`: ``api/middleware.py`` gives those the page headers (a CSP that allows
@@ -24,6 +27,8 @@ PAGE_PREFIXES = (
     "/reset-password",
     "/confirm-enrollment",
     "/static/",
+    "/teacher",
+    "/office",
 )
 
 
@@ -32,6 +37,6 @@ def is_page_path(path: str) -> bool:
 
 
 def page_routers() -> list[APIRouter]:
-    from api.pages import family, links, session, web
+    from api.pages import family, home, links, office, session, teacher, web
 
-    return [web.router, session.router, links.router, family.router]
+    return [web.router, home.router, session.router, links.router, family.router, teacher.router, office.router]

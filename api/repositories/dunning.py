@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from domain.dunning import DunningState
-from models import BillingAccount, Parent
+from models import BillingAccount, Invoice, Parent
 
 
 async def family_exists(session: AsyncSession, parent_id: uuid.UUID) -> bool:
@@ -25,3 +25,42 @@ async def families_in(session: AsyncSession, state: DunningState | None) -> Sequ
         col(BillingAccount.dunning_state) == state if state else col(BillingAccount.dunning_state) != "clear"
     )
     return (await session.execute(query.order_by(col(BillingAccount.updated_at).desc()).limit(500))).all()
+
+
+async def arrears(session: AsyncSession) -> Sequence[Row[uuid.UUID, str, bool, str, str, int, int]]:
+    """(parent id, state, paused, first name, last name, past-due invoices, amount they still owe in minor units) of
+    every family in dunning, paused, or with a past-due invoice: the office's list, latest change first, 500 at
+    most."""
+    owed = func.coalesce(func.sum(col(Invoice.amount_due_minor) - col(Invoice.amount_paid_minor)), 0)
+    query = (
+        select(
+            col(BillingAccount.parent_id),
+            col(BillingAccount.dunning_state),
+            col(BillingAccount.dunning_paused),
+            col(Parent.first_name),
+            col(Parent.last_name),
+            func.count(col(Invoice.id)),
+            owed,
+        )
+        .join(Parent, col(Parent.id) == col(BillingAccount.parent_id))
+        .outerjoin(
+            Invoice,
+            (col(Invoice.billing_account_id) == col(BillingAccount.id)) & (col(Invoice.status) == "past_due"),
+        )
+        .group_by(col(BillingAccount.id), col(Parent.id))
+        .having(
+            or_(
+                col(BillingAccount.dunning_state) != "clear",
+                col(BillingAccount.dunning_paused).is_(True),
+                func.count(col(Invoice.id)) > 0,
+            )
+        )
+        .order_by(col(BillingAccount.updated_at).desc())
+        .limit(500)
+    )
+    return (await session.execute(query)).all()
+
+
+async def family_name(session: AsyncSession, parent_id: uuid.UUID) -> tuple[str, str] | None:
+    parent = await session.get(Parent, parent_id)
+    return (parent.first_name, parent.last_name) if parent else None

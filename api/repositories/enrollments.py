@@ -73,3 +73,25 @@ async def lesson_start(session: AsyncSession, lesson_id: uuid.UUID | None) -> da
 
 async def teacher(session: AsyncSession, teacher_id: uuid.UUID | None) -> Teacher | None:
     return await session.get(Teacher, teacher_id) if teacher_id else None
+
+
+async def teachers_and_demos(
+    session: AsyncSession, rows: Sequence[Enrollment]
+) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, datetime]]:
+    """For a page of enrollments the caller may see: their teachers' display names and their demo lessons'
+    starts, each by its id."""
+    teacher_ids = {row.teacher_id for row in rows if row.teacher_id}
+    demo_ids = {row.demo_lesson_id for row in rows if row.demo_lesson_id}
+    teachers: dict[uuid.UUID, str] = {}
+    demos: dict[uuid.UUID, datetime] = {}
+    if teacher_ids:
+        names = await session.execute(
+            select(col(Teacher.id), col(Teacher.display_name)).where(col(Teacher.id).in_(teacher_ids))
+        )
+        teachers = dict(names.tuples().all())
+    if demo_ids:
+        starts = await session.execute(
+            select(col(Lesson.id), col(Lesson.starts_at)).where(col(Lesson.id).in_(demo_ids))
+        )
+        demos = dict(starts.tuples().all())
+    return teachers, demos

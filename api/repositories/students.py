@@ -52,3 +52,11 @@ async def student(session: AsyncSession, principal: Principal, student_id: uuid.
 
 async def parent_exists(session: AsyncSession, parent_id: uuid.UUID) -> bool:
     return await session.get(Parent, parent_id) is not None
+
+
+async def first_names(session: AsyncSession, principal: Principal, student_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The first names of those of ``student_ids`` the principal may see, by id."""
+    if not student_ids:
+        return {}
+    query = scopes.students(principal).where(col(Student.id).in_(student_ids))
+    return {student.id: student.first_name for student in await session.scalars(query)}

@@ -4,6 +4,7 @@ family's dunning workflow (pause, resume, retry now, forgive), each a signal and
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -13,6 +14,7 @@ from api.errors import Conflict, NotFound
 from api.principal import Principal
 from api.repositories import billing
 from api.repositories import dunning as repository
+from api.repositories.audit import audit_staff_reads
 from api.temporal_calls import bounded
 from core.audit import record_audit
 from core.contracts.dunning import (
@@ -113,3 +115,33 @@ async def act(
         request_id=request_id,
     )
     return snapshot.state
+
+
+@dataclass(frozen=True)
+class FamilyInArrears:
+    parent_id: uuid.UUID
+    state: str
+    paused: bool
+    parent_name: str
+    past_due_invoices: int
+    owed_minor: int
+
+
+async def families_in_arrears(session: AsyncSession, principal: Principal) -> list[FamilyInArrears]:
+    """The office's list: every family in dunning, paused, or with a past-due invoice, with the parent's name
+    (a read of family data, audited)."""
+    rows = [
+        FamilyInArrears(parent_id, state, paused, f"{first} {last}", int(count), int(owed))
+        for parent_id, state, paused, first, last, count, owed in await repository.arrears(session)
+    ]
+    await audit_staff_reads(session, principal, "parent", (row.parent_id for row in rows))
+    return rows
+
+
+async def family_name(session: AsyncSession, principal: Principal, parent_id: uuid.UUID) -> str:
+    """The parent's name for the office's page of one family (a 404 for no such family; the read audited)."""
+    name = await repository.family_name(session, parent_id)
+    if name is None:
+        raise NotFound("family")
+    await audit_staff_reads(session, principal, "parent", [parent_id])
+    return " ".join(name)

@@ -71,6 +71,34 @@ async def page(
     return rows, total
 
 
+@dataclass(frozen=True)
+class Listed:
+    """An enrollment as the staff's pages show it: the row, the child's first name (from the application, as the
+    JSON list), its teacher's display name and its demo lesson's start."""
+
+    enrollment: Enrollment
+    student_first_name: str
+    teacher_display_name: str | None
+    demo_starts_at: datetime | None
+
+
+async def listed(
+    session: AsyncSession, principal: Principal, params: PageParams, order: SortOrder, states: Sequence[str]
+) -> tuple[list[Listed], int]:
+    """:func:`page` (the same scope and audit) with what a page shows beside each row."""
+    rows, total = await page(session, principal, params, order, states)
+    teachers, demos = await repository.teachers_and_demos(session, rows)
+    return [
+        Listed(
+            row,
+            str((row.application or {}).get("student", {}).get("first_name", "")),
+            teachers.get(row.teacher_id) if row.teacher_id else None,
+            demos.get(row.demo_lesson_id) if row.demo_lesson_id else None,
+        )
+        for row in rows
+    ], total
+
+
 async def create(
     sessions: SessionFactory,
     temporal: Client,

@@ -8,16 +8,19 @@ marks them completed, no-show or cancelled. A parent cancels their children's up
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from api.errors import CedarError
+from api.pagination import PageParams, SortOrder
 from api.principal import Principal
 from api.repositories import enrollments, students, teachers
 from api.repositories import lessons as repository
-from api.repositories.audit import audit_write, snapshot
+from api.repositories.audit import audit_staff_reads, audit_write, snapshot
 from api.repositories.base import apply_changes, invalid
 from api.repositories.lessons import Slot, place_lesson
 from api.schemas.lessons import LessonCreate, LessonReschedule
@@ -142,3 +145,26 @@ async def update(session: AsyncSession, principal: Principal, lesson_id: uuid.UU
     await session.flush()
     await audit_write(session, principal, "update", "lesson", lesson.id, before=before, after=snapshot(lesson))
     return lesson
+
+
+@dataclass(frozen=True)
+class AgendaLine:
+    lesson: Lesson
+    student_first_name: str
+
+
+AGENDA_LIMIT = 500
+
+
+async def agenda(
+    session: AsyncSession, principal: Principal, starts_from: datetime, starts_before: datetime
+) -> list[AgendaLine]:
+    """The lessons the principal may see (a teacher their own) that start in [starts_from, starts_before),
+    earliest first, each with its student's first name (a staff read of the student, audited)."""
+    order = SortOrder((col(Lesson.starts_at).asc(), col(Lesson.id).asc()))
+    rows, _ = await repository.list_lessons(
+        session, principal, PageParams(AGENDA_LIMIT, 0), order, None, None, None, None, starts_from, starts_before
+    )
+    names = await students.first_names(session, principal, {row.student_id for row in rows})
+    await audit_staff_reads(session, principal, "student", names)
+    return [AgendaLine(row, names.get(row.student_id, "")) for row in rows]

@@ -47,6 +47,7 @@ def test_a_notice_sent_before_the_fragments_still_renders_its_own_words() -> Non
 )
 def test_teachers_are_told_what_happened_to_the_lessons(key: str, what: str) -> None:
     context = {"school_name": "Cedar", "school_url": "u", "teacher_display_name": "Maya L.", "lesson_count": 2}
+    context["teacher_lessons_url"] = "http://cedar.test/teacher"
     context["lesson_times"] = "Monday 7 December 2026, 4:00 PM PST; Monday 14 December 2026, 4:00 PM PST"
     email = render("dunning_teacher_notice", context, {"what": f"dunning_lessons_{key}"})
     assert email.subject == f"Lessons {what}: 2 upcoming lesson(s)"

@@ -88,6 +88,7 @@ def test_every_enrollment_email_renders_escaped_html_and_plain_text() -> None:
         "reason": "moving away",
         "confirmation_link": "http://cedar.test/confirm-enrollment?token=t",
         "confirm_days": 7,
+        "teacher_demos_url": "http://cedar.test/teacher/demos",
     }
     names = {name for name in available_templates() if name.startswith("enrollment_")}
     assert len(names) == 10
