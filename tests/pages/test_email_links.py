@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from core.contracts.scheduled import LESSON_REMINDERS_WORKFLOW, RemindersRequest
 from core.db import SessionFactory, transaction
@@ -75,7 +76,8 @@ async def test_every_link_in_every_email_opens_an_html_page_for_its_recipient(
             enrollment = await session.get(Enrollment, uuid.UUID(enrollment_id))
             assert enrollment is not None
             teacher = await session.get(Teacher, enrollment.teacher_id)
-            assert teacher is not None and teacher.user_id is not None
+            assert teacher is not None
+            assert teacher.user_id is not None
         parent_email = body["parent"]["email"]
         recipients |= {parent_email, teacher.email}
 
@@ -83,7 +85,7 @@ async def test_every_link_in_every_email_opens_an_html_page_for_its_recipient(
         async def subscription() -> Subscription | None:
             async with sessions() as session:
                 return await session.scalar(
-                    select(Subscription).where(Subscription.enrollment_id == uuid.UUID(enrollment_id))
+                    select(Subscription).where(col(Subscription.enrollment_id) == uuid.UUID(enrollment_id))
                 )
 
         subscribed = await eventually(subscription, timeout=30, what="the enrollment's subscription")
@@ -94,7 +96,7 @@ async def test_every_link_in_every_email_opens_an_html_page_for_its_recipient(
         tz = settings.timezone
         async with transaction(sessions) as session:
             lesson = await session.scalar(
-                select(Lesson).where(Lesson.enrollment_id == enrollment.id, Lesson.kind == "regular").limit(1)
+                select(Lesson).where(col(Lesson.enrollment_id) == enrollment.id, col(Lesson.kind) == "regular").limit(1)
             )
             assert lesson is not None
             lesson.starts_at = local_to_utc(datetime.now(tz).date() + timedelta(days=1), time(7, 0), tz)
@@ -115,7 +117,7 @@ async def test_every_link_in_every_email_opens_an_html_page_for_its_recipient(
             await session.flush()
             await session.execute(
                 update(Teacher)
-                .where(Teacher.id == declined.teacher_id)
+                .where(col(Teacher.id) == declined.teacher_id)
                 .values(user_id=teacher_user.id, email=teacher_user.email, active_students=1)
             )
             start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
@@ -175,7 +177,8 @@ async def test_every_link_in_every_email_opens_an_html_page_for_its_recipient(
                 response = await page.goto(target)
                 assert response is not None
                 kind = response.headers.get("content-type", "")
-                assert response.status == 200 and kind.startswith("text/html"), (to, link, response.status, kind)
+                assert response.status == 200, (to, link, response.status, kind)
+                assert kind.startswith("text/html"), (to, link, response.status, kind)
                 assert await page.locator("main h1").count() == 1, (to, link, await page.content())
                 opened.append((to, link, page.url))
         finally:

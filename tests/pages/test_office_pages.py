@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.async_api import BrowserContext, expect
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory, transaction
 from core.passwords import hash_password
@@ -44,8 +45,8 @@ async def _audit(sessions: SessionFactory, parent_id: uuid.UUID) -> list[AuditLo
         return list(
             await session.scalars(
                 select(AuditLog)
-                .where(AuditLog.entity_type == "family_dunning", AuditLog.entity_id == str(parent_id))
-                .order_by(AuditLog.occurred_at)
+                .where(col(AuditLog.entity_type) == "family_dunning", col(AuditLog.entity_id) == str(parent_id))
+                .order_by(col(AuditLog.occurred_at))
             )
         )
 

@@ -10,6 +10,7 @@ import uuid
 import httpx
 from playwright.async_api import BrowserContext, expect
 from sqlalchemy import select
+from sqlmodel import col
 
 from core.db import SessionFactory
 from core.settings import Settings
@@ -24,7 +25,8 @@ from tests.waiting import eventually
 async def _teacher(sessions: SessionFactory, teacher_id: uuid.UUID | None) -> Teacher:
     async with sessions() as session:
         teacher = await session.get(Teacher, teacher_id)
-    assert teacher is not None and teacher.user_id is not None
+    assert teacher is not None
+    assert teacher.user_id is not None
     return teacher
 
 
@@ -41,12 +43,13 @@ async def test_a_teacher_records_a_demo_outcome_from_the_page_and_the_enrollment
         await wait_for_state(http, enrollment_id, "demo_scheduled")
         async with sessions() as session:
             row = await session.get(Enrollment, uuid.UUID(enrollment_id))
-            assert row is not None and row.demo_lesson_id is not None
+            assert row is not None
+            assert row.demo_lesson_id is not None
             demo = await session.get(Lesson, row.demo_lesson_id)
             assert demo is not None
             others = list(
                 await session.scalars(
-                    select(Teacher).where(Teacher.id != row.teacher_id, Teacher.user_id.is_not(None))  # type: ignore[union-attr]
+                    select(Teacher).where(col(Teacher.id) != row.teacher_id, col(Teacher.user_id).is_not(None))
                 )
             )
         teacher = await _teacher(sessions, row.teacher_id)
@@ -73,7 +76,9 @@ async def test_a_teacher_records_a_demo_outcome_from_the_page_and_the_enrollment
         async with sessions() as session:
             return list(
                 await session.scalars(
-                    select(AuditLog).where(AuditLog.entity_id == enrollment_id, AuditLog.action == "demo_outcome")
+                    select(AuditLog).where(
+                        col(AuditLog.entity_id) == enrollment_id, col(AuditLog.action) == "demo_outcome"
+                    )
                 )
             )
 

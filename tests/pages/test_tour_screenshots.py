@@ -57,7 +57,9 @@ async def test_the_tour_pages(
             assert enrollment is not None
             teacher = await session.get(Teacher, enrollment.teacher_id)
             parent = enrollment.parent_id
-        assert teacher is not None and teacher.user_id is not None and parent is not None
+        assert teacher is not None
+        assert teacher.user_id is not None
+        assert parent is not None
         admin = await auth_headers(Role.admin)
         await http.post(
             f"/api/v1/enrollments/{enrollment_id}/demo-outcome", json={"outcome": "continue"}, headers=admin
@@ -74,7 +76,8 @@ async def test_the_tour_pages(
             from models import Parent
 
             family = await session.get(Parent, parent)
-        assert family is not None and family.user_id is not None
+        assert family is not None
+        assert family.user_id is not None
         await set_password(sessions, family.user_id)
         context = await signed_in(browser, served_api, family.email)
         page = await context.new_page()
