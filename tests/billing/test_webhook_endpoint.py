@@ -144,6 +144,7 @@ async def test_renewals_on_demand_are_refused_in_production(
         environment="production",
         jwt_secret="p" * 48,
         stripe_api_key="sk_live_cedar",
+        stripe_publishable_key="pk_live_cedar",
         stripe_api_base="",
         public_base_url="https://school.cedar.test",
     )

@@ -31,6 +31,7 @@ PRODUCTION_ENV = {
     "CEDAR_ENVIRONMENT": "production",
     "CEDAR_JWT_SECRET": "a-real-secret-of-the-school-" + "x" * 20,
     "CEDAR_STRIPE_API_KEY": "sk_live_cedar",
+    "CEDAR_STRIPE_PUBLISHABLE_KEY": "pk_live_cedar",
     "CEDAR_STRIPE_API_BASE": "",
     "CEDAR_STRIPE_WEBHOOK_SECRETS": '["whsec_real"]',
     "CEDAR_PUBLIC_BASE_URL": "https://school.cedar.test",

@@ -88,7 +88,7 @@ async def test_a_parent_reaches_only_their_family_and_their_session_ends_with_si
     assert statuses[their_lesson] == "scheduled"
 
     # A form without its CSRF token (what another site's form would send) is refused; with it, accepted.
-    consent = {"kind": "marketing_email", "granted": "true"}
+    consent: dict[str, str | float | bool] = {"kind": "marketing_email", "granted": "true"}
     forged = await page.request.post(f"{served_api}/family/consents", form=consent, max_redirects=0)
     assert forged.status == 403
     wrong = await page.request.post(
