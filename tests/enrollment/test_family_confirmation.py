@@ -74,6 +74,16 @@ async def _consents(sessions: SessionFactory, parent_id: uuid.UUID) -> list[tupl
         return [(kind, granted) for kind, granted in rows]
 
 
+async def _a_family(api: httpx.AsyncClient, sessions: SessionFactory) -> tuple[dict[str, Any], uuid.UUID]:
+    """A family made through the form (its child's demo booked): its application and its parent's id."""
+    owner = application()
+    first = await enroll(api, owner)
+    await wait_for_state(api, first, "demo_scheduled")
+    parent_id = (await enrollment_row(sessions, first)).parent_id
+    assert parent_id is not None
+    return owner, parent_id
+
+
 async def test_a_stranger_using_a_familys_address_changes_nothing_until_the_owner_confirms(
     make_settings: Callable[..., Settings],
     sessions: SessionFactory,
@@ -153,12 +163,8 @@ async def test_the_owner_declines_and_the_enrollment_closes_with_the_family_unto
     sessions: SessionFactory,
     smtp_sink: SmtpSink,
 ) -> None:
-    owner = application()
     async with enrollment_worker():
-        first = await enroll(api, owner)
-        await wait_for_state(api, first, "demo_scheduled")
-        parent_id = (await enrollment_row(sessions, first)).parent_id
-        assert parent_id is not None
+        owner, parent_id = await _a_family(api, sessions)
         consents_before = await _consents(sessions, parent_id)
         stranger = await enroll(api, _stranger(owner["parent"]["email"]))
         await wait_for_state(api, stranger, "awaiting_confirmation")
@@ -199,10 +205,8 @@ async def test_an_unanswered_confirmation_expires_and_closes(
     sessions: SessionFactory,
     smtp_sink: SmtpSink,
 ) -> None:
-    owner = application()
     async with enrollment_worker():
-        first = await enroll(api, owner)
-        await wait_for_state(api, first, "demo_scheduled")
+        owner, parent_id = await _a_family(api, sessions)
         stranger = await enroll(api, _stranger(owner["parent"]["email"]))
         token = await _token(smtp_sink, stranger)
         closed = await wait_for_state(api, stranger, "cancelled")
@@ -212,7 +216,6 @@ async def test_an_unanswered_confirmation_expires_and_closes(
     assert closed["failure_reason"] == "the family did not confirm within 1 day(s)"
     assert late.status_code == 409
     assert "cancelled" in late.json()["detail"]
-    parent_id = (await enrollment_row(sessions, first)).parent_id
     assert await count_rows(sessions, Student, Student.parent_id == parent_id) == 1
 
 
@@ -224,17 +227,13 @@ async def test_a_signed_in_parent_enrolls_a_sibling_directly_without_touching_co
     smtp_sink: SmtpSink,
     auth_headers: Callable[..., Any],
 ) -> None:
-    owner = application()
     async with enrollment_worker():
-        first = await enroll(api, owner)
-        await wait_for_state(api, first, "demo_scheduled")
-        row = await enrollment_row(sessions, first)
-        assert row.parent_id is not None
+        _, parent_id = await _a_family(api, sessions)
         async with sessions() as session:
-            parent = await session.get(Parent, row.parent_id)
+            parent = await session.get(Parent, parent_id)
             assert parent is not None
             assert parent.user_id is not None
-        consents_before = await _consents(sessions, row.parent_id)
+        consents_before = await _consents(sessions, parent_id)
         headers = await auth_headers(Role.parent, user_id=parent.user_id)
         sibling = {key: value for key, value in _stranger("ignored@example.com").items() if key != "parent"}
         response = await api.post("/api/v1/enrollments", json=sibling, headers=headers)
@@ -243,9 +242,9 @@ async def test_a_signed_in_parent_enrolls_a_sibling_directly_without_touching_co
         status = await wait_for_state(api, sibling_id, "demo_scheduled")
         await mail_of(smtp_sink, sibling_id, {"welcome-parent"})
     assert "awaiting_confirmation" not in [step["state"] for step in status["steps"]]
-    assert (await enrollment_row(sessions, sibling_id)).parent_id == row.parent_id
-    assert await count_rows(sessions, Student, Student.parent_id == row.parent_id) == 2
-    assert await _consents(sessions, row.parent_id) == consents_before
+    assert (await enrollment_row(sessions, sibling_id)).parent_id == parent_id
+    assert await count_rows(sessions, Student, Student.parent_id == parent_id) == 2
+    assert await _consents(sessions, parent_id) == consents_before
 
     # Signed in as one family, the form cannot name another family's address.
     other = await api.post("/api/v1/enrollments", json=_stranger("someone.else@example.com"), headers=headers)
