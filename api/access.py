@@ -86,6 +86,22 @@ ROUTE_ACCESS.update(
     }
 )
 
+# --- Calendar feeds (api/routes/calendar_feeds.py): the owner sees and issues its URL, an admin may revoke any;
+# the feed itself is public, for whoever holds the secret URL (404 when unknown or revoked). ---
+_PARENT_OR_ADMIN = frozenset({"parent", "admin"})
+_TEACHER_OR_ADMIN = frozenset({"teacher", "admin"})
+ROUTE_ACCESS.update(
+    {
+        ("GET", "/api/v1/parents/{parent_id}/calendar-feed"): frozenset({"parent"}),
+        ("POST", "/api/v1/parents/{parent_id}/calendar-feed"): frozenset({"parent"}),
+        ("DELETE", "/api/v1/parents/{parent_id}/calendar-feed"): _PARENT_OR_ADMIN,
+        ("GET", "/api/v1/teachers/{teacher_id}/calendar-feed"): frozenset({"teacher"}),
+        ("POST", "/api/v1/teachers/{teacher_id}/calendar-feed"): frozenset({"teacher"}),
+        ("DELETE", "/api/v1/teachers/{teacher_id}/calendar-feed"): _TEACHER_OR_ADMIN,
+        ("GET", "/calendar/{secret}.ics"): _PUBLIC,
+    }
+)
+
 # --- Enrollment (api/routes/enrollments.py): the form and its status page are public (by unguessable id) ---
 ROUTE_ACCESS.update(
     {
