@@ -165,6 +165,8 @@ ROUTE_ACCESS.update(
         ("GET", "/family/privacy"): _PARENT,
         ("POST", "/family/consents"): _PARENT,
         ("GET", "/family/privacy/export"): _PARENT,
+        ("POST", "/family/calendar-feed"): _PARENT,
+        ("POST", "/family/calendar-feed/revoke"): _PARENT,
     }
 )
 
@@ -175,6 +177,8 @@ ROUTE_ACCESS.update(
         ("GET", "/"): _ANYONE,  # the emails' footer: a redirect home, or to the sign-in form (api/pages/home.py)
         ("GET", "/teacher"): _TEACHER,
         ("GET", "/teacher/demos"): _TEACHER,
+        ("POST", "/teacher/calendar-feed"): _TEACHER,
+        ("POST", "/teacher/calendar-feed/revoke"): _TEACHER,
         ("POST", "/teacher/demos/{enrollment_id}/outcome"): _TEACHER,
         ("GET", "/office/enrollments"): _ADMIN,
         ("GET", "/office/arrears"): _ADMIN,
