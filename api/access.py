@@ -86,6 +86,22 @@ ROUTE_ACCESS.update(
     }
 )
 
+# --- Calendar feeds (api/routes/calendar_feeds.py): the owner sees and issues its URL, an admin may revoke any;
+# the feed itself is public, for whoever holds the secret URL (404 when unknown or revoked). ---
+_PARENT_OR_ADMIN = frozenset({"parent", "admin"})
+_TEACHER_OR_ADMIN = frozenset({"teacher", "admin"})
+ROUTE_ACCESS.update(
+    {
+        ("GET", "/api/v1/parents/{parent_id}/calendar-feed"): frozenset({"parent"}),
+        ("POST", "/api/v1/parents/{parent_id}/calendar-feed"): frozenset({"parent"}),
+        ("DELETE", "/api/v1/parents/{parent_id}/calendar-feed"): _PARENT_OR_ADMIN,
+        ("GET", "/api/v1/teachers/{teacher_id}/calendar-feed"): frozenset({"teacher"}),
+        ("POST", "/api/v1/teachers/{teacher_id}/calendar-feed"): frozenset({"teacher"}),
+        ("DELETE", "/api/v1/teachers/{teacher_id}/calendar-feed"): _TEACHER_OR_ADMIN,
+        ("GET", "/calendar/{secret}.ics"): _PUBLIC,
+    }
+)
+
 # --- Enrollment (api/routes/enrollments.py): the form and its status page are public (by unguessable id) ---
 ROUTE_ACCESS.update(
     {
@@ -149,6 +165,8 @@ ROUTE_ACCESS.update(
         ("GET", "/family/privacy"): _PARENT,
         ("POST", "/family/consents"): _PARENT,
         ("GET", "/family/privacy/export"): _PARENT,
+        ("POST", "/family/calendar-feed"): _PARENT,
+        ("POST", "/family/calendar-feed/revoke"): _PARENT,
     }
 )
 
@@ -159,6 +177,8 @@ ROUTE_ACCESS.update(
         ("GET", "/"): _ANYONE,  # the emails' footer: a redirect home, or to the sign-in form (api/pages/home.py)
         ("GET", "/teacher"): _TEACHER,
         ("GET", "/teacher/demos"): _TEACHER,
+        ("POST", "/teacher/calendar-feed"): _TEACHER,
+        ("POST", "/teacher/calendar-feed/revoke"): _TEACHER,
         ("POST", "/teacher/demos/{enrollment_id}/outcome"): _TEACHER,
         ("GET", "/office/enrollments"): _ADMIN,
         ("GET", "/office/arrears"): _ADMIN,

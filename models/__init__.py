@@ -9,6 +9,7 @@ from models.billing import (
     StripeEventStatus,
     Subscription,
 )
+from models.calendar_feed import CalendarFeed
 from models.communication import Communication, CommunicationStatus
 from models.enrollment import BillingInterval, Enrollment
 from models.identity import OneTimeToken, RateLimitBucket, RefreshToken, Role, TokenPurpose, User
@@ -34,6 +35,7 @@ __all__ = [
     "AuditLog",
     "BillingAccount",
     "BillingInterval",
+    "CalendarFeed",
     "Closure",
     "Communication",
     "CommunicationStatus",

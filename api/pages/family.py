@@ -26,6 +26,7 @@ from api.repositories import catalog
 from api.schemas.enrollment import EnrollmentCreate, PaymentMethodId
 from api.schemas.school import ConsentChange
 from api.services import billing as billing_service
+from api.services import calendar_feeds as feed_service
 from api.services import enrollments as enrollment_service
 from api.services import family as family_service
 from api.services import invoices as invoice_service
@@ -53,6 +54,8 @@ NOTICES.update(
         "within a minute (reload the page).",
         "lesson_cancelled": "The lesson is cancelled.",
         "consent_saved": "Your choice is saved.",
+        "feed_issued": "Your calendar link is ready: copy it into your calendar app (below).",
+        "feed_revoked": "The calendar link is revoked: calendar apps using it stop receiving lessons.",
     }
 )
 CONSENT_LABELS = {
@@ -111,6 +114,7 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
     ]
     unpaid = found.unpaid
     currency = settings.currency
+    feed = await feed_service.current(session, settings, user, feed_service.Owner(parent_id=_parent_id(user)))
     return await render(
         request,
         "family_home.html",
@@ -137,6 +141,7 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
         invoices=invoices,
         unpaid=unpaid,
         unpaid_total=format_money(sum(i.amount_due_minor - i.amount_paid_minor for i in unpaid), currency),
+        feed=feed,
     )
 
 
@@ -235,6 +240,23 @@ async def save_card(
             raise
         return await _card_page(request, session, settings, user, "Your bank declined this card. Try another card.")
     return redirect("/family?notice=card_saved")
+
+
+# --- the calendar feed ---
+
+
+@router.post("/family/calendar-feed")
+async def issue_feed(user: ParentUser, session: SessionDep, settings: SettingsDep) -> Response:
+    """The same service as ``POST /api/v1/parents/{id}/calendar-feed``: the family's link (the current one if any)."""
+    await feed_service.issue(session, settings, user, feed_service.Owner(parent_id=_parent_id(user)))
+    return redirect("/family?notice=feed_issued#feed-title")
+
+
+@router.post("/family/calendar-feed/revoke")
+async def revoke_feed(user: ParentUser, session: SessionDep) -> Response:
+    """The same service as ``DELETE /api/v1/parents/{id}/calendar-feed``: the link is a 404 from now on."""
+    await feed_service.revoke(session, user, feed_service.Owner(parent_id=_parent_id(user)))
+    return redirect("/family?notice=feed_revoked#feed-title")
 
 
 # --- lessons and receipts ---

@@ -22,6 +22,7 @@ from api.errors import CedarError
 from api.pages.web import HOME, NAV, NOTICES, page_roles, page_router, redirect, render, sentence
 from api.pagination import PageParams, SortOrder
 from api.principal import Principal
+from api.services import calendar_feeds as feed_service
 from api.services import enrollments as enrollment_service
 from api.services import lessons as lesson_service
 from core.contracts.enrollment import DemoOutcome
@@ -47,6 +48,8 @@ NOTICES.update(
         "outcome_continue": "Recorded: the student continues. Their weekly lessons are being booked.",
         "outcome_withdraw": "Recorded: the family withdraws after the demo.",
         "outcome_no_show": "Recorded: a no-show. Another demo is booked if there is a slot; you will get an email.",
+        "teacher_feed_issued": "Your calendar link is ready: copy it into your calendar app (below).",
+        "teacher_feed_revoked": "The calendar link is revoked: calendar apps using it stop receiving lessons.",
     }
 )
 KIND_LABELS = {"demo": "Demo", "regular": "Lesson", "makeup": "Make-up"}
@@ -123,7 +126,27 @@ async def lessons_page(
         next_week=(monday + timedelta(days=7)).isoformat(),
         timezone=str(settings.timezone),
         count=len(lines),
+        feed=await feed_service.current(session, settings, user, _feed_owner(user)),
     )
+
+
+def _feed_owner(user: Principal) -> feed_service.Owner:
+    assert user.teacher_id is not None  # a teacher's account always has its teacher row
+    return feed_service.Owner(teacher_id=user.teacher_id)
+
+
+@router.post(TEACHER_LESSONS + "/calendar-feed")
+async def issue_feed(user: TeacherUser, session: SessionDep, settings: SettingsDep) -> Response:
+    """The same service as ``POST /api/v1/teachers/{id}/calendar-feed``: the teacher's link (the current one)."""
+    await feed_service.issue(session, settings, user, _feed_owner(user))
+    return redirect(f"{TEACHER_LESSONS}?notice=teacher_feed_issued#feed-title")
+
+
+@router.post(TEACHER_LESSONS + "/calendar-feed/revoke")
+async def revoke_feed(user: TeacherUser, session: SessionDep) -> Response:
+    """The same service as ``DELETE /api/v1/teachers/{id}/calendar-feed``: the link is a 404 from now on."""
+    await feed_service.revoke(session, user, _feed_owner(user))
+    return redirect(f"{TEACHER_LESSONS}?notice=teacher_feed_revoked#feed-title")
 
 
 async def _demos_page(
