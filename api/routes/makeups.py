@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 
-from api.deps import ContextDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.principal import AdminPrincipal, Principal, require_roles
 from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
@@ -70,22 +70,22 @@ async def open_slots(
     summary="Book a make-up with a credit (409 when another request took the credit or the slot first)",
 )
 async def book(
-    context: ContextDep,
+    session: SessionDep,
     temporal: TemporalDep,
     settings: SettingsDep,
     principal: FamilyPrincipal,
     credit_id: uuid.UUID,
     body: MakeupBooking,
 ) -> dict[str, Any]:
-    lesson, state = await service.book(context.sessions, temporal, settings, principal, credit_id, body)
+    lesson, state = await service.book(session, temporal, settings, principal, credit_id, body)
     return {"lesson": LessonOut.model_validate(lesson), "credit": _answer(state)}
 
 
 @router.post("/credits", response_model=MakeupCreditOut, status_code=201, summary="Grant a make-up credit")
 async def grant(
-    context: ContextDep, temporal: TemporalDep, settings: SettingsDep, principal: AdminPrincipal, body: CreditGrant
+    session: SessionDep, temporal: TemporalDep, settings: SettingsDep, principal: AdminPrincipal, body: CreditGrant
 ) -> MakeupCredit:
-    return await service.grant(context.sessions, temporal, settings, principal, body)
+    return await service.grant(session, temporal, settings, principal, body)
 
 
 @router.post("/credits/{credit_id}/extend", response_model=CreditAnswer, summary="Extend a credit's expiry")

@@ -44,7 +44,6 @@ from core.contracts.makeup import (
     RecordUse,
     VoidCredit,
 )
-from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import lesson_cancellation_workflow_id, makeup_credit_workflow_id
 from domain.makeups import (
@@ -232,7 +231,7 @@ async def open_slots(
 
 
 async def book(
-    sessions: SessionFactory,
+    session: AsyncSession,
     temporal: Client,
     settings: Settings,
     principal: Principal,
@@ -242,42 +241,43 @@ async def book(
     """Books the credit's make-up at ``body.starts_at``: 422 for a used or expired credit or a time outside the
     horizon, 409 when another request took the credit or the slot first."""
     now = datetime.now(UTC)
-    async with transaction(sessions) as session:
-        credit = await repository.credit(session, principal, credit_id)
-        problem = credit_problem(credit.status, credit.expires_at, now)
-        if problem is not None:
-            raise invalid("credit_id", problem)
-        policy = await repository.policy(session, settings)
-        problem = booking_problem(body.starts_at, now, policy)
-        if problem is not None:
-            raise invalid("starts_at", problem)
-        teacher_id = body.teacher_id or credit.teacher_id
-        if teacher_id != credit.teacher_id:
-            if not policy.any_teacher:
-                raise invalid("teacher_id", "a make-up is booked with the student's own teacher")
-            if teacher_id not in await repository.teachers_of(session, credit.instrument):
-                raise invalid("teacher_id", f"not an active {credit.instrument} teacher")
-        lesson = Lesson(
-            kind=LessonKind.makeup,
-            teacher_id=teacher_id,
-            student_id=credit.student_id,
-            starts_at=body.starts_at,
-            ends_at=body.starts_at + timedelta(minutes=credit.lesson_minutes),
-            notes="make-up lesson",
-        )
-        await place_lesson(session, lesson, Slot.of(lesson), settings, within_availability=True)
-        if not await repository.claim(session, credit.id, lesson.id, now):
-            raise Conflict("another request used this credit first", {"credit_id": "already used"})
-        await audit_write(session, principal, "create", "lesson", lesson.id, after=snapshot(lesson))
-        await audit_write(
-            session,
-            principal,
-            "makeup_book",
-            "makeup_credit",
-            credit.id,
-            before={"status": CreditStatus.available.value},
-            after={"status": CreditStatus.used.value, "used_lesson_id": str(lesson.id)},
-        )
+    credit = await repository.credit(session, principal, credit_id)
+    problem = credit_problem(credit.status, credit.expires_at, now)
+    if problem is not None:
+        raise invalid("credit_id", problem)
+    policy = await repository.policy(session, settings)
+    problem = booking_problem(body.starts_at, now, policy)
+    if problem is not None:
+        raise invalid("starts_at", problem)
+    teacher_id = body.teacher_id or credit.teacher_id
+    if teacher_id != credit.teacher_id:
+        if not policy.any_teacher:
+            raise invalid("teacher_id", "a make-up is booked with the student's own teacher")
+        if teacher_id not in await repository.teachers_of(session, credit.instrument):
+            raise invalid("teacher_id", f"not an active {credit.instrument} teacher")
+    lesson = Lesson(
+        kind=LessonKind.makeup,
+        teacher_id=teacher_id,
+        student_id=credit.student_id,
+        starts_at=body.starts_at,
+        ends_at=body.starts_at + timedelta(minutes=credit.lesson_minutes),
+        notes="make-up lesson",
+    )
+    await place_lesson(session, lesson, Slot.of(lesson), settings, within_availability=True)
+    if not await repository.claim(session, credit.id, lesson.id, now):
+        raise Conflict("another request used this credit first", {"credit_id": "already used"})
+    await audit_write(session, principal, "create", "lesson", lesson.id, after=snapshot(lesson))
+    await audit_write(
+        session,
+        principal,
+        "makeup_book",
+        "makeup_credit",
+        credit.id,
+        before={"status": CreditStatus.available.value},
+        after={"status": CreditStatus.used.value, "used_lesson_id": str(lesson.id)},
+    )
+    # The booking is decided and committed; only now is the credit's workflow told.
+    await session.commit()
     state: MakeupCreditState = await _update(
         temporal, settings, credit_id, UPDATE_RECORD_USE, RecordUse(lesson_id=lesson.id, used_at=now)
     )
@@ -288,27 +288,27 @@ async def book(
 
 
 async def grant(
-    sessions: SessionFactory, temporal: Client, settings: Settings, principal: Principal, body: CreditGrant
+    session: AsyncSession, temporal: Client, settings: Settings, principal: Principal, body: CreditGrant
 ) -> MakeupCredit:
-    async with transaction(sessions) as session:
-        student = await students.student(session, principal, body.student_id)
-        teacher_id = body.teacher_id or await repository.latest_teacher(session, student.id)
-        if teacher_id is None:
-            raise invalid("teacher_id", "required: the student has no lessons yet")
-        teacher = await teachers.teacher(session, principal, teacher_id)
-        policy = await repository.policy(session, settings)
-        credit = MakeupCredit(
-            parent_id=student.parent_id,
-            student_id=student.id,
-            teacher_id=teacher.id,
-            instrument=student.instrument or (teacher.instruments[0] if teacher.instruments else "piano"),
-            lesson_minutes=body.minutes,
-            reason=body.reason,
-            expires_at=credit_expiry(datetime.now(UTC), policy),
-        )
-        session.add(credit)
-        await session.flush()
-        await audit_write(session, principal, "makeup_grant", "makeup_credit", credit.id, after=snapshot(credit))
+    student = await students.student(session, principal, body.student_id)
+    teacher_id = body.teacher_id or await repository.latest_teacher(session, student.id)
+    if teacher_id is None:
+        raise invalid("teacher_id", "required: the student has no lessons yet")
+    teacher = await teachers.teacher(session, principal, teacher_id)
+    policy = await repository.policy(session, settings)
+    credit = MakeupCredit(
+        parent_id=student.parent_id,
+        student_id=student.id,
+        teacher_id=teacher.id,
+        instrument=student.instrument or (teacher.instruments[0] if teacher.instruments else "piano"),
+        lesson_minutes=body.minutes,
+        reason=body.reason,
+        expires_at=credit_expiry(datetime.now(UTC), policy),
+    )
+    session.add(credit)
+    await session.flush()
+    await audit_write(session, principal, "makeup_grant", "makeup_credit", credit.id, after=snapshot(credit))
+    await session.commit()
     await start_credit(temporal, settings, credit, policy.reminder_before, announce=True)
     return credit
 
