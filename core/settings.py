@@ -202,6 +202,18 @@ class Settings(BaseSettings):
     # confirmation, then closes as cancelled.
     family_confirmation_timeout: timedelta = timedelta(days=7)
 
+    # --- Cancellations and make-up credits (defaults; the office overrides them in the ``makeup_policy``
+    # system setting: docs/lessons.md) ---
+    # A family cancelling at least parent_cancel_notice before a lesson earns a make-up credit, later forfeits it.
+    makeup_credit_lifetime: timedelta = timedelta(days=60)
+    makeup_reminder_before: timedelta = timedelta(days=7)
+    makeup_min_notice: timedelta = timedelta(hours=2)
+    makeup_booking_horizon: timedelta = timedelta(days=28)
+    # Whether a make-up may be booked with any active teacher of the instrument, not only the student's own.
+    makeup_any_teacher: bool = False
+    # Open slots offered for one credit, at most.
+    makeup_slots_limit: int = 200
+
     # --- Billing ---
     sibling_discount_percent: int = 10
     stop_lessons_mode: Literal["period_end", "immediate"] = "period_end"

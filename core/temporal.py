@@ -44,6 +44,16 @@ def dunning_workflow_parent(workflow_id: str) -> uuid.UUID:
     return uuid.UUID(workflow_id.removeprefix(_DUNNING_PREFIX))
 
 
+def makeup_credit_workflow_id(credit_id: uuid.UUID | str) -> str:
+    """One workflow per make-up credit, for the credit's whole life."""
+    return f"makeup-credit-{credit_id}"
+
+
+def lesson_cancellation_workflow_id(lesson_id: uuid.UUID | str) -> str:
+    """The notices of one cancelled lesson (a lesson is cancelled once)."""
+    return f"lesson-cancellation-{lesson_id}"
+
+
 class TemporalAccessError(ValueError):
     """The Temporal access settings are incomplete or name a file that is not there."""
 

@@ -15,6 +15,7 @@ from models.enrollment import BillingInterval, Enrollment
 from models.identity import OneTimeToken, RateLimitBucket, RefreshToken, Role, TokenPurpose, User
 from models.ledger import JournalEntry, LedgerAccount, Posting
 from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus
+from models.makeup import MakeupCredit
 from models.people import Parent, Student
 from models.privacy import AuditLog, Consent, ConsentKind
 from models.school import (
@@ -50,6 +51,7 @@ __all__ = [
     "LessonKind",
     "LessonRate",
     "LessonStatus",
+    "MakeupCredit",
     "OneTimeToken",
     "Parent",
     "Payment",

@@ -16,6 +16,7 @@ from activities.billing import BillingActivities
 from activities.dunning import DunningActivities
 from activities.email import EmailActivities
 from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
+from activities.makeup import MakeupActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
@@ -28,6 +29,7 @@ from core.settings import Settings
 from workflows.billing import FamilyBillingWorkflow
 from workflows.dunning import FamilyDunningWorkflow
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.makeup import LessonCancellationWorkflow, MakeupCreditWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
 
@@ -39,6 +41,8 @@ WORKFLOWS: list[type] = [
     EnrollmentWorkflow,
     FamilyBillingWorkflow,
     StripeCatchupWorkflow,
+    MakeupCreditWorkflow,
+    LessonCancellationWorkflow,
 ]
 
 
@@ -68,6 +72,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         StripeActivities(deps.stripe, deps.settings, deps.sessions),
         BillingActivities(deps.settings, deps.sessions, deps.temporal),
         StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),
+        MakeupActivities(deps.sessions),
     ]
 
 

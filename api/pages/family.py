@@ -263,9 +263,12 @@ async def revoke_feed(user: ParentUser, session: SessionDep) -> Response:
 
 
 @router.post("/family/lessons/{lesson_id}/cancel")
-async def cancel_lesson(lesson_id: uuid.UUID, user: ParentUser, session: SessionDep, settings: SettingsDep) -> Response:
-    """The API's lesson cancel: the school's notice for parents applies (409 past it), another family's is 404."""
-    await lesson_service.cancel(session, settings, user, lesson_id, "cancelled by the family online")
+async def cancel_lesson(
+    lesson_id: uuid.UUID, user: ParentUser, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
+) -> Response:
+    """The API's lesson cancel: before the school's notice it earns a make-up credit, after it the lesson is
+    forfeited; another family's is 404."""
+    await lesson_service.cancel(session, temporal, settings, user, lesson_id, "cancelled by the family online")
     return redirect("/family?notice=lesson_cancelled")
 
 

@@ -1,8 +1,8 @@
 """``/api/v1/lessons``: booking, moving, cancelling and marking lessons (the rules: ``api/services/lessons.py``).
 
 Admins manage every lesson. A teacher books and moves their own lessons within their weekly availability and
-marks them completed, no-show or cancelled. A parent sees their children's lessons and cancels one up to
-``settings.parent_cancel_notice`` before it starts.
+marks them completed, no-show or cancelled. A parent sees their children's lessons and cancels them; the answer
+says whether the cancellation earned a make-up credit or forfeited the lesson (docs/lessons.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from pydantic import AwareDatetime
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.pagination import Page, PageDep, SortOrder, page_of, sorting
 from api.principal import CurrentPrincipal, StaffPrincipal
 from api.repositories import lessons as repository
@@ -21,6 +21,7 @@ from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
 from api.schemas.common import error_responses
 from api.schemas.lessons import LessonCancel, LessonCreate, LessonOut, LessonReschedule, LessonUpdate
+from api.schemas.makeups import LessonCancelled
 from api.services import lessons as service
 from models import Lesson, LessonKind, LessonStatus
 
@@ -75,15 +76,29 @@ async def reschedule_lesson(
     return await service.reschedule(session, settings, principal, lesson_id, body)
 
 
-@router.post("/{lesson_id}/cancel", response_model=LessonOut, summary="Cancel a lesson")
+@router.post(
+    "/{lesson_id}/cancel",
+    response_model=LessonCancelled,
+    summary="Cancel a lesson: the answer says whether it earned a make-up credit or was forfeited",
+)
 async def cancel_lesson(
     session: SessionDep,
+    temporal: TemporalDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
     lesson_id: uuid.UUID,
     body: LessonCancel | None = None,
-) -> Lesson:
-    return await service.cancel(session, settings, principal, lesson_id, body.reason if body else "")
+) -> LessonCancelled:
+    cancelled = await service.cancel(session, temporal, settings, principal, lesson_id, body.reason if body else "")
+    credit = cancelled.outcome.credit
+    return LessonCancelled.model_validate(
+        {
+            **LessonOut.model_validate(cancelled.lesson).model_dump(),
+            "outcome": cancelled.outcome.outcome.value,
+            "credit_id": credit.id if credit else None,
+            "credit_expires_at": credit.expires_at if credit else None,
+        }
+    )
 
 
 @router.post("/{lesson_id}/complete", response_model=LessonOut, summary="Mark a lesson as taught")

@@ -1,8 +1,9 @@
 """Lessons: booking and moving them (``api/repositories/lessons.py`` places them), cancelling and marking them.
 
 Admins manage every lesson. A teacher books and moves their own lessons within their weekly availability and
-marks them completed, no-show or cancelled. A parent cancels their children's up to
-``settings.parent_cancel_notice`` before they start. Another's lesson is not found (the principal's scope).
+marks them completed, no-show or cancelled. A parent cancels their children's; cancelling up to the school's notice
+earns a make-up credit, later forfeits the lesson (``api/services/makeups.py``). Another's lesson is not found
+(the principal's scope).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
+from temporalio.client import Client
 
 from api.errors import CedarError
 from api.pagination import PageParams, SortOrder
@@ -24,6 +26,8 @@ from api.repositories.audit import audit_staff_reads, audit_write, snapshot
 from api.repositories.base import apply_changes, invalid
 from api.repositories.lessons import Slot, place_lesson
 from api.schemas.lessons import LessonCreate, LessonReschedule
+from api.services import makeups
+from api.services.makeups import CancellationOutcome
 from core.settings import Settings
 from models import Lesson, LessonKind, LessonStatus, Role
 
@@ -95,35 +99,47 @@ async def reschedule(
     return lesson
 
 
-def _check_parent_notice(lesson: Lesson, settings: Settings) -> None:
-    cutoff = lesson.starts_at - settings.parent_cancel_notice
-    if datetime.now(UTC) > cutoff:
-        raise CedarError(
-            409,
-            "too_late_to_cancel",
-            f"lessons can be cancelled online until {cutoff.isoformat()}; please call the school",
-        )
+@dataclass(frozen=True)
+class Cancelled:
+    lesson: Lesson
+    outcome: CancellationOutcome
 
 
 async def cancel(
-    session: AsyncSession, settings: Settings, principal: Principal, lesson_id: uuid.UUID, reason: str
-) -> Lesson:
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    lesson_id: uuid.UUID,
+    reason: str,
+) -> Cancelled:
+    """Cancels the lesson with its outcome by the school's policy (``domain.makeups``): a family cancelling before
+    the notice cutoff, a teacher or the school earns a make-up credit; a family's later cancellation forfeits the
+    lesson. Commits, then starts the credit's workflow and the notices to the family and the teacher."""
     lesson = await repository.lesson(session, principal, lesson_id)
     _require_not_demo(lesson)
     _require_status(lesson, LessonStatus.scheduled, LessonStatus.suspended)
-    if principal.role == Role.parent:
-        _check_parent_notice(lesson, settings)
-    return await _set_status(session, principal, lesson, LessonStatus.cancelled, reason)
+    decided = await makeups.decide_cancellation(session, settings, principal, lesson, reason)
+    await _set_status(session, principal, lesson, LessonStatus.cancelled, reason, outcome=decided.outcome.value)
+    # The credit's workflow and the notices start only once the rows they read are committed.
+    await session.commit()
+    await makeups.announce_cancellation(temporal, settings, lesson, decided)
+    return Cancelled(lesson, decided)
 
 
 async def _set_status(
-    session: AsyncSession, principal: Principal, lesson: Lesson, status: LessonStatus, reason: str = ""
+    session: AsyncSession,
+    principal: Principal,
+    lesson: Lesson,
+    status: LessonStatus,
+    reason: str = "",
+    outcome: str = "",
 ) -> Lesson:
     before = snapshot(lesson)
     lesson.status = status
     lesson.updated_at = datetime.now(UTC)
     await session.flush()
-    after = {**snapshot(lesson), **({"reason": reason} if reason else {})}
+    after = {**snapshot(lesson), **({"reason": reason} if reason else {}), **({"outcome": outcome} if outcome else {})}
     await audit_write(session, principal, status.value, "lesson", lesson.id, before=before, after=after)
     return lesson
 

@@ -206,7 +206,7 @@ async def test_marking_a_lesson_and_the_audit_trail(
     assert (row.before["status"], row.after["status"]) == ("scheduled", "completed")
 
 
-async def test_a_parent_cancels_their_childs_lesson_only_before_the_cutoff(
+async def test_a_parent_cancels_their_childs_lesson_with_a_credit_before_the_cutoff_and_forfeits_after(
     api: httpx.AsyncClient,
     settings: Settings,
     make_family: Callable[..., Any],
@@ -218,15 +218,17 @@ async def test_a_parent_cancels_their_childs_lesson_only_before_the_cutoff(
     later = await add_lesson(teacher.teacher, ours.students[0], future_local(settings, 6, 16))
     other_family = await add_lesson(teacher.teacher, theirs.students[0], future_local(settings, 6, 18))
 
-    too_late = await api.post(f"{API}/lessons/{soon.id}/cancel", headers=ours.headers)
-    assert too_late.status_code == 409
-    assert too_late.json()["error"] == "too_late_to_cancel"
     assert (await api.post(f"{API}/lessons/{other_family.id}/cancel", headers=ours.headers)).status_code == 404
+    too_late = await api.post(f"{API}/lessons/{soon.id}/cancel", headers=ours.headers)
+    assert too_late.status_code == 200, too_late.text
+    assert (too_late.json()["outcome"], too_late.json()["credit_id"]) == ("forfeited", None)
     cancelled = await api.post(f"{API}/lessons/{later.id}/cancel", json={"reason": "sick"}, headers=ours.headers)
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["outcome"] == "credit"
+    assert cancelled.json()["credit_id"]
     visible = await api.get(f"{API}/lessons", params={"status": "scheduled"}, headers=ours.headers)
-    assert [row["id"] for row in visible.json()["data"]] == [str(soon.id)]
+    assert visible.json()["data"] == []
 
 
 async def test_moving_a_lesson_onto_another_is_409_and_leaves_it_in_place(
