@@ -226,6 +226,9 @@ class Settings(BaseSettings):
     lesson_reminder_cron: str = "0 17 * * *"
     webhook_catchup_cron: str = "*/15 * * * *"
     reconciliation_cron: str = "30 2 * * *"
+    # --- Teacher pay and attendance ---
+    # The longest period an attendance or pay report may cover.
+    report_max_days: int = Field(default=366, ge=1)
 
     @field_validator(
         "temporal_tls_ca_cert_file",

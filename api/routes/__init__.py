@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from api.routes import (
+    attendance,
     audit,
     auth,
     billing,
@@ -40,4 +41,5 @@ ROUTERS: list[APIRouter] = [
     communications.router,
     audit.router,
     invoices.router,
+    attendance.router,
 ]
