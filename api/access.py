@@ -56,6 +56,9 @@ ROUTE_ACCESS.update(
         ("GET", "/api/v1/attendance/students.csv"): _STAFF,
         ("GET", "/api/v1/attendance/teachers"): _STAFF,
         ("GET", "/api/v1/attendance/teachers.csv"): _STAFF,
+        # Teacher pay (api/routes/teacher_pay.py): the office and payroll
+        ("GET", "/api/v1/teacher-pay/report"): _ADMIN,
+        ("GET", "/api/v1/teacher-pay/report.csv"): _ADMIN,
         ("GET", "/api/v1/academic-years"): _PUBLIC,
         ("POST", "/api/v1/academic-years"): _ADMIN,
         ("GET", "/api/v1/academic-years/{year_id}"): _PUBLIC,

@@ -21,6 +21,7 @@ from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
 from activities.stripe_lookup import StripeLookupActivities
+from activities.teacher_pay import TeacherPayActivities
 from core.db import SessionFactory
 from core.identity import IdentityProvider
 from core.mail import Mailer
@@ -30,6 +31,7 @@ from workflows.dunning import FamilyDunningWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
+from workflows.teacher_pay import TeacherPayWorkflow
 
 WORKFLOWS: list[type] = [
     FamilyDunningWorkflow,
@@ -39,6 +41,7 @@ WORKFLOWS: list[type] = [
     EnrollmentWorkflow,
     FamilyBillingWorkflow,
     StripeCatchupWorkflow,
+    TeacherPayWorkflow,
 ]
 
 
@@ -68,6 +71,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         StripeActivities(deps.stripe, deps.settings, deps.sessions),
         BillingActivities(deps.settings, deps.sessions, deps.temporal),
         StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),
+        TeacherPayActivities(deps.settings, deps.sessions),
     ]
 
 

@@ -19,6 +19,7 @@ from api.routes import (
     privacy,
     students,
     system_settings,
+    teacher_pay,
     teachers,
     webhooks,
 )
@@ -42,4 +43,5 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     invoices.router,
     attendance.router,
+    teacher_pay.router,
 ]
