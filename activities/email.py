@@ -160,6 +160,8 @@ class EmailActivities:
         for key in request.local_times:
             if context.get(key):
                 context[key] = format_local(datetime.fromisoformat(str(context[key])), settings.timezone)
+        if request.to == "office" and not request.recipient:
+            return context, settings.office_email, ids, parent
         recipient = request.recipient or self._address(request.to, parent, teacher, enrollment)
         return context, recipient, ids, parent
 

@@ -56,6 +56,15 @@ ROUTE_ACCESS.update(
         ("POST", "/api/v1/makeups/credits/{credit_id}/book"): _FAMILY,
         ("POST", "/api/v1/makeups/credits/{credit_id}/extend"): _ADMIN,
         ("POST", "/api/v1/makeups/credits/{credit_id}/void"): _ADMIN,
+        # Attendance (api/routes/attendance.py): a teacher marks and totals only their own lessons
+        ("POST", "/api/v1/lessons/{lesson_id}/attendance"): _STAFF,
+        ("GET", "/api/v1/attendance/students"): _STAFF,
+        ("GET", "/api/v1/attendance/students.csv"): _STAFF,
+        ("GET", "/api/v1/attendance/teachers"): _STAFF,
+        ("GET", "/api/v1/attendance/teachers.csv"): _STAFF,
+        # Teacher pay (api/routes/teacher_pay.py): the office and payroll
+        ("GET", "/api/v1/teacher-pay/report"): _ADMIN,
+        ("GET", "/api/v1/teacher-pay/report.csv"): _ADMIN,
         ("GET", "/api/v1/academic-years"): _PUBLIC,
         ("POST", "/api/v1/academic-years"): _ADMIN,
         ("GET", "/api/v1/academic-years/{year_id}"): _PUBLIC,
@@ -186,6 +195,7 @@ ROUTE_ACCESS.update(
         ("POST", "/teacher/calendar-feed"): _TEACHER,
         ("POST", "/teacher/calendar-feed/revoke"): _TEACHER,
         ("POST", "/teacher/demos/{enrollment_id}/outcome"): _TEACHER,
+        ("POST", "/teacher/lessons/{lesson_id}/attendance"): _TEACHER,
         ("GET", "/office/enrollments"): _ADMIN,
         ("GET", "/office/arrears"): _ADMIN,
         ("GET", "/office/arrears/{parent_id}"): _ADMIN,

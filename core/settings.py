@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     smtp_use_tls: bool = False
     smtp_timeout: timedelta = timedelta(seconds=10)
     mail_from: str = "Cedar Heights Music Academy <office@cedarheights.example>"
+    # Where the office's reports go (the teacher pay report).
+    office_email: str = "office@cedarheights.example"
 
     # --- The school ---
     school_name: str = "Cedar Heights Music Academy"
@@ -238,6 +240,16 @@ class Settings(BaseSettings):
     lesson_reminder_cron: str = "0 17 * * *"
     webhook_catchup_cron: str = "*/15 * * * *"
     reconciliation_cron: str = "30 2 * * *"
+    # The teacher pay report (domain/teacher_pay.py): emailed to office_email for the last complete period when
+    # this fires; keep the cron in step with the period (semi-monthly: the 1st and the 16th).
+    teacher_pay_cron: str = "0 6 1,16 * *"
+    teacher_pay_period: Literal["semi_monthly", "monthly", "weekly"] = "semi_monthly"
+
+    # --- Teacher pay and attendance ---
+    # The school's rule: a lesson the student missed without an excuse (absent, no-show) is paid to the teacher.
+    teacher_pay_forfeited_lessons: bool = True
+    # The longest period an attendance or pay report may cover.
+    report_max_days: int = Field(default=366, ge=1)
 
     @field_validator(
         "temporal_tls_ca_cert_file",

@@ -9,6 +9,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from domain.attendance import Attendance
 from models.base import created_at_field, id_field, one_of, tz_field
 
 
@@ -37,6 +38,11 @@ class Lesson(SQLModel, table=True):
         one_of("kind", LessonKind, "ck_lessons_kind"),
         one_of("status", LessonStatus, "ck_lessons_status"),
         CheckConstraint("ends_at > starts_at", name="ck_lessons_order"),
+        # How the student attended, once marked (domain/attendance.py); NULL for a lesson nobody marked.
+        CheckConstraint(
+            f"attendance IS NULL OR attendance IN ({', '.join(repr(a.value) for a in Attendance)})",
+            name="ck_lessons_attendance",
+        ),
         # Booking the same lesson twice (a retried activity) finds the first row instead of a second one.
         UniqueConstraint("student_id", "kind", "starts_at", name="uq_lessons_student_kind_start"),
         # The no-overlap rule per teacher is an exclusion constraint created in the migration (btree_gist).
@@ -51,6 +57,7 @@ class Lesson(SQLModel, table=True):
     starts_at: datetime = tz_field(index=True)
     ends_at: datetime = tz_field()
     notes: str = Field(default="", max_length=2000)
+    attendance: str | None = Field(default=None, max_length=16)
     reminder_sent_at: datetime | None = tz_field(nullable=True)
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()

@@ -44,6 +44,7 @@ class Teacher(SQLModel, table=True):
         # Capacity is reserved with a conditional UPDATE; this CHECK is the database's last word on it.
         CheckConstraint("active_students >= 0 AND active_students <= capacity", name="ck_teachers_load"),
         CheckConstraint("email = lower(email)", name="ck_teachers_email_lowercase"),
+        CheckConstraint("hourly_rate_minor >= 0", name="ck_teachers_hourly_rate"),
     )
 
     id: uuid.UUID = id_field()
@@ -57,6 +58,8 @@ class Teacher(SQLModel, table=True):
     capacity: int = 20
     active_students: int = 0
     is_active: bool = True
+    # What the school pays the teacher per hour taught, in minor units (domain/teacher_pay.py); 0 until set.
+    hourly_rate_minor: int = 0
     created_at: datetime = created_at_field()
 
 

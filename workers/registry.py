@@ -22,6 +22,7 @@ from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
 from activities.stripe_lookup import StripeLookupActivities
+from activities.teacher_pay import TeacherPayActivities
 from core.db import SessionFactory
 from core.identity import IdentityProvider
 from core.mail import Mailer
@@ -32,6 +33,7 @@ from workflows.enrollment import EnrollmentWorkflow
 from workflows.makeup import LessonCancellationWorkflow, MakeupCreditWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
+from workflows.teacher_pay import TeacherPayWorkflow
 
 WORKFLOWS: list[type] = [
     FamilyDunningWorkflow,
@@ -43,6 +45,7 @@ WORKFLOWS: list[type] = [
     StripeCatchupWorkflow,
     MakeupCreditWorkflow,
     LessonCancellationWorkflow,
+    TeacherPayWorkflow,
 ]
 
 
@@ -73,6 +76,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         BillingActivities(deps.settings, deps.sessions, deps.temporal),
         StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),
         MakeupActivities(deps.sessions),
+        TeacherPayActivities(deps.settings, deps.sessions),
     ]
 
 

@@ -34,6 +34,7 @@ from core.contracts.scheduled import (
     RemindersRequest,
     SweepRequest,
 )
+from core.contracts.teacher_pay import TEACHER_PAY_WORKFLOW, PayReportRequest
 from core.logging import configure_logging
 from core.process import exit_after
 from core.settings import Settings
@@ -56,6 +57,7 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         ScheduledJob("lesson-reminders", LESSON_REMINDERS_WORKFLOW, RemindersRequest(), settings.lesson_reminder_cron),
         ScheduledJob("stripe-catchup", STRIPE_CATCHUP_WORKFLOW, CatchUpRequest(), settings.webhook_catchup_cron),
         ScheduledJob("reconciliation", RECONCILIATION_WORKFLOW, ReconcileRequest(), settings.reconciliation_cron),
+        ScheduledJob("teacher-pay", TEACHER_PAY_WORKFLOW, PayReportRequest(), settings.teacher_pay_cron),
     ]
 
 

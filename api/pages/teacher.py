@@ -1,5 +1,6 @@
-"""A teacher's pages: ``/teacher`` (today's and this week's lessons, in the school's timezone) and
-``/teacher/demos`` (their demo lessons, with the outcome buttons).
+"""A teacher's pages: ``/teacher`` (today's and this week's lessons, in the school's timezone, with attendance
+buttons on this week's lessons that have started) and ``/teacher/demos`` (their demo lessons, with the outcome
+buttons).
 
 Each calls the service its JSON twin calls, with the signed-in teacher as principal, so another teacher's lesson
 or enrollment is invisible here too: the outcome's buttons go through ``services.enrollments.report_demo_outcome``,
@@ -22,6 +23,7 @@ from api.errors import CedarError
 from api.pages.web import HOME, NAV, NOTICES, page_roles, page_router, redirect, render, sentence
 from api.pagination import PageParams, SortOrder
 from api.principal import Principal
+from api.services import attendance as attendance_service
 from api.services import calendar_feeds as feed_service
 from api.services import enrollments as enrollment_service
 from api.services import lessons as lesson_service
@@ -29,6 +31,7 @@ from core.contracts.enrollment import DemoOutcome
 from core.page_links import TEACHER_DEMOS_PATH as TEACHER_DEMOS
 from core.page_links import TEACHER_LESSONS_PATH as TEACHER_LESSONS
 from core.settings import Settings
+from domain.attendance import Attendance, refusal
 from domain.enrollment_rules import EnrollmentState
 from domain.local_time import format_local
 from models import Enrollment, Role
@@ -50,8 +53,15 @@ NOTICES.update(
         "outcome_no_show": "Recorded: a no-show. Another demo is booked if there is a slot; you will get an email.",
         "teacher_feed_issued": "Your calendar link is ready: copy it into your calendar app (below).",
         "teacher_feed_revoked": "The calendar link is revoked: calendar apps using it stop receiving lessons.",
+        "attendance_recorded": "Attendance recorded.",
     }
 )
+ATTENDANCE_LABELS = {
+    Attendance.present: "Present",
+    Attendance.late: "Late",
+    Attendance.absent: "Absent",
+    Attendance.excused: "Excused",
+}
 KIND_LABELS = {"demo": "Demo", "regular": "Lesson", "makeup": "Make-up"}
 STATUS_LABELS = {
     "scheduled": "",
@@ -81,15 +91,17 @@ def _local_midnight(day: date, settings: Settings) -> datetime:
     return datetime.combine(day, time(0), tzinfo=settings.timezone)
 
 
-@router.get(TEACHER_LESSONS)
-async def lessons_page(
+async def _lessons_page(
     request: Request,
-    user: TeacherUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    week: Annotated[date | None, Query(description="any day of the week to show")] = None,
+    user: Principal,
+    session: AsyncSession,
+    settings: Settings,
+    week: date | None,
+    problem: str | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
-    today = datetime.now(settings.timezone).date()
+    now = datetime.now(settings.timezone)
+    today = now.date()
     monday = _week_start(week or today)
     # Midnight to midnight in the school's zone: a week that crosses a DST change is 167 or 169 hours long.
     lines = await lesson_service.agenda(
@@ -98,6 +110,7 @@ async def lessons_page(
         _local_midnight(monday, settings),
         _local_midnight(monday + timedelta(days=7), settings),
     )
+    this_week = monday == _week_start(today)
     days: dict[date, list[dict[str, Any]]] = {monday + timedelta(days=n): [] for n in range(7)}
     for line in lines:
         lesson = line.lesson
@@ -110,13 +123,20 @@ async def lessons_page(
                 "kind": KIND_LABELS.get(lesson.kind, lesson.kind),
                 "status": STATUS_LABELS.get(lesson.status, lesson.status),
                 "demo_link": lesson.kind == "demo" and lesson.status == "scheduled",
+                "id": lesson.id,
+                # Attendance buttons on this week's lessons that have started (domain/attendance.py)
+                "markable": this_week and refusal(lesson.kind, lesson.status, lesson.starts_at, now) is None,
+                "attendance": lesson.attendance or "",
             }
         )
-    this_week = monday == _week_start(today)
     return await render(
         request,
         "teacher_lessons.html",
+        status,
         title="Your lessons",
+        problem=problem,
+        attendance_choices=list(ATTENDANCE_LABELS.items()),
+        week=monday.isoformat(),
         today=days.get(today, []) if this_week else None,
         today_label=_day_label(today),
         days=[(_day_label(day), day == today, items) for day, items in sorted(days.items())],
@@ -147,6 +167,38 @@ async def revoke_feed(user: TeacherUser, session: SessionDep) -> Response:
     """The same service as ``DELETE /api/v1/teachers/{id}/calendar-feed``: the link is a 404 from now on."""
     await feed_service.revoke(session, user, _feed_owner(user))
     return redirect(f"{TEACHER_LESSONS}?notice=teacher_feed_revoked#feed-title")
+
+
+@router.get(TEACHER_LESSONS)
+async def lessons_page(
+    request: Request,
+    user: TeacherUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    week: Annotated[date | None, Query(description="any day of the week to show")] = None,
+) -> HTMLResponse:
+    return await _lessons_page(request, user, session, settings, week)
+
+
+@router.post(TEACHER_LESSONS + "/lessons/{lesson_id}/attendance")
+async def mark_attendance(
+    request: Request,
+    lesson_id: uuid.UUID,
+    user: TeacherUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    attendance: Annotated[Attendance, Form()],
+) -> Response:
+    """As ``POST /api/v1/lessons/{id}/attendance``: the same service, so the same rules and audit row."""
+    try:
+        await attendance_service.mark(session, user, lesson_id, attendance)
+    except CedarError as refused:
+        if refused.status_code not in (404, 409):
+            raise
+        return await _lessons_page(
+            request, user, session, settings, None, sentence(refused.detail), refused.status_code
+        )
+    return redirect(f"{TEACHER_LESSONS}?notice=attendance_recorded")
 
 
 async def _demos_page(

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from api.routes import (
+    attendance,
     audit,
     auth,
     billing,
@@ -20,6 +21,7 @@ from api.routes import (
     privacy,
     students,
     system_settings,
+    teacher_pay,
     teachers,
     webhooks,
 )
@@ -45,4 +47,6 @@ ROUTERS: list[APIRouter] = [
     communications.router,
     audit.router,
     invoices.router,
+    attendance.router,
+    teacher_pay.router,
 ]

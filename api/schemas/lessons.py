@@ -32,6 +32,7 @@ class LessonOut(ResponseModel):
     starts_at: datetime
     ends_at: datetime
     notes: str
+    attendance: str | None = Field(description="present, late, absent or excused once marked (domain/attendance.py)")
     created_at: datetime
     updated_at: datetime
 

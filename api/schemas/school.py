@@ -92,6 +92,10 @@ class ConsentChange(RequestModel):
     granted: bool
 
 
+# What the school pays per hour taught, in minor units (teacher pay: domain/teacher_pay.py); set by an admin.
+HourlyRate = Annotated[int, Field(ge=0, le=100_000_00, description="pay per hour taught, in minor units")]
+
+
 class TeacherOut(ResponseModel):
     id: uuid.UUID
     user_id: uuid.UUID | None
@@ -104,6 +108,7 @@ class TeacherOut(ResponseModel):
     capacity: int
     active_students: int
     is_active: bool
+    hourly_rate_minor: int
     created_at: datetime
 
 
@@ -115,6 +120,7 @@ class TeacherCreate(RequestModel):
     bio: LongText = ""
     instruments: Instruments
     capacity: Capacity = 20
+    hourly_rate_minor: HourlyRate = 0
 
 
 class TeacherUpdate(PatchModel):
@@ -129,6 +135,7 @@ class TeacherUpdate(PatchModel):
     instruments: Instruments | None = None
     capacity: Capacity | None = None
     is_active: bool | None = None
+    hourly_rate_minor: HourlyRate | None = None
 
 
 class AvailabilityWindow(RequestModel):

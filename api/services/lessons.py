@@ -29,6 +29,7 @@ from api.schemas.lessons import LessonCreate, LessonReschedule
 from api.services import makeups
 from api.services.makeups import CancellationOutcome
 from core.settings import Settings
+from domain.attendance import Attendance
 from models import Lesson, LessonKind, LessonStatus, Role
 
 
@@ -150,6 +151,8 @@ async def mark_held(session: AsyncSession, principal: Principal, lesson_id: uuid
     _require_status(lesson, LessonStatus.scheduled)
     if lesson.starts_at > datetime.now(UTC):
         raise CedarError(409, "not_started", "a lesson can be marked only once it has started")
+    # The attendance each implies (domain/attendance.py): a completed lesson's student was present.
+    lesson.attendance = Attendance.present if status == LessonStatus.completed else Attendance.absent
     return await _set_status(session, principal, lesson, status)
 
 

@@ -16,8 +16,8 @@ class SendEmail(BaseModel):
     template: str
     dedup_key: str = Field(max_length=255)
     # Whose address to use when ``recipient`` is empty: the parent's or the teacher's (looked up by id here), or
-    # the address typed into the enrollment's form (``applicant``).
-    to: Literal["parent", "teacher", "applicant"] | None = None
+    # the address typed into the enrollment's form (``applicant``), or the school's office (``office_email``).
+    to: Literal["parent", "teacher", "applicant", "office"] | None = None
     recipient: str | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     parent_id: uuid.UUID | None = None

@@ -1,0 +1,158 @@
+"""Attendance on the real stack: who may mark which lesson when, and the totals per student and per teacher."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlmodel import col
+
+from core.db import SessionFactory
+from core.settings import Settings
+from models import AuditLog, Lesson, LessonStatus, Role
+from tests.school_api.conftest import API, future_local
+
+
+async def test_a_teacher_marks_their_started_lesson_and_nothing_else(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    sessions: SessionFactory,
+    auth_headers: Callable[..., Any],
+    make_family: Callable[..., Any],
+    make_teacher: Callable[..., Any],
+    add_lesson: Callable[..., Any],
+) -> None:
+    family, teacher, other = await make_family(), await make_teacher(), await make_teacher()
+    student = family.students[0]
+    past = await add_lesson(teacher.teacher, student, datetime.now(UTC) - timedelta(hours=3))
+    future = await add_lesson(teacher.teacher, student, future_local(settings, 5, 16))
+    theirs = await add_lesson(other.teacher, student, datetime.now(UTC) - timedelta(days=1, hours=3))
+
+    late = await api.post(f"{API}/lessons/{past.id}/attendance", json={"attendance": "late"}, headers=teacher.headers)
+    assert late.status_code == 200, late.text
+    assert (late.json()["status"], late.json()["attendance"]) == ("completed", "late")
+
+    early = await api.post(
+        f"{API}/lessons/{future.id}/attendance", json={"attendance": "present"}, headers=teacher.headers
+    )
+    assert early.status_code == 409
+    assert early.json()["error"] == "not_started"
+
+    not_mine = await api.post(
+        f"{API}/lessons/{theirs.id}/attendance", json={"attendance": "absent"}, headers=teacher.headers
+    )
+    assert not_mine.status_code == 404
+
+    parent = await api.post(
+        f"{API}/lessons/{past.id}/attendance", json={"attendance": "absent"}, headers=family.headers
+    )
+    assert parent.status_code == 403
+
+    bad = await api.post(f"{API}/lessons/{past.id}/attendance", json={"attendance": "asleep"}, headers=teacher.headers)
+    assert bad.status_code == 422
+    assert "attendance" in bad.json()["fields"]
+
+    # A correction, by an admin on any teacher's lesson: excused makes it a no-show, but not a forfeited one.
+    admin = await auth_headers(Role.admin)
+    excused = await api.post(f"{API}/lessons/{theirs.id}/attendance", json={"attendance": "excused"}, headers=admin)
+    assert excused.status_code == 200, excused.text
+    corrected = await api.post(f"{API}/lessons/{past.id}/attendance", json={"attendance": "absent"}, headers=admin)
+    assert (corrected.json()["status"], corrected.json()["attendance"]) == ("no_show", "absent")
+
+    cancelled = await api.post(f"{API}/lessons/{future.id}/cancel", json={"reason": "ill"}, headers=teacher.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    async with sessions() as session:
+        row = await session.get(Lesson, future.id)
+        assert row is not None
+        row.starts_at, row.ends_at = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC)
+        await session.commit()
+    on_cancelled = await api.post(
+        f"{API}/lessons/{future.id}/attendance", json={"attendance": "present"}, headers=admin
+    )
+    assert on_cancelled.status_code == 409
+    assert on_cancelled.json()["error"] == "invalid_status"
+
+    async with sessions() as session:
+        unchanged = await session.get(Lesson, future.id)
+        assert unchanged is not None
+        assert (unchanged.status, unchanged.attendance) == (LessonStatus.cancelled, None)
+        actions = (
+            await session.scalars(
+                select(col(AuditLog.action))
+                .where(col(AuditLog.entity_id) == str(past.id))
+                .order_by(col(AuditLog.occurred_at))
+            )
+        ).all()
+    assert list(actions) == ["attendance", "attendance"]
+
+
+async def test_attendance_totals_per_student_and_teacher_in_json_and_csv(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    auth_headers: Callable[..., Any],
+    make_family: Callable[..., Any],
+    make_teacher: Callable[..., Any],
+    add_lesson: Callable[..., Any],
+) -> None:
+    family, teacher, other = await make_family(children=2), await make_teacher(), await make_teacher()
+    ada, ben = family.students
+    now = datetime.now(UTC)
+    marks = [(ada, "present", 2), (ada, "late", 1), (ada, "absent", 1), (ben, "excused", 1), (ben, "present", 1)]
+    at = now - timedelta(days=20)
+    for student, attendance, count in marks:
+        for _ in range(count):
+            lesson = await add_lesson(teacher.teacher, student, at, minutes=45)
+            at += timedelta(hours=2)
+            done = await api.post(
+                f"{API}/lessons/{lesson.id}/attendance", json={"attendance": attendance}, headers=teacher.headers
+            )
+            assert done.status_code == 200, done.text
+    await add_lesson(teacher.teacher, ben, at)  # started, not marked
+    await add_lesson(other.teacher, ben, now - timedelta(days=2))  # another teacher's
+    today = datetime.now(settings.timezone).date()
+    period = {"period_start": str(today - timedelta(days=30)), "period_end": str(today + timedelta(days=1))}
+
+    by_student = await api.get(f"{API}/attendance/students", params=period, headers=teacher.headers)
+    assert by_student.status_code == 200, by_student.text
+    rows = {row["id"]: row for row in by_student.json()["rows"]}
+    assert set(rows) == {str(ada.id), str(ben.id)}
+    a, b = rows[str(ada.id)], rows[str(ben.id)]
+    assert (a["lessons"], a["present"], a["late"], a["absent"], a["taught"]) == (4, 2, 1, 1, 3)
+    assert (a["taught_hours"], a["attendance_rate_percent"], a["name"]) == ("2.25", 75, ada.first_name)
+    assert (b["lessons"], b["present"], b["excused"], b["unmarked"]) == (3, 1, 1, 1)  # not the other teacher's
+
+    admin = await auth_headers(Role.admin)
+    by_teacher = await api.get(f"{API}/attendance/teachers", params=period, headers=admin)
+    teachers = {row["id"]: row for row in by_teacher.json()["rows"]}
+    assert teachers[str(teacher.teacher.id)]["lessons"] == 7
+    assert teachers[str(teacher.teacher.id)]["taught"] == 4
+    assert teachers[str(other.teacher.id)]["unmarked"] == 1
+
+    as_csv = await api.get(f"{API}/attendance/teachers.csv", params=period, headers=admin)
+    assert as_csv.status_code == 200
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    parsed = {row["id"]: row for row in csv.DictReader(io.StringIO(as_csv.text))}
+    assert parsed[str(teacher.teacher.id)]["taught"] == "4"
+    assert parsed[str(teacher.teacher.id)]["taught_hours"] == "3.00"
+    student_csv = await api.get(f"{API}/attendance/students.csv", params=period, headers=teacher.headers)
+    assert {row["id"] for row in csv.DictReader(io.StringIO(student_csv.text))} == {str(ada.id), str(ben.id)}
+
+    # A teacher sees only their own: another teacher's totals are not found; a parent has none.
+    theirs = await api.get(
+        f"{API}/attendance/teachers", params={**period, "teacher_id": str(other.teacher.id)}, headers=teacher.headers
+    )
+    assert theirs.status_code == 404
+    assert (await api.get(f"{API}/attendance/students", params=period, headers=family.headers)).status_code == 403
+    backwards = await api.get(
+        f"{API}/attendance/students", params={**period, "period_end": period["period_start"]}, headers=admin
+    )
+    assert backwards.status_code == 422
+    assert "period_end" in backwards.json()["fields"]
+    missing = await api.get(f"{API}/attendance/students", params={"period_start": "2026-13-01"}, headers=admin)
+    assert missing.status_code == 422
+    assert set(missing.json()["fields"]) >= {"period_start", "period_end"}
