@@ -207,6 +207,18 @@ class BillingActivities:
                         fee_minor=snap.charge.fee_minor,
                     )
                 )
+            if snap.status == "paid":
+                # One-off charges are earned, and credits given, once the invoice carrying them is paid.
+                events += [
+                    LedgerEvent(
+                        kind="charge_earned", source_id=line.stripe_invoice_item_id, amount_minor=line.amount_minor
+                    )
+                    if line.amount_minor > 0
+                    else LedgerEvent(
+                        kind="credit_given", source_id=line.stripe_invoice_item_id, amount_minor=-line.amount_minor
+                    )
+                    for line in snap.charge_lines
+                ]
             await post_events(session, account.id, events)
             await self._follow_subscription(session, row, failure is not None)
             return InvoiceApplied(

@@ -24,8 +24,11 @@ from core.contracts.billing import (
     AttachCard,
     CancelSubscription,
     CardResult,
+    ChargeInvoice,
+    ChargeLine,
     ChargeRef,
     ChargeSnapshot,
+    CreateInvoiceItem,
     CreateRefund,
     CreateRenewal,
     CreateSubscription,
@@ -354,6 +357,58 @@ class StripeActivities:
         )
         return invoice_id
 
+    @activity.defn(name="stripe_add_invoice_item")
+    async def add_invoice_item(self, request: CreateInvoiceItem) -> str:
+        """A one-off charge (or, negative, a credit) pending on the customer until its next invoice, once per
+        request: the item an earlier attempt made is found by its ``cedar_charge_id`` first."""
+        tag = str(request.request_id)
+        # localstripe lists only pending items; an item already invoiced is found on the invoices below.
+        pending = await self._stripe.v1.invoice_items.list_async(
+            params={"customer": request.stripe_customer_id, "limit": 100}
+        )
+        for item in pending.data:
+            if item.to_dict().get("metadata", {}).get("cedar_charge_id") == tag:
+                return str(item.id)
+        invoices = await self._stripe.v1.invoices.list_async(
+            params={"customer": request.stripe_customer_id, "limit": 100}
+        )
+        for invoice in invoices.data:
+            for line in charge_lines(invoice.to_dict()):
+                if line.charge_id == tag:
+                    return line.stripe_invoice_item_id
+        created = await self._stripe.v1.invoice_items.create_async(
+            params={
+                "customer": request.stripe_customer_id,
+                "amount": request.amount_minor,
+                "currency": self._settings.currency,
+                "description": request.description,
+                "metadata": {"cedar_charge_id": tag},
+            },
+            options={"idempotency_key": stripe_key("charge", tag)},
+        )
+        return str(created.id)
+
+    @activity.defn(name="stripe_create_charge_invoice")
+    async def create_charge_invoice(self, request: ChargeInvoice) -> str:
+        """The invoice of a "now" charge, once: the customer's pending items (the charge's among them) invoiced
+        apart from any subscription; the workflow then pays it like any invoice."""
+        tag = str(request.request_id)
+        invoices = await self._stripe.v1.invoices.list_async(
+            params={"customer": request.stripe_customer_id, "limit": 100}
+        )
+        for invoice in invoices.data:
+            if any(line.charge_id == tag for line in charge_lines(invoice.to_dict())):
+                return str(invoice.id)
+        created = await self._stripe.v1.invoices.create_async(
+            params={
+                "customer": request.stripe_customer_id,
+                "pending_invoice_items_behavior": "include",
+                "metadata": {"cedar_charge_id": tag},
+            },
+            options={"idempotency_key": stripe_key("charge-invoice", tag)},
+        )
+        return str(created.id)
+
     @activity.defn(name="stripe_fetch_invoice")
     async def fetch_invoice(self, request: InvoiceRef) -> InvoiceSnapshot:
         invoice = (await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)).to_dict()
@@ -372,6 +427,7 @@ class StripeActivities:
             attempt_count=int(invoice.get("attempt_count") or 0),
             confirmation_needed=invoice["status"] == "open" and intent_status == "requires_action",
             hosted_invoice_url=invoice.get("hosted_invoice_url"),
+            charge_lines=charge_lines(invoice),
         )
 
     async def _invoice_charge(self, invoice: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -535,6 +591,17 @@ class StripeActivities:
             for refund in page.data
             if refund.to_dict().get("status") in (None, "succeeded", "pending")
         ]
+
+
+def charge_lines(invoice: dict[str, Any]) -> list[ChargeLine]:
+    """Cedar's one-off charges and credits on an invoice: its lines carrying the item's ``cedar_charge_id``."""
+    found: list[ChargeLine] = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        tag = (line.get("metadata") or {}).get("cedar_charge_id")
+        item = _id(line.get("invoice_item")) or _id(line.get("id"))
+        if tag and item:
+            found.append(ChargeLine(stripe_invoice_item_id=item, charge_id=tag, amount_minor=int(line["amount"])))
+    return found
 
 
 def decline_codes(

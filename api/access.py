@@ -205,3 +205,6 @@ ROUTE_ACCESS.update(
         },
     }
 )
+
+# One-off charges and credits (api/routes/billing.py): the family's billing workflow makes them, an admin asks
+ROUTE_ACCESS[("POST", "/api/v1/billing/families/{parent_id}/charges")] = _ADMIN

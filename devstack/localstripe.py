@@ -89,6 +89,27 @@ def _persist_to(store_file: Path | None) -> None:
     Store.dump_to_disk = dump  # type: ignore[method-assign]
 
 
+def _one_off_invoices() -> None:
+    """localstripe bills a customer's first subscription on any invoice created without one; Stripe invoices only
+    the pending invoice items then (one-off charges). Make localstripe do as Stripe does, keeping the metadata."""
+    from localstripe.resources import Invoice, InvoiceItem
+
+    original = Invoice._api_create
+
+    def create(
+        cls: type[Invoice], customer: str | None = None, subscription: str | None = None, **kwargs: object
+    ) -> Invoice:
+        if subscription is None and customer is not None:
+            pending = [
+                ii for ii in InvoiceItem._api_list_all(None, customer=customer, limit=99)._list if ii.invoice is None
+            ]
+            if pending:
+                return cls(customer=customer, metadata=kwargs.get("metadata"), description=kwargs.get("description"))
+        return original(customer=customer, subscription=subscription, **kwargs)  # type: ignore[no-any-return]
+
+    Invoice._api_create = classmethod(create)  # type: ignore[assignment,method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.localstripe")
     parser.add_argument("--host", default="127.0.0.1")
@@ -96,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", type=Path, default=None, help="pickle file keeping Stripe objects")
     args = parser.parse_args(argv)
     _persist_to(args.store)
+    _one_off_invoices()
 
     from aiohttp import web
     from localstripe.resources import store

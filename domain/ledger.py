@@ -22,6 +22,8 @@ __all__ = [
     "Posting",
     "bad_debt_written_off",
     "balances_sum_to_zero",
+    "charge_earned",
+    "credit_given",
     "entries_for",
     "entry_key",
     "estimate_fee",
@@ -63,6 +65,8 @@ class Account(StrEnum):
     REFUNDS = "refunds"
     PROCESSING_FEES = "processing_fees"
     BAD_DEBT = "bad_debt"
+    OTHER_REVENUE = "other_revenue"
+    CREDITS_GIVEN = "credits_given"
 
     @property
     def type(self) -> AccountType:
@@ -78,6 +82,8 @@ ACCOUNT_TYPES: dict[Account, AccountType] = {
     Account.REFUNDS: AccountType.CONTRA_REVENUE,
     Account.PROCESSING_FEES: AccountType.EXPENSE,
     Account.BAD_DEBT: AccountType.EXPENSE,
+    Account.OTHER_REVENUE: AccountType.REVENUE,
+    Account.CREDITS_GIVEN: AccountType.CONTRA_REVENUE,
 }
 
 
@@ -89,6 +95,8 @@ class EntryKind(StrEnum):
     BAD_DEBT_WRITTEN_OFF = "bad_debt_written_off"
     PAYOUT = "payout"
     REVERSAL = "reversal"
+    CHARGE_EARNED = "charge_earned"
+    CREDIT_GIVEN = "credit_given"
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,37 @@ def bad_debt_written_off(invoice_id: str, amount: int) -> JournalEntry:
     )
 
 
+def charge_earned(item_id: str, amount: int) -> JournalEntry:
+    """A one-off charge (books, a recital fee) on a paid invoice is earned at once: Dr deferred, Cr other revenue.
+
+    The invoice's finalized entry put its whole amount in deferred revenue; this takes the charge's part out.
+    """
+    return _transfer(
+        EntryKind.CHARGE_EARNED,
+        item_id,
+        Account.DEFERRED_REVENUE,
+        Account.OTHER_REVENUE,
+        amount,
+        f"one-off charge {item_id} earned",
+    )
+
+
+def credit_given(item_id: str, amount: int) -> JournalEntry:
+    """A one-off credit (a negative invoice item) on a paid invoice: Dr credits given (contra-revenue), Cr deferred.
+
+    The invoice was finalized for its net amount; the lessons on it are still earned in full, so the credit is
+    booked against revenue rather than against what the lessons are worth.
+    """
+    return _transfer(
+        EntryKind.CREDIT_GIVEN,
+        item_id,
+        Account.CREDITS_GIVEN,
+        Account.DEFERRED_REVENUE,
+        amount,
+        f"one-off credit {item_id} given",
+    )
+
+
 def payout(payout_id: str, amount: int) -> JournalEntry:
     """Stripe paid out to the bank: Dr bank, Cr clearing (a positive payout; reverse a failed one)."""
     return _transfer(EntryKind.PAYOUT, payout_id, Account.BANK, Account.STRIPE_CLEARING, amount, f"payout {payout_id}")
@@ -229,7 +268,14 @@ def reversal(entry: JournalEntry, key: str | None = None) -> JournalEntry:
 # --- billing's posting rules: a money event → its journal entries ---
 
 LedgerEventKind = Literal[
-    "invoice_finalized", "invoice_voided", "payment_received", "refund_issued", "written_off", "lesson_completed"
+    "invoice_finalized",
+    "invoice_voided",
+    "payment_received",
+    "refund_issued",
+    "written_off",
+    "lesson_completed",
+    "charge_earned",
+    "credit_given",
 ]
 
 
@@ -250,7 +296,9 @@ def entries_for(event: LedgerEvent) -> list[JournalEntry]:
     * invoice finalized: Dr receivable / Cr deferred revenue; voided (a finalized invoice cancelled): its reversal;
     * payment received: Dr clearing / Cr receivable, and the fee Dr fees / Cr clearing;
     * refund issued: Dr refunds / Cr clearing; written off: Dr bad debt / Cr receivable;
-    * lesson completed: Dr deferred revenue / Cr lesson revenue.
+    * lesson completed: Dr deferred revenue / Cr lesson revenue;
+    * one-off charge on a paid invoice: Dr deferred revenue / Cr other revenue; one-off credit on a paid invoice
+      (a negative item, ``amount_minor`` its size): Dr credits given / Cr deferred revenue.
     """
     if event.amount_minor <= 0:
         return []
@@ -267,6 +315,10 @@ def entries_for(event: LedgerEvent) -> list[JournalEntry]:
             return [bad_debt_written_off(event.source_id, event.amount_minor)]
         case "lesson_completed":
             return [lesson_completed(event.source_id, event.amount_minor)]
+        case "charge_earned":
+            return [charge_earned(event.source_id, event.amount_minor)]
+        case "credit_given":
+            return [credit_given(event.source_id, event.amount_minor)]
     raise LedgerError(f"no posting rule for {event.kind!r}")
 
 

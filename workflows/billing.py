@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_STUDENT_STARTED,
         SIGNAL_STUDENT_STOPPED,
         SIGNAL_WRITE_OFF,
+        UPDATE_ADD_CHARGE,
         UPDATE_CHANGE_CARD,
         UPDATE_REFUND,
         UPDATE_RENEW,
@@ -43,9 +44,13 @@ with workflow.unsafe.imports_passed_through():
         CancelSubscription,
         CardChange,
         CardResult,
+        ChargeInvoice,
         ChargeRef,
         ChargeRefunds,
+        ChargeRequest,
+        ChargeResult,
         Command,
+        CreateInvoiceItem,
         CreateRenewal,
         CreateSubscription,
         EnsureCustomer,
@@ -192,6 +197,21 @@ class FamilyBillingWorkflow:
     async def renew_subscription(self, message: RenewRequest) -> RenewResult:
         return RenewResult.model_validate(await self._submit("renew", message))
 
+    @workflow.update(name=UPDATE_ADD_CHARGE)
+    async def add_charge(self, message: ChargeRequest) -> ChargeResult:
+        done = self._state.charges.get(str(message.request_id))
+        if done is not None:  # a retried request: the charge was made once, answer as then
+            return done
+        return ChargeResult.model_validate(await self._submit("add_charge", message))
+
+    @add_charge.validator
+    def _check_charge(self, message: ChargeRequest) -> None:
+        # Refused before it enters history: money back now is a refund of a payment, not a credit.
+        if message.kind == "credit" and message.when == "now":
+            raise ValueError("a credit goes on the next invoice; to give money back now, refund a payment")
+        if self._state.stripe_customer_id is None and not self._state.subscriptions:
+            raise ValueError("billing has not started for this family")
+
     @workflow.query(name=QUERY_SUBSCRIPTIONS)
     def subscriptions(self) -> SubscriptionsView:
         return SubscriptionsView(subscriptions=list(self._state.subscriptions.values()))
@@ -231,6 +251,7 @@ class FamilyBillingWorkflow:
             "change_card": (CardChange, self._change_card),
             "refund": (RefundRequest, self._refund),
             "renew": (RenewRequest, self._renew),
+            "add_charge": (ChargeRequest, self._add_charge),
         }
         model, handler = handlers[command.kind]
         reply = Reply()
@@ -578,3 +599,32 @@ class FamilyBillingWorkflow:
         sub.renewals = period
         applied = await self._pay(invoice_id, attempt=1)
         return RenewResult(stripe_invoice_id=invoice_id, period=period, status=applied.status)
+
+    async def _add_charge(self, request: ChargeRequest) -> ChargeResult:
+        """A one-off charge or credit as a Stripe invoice item: pending until the next invoice, or (a charge,
+        "now") invoiced and paid at once, mirrored, receipted and booked like any invoice."""
+        key = str(request.request_id)
+        done = self._state.charges.get(key)
+        if done is not None:  # the same request queued twice
+            return done
+        _, customer_id = await self._ensure_customer()
+        amount = request.amount_minor if request.kind == "charge" else -request.amount_minor
+        item_id: str = await self._stripe(
+            StripeActivities.add_invoice_item,
+            CreateInvoiceItem(
+                stripe_customer_id=customer_id,
+                request_id=request.request_id,
+                amount_minor=amount,
+                description=request.description,
+            ),
+        )
+        result = ChargeResult(request_id=request.request_id, stripe_invoice_item_id=item_id, amount_minor=amount)
+        if request.when == "now":
+            invoice_id: str = await self._stripe(
+                StripeActivities.create_charge_invoice,
+                ChargeInvoice(stripe_customer_id=customer_id, request_id=request.request_id),
+            )
+            applied = await self._pay(invoice_id, attempt=1)
+            result.stripe_invoice_id, result.status = invoice_id, applied.status
+        self._state.charges[key] = result
+        return result

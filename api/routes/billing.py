@@ -19,6 +19,8 @@ from api.routing import IndexedRouter
 from api.schemas.billing import (
     CardOut,
     CardUpdate,
+    ChargeCreate,
+    ChargeOut,
     FamilyBillingOut,
     InvoiceOut,
     PaymentOut,
@@ -32,6 +34,7 @@ from api.schemas.billing import (
     TrialBalanceOut,
 )
 from api.services import billing as service
+from core.contracts.billing import ChargeRequest
 from models import Role
 
 router = IndexedRouter(prefix="/api/v1/billing", tags=["billing"])
@@ -133,6 +136,40 @@ async def refund_payment(
         stripe_refund_id=result.stripe_refund_id,
         payment_id=payment_id,
         amount_minor=result.amount_minor,
+    )
+
+
+@router.post(
+    "/families/{parent_id}/charges",
+    response_model=ChargeOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="A one-off charge or credit for the family (admin)",
+)
+async def add_charge(
+    parent_id: uuid.UUID,
+    body: ChargeCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: AdminPrincipal,
+    temporal: TemporalDep,
+    idempotency_key: Annotated[uuid.UUID | None, Header(alias="Idempotency-Key")] = None,
+) -> ChargeOut:
+    """On the family's next invoice (`next_invoice`), or on its own invoice paid now (`now`, charges only). Send an
+    ``Idempotency-Key`` (a UUID) to make a retried request charge once."""
+    request = ChargeRequest(
+        request_id=idempotency_key or uuid.uuid4(),
+        amount_minor=body.amount_minor,
+        description=body.description,
+        kind=body.kind,
+        when=body.when,
+    )
+    result = await service.add_charge(session, temporal, settings, principal, parent_id, request)
+    return ChargeOut(
+        request_id=result.request_id,
+        stripe_invoice_item_id=result.stripe_invoice_item_id,
+        amount_minor=result.amount_minor,
+        stripe_invoice_id=result.stripe_invoice_id,
+        status=result.status,
     )
 
 

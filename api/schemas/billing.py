@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
 from api.schemas.common import RequestModel, ResponseModel
 from api.schemas.records import InvoiceOut, PaymentOut
@@ -59,6 +60,32 @@ class StopAccepted(ResponseModel):
 class RefundCreate(RequestModel):
     amount_minor: int | None = Field(default=None, gt=0, description="omit to refund what is left of the payment")
     reason: str = Field(default="", max_length=500)
+
+
+class ChargeCreate(RequestModel):
+    """A one-off charge (books, a recital fee) or credit (goodwill) for the family."""
+
+    amount_minor: int = Field(gt=0, le=10_000_000, description="cents, always positive; `kind` says which way")
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    kind: Literal["charge", "credit"] = "charge"
+    when: Literal["next_invoice", "now"] = Field(
+        default="next_invoice", description="on the family's next invoice, or (a charge) invoiced and paid now"
+    )
+
+    @field_validator("when")
+    @classmethod
+    def _credit_waits(cls, when: str, info: ValidationInfo) -> str:
+        if when == "now" and info.data.get("kind") == "credit":
+            raise ValueError("a credit goes on the next invoice; to give money back now, refund a payment")
+        return when
+
+
+class ChargeOut(ResponseModel):
+    request_id: uuid.UUID
+    stripe_invoice_item_id: str
+    amount_minor: int
+    stripe_invoice_id: str | None
+    status: str
 
 
 class RefundOut(ResponseModel):

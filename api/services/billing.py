@@ -25,11 +25,14 @@ from api.schemas.billing import AccountBalance, StatementLine
 from api.temporal_calls import bounded
 from core.contracts.billing import (
     SIGNAL_STUDENT_STOPPED,
+    UPDATE_ADD_CHARGE,
     UPDATE_CHANGE_CARD,
     UPDATE_REFUND,
     UPDATE_RENEW,
     CardChange,
     CardResult,
+    ChargeRequest,
+    ChargeResult,
     RefundRequest,
     RefundResult,
     RenewRequest,
@@ -186,6 +189,21 @@ async def refund(
         raise NotFound("payment")
     request = RefundRequest(request_id=request_id, payment_id=payment_id, amount_minor=amount_minor, reason=reason)
     result: RefundResult = await _update(temporal, settings, account.parent_id, UPDATE_REFUND, request, RefundResult)
+    return result
+
+
+async def add_charge(
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    parent_id: uuid.UUID,
+    request: ChargeRequest,
+) -> ChargeResult:
+    """A one-off charge or credit, made by the family's billing workflow once per request id."""
+    if await _family(session, principal, parent_id) is None:
+        raise Conflict("billing has not started for this family")
+    result: ChargeResult = await _update(temporal, settings, parent_id, UPDATE_ADD_CHARGE, request, ChargeResult)
     return result
 
 

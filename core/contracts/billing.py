@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +23,7 @@ SIGNAL_WRITE_OFF = "write_off"  # dunning → billing
 UPDATE_CHANGE_CARD = "change_card"
 UPDATE_REFUND = "refund_payment"
 UPDATE_RENEW = "renew_subscription"
+UPDATE_ADD_CHARGE = "add_charge"  # an admin's one-off charge or credit
 QUERY_SUBSCRIPTIONS = "subscriptions"
 QUERY_OPEN_INVOICES = "open_invoices"
 QUERY_BALANCE = "balance"
@@ -122,6 +123,25 @@ class RenewResult(BaseModel):
     status: str
 
 
+class ChargeRequest(BaseModel):
+    """A one-off charge (books, a recital fee) or credit (goodwill), once per ``request_id``: on the family's next
+    invoice (a pending Stripe invoice item) or, for a charge, on its own invoice made and paid now."""
+
+    request_id: uuid.UUID
+    amount_minor: int = Field(gt=0)
+    description: str = Field(min_length=1, max_length=200)
+    kind: Literal["charge", "credit"] = "charge"
+    when: Literal["next_invoice", "now"] = "next_invoice"
+
+
+class ChargeResult(BaseModel):
+    request_id: uuid.UUID
+    stripe_invoice_item_id: str
+    amount_minor: int  # signed as on the invoice: a credit is negative
+    stripe_invoice_id: str | None = None  # "now": the charge's own invoice
+    status: str = "pending"  # pending (until the next invoice) | the invoice's status (paid, past_due…)
+
+
 # --- activities ----------------------------------------------------------------------------------------------
 
 
@@ -148,6 +168,14 @@ class ChargeSnapshot(BaseModel):
     created_at: datetime | None = None
 
 
+class ChargeLine(BaseModel):
+    """One of Cedar's one-off charges or credits on an invoice (a line tagged ``cedar_charge_id``)."""
+
+    stripe_invoice_item_id: str
+    charge_id: str  # the request id it was made for
+    amount_minor: int  # negative for a credit
+
+
 class InvoiceSnapshot(BaseModel):
     id: str
     customer_id: str
@@ -164,6 +192,7 @@ class InvoiceSnapshot(BaseModel):
     # page where they can give it (Stripe's hosted invoice page; localstripe has none).
     confirmation_needed: bool = False
     hosted_invoice_url: str | None = None
+    charge_lines: list[ChargeLine] = Field(default_factory=list)
 
 
 class SubscriptionSnapshot(BaseModel):
@@ -249,6 +278,20 @@ class CreateRenewal(BaseModel):
     stripe_customer_id: str
     stripe_subscription_id: str
     period: int = Field(ge=1)
+
+
+class CreateInvoiceItem(BaseModel):
+    stripe_customer_id: str
+    request_id: uuid.UUID
+    amount_minor: int  # negative for a credit
+    description: str
+
+
+class ChargeInvoice(BaseModel):
+    """The invoice of a "now" charge: the customer's pending items, invoiced at once."""
+
+    stripe_customer_id: str
+    request_id: uuid.UUID
 
 
 class InvoiceRef(BaseModel):
@@ -408,6 +451,8 @@ class FamilyBillingState(BaseModel):
     open_invoices: dict[str, InvoiceState] = Field(default_factory=dict)  # by Stripe invoice id
     pending: list[Command] = Field(default_factory=list)
     commands_handled: int = 0
+    # One-off charges and credits made, by request id: a retried request answers from here, never charges twice.
+    charges: dict[str, ChargeResult] = Field(default_factory=dict)
 
 
 class SubscriptionsView(BaseModel):
