@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Query
 from fastapi.responses import Response
 
-from api.access import ROUTE_ACCESS
 from api.csv_export import csv_response
 from api.deps import SessionDep, SettingsDep
 from api.principal import AdminPrincipal
@@ -33,14 +32,6 @@ router = IndexedRouter(
     tags=["reports"],
     dependencies=[Depends(bind_request_id)],
     responses=error_responses(401, 403, 422),
-)
-_ADMIN = frozenset({"admin"})
-ROUTE_ACCESS.update(
-    {
-        ("GET", f"/api/v1/reports/{name}{suffix}"): _ADMIN
-        for name in ("revenue", "receivables", "retention", "attendance", "makeup-credits")
-        for suffix in ("", ".csv")
-    }
 )
 
 PeriodStart = Annotated[date, Query(description="the period's first day (the school's local date)")]
