@@ -65,6 +65,17 @@ ROUTE_ACCESS.update(
         # Teacher pay (api/routes/teacher_pay.py): the office and payroll
         ("GET", "/api/v1/teacher-pay/report"): _ADMIN,
         ("GET", "/api/v1/teacher-pay/report.csv"): _ADMIN,
+        # The owner's reports (api/routes/reports.py), each as JSON and CSV
+        ("GET", "/api/v1/reports/revenue"): _ADMIN,
+        ("GET", "/api/v1/reports/revenue.csv"): _ADMIN,
+        ("GET", "/api/v1/reports/receivables"): _ADMIN,
+        ("GET", "/api/v1/reports/receivables.csv"): _ADMIN,
+        ("GET", "/api/v1/reports/retention"): _ADMIN,
+        ("GET", "/api/v1/reports/retention.csv"): _ADMIN,
+        ("GET", "/api/v1/reports/attendance"): _ADMIN,
+        ("GET", "/api/v1/reports/attendance.csv"): _ADMIN,
+        ("GET", "/api/v1/reports/makeup-credits"): _ADMIN,
+        ("GET", "/api/v1/reports/makeup-credits.csv"): _ADMIN,
         ("GET", "/api/v1/academic-years"): _PUBLIC,
         ("POST", "/api/v1/academic-years"): _ADMIN,
         ("GET", "/api/v1/academic-years/{year_id}"): _PUBLIC,

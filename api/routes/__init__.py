@@ -19,6 +19,7 @@ from api.routes import (
     makeups,
     parents,
     privacy,
+    reports,
     students,
     system_settings,
     teacher_pay,
@@ -49,4 +50,5 @@ ROUTERS: list[APIRouter] = [
     invoices.router,
     attendance.router,
     teacher_pay.router,
+    reports.router,
 ]
