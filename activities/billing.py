@@ -135,7 +135,8 @@ class BillingActivities:
 
     @activity.defn(name="billing_quote_subscription")
     async def quote_subscription(self, request: QuoteRequest) -> Quote:
-        """The price from the rates table, less the sibling discount for the family's second and later child."""
+        """The price from the rates table, less the sibling discount for the family's second and later child, and
+        the school's registration fee (the workflow must not read settings itself)."""
         async with self._sessions() as session:
             rate = await session.scalar(
                 select(LessonRate).where(
@@ -163,6 +164,8 @@ class BillingActivities:
             discount_percent=percent,
             interval=request.billing_interval,
             currency=rate.currency,
+            registration_fee_minor=self._settings.registration_fee_minor,
+            registration_fee_when=self._settings.registration_fee_when,
         )
 
     @activity.defn(name="billing_apply_invoice")

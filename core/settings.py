@@ -220,6 +220,10 @@ class Settings(BaseSettings):
     sibling_discount_percent: int = 10
     stop_lessons_mode: Literal["period_end", "immediate"] = "period_end"
     billing_continue_as_new_events: int = 500
+    # A one-off registration fee charged once per enrollment when its billing starts (0: none), on the family's
+    # first lessons invoice (`first_invoice`) or on its own invoice paid at once (`now`).
+    registration_fee_minor: int = Field(default=0, ge=0)
+    registration_fee_when: Literal["first_invoice", "now"] = "first_invoice"
 
     # --- Dunning (days from the earliest unpaid invoice) ---
     dunning_warning_after: timedelta = timedelta(days=3)

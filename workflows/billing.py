@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         PayInvoice,
         PaymentFailure,
         PrepareRefund,
+        Quote,
         QuoteRequest,
         RecordRefund,
         RefundRequest,
@@ -104,6 +105,17 @@ with workflow.unsafe.imports_passed_through():
 # differently.
 REFUND_EVENTS = frozenset({"charge.refunded", "charge.refund.updated", "refund.created", "refund.updated"})
 MIRROR_REFUNDS_PATCH = "mirror-stripe-refunds"
+# The registration fee is a one-off charge made on a student's start (once per enrollment: its request id is
+# derived from the enrollment id). Histories recorded before it replay without the new step.
+REGISTRATION_FEE_PATCH = "registration-fee"
+REGISTRATION_FEE_DESCRIPTION = "Registration fee"
+REGISTRATION_FEE_NAMESPACE = uuid.UUID("5d0c6f1e-3b8a-4f0e-9c57-2a1d7e4b6c90")
+
+
+def registration_fee_request_id(enrollment_id: uuid.UUID) -> uuid.UUID:
+    """The registration fee's charge request id: the same for every delivery of one enrollment's start."""
+    return uuid.uuid5(REGISTRATION_FEE_NAMESPACE, f"registration-fee:{enrollment_id}")
+
 
 STRIPE_TIMEOUT = timedelta(seconds=30)
 # Network trouble and Stripe 5xx are retried (each attempt re-reads Stripe first); business refusals are not.
@@ -305,7 +317,7 @@ class FamilyBillingWorkflow:
             ),
         )
         self._remember_card(card)
-        quote = await self._db(
+        quote: Quote = await self._db(
             BillingActivities.quote_subscription,
             QuoteRequest(
                 billing_account_id=account_id,
@@ -349,6 +361,20 @@ class FamilyBillingWorkflow:
             amount_minor=quote.amount_minor,
             discount_percent=quote.discount_percent,
         )
+        if quote.registration_fee_minor > 0 and workflow.patched(REGISTRATION_FEE_PATCH):
+            await self._charge_registration_fee(started, quote)
+
+    async def _charge_registration_fee(self, started: StudentStarted, quote: Quote) -> None:
+        """The school's fee, once per enrollment (a re-delivered start finds it in ``charges``): pending for the
+        first lessons invoice (added after the subscription, so its trial's invoice does not take it), or paid now."""
+        fee = ChargeRequest(
+            request_id=registration_fee_request_id(started.enrollment_id),
+            amount_minor=quote.registration_fee_minor,
+            description=REGISTRATION_FEE_DESCRIPTION,
+            kind="charge",
+            when="now" if quote.registration_fee_when == "now" else "next_invoice",
+        )
+        await self._add_charge(fee)
 
     def _remember_card(self, card: CardResult) -> None:
         self._state.card_problem = (

@@ -342,6 +342,10 @@ class Quote(BaseModel):
     discount_percent: int
     interval: str
     currency: str
+    # The school's registration fee for this enrollment (settings at the start; 0: none). Defaults keep the
+    # quotes recorded before the fee existed replaying as no fee.
+    registration_fee_minor: int = 0
+    registration_fee_when: Literal["first_invoice", "now"] = "first_invoice"
 
 
 class ApplyInvoice(BaseModel):
