@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from domain.ledger import Account
-from models import BillingAccount, Invoice, JournalEntry, LedgerAccount, Payment, Posting, Subscription
+from models import AuditLog, BillingAccount, Invoice, JournalEntry, LedgerAccount, Payment, Posting, Subscription
 
 
 async def account_of(session: AsyncSession, parent_id: uuid.UUID) -> BillingAccount | None:
@@ -18,6 +18,14 @@ async def account_of(session: AsyncSession, parent_id: uuid.UUID) -> BillingAcco
         select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id)
     )
     return account
+
+
+async def charge_audited(session: AsyncSession, request_id: uuid.UUID) -> bool:
+    """Whether the one-off charge (or credit) request has its audit row already."""
+    query = select(col(AuditLog.id)).where(
+        col(AuditLog.entity_type) == "charge", col(AuditLog.entity_id) == str(request_id)
+    )
+    return await session.scalar(query.limit(1)) is not None
 
 
 async def account(session: AsyncSession, account_id: uuid.UUID) -> BillingAccount | None:

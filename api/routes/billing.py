@@ -15,6 +15,7 @@ from fastapi import Depends, Header, status
 from api.access import ROUTE_ACCESS
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.principal import AdminPrincipal, Principal, require_roles
+from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
 from api.schemas.billing import (
     CardOut,
@@ -37,7 +38,7 @@ from api.services import billing as service
 from core.contracts.billing import ChargeRequest
 from models import Role
 
-router = IndexedRouter(prefix="/api/v1/billing", tags=["billing"])
+router = IndexedRouter(prefix="/api/v1/billing", tags=["billing"], dependencies=[Depends(bind_request_id)])
 FamilyPrincipal = Annotated[Principal, Depends(require_roles(Role.admin, Role.parent))]
 _FAMILY, _ADMIN = frozenset({"admin", "parent"}), frozenset({"admin"})
 ROUTE_ACCESS.update(

@@ -20,6 +20,7 @@ from api.errors import CedarError, Conflict, NotFound
 from api.principal import Principal
 from api.repositories import billing as repository
 from api.repositories import scopes
+from api.repositories.audit import audit_write
 from api.repositories.base import get_one
 from api.schemas.billing import AccountBalance, StatementLine
 from api.temporal_calls import bounded
@@ -201,9 +202,22 @@ async def add_charge(
     request: ChargeRequest,
 ) -> ChargeResult:
     """A one-off charge or credit, made by the family's billing workflow once per request id."""
-    if await _family(session, principal, parent_id) is None:
+    account = await _family(session, principal, parent_id)
+    if account is None:
         raise Conflict("billing has not started for this family")
     result: ChargeResult = await _update(temporal, settings, parent_id, UPDATE_ADD_CHARGE, request, ChargeResult)
+    after = {
+        "parent_id": str(parent_id),
+        "billing_account_id": str(account.id),
+        "amount_minor": result.amount_minor,
+        "description": request.description,
+        "when": request.when,
+        "stripe_invoice_item_id": result.stripe_invoice_item_id,
+        "stripe_invoice_id": result.stripe_invoice_id,
+        "status": result.status,
+    }
+    if not await repository.charge_audited(session, request.request_id):  # a retried request: audited once
+        await audit_write(session, principal, request.kind, "charge", request.request_id, after=after)
     return result
 
 

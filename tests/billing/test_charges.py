@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from core.db import SessionFactory
 from devstack.smtp_sink import SmtpSink
-from models import JournalEntry, Payment, Posting, Role
+from models import AuditLog, JournalEntry, Payment, Posting, Role
 from tests.billing.conftest import BillFamily, ledger_problems, renew_and_pay
 
 
@@ -76,6 +76,26 @@ async def test_books_go_on_the_next_invoice_once_and_bad_input_changes_nothing(
         assert credit.json()["amount_minor"] == -1000
         pending = await stripe_client.v1.invoice_items.list_async(params={"customer": billed.customer_id})
         assert sorted(i.amount for i in pending.data) == [-1000, 2500]
+        # Each request is audited once (a retry adds no row), with its amount, description and when.
+        async with sessions() as session:
+            audit = (await session.scalars(select(AuditLog).where(col(AuditLog.entity_type) == "charge"))).all()
+        rows = sorted(
+            (
+                r.action,
+                r.entity_id,
+                (r.after or {})["amount_minor"],
+                (r.after or {})["description"],
+                (r.after or {})["when"],
+            )
+            for r in audit
+        )
+        assert rows == sorted(
+            [
+                ("charge", first.json()["request_id"], 2500, "Piano books", "next_invoice"),
+                ("credit", credit.json()["request_id"], -1000, "Goodwill", "next_invoice"),
+            ]
+        )
+        assert all(r.actor_role == "admin" and r.occurred_at is not None and r.request_id for r in audit)
 
         payment = await renew_and_pay(http, sessions, billed, admin)
 
