@@ -2,7 +2,9 @@
 
 The school's policy (``MakeupPolicy``) comes from settings, overridden by the office's ``makeup_policy`` system
 setting. A family cancelling before the notice cutoff earns a credit; later (or a no-show) the lesson is
-forfeited; a teacher's or the school's cancellation always earns one. A credit is used exactly once, before it
+forfeited; a teacher's or the school's cancellation always earns one. An excused absence is a family absence the
+school accepts: it earns one credit, exactly once per lesson, which marking the lesson otherwise afterwards voids
+while it is unused (``attendance_credit``). A credit is used exactly once, before it
 expires; the office may extend it (forward only) or void it while it is available.
 """
 
@@ -69,6 +71,35 @@ def cancellation_outcome(by: CancelledBy, starts_at: datetime, now: datetime, po
 def no_show_outcome() -> Outcome:
     """A student who does not come forfeits the lesson."""
     return Outcome.forfeited
+
+
+def attendance_outcome(excused: bool) -> Outcome:
+    """An excused absence earns a credit; an unexcused one (absent) is forfeited, as a no-show."""
+    return Outcome.credit if excused else Outcome.forfeited
+
+
+class CreditAction(StrEnum):
+    """What marking a lesson's attendance does to the lesson's make-up credit."""
+
+    earn = "earn"  # excused, no credit yet: create it (one per lesson)
+    keep = "keep"  # nothing to do (excused again, or not excused and no open credit)
+    void = "void"  # no longer excused: void the unused credit
+    refuse_used = "refuse_used"  # no longer excused, but the credit paid for a make-up already
+    refuse_voided = "refuse_voided"  # excused again, but the lesson's one credit was voided
+
+
+def attendance_credit(excused: bool, credit_status: str | None) -> CreditAction:
+    """The lesson's credit after marking it excused (``excused``) or present, late or absent, given the status of
+    the credit it earned before (None: none)."""
+    if excused:
+        if credit_status is None:
+            return CreditAction.earn
+        return CreditAction.refuse_voided if credit_status == CreditStatus.void else CreditAction.keep
+    if credit_status == CreditStatus.available:
+        return CreditAction.void
+    if credit_status == CreditStatus.used:
+        return CreditAction.refuse_used
+    return CreditAction.keep
 
 
 def credit_expiry(granted_at: datetime, policy: MakeupPolicy) -> datetime:

@@ -186,12 +186,13 @@ async def mark_attendance(
     lesson_id: uuid.UUID,
     user: TeacherUser,
     session: SessionDep,
+    temporal: TemporalDep,
     settings: SettingsDep,
     attendance: Annotated[Attendance, Form()],
 ) -> Response:
-    """As ``POST /api/v1/lessons/{id}/attendance``: the same service, so the same rules and audit row."""
+    """As ``POST /api/v1/lessons/{id}/attendance``: the same service, so the same rules, credit and audit row."""
     try:
-        await attendance_service.mark(session, user, lesson_id, attendance)
+        await attendance_service.mark(session, temporal, settings, user, lesson_id, attendance)
     except CedarError as refused:
         if refused.status_code not in (404, 409):
             raise

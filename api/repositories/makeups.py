@@ -101,6 +101,14 @@ async def credit(session: AsyncSession, principal: Principal, credit_id: uuid.UU
     return found
 
 
+async def of_lesson(session: AsyncSession, lesson_id: uuid.UUID) -> MakeupCredit | None:
+    """The credit the lesson earned (cancelled or excused), whoever may see it: at most one (unique)."""
+    found: MakeupCredit | None = await session.scalar(
+        select(MakeupCredit).where(col(MakeupCredit.origin_lesson_id) == lesson_id)
+    )
+    return found
+
+
 async def claim(session: AsyncSession, credit_id: uuid.UUID, lesson_id: uuid.UUID, now: datetime) -> bool:
     """Marks the credit used for ``lesson_id`` if it is still available and unexpired: the one decision of a race
     (a concurrent claim waits on the row's lock, then finds it used)."""

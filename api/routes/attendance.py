@@ -14,7 +14,7 @@ from fastapi import Depends, Query
 from fastapi.responses import Response
 
 from api.csv_export import csv_response
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.principal import StaffPrincipal
 from api.repositories.audit import bind_request_id
 from api.routing import IndexedRouter
@@ -38,9 +38,14 @@ PeriodEnd = Annotated[date, Query(description="the first day after the period")]
 
 @router.post("/lessons/{lesson_id}/attendance", response_model=LessonOut, summary="Mark a lesson's attendance")
 async def mark_attendance(
-    session: SessionDep, principal: StaffPrincipal, lesson_id: uuid.UUID, body: AttendanceMark
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    principal: StaffPrincipal,
+    lesson_id: uuid.UUID,
+    body: AttendanceMark,
 ) -> Lesson:
-    return await service.mark(session, principal, lesson_id, body.attendance)
+    return await service.mark(session, temporal, settings, principal, lesson_id, body.attendance)
 
 
 async def _report(

@@ -49,7 +49,9 @@ from core.temporal import lesson_cancellation_workflow_id, makeup_credit_workflo
 from domain.makeups import (
     CancelledBy,
     CreditStatus,
+    MakeupPolicy,
     Outcome,
+    attendance_outcome,
     booking_problem,
     booking_window,
     cancellation_outcome,
@@ -96,6 +98,42 @@ async def decide_cancellation(
     by = _cancelled_by(principal)
     now = datetime.now(UTC)
     outcome = cancellation_outcome(by, lesson.starts_at, now, policy)
+    reason = f"lesson cancelled by the {by}" + (f": {reason}" if reason else "")
+    return await _decided(session, principal, lesson, by, outcome, reason, policy, now)
+
+
+async def decide_excused(
+    session: AsyncSession, settings: Settings, principal: Principal, lesson: Lesson
+) -> CancellationOutcome:
+    """An excused absence: a family absence the school accepts, so a credit, as a cancellation that earns one.
+    Called inside the marking transaction, before it commits, when the lesson has no credit yet."""
+    policy = await repository.policy(session, settings)
+    outcome = attendance_outcome(excused=True)
+    reason = "excused absence"
+    return await _decided(session, principal, lesson, CancelledBy.family, outcome, reason, policy, datetime.now(UTC))
+
+
+async def excused_again(
+    session: AsyncSession, settings: Settings, lesson: Lesson, credit: MakeupCredit
+) -> CancellationOutcome:
+    """A lesson marked excused again: its credit as it was decided, to announce again (a no-op when its
+    workflows run already, so a retry after a failed announcement completes it)."""
+    policy = await repository.policy(session, settings)
+    student = await session.get(Student, lesson.student_id)
+    assert student is not None
+    return CancellationOutcome(CancelledBy.family, Outcome.credit, student.parent_id, credit, policy.reminder_before)
+
+
+async def _decided(
+    session: AsyncSession,
+    principal: Principal,
+    lesson: Lesson,
+    by: CancelledBy,
+    outcome: Outcome,
+    reason: str,
+    policy: MakeupPolicy,
+    now: datetime,
+) -> CancellationOutcome:
     student = await session.get(Student, lesson.student_id)
     assert student is not None
     credit = None
@@ -107,7 +145,7 @@ async def decide_cancellation(
             instrument=await _instrument(session, lesson, student),
             lesson_minutes=int((lesson.ends_at - lesson.starts_at).total_seconds() // 60),
             origin_lesson_id=lesson.id,
-            reason=(f"lesson cancelled by the {by}" + (f": {reason}" if reason else ""))[:500],
+            reason=reason[:500],
             expires_at=credit_expiry(now, policy),
         )
         session.add(credit)
@@ -349,18 +387,31 @@ async def void(
     body: CreditVoid,
 ) -> MakeupCreditState:
     credit = await repository.credit(session, principal, credit_id)
+    return await void_credit(session, temporal, settings, principal, credit, body.reason)
+
+
+async def void_credit(
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    principal: Principal,
+    credit: MakeupCredit,
+    reason: str,
+) -> MakeupCreditState:
+    """Voids an available credit through its workflow (409 when it is no longer available) and audits it with
+    ``reason``: the office's void, and an excused lesson marked otherwise (``api/services/attendance.py``)."""
     problem = void_problem(credit.status)
     if problem is not None:
         raise Conflict(problem, {"credit_id": problem})
-    message = VoidCredit(reason=body.reason, actor_user_id=principal.user_id)
-    state: MakeupCreditState = await _update(temporal, settings, credit_id, UPDATE_VOID, message)
+    message = VoidCredit(reason=reason, actor_user_id=principal.user_id)
+    state: MakeupCreditState = await _update(temporal, settings, credit.id, UPDATE_VOID, message)
     await audit_write(
         session,
         principal,
         "makeup_void",
         "makeup_credit",
-        credit_id,
+        credit.id,
         before={"status": credit.status},
-        after={"status": state.status, "reason": body.reason},
+        after={"status": state.status, "reason": reason},
     )
     return state

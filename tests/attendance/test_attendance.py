@@ -14,8 +14,10 @@ from sqlmodel import col
 
 from core.db import SessionFactory
 from core.settings import Settings
-from models import AuditLog, Lesson, LessonStatus, Role
+from models import AuditLog, Lesson, LessonStatus, MakeupCredit, Role
 from tests.school_api.conftest import API, future_local
+from tests.school_api.test_makeups import _sent
+from tests.waiting import eventually
 
 
 async def test_a_teacher_marks_their_started_lesson_and_nothing_else(
@@ -156,3 +158,84 @@ async def test_attendance_totals_per_student_and_teacher_in_json_and_csv(
     missing = await api.get(f"{API}/attendance/students", params={"period_start": "2026-13-01"}, headers=admin)
     assert missing.status_code == 422
     assert set(missing.json()["fields"]) >= {"period_start", "period_end"}
+
+
+async def _credits_of(sessions: SessionFactory, lesson: Lesson) -> list[MakeupCredit]:
+    async with sessions() as session:
+        return list(
+            (await session.scalars(select(MakeupCredit).where(col(MakeupCredit.origin_lesson_id) == lesson.id))).all()
+        )
+
+
+async def test_an_excused_absence_earns_one_credit_which_marking_otherwise_voids_unless_used(
+    api: httpx.AsyncClient,
+    sessions: SessionFactory,
+    run_worker: Callable[..., Any],
+    make_family: Callable[..., Any],
+    make_teacher: Callable[..., Any],
+    add_lesson: Callable[..., Any],
+) -> None:
+    family, teacher = await make_family(), await make_teacher()
+    student = family.students[0]
+    voided, used, absent = [
+        await add_lesson(teacher.teacher, student, datetime.now(UTC) - timedelta(days=days, hours=3))
+        for days in (1, 2, 3)
+    ]
+
+    async def mark(lesson: Lesson, attendance: str) -> httpx.Response:
+        return await api.post(
+            f"{API}/lessons/{lesson.id}/attendance", json={"attendance": attendance}, headers=teacher.headers
+        )
+
+    async with run_worker():
+        for _ in range(2):  # marked excused twice: still one credit, told once
+            excused = await mark(voided, "excused")
+            assert excused.status_code == 200, excused.text
+            assert (excused.json()["status"], excused.json()["attendance"]) == ("no_show", "excused")
+        [earned] = await _credits_of(sessions, voided)
+        assert (earned.status, earned.reason) == ("available", "excused absence")
+        expected = {f"lesson-cancelled-{voided.id}-{to}" for to in ("parent", "teacher")}
+        sent = await eventually(
+            lambda: _sent(sessions, f"lesson-cancelled-{voided.id}"), until=lambda s: set(s) == expected, what="2"
+        )
+        assert set(sent.values()) == {1}
+
+        present = await mark(voided, "present")
+        assert present.status_code == 200, present.text
+        assert (present.json()["status"], present.json()["attendance"]) == ("completed", "present")
+        assert [row.status for row in await _credits_of(sessions, voided)] == ["void"]
+        again = await mark(voided, "excused")
+        assert again.status_code == 409, again.text
+        assert again.json()["error"] == "credit_voided"
+
+        assert (await mark(used, "excused")).status_code == 200
+        [credit] = await _credits_of(sessions, used)
+        slots = await api.get(f"{API}/makeups/credits/{credit.id}/slots", headers=family.headers)
+        assert slots.status_code == 200, slots.text
+        booked = await api.post(
+            f"{API}/makeups/credits/{credit.id}/book",
+            json={"starts_at": slots.json()[0]["starts_at"]},
+            headers=family.headers,
+        )
+        assert booked.status_code == 201, booked.text
+        refused = await mark(used, "absent")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == "credit_used"
+        assert "already used" in refused.json()["detail"]
+
+        forfeited = await mark(absent, "absent")
+        assert (forfeited.json()["status"], forfeited.json()["attendance"]) == ("no_show", "absent")
+    assert await _credits_of(sessions, absent) == []
+    assert [row.status for row in await _credits_of(sessions, used)] == ["used"]
+    async with sessions() as session:
+        still = await session.get(Lesson, used.id)
+        assert still is not None
+        assert (still.status, still.attendance) == (LessonStatus.no_show, "excused")
+        voids = (
+            await session.scalars(
+                select(AuditLog).where(col(AuditLog.action) == "makeup_void", col(AuditLog.entity_id) == str(earned.id))
+            )
+        ).all()
+    assert [row.after["reason"] for row in voids if row.after] == [
+        f"the excused lesson of {voided.starts_at.date().isoformat()} was marked present"
+    ]

@@ -4,9 +4,12 @@ import pytest
 
 from domain.makeups import (
     CancelledBy,
+    CreditAction,
     CreditStatus,
     MakeupPolicy,
     Outcome,
+    attendance_credit,
+    attendance_outcome,
     booking_problem,
     cancellation_outcome,
     credit_expiry,
@@ -84,3 +87,29 @@ def test_a_policy_refuses_nonsense() -> None:
         MakeupPolicy(HOUR, timedelta(0), HOUR, HOUR, DAY)
     with pytest.raises(ValueError, match="horizon"):
         MakeupPolicy(HOUR, DAY, HOUR, DAY, HOUR)
+
+
+def test_an_excused_absence_earns_a_credit_and_an_unexcused_one_forfeits() -> None:
+    assert attendance_outcome(excused=True) == Outcome.credit
+    assert attendance_outcome(excused=False) == Outcome.forfeited == no_show_outcome()
+
+
+@pytest.mark.parametrize(
+    ("excused", "status", "action"),
+    [
+        (True, None, CreditAction.earn),
+        (True, CreditStatus.available, CreditAction.keep),  # excused twice: still one credit
+        (True, CreditStatus.used, CreditAction.keep),
+        (True, CreditStatus.expired, CreditAction.keep),
+        (True, CreditStatus.void, CreditAction.refuse_voided),  # one credit per lesson, ever
+        (False, None, CreditAction.keep),
+        (False, CreditStatus.available, CreditAction.void),
+        (False, CreditStatus.used, CreditAction.refuse_used),
+        (False, CreditStatus.expired, CreditAction.keep),
+        (False, CreditStatus.void, CreditAction.keep),
+    ],
+)
+def test_marking_attendance_earns_keeps_voids_or_refuses_the_lessons_one_credit(
+    excused: bool, status: CreditStatus | None, action: CreditAction
+) -> None:
+    assert attendance_credit(excused, status) == action
