@@ -176,7 +176,8 @@ class MakeupCreditWorkflow:
 
 @workflow.defn(name=LESSON_CANCELLATION_WORKFLOW)
 class LessonCancellationWorkflow:
-    """Tells the family and the teacher what a cancellation means (a credit, or the lesson forfeited), once each."""
+    """Tells the family and the teacher what a cancellation or an excused absence means (a credit, or the lesson
+    forfeited), once each."""
 
     @workflow.run
     async def run(self, request: LessonCancellationInput) -> None:
@@ -189,11 +190,13 @@ class LessonCancellationWorkflow:
             "outcome_title": f"lesson_outcome_title_{request.outcome}",
             "cancelled_by_words": f"cancelled_by_{request.cancelled_by}",
         }
+        # An excused absence has its own words (lesson_excused_*); the dedup keys stay one per lesson.
+        kind = "excused" if request.excused else "cancelled"
         await asyncio.gather(
             *(
                 _send(
                     SendEmail(
-                        template=f"lesson_cancelled_{to}",
+                        template=f"lesson_{kind}_{to}",
                         dedup_key=f"lesson-cancelled-{request.lesson_id}-{to}",
                         to=to,
                         parent_id=request.parent_id,

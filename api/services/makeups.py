@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,7 @@ class CancellationOutcome:
     parent_id: uuid.UUID
     credit: MakeupCredit | None
     reminder_before: timedelta
+    excused: bool = False  # an excused absence, not a cancellation: its notices say so
 
 
 def _cancelled_by(principal: Principal) -> CancelledBy:
@@ -110,7 +111,8 @@ async def decide_excused(
     policy = await repository.policy(session, settings)
     outcome = attendance_outcome(excused=True)
     reason = "excused absence"
-    return await _decided(session, principal, lesson, CancelledBy.family, outcome, reason, policy, datetime.now(UTC))
+    decided = await _decided(session, principal, lesson, CancelledBy.family, outcome, reason, policy, datetime.now(UTC))
+    return replace(decided, excused=True)
 
 
 async def excused_again(
@@ -121,7 +123,9 @@ async def excused_again(
     policy = await repository.policy(session, settings)
     student = await session.get(Student, lesson.student_id)
     assert student is not None
-    return CancellationOutcome(CancelledBy.family, Outcome.credit, student.parent_id, credit, policy.reminder_before)
+    return CancellationOutcome(
+        CancelledBy.family, Outcome.credit, student.parent_id, credit, policy.reminder_before, excused=True
+    )
 
 
 async def _decided(
@@ -170,6 +174,7 @@ async def announce_cancellation(
         outcome=decided.outcome.value,
         credit_id=credit.id if credit else None,
         credit_expires_at=credit.expires_at if credit else None,
+        excused=decided.excused,
     )
     await _start(temporal, settings, LESSON_CANCELLATION_WORKFLOW, notice, lesson_cancellation_workflow_id(lesson.id))
 

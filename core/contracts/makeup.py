@@ -107,3 +107,6 @@ class LessonCancellationInput(BaseModel):
     outcome: Literal["credit", "forfeited"]
     credit_id: uuid.UUID | None = None
     credit_expires_at: datetime | None = None
+    # An excused absence (a family absence the school accepted), told in its own words rather than as a
+    # cancellation; the default keeps earlier histories replaying as they ran.
+    excused: bool = False

@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from core.db import SessionFactory
 from core.settings import Settings
-from models import AuditLog, Lesson, LessonStatus, MakeupCredit, Role
+from models import AuditLog, Communication, Lesson, LessonStatus, MakeupCredit, Role
 from tests.school_api.conftest import API, future_local
 from tests.school_api.test_makeups import _sent
 from tests.waiting import eventually
@@ -199,6 +199,21 @@ async def test_an_excused_absence_earns_one_credit_which_marking_otherwise_voids
             lambda: _sent(sessions, f"lesson-cancelled-{voided.id}"), until=lambda s: set(s) == expected, what="2"
         )
         assert set(sent.values()) == {1}
+        async with sessions() as session:
+            told = dict(
+                (
+                    await session.execute(
+                        select(col(Communication.template), col(Communication.subject)).where(
+                            col(Communication.dedup_key).in_(expected)
+                        )
+                    )
+                )
+                .tuples()
+                .all()
+            )
+        assert set(told) == {"lesson_excused_parent", "lesson_excused_teacher"}  # not "cancelled by the family"
+        assert "marked excused: make-up credit earned" in told["lesson_excused_parent"]
+        assert "excused absence" in told["lesson_excused_teacher"]
 
         present = await mark(voided, "present")
         assert present.status_code == 200, present.text
