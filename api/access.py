@@ -185,6 +185,8 @@ ROUTE_ACCESS.update(
         ("GET", "/family/card"): _PARENT,
         ("POST", "/family/card"): _PARENT,
         ("POST", "/family/lessons/{lesson_id}/cancel"): _PARENT,
+        ("GET", "/family/makeups/{credit_id}"): _PARENT,
+        ("POST", "/family/makeups/{credit_id}/book"): _PARENT,
         ("GET", "/family/payments/{payment_id}"): _PARENT,
         ("GET", "/family/enroll"): _PARENT,
         ("POST", "/family/enroll"): _PARENT,

@@ -8,7 +8,7 @@ rules, so another family's lesson or payment is a 404 here too.
 from __future__ import annotations
 
 import uuid
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -23,7 +23,9 @@ from api.limits import client_ip, limit_enrollment
 from api.pages.web import HOME, NAV, NOTICES, ParentUser, page_router, redirect, render
 from api.principal import Principal
 from api.repositories import catalog
+from api.repositories import family as family_repository
 from api.schemas.enrollment import EnrollmentCreate, PaymentMethodId
+from api.schemas.makeups import MakeupBooking
 from api.schemas.school import ConsentChange
 from api.services import billing as billing_service
 from api.services import calendar_feeds as feed_service
@@ -31,11 +33,13 @@ from api.services import enrollments as enrollment_service
 from api.services import family as family_service
 from api.services import invoices as invoice_service
 from api.services import lessons as lesson_service
+from api.services import makeups as makeup_service
 from api.services import parents as parent_service
 from api.services import privacy as privacy_service
 from core.db import transaction
 from core.settings import Settings
 from domain.local_time import format_local
+from domain.makeups import CreditStatus
 from domain.money import format_money
 from models import ConsentKind, Invoice, Role
 
@@ -53,6 +57,9 @@ NOTICES.update(
         "card_saved": "Your new card is saved. Unpaid invoices are being charged to it now: they show as paid here "
         "within a minute (reload the page).",
         "lesson_cancelled": "The lesson is cancelled.",
+        "lesson_cancelled_credit": "The lesson is cancelled; you earned a make-up credit (below).",
+        "lesson_cancelled_forfeited": "The lesson is cancelled; it is forfeited (no make-up credit).",
+        "makeup_booked": "Your make-up lesson is booked: it is in your upcoming lessons.",
         "consent_saved": "Your choice is saved.",
         "feed_issued": "Your calendar link is ready: copy it into your calendar app (below).",
         "feed_revoked": "The calendar link is revoked: calendar apps using it stop receiving lessons.",
@@ -115,6 +122,18 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
     unpaid = found.unpaid
     currency = settings.currency
     feed = await feed_service.current(session, settings, user, feed_service.Owner(parent_id=_parent_id(user)))
+    now = datetime.now(UTC)
+    names = {student.id: student.first_name for student in found.students}
+    credits = [
+        {
+            "id": credit.id,
+            "student": names.get(credit.student_id, ""),
+            "minutes": credit.lesson_minutes,
+            "expires": format_local(credit.expires_at, settings.timezone),
+        }
+        for credit in await makeup_service.list_credits(session, user, None, CreditStatus.available)
+        if credit.expires_at > now
+    ]
     return await render(
         request,
         "family_home.html",
@@ -129,6 +148,7 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
                 "teacher": item.teacher,
                 "status": item.lesson.status,
                 "cancellable": item.cancellable,
+                "late": not item.cancellable and item.lesson.kind != "demo",
             }
             for item in found.lessons
         ],
@@ -142,6 +162,7 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
         unpaid=unpaid,
         unpaid_total=format_money(sum(i.amount_due_minor - i.amount_paid_minor for i in unpaid), currency),
         feed=feed,
+        credits=credits,
     )
 
 
@@ -268,8 +289,90 @@ async def cancel_lesson(
 ) -> Response:
     """The API's lesson cancel: before the school's notice it earns a make-up credit, after it the lesson is
     forfeited; another family's is 404."""
-    await lesson_service.cancel(session, temporal, settings, user, lesson_id, "cancelled by the family online")
-    return redirect("/family?notice=lesson_cancelled")
+    done = await lesson_service.cancel(session, temporal, settings, user, lesson_id, "cancelled by the family online")
+    return redirect(f"/family?notice=lesson_cancelled_{done.outcome.outcome.value}")
+
+
+# --- make-up credits ---
+
+
+async def _slots_page(
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    user: Principal,
+    credit_id: uuid.UUID,
+    problem: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    try:
+        slots = await makeup_service.open_slots(session, settings, user, credit_id)
+    except CedarError as refused:
+        if refused.status_code != 409:
+            raise
+        return await render(
+            request,
+            "message.html",
+            409,
+            title="Book a make-up",
+            message=" ".join(filter(None, [problem, f"This credit cannot be booked now: {refused.detail}."])),
+            link=("/family", "Back to your family's page"),
+        )
+    names = await family_repository.teacher_names(session, {slot.teacher_id for slot in slots})
+    return await render(
+        request,
+        "family_makeup.html",
+        status,
+        title="Book a make-up",
+        credit_id=credit_id,
+        problem=problem,
+        slots=[
+            {
+                "starts_at": slot.starts_at.isoformat(),
+                "teacher_id": slot.teacher_id,
+                "when": format_local(slot.starts_at, settings.timezone),
+                "teacher": names.get(slot.teacher_id, ""),
+            }
+            for slot in slots
+        ],
+    )
+
+
+@router.get("/family/makeups/{credit_id}")
+async def makeup_slots(
+    request: Request, credit_id: uuid.UUID, user: ParentUser, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
+    """The open slots of ``GET /api/v1/makeups/credits/{id}/slots``, each with a button that books it."""
+    return await _slots_page(request, session, settings, user, credit_id)
+
+
+@router.post("/family/makeups/{credit_id}/book")
+async def book_makeup(
+    request: Request,
+    credit_id: uuid.UUID,
+    user: ParentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+    starts_at: Annotated[str, Form(max_length=64)],
+    teacher_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    """The same service as ``POST /api/v1/makeups/credits/{id}/book``: a slot or credit taken meanwhile (409) or
+    no longer bookable (422) shows the slots again with the reason."""
+    try:
+        booking = MakeupBooking.model_validate({"starts_at": starts_at, "teacher_id": teacher_id})
+        await makeup_service.book(session, temporal, settings, user, credit_id, booking)
+    except ValidationError:
+        await session.rollback()
+        return await _slots_page(request, session, settings, user, credit_id, "This time cannot be booked.", 422)
+    except CedarError as refused:
+        if refused.status_code not in (409, 422):
+            raise
+        await session.rollback()
+        reason = "; ".join(refused.fields.values()) if refused.status_code == 422 and refused.fields else ""
+        problem = f"Not booked: {refused.detail}{f' ({reason})' if reason else ''}. Choose another time."
+        return await _slots_page(request, session, settings, user, credit_id, problem, refused.status_code)
+    return redirect("/family?notice=makeup_booked")
 
 
 @router.get("/family/payments/{payment_id}")

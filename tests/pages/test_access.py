@@ -78,8 +78,10 @@ async def test_a_parent_reaches_only_their_family_and_their_session_ends_with_si
     assert refused.status == 404
     await page.goto(f"{served_api}/family")
     await page.get_by_role("button", name=re.compile("Cancel the lesson")).click()
-    await page.wait_for_url(f"{served_api}/family?notice=lesson_cancelled")
-    await expect(page.get_by_role("status")).to_have_text("The lesson is cancelled.")
+    await page.wait_for_url(f"{served_api}/family?notice=lesson_cancelled_credit")
+    await expect(page.get_by_role("status")).to_have_text(
+        "The lesson is cancelled; you earned a make-up credit (below)."
+    )
     async with sessions() as session:
         statuses: dict[uuid.UUID, str] = dict(
             (await session.execute(select(col(Lesson.id), col(Lesson.status)))).tuples().all()
