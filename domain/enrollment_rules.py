@@ -60,6 +60,8 @@ class EnrollmentState(StrEnum):
     WITHDRAWN = "withdrawn"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    # The student's lessons ran to their end (the family did not return for the next semester): closed cleanly.
+    COMPLETED = "completed"
 
 
 class EnrollmentAction(StrEnum):
@@ -77,6 +79,7 @@ TERMINAL_STATES: frozenset[EnrollmentState] = frozenset(
         EnrollmentState.WITHDRAWN,
         EnrollmentState.CANCELLED,
         EnrollmentState.FAILED,
+        EnrollmentState.COMPLETED,
     }
 )
 
@@ -95,10 +98,12 @@ _FORWARD: dict[EnrollmentState, frozenset[EnrollmentState]] = {
     _S.DEMO_SCHEDULED: frozenset({_S.AWAITING_OUTCOME, _S.ACTIVE, _S.WITHDRAWN, _S.WAITLISTED}),
     # A no-show can be rescheduled (or waitlisted, as above).
     _S.AWAITING_OUTCOME: frozenset({_S.ACTIVE, _S.WITHDRAWN, _S.DEMO_SCHEDULED, _S.WAITLISTED}),
+    # The last booked lesson is over and the family is not returning.
+    _S.ACTIVE: frozenset({_S.COMPLETED}),
 }
-# Closed for good: withdrawn, cancelled, failed. An active enrollment ends the enrollment flow (TERMINAL_STATES)
-# but the family can still cancel it until the semester's last lesson, and it fails if a step after the hand-over
-# to billing fails for good.
+# Closed for good: withdrawn, cancelled, failed, completed. An active enrollment ends the enrollment flow
+# (TERMINAL_STATES) but the family can still cancel it until its last lesson, and it fails if a step after the
+# hand-over to billing fails for good.
 CLOSED_STATES: frozenset[EnrollmentState] = TERMINAL_STATES - {_S.ACTIVE}
 ALLOWED_TRANSITIONS: dict[EnrollmentState, frozenset[EnrollmentState]] = {
     state: (frozenset() if state in CLOSED_STATES else _FORWARD.get(state, frozenset()) | {_S.CANCELLED, _S.FAILED})

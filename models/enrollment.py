@@ -31,7 +31,7 @@ class Enrollment(SQLModel, table=True):
             "student_id",
             "instrument",
             unique=True,
-            postgresql_where=text("state NOT IN ('withdrawn', 'cancelled', 'failed')"),
+            postgresql_where=text("state NOT IN ('withdrawn', 'cancelled', 'failed', 'completed')"),
         ),
     )
 

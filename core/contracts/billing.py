@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 FAMILY_BILLING_WORKFLOW = "FamilyBillingWorkflow"
 SIGNAL_STUDENT_STARTED = "student_started"  # enrollment → billing
 SIGNAL_STUDENT_STOPPED = "student_stopped"  # enrollment (or an admin) → billing
+SIGNAL_LESSONS_BOOKED = "lessons_booked"  # re-enrollment → billing: a returning student's next semester is booked
 SIGNAL_STRIPE_EVENT = "stripe_event"  # the webhook, the catch-up and reconciliation → billing
 SIGNAL_RETRY_INVOICE = "retry_invoice"  # dunning → billing
 SIGNAL_WRITE_OFF = "write_off"  # dunning → billing
@@ -61,6 +62,19 @@ class StudentStopped(BaseModel):
     parent_id: uuid.UUID
     student_id: uuid.UUID
     reason: str
+    # The end of the student's last lesson that happens: nothing is billed after it, and the last period is
+    # prorated by the lessons it holds. None (older messages) stops billing the old way.
+    last_lesson_ends_at: datetime | None = None
+
+
+class LessonsBooked(BaseModel):
+    """A returning student's next semester is booked on the same enrollment: billing continues without a gap and
+    raises no invoice for the weeks between semesters."""
+
+    enrollment_id: uuid.UUID
+    parent_id: uuid.UUID
+    first_lesson_starts_at: datetime
+    last_lesson_ends_at: datetime
 
 
 class StripeEventReceived(BaseModel):

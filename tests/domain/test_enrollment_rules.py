@@ -70,7 +70,7 @@ def test_check_age_refuses_inverted_bounds() -> None:
 
 
 def test_terminal_states() -> None:
-    assert TERMINAL_STATES == {S.ACTIVE, S.WITHDRAWN, S.CANCELLED, S.FAILED}
+    assert TERMINAL_STATES == {S.ACTIVE, S.WITHDRAWN, S.CANCELLED, S.FAILED, S.COMPLETED}
 
 
 def test_states_are_strings_for_storage_and_temporal_payloads() -> None:
@@ -127,7 +127,7 @@ def test_happy_path_and_waitlist_path_are_allowed_transitions() -> None:
 
 
 def test_closed_states_go_nowhere_and_others_can_always_cancel_or_fail() -> None:
-    assert CLOSED_STATES == {S.WITHDRAWN, S.CANCELLED, S.FAILED}
+    assert CLOSED_STATES == {S.WITHDRAWN, S.CANCELLED, S.FAILED, S.COMPLETED}
     for state in EnrollmentState:
         if state in CLOSED_STATES:
             assert ALLOWED_TRANSITIONS[state] == frozenset()
@@ -137,7 +137,7 @@ def test_closed_states_go_nowhere_and_others_can_always_cancel_or_fail() -> None
 
 
 def test_an_active_enrollment_can_still_be_cancelled_but_not_withdrawn() -> None:
-    assert ALLOWED_TRANSITIONS[S.ACTIVE] == {S.CANCELLED, S.FAILED}
+    assert ALLOWED_TRANSITIONS[S.ACTIVE] == {S.CANCELLED, S.FAILED, S.COMPLETED}
     assert can_transition(S.ACTIVE, S.WITHDRAWN) == "an enrollment cannot go from active to withdrawn"
 
 
