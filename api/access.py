@@ -42,6 +42,10 @@ ROUTE_ACCESS.update(
         ("GET", "/api/v1/teachers/{teacher_id}/time-off"): _STAFF,
         ("POST", "/api/v1/teachers/{teacher_id}/time-off"): _STAFF,
         ("DELETE", "/api/v1/teachers/{teacher_id}/time-off/{time_off_id}"): _STAFF,
+        # Teacher changes (api/routes/teacher_changes.py): the office's
+        ("POST", "/api/v1/teachers/{teacher_id}/substitutions"): _ADMIN,
+        ("DELETE", "/api/v1/teachers/{teacher_id}/substitutions/{substitution_id}"): _ADMIN,
+        ("POST", "/api/v1/enrollments/{enrollment_id}/transfer"): _ADMIN,
         ("GET", "/api/v1/lessons"): _FAMILY_AND_STAFF,
         ("POST", "/api/v1/lessons"): _STAFF,
         ("GET", "/api/v1/lessons/{lesson_id}"): _FAMILY_AND_STAFF,
@@ -86,6 +90,7 @@ ROUTE_ACCESS.update(
         ("DELETE", "/api/v1/semesters/{semester_id}"): _ADMIN,
         ("GET", "/api/v1/closures"): _PUBLIC,
         ("POST", "/api/v1/academic-years/{year_id}/closures"): _ADMIN,
+        ("GET", "/api/v1/closures/{closure_id}"): _PUBLIC,
         ("PATCH", "/api/v1/closures/{closure_id}"): _ADMIN,
         ("DELETE", "/api/v1/closures/{closure_id}"): _ADMIN,
         ("GET", "/api/v1/instruments"): _PUBLIC,

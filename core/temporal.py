@@ -54,6 +54,21 @@ def lesson_cancellation_workflow_id(lesson_id: uuid.UUID | str) -> str:
     return f"lesson-cancellation-{lesson_id}"
 
 
+def closure_workflow_id(closure_id: uuid.UUID | str) -> str:
+    """The lessons booked on a closure's days, handled once per closure."""
+    return f"closure-{closure_id}"
+
+
+def substitution_workflow_id(substitution_id: uuid.UUID | str, undone: bool = False) -> str:
+    """The notices of a substitution (and, apart, of its undoing)."""
+    return f"substitution-{substitution_id}" + ("-undo" if undone else "")
+
+
+def teacher_transfer_workflow_id(enrollment_id: uuid.UUID | str, from_date: object) -> str:
+    """The notices of a student's transfer to another teacher from a date."""
+    return f"teacher-transfer-{enrollment_id}-{from_date}"
+
+
 class TemporalAccessError(ValueError):
     """The Temporal access settings are incomplete or name a file that is not there."""
 

@@ -14,7 +14,7 @@ from models.communication import Communication, CommunicationStatus
 from models.enrollment import BillingInterval, Enrollment
 from models.identity import OneTimeToken, RateLimitBucket, RefreshToken, Role, TokenPurpose, User
 from models.ledger import JournalEntry, LedgerAccount, Posting
-from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus
+from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus, Substitution
 from models.makeup import MakeupCredit
 from models.people import Parent, Student
 from models.privacy import AuditLog, Consent, ConsentKind
@@ -65,6 +65,7 @@ __all__ = [
     "StripeEventStatus",
     "Student",
     "Subscription",
+    "Substitution",
     "SystemSetting",
     "Teacher",
     "TeacherAvailability",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, UniqueConstraint
@@ -59,5 +59,29 @@ class Lesson(SQLModel, table=True):
     notes: str = Field(default="", max_length=2000)
     attendance: str | None = Field(default=None, max_length=16)
     reminder_sent_at: datetime | None = tz_field(nullable=True)
+    # While a substitute teaches it: the teacher whose lesson it is (and who gets it back when the substitution
+    # is undone), and the substitution that gave it away.
+    regular_teacher_id: uuid.UUID | None = Field(default=None, foreign_key="teachers.id")
+    substitution_id: uuid.UUID | None = Field(default=None, foreign_key="substitutions.id", index=True)
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()
+
+
+class Substitution(SQLModel, table=True):
+    """A substitute teaching a regular teacher's lessons: one lesson, or those in a range of local days."""
+
+    __tablename__ = "substitutions"
+    __table_args__ = (
+        CheckConstraint("regular_teacher_id <> substitute_teacher_id", name="ck_substitutions_teachers"),
+        CheckConstraint("to_date >= from_date", name="ck_substitutions_order"),
+    )
+
+    id: uuid.UUID = id_field()
+    regular_teacher_id: uuid.UUID = Field(foreign_key="teachers.id", index=True)
+    substitute_teacher_id: uuid.UUID = Field(foreign_key="teachers.id", index=True)
+    # Set for a one-lesson substitution (no foreign key: lessons point here already); a range has the days only.
+    lesson_id: uuid.UUID | None = None
+    from_date: date
+    to_date: date
+    created_at: datetime = created_at_field()
+    undone_at: datetime | None = tz_field(nullable=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time
+from typing import Any
 
 from sqlalchemy import ARRAY, CheckConstraint, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from models.base import created_at_field, id_field, tz_field
@@ -116,14 +118,21 @@ class Semester(SQLModel, table=True):
 
 
 class Closure(SQLModel, table=True):
-    """Days the school is closed (holidays, breaks): no lessons are booked on them."""
+    """Days the school is closed (holidays, breaks): no lessons are booked on them. Lessons booked before the
+    closure was added are cancelled or moved by its workflow (``workflows/closures.py``), as ``lesson_action``
+    says; ``outcome`` is that workflow's count once it finished."""
 
     __tablename__ = "closures"
-    __table_args__ = (CheckConstraint("end_date >= start_date", name="ck_closures_order"),)
+    __table_args__ = (
+        CheckConstraint("end_date >= start_date", name="ck_closures_order"),
+        CheckConstraint("lesson_action IN ('cancel', 'move')", name="ck_closures_lesson_action"),
+    )
 
     id: uuid.UUID = id_field()
     academic_year_id: uuid.UUID = Field(foreign_key="academic_years.id", index=True, ondelete="CASCADE")
     start_date: date
     end_date: date
     reason: str = Field(max_length=200)
+    lesson_action: str = Field(default="cancel", max_length=8)
+    outcome: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
     created_at: datetime = created_at_field()

@@ -13,6 +13,7 @@ import stripe
 from temporalio.client import Client
 
 from activities.billing import BillingActivities
+from activities.closures import ClosureActivities
 from activities.dunning import DunningActivities
 from activities.email import EmailActivities
 from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
@@ -22,17 +23,20 @@ from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
 from activities.stripe_lookup import StripeLookupActivities
+from activities.teacher_changes import TeacherChangeActivities
 from activities.teacher_pay import TeacherPayActivities
 from core.db import SessionFactory
 from core.identity import IdentityProvider
 from core.mail import Mailer
 from core.settings import Settings
 from workflows.billing import FamilyBillingWorkflow
+from workflows.closures import ClosureWorkflow
 from workflows.dunning import FamilyDunningWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.makeup import LessonCancellationWorkflow, MakeupCreditWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
+from workflows.teacher_changes import SubstitutionWorkflow, TeacherTransferWorkflow
 from workflows.teacher_pay import TeacherPayWorkflow
 
 WORKFLOWS: list[type] = [
@@ -46,6 +50,9 @@ WORKFLOWS: list[type] = [
     MakeupCreditWorkflow,
     LessonCancellationWorkflow,
     TeacherPayWorkflow,
+    ClosureWorkflow,
+    SubstitutionWorkflow,
+    TeacherTransferWorkflow,
 ]
 
 
@@ -77,6 +84,8 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),
         MakeupActivities(deps.sessions),
         TeacherPayActivities(deps.settings, deps.sessions),
+        ClosureActivities(deps.settings, deps.sessions),
+        TeacherChangeActivities(deps.settings),
     ]
 
 

@@ -22,6 +22,7 @@ from api.routes import (
     reports,
     students,
     system_settings,
+    teacher_changes,
     teacher_pay,
     teachers,
     webhooks,
@@ -50,5 +51,6 @@ ROUTERS: list[APIRouter] = [
     invoices.router,
     attendance.router,
     teacher_pay.router,
+    teacher_changes.router,
     reports.router,
 ]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.pagination import Page, PageDep, SortOrder, page_of, sorting
 from api.principal import AdminPrincipal
 from api.repositories import calendar as repository
@@ -114,9 +114,24 @@ async def list_closures(
     "/academic-years/{year_id}/closures", response_model=ClosureOut, status_code=201, summary="Close the school"
 )
 async def create_closure(
-    session: SessionDep, principal: AdminPrincipal, year_id: uuid.UUID, body: ClosureCreate
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    principal: AdminPrincipal,
+    year_id: uuid.UUID,
+    body: ClosureCreate,
 ) -> Closure:
-    return await service.create_closure(session, principal, year_id, body)
+    """Lessons already booked on the closed days are cancelled with a make-up credit each (``lesson_action``
+    ``cancel``) or moved to the teacher's nearest free slot (``move``), by the closure's workflow; each family and
+    teacher is told once. ``GET /closures/{id}`` shows the outcome. Deleting the closure does not restore them."""
+    closure = await service.create_closure(session, principal, year_id, body)
+    await service.handle_booked_lessons(session, temporal, settings, closure)
+    return closure
+
+
+@router.get("/closures/{closure_id}", response_model=ClosureOut, summary="A closure, with what it did to lessons")
+async def get_closure(session: SessionDep, closure_id: uuid.UUID) -> Closure:
+    return await repository.closure(session, closure_id)
 
 
 @router.patch("/closures/{closure_id}", response_model=ClosureOut, summary="Change a closure")

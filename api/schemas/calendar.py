@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -36,12 +36,27 @@ class SemesterOut(ResponseModel):
     end_date: date
 
 
+class ClosureOutcomeOut(ResponseModel):
+    """What the closure's workflow did with the lessons already booked on its days."""
+
+    lessons: int
+    cancelled: int
+    moved: int
+    credited: int
+    families_told: int
+    teachers_told: int
+    done: bool
+
+
 class ClosureOut(ResponseModel):
     id: uuid.UUID
     academic_year_id: uuid.UUID
     start_date: date
     end_date: date
     reason: str
+    lesson_action: str = "cancel"
+    # Null until the closure's workflow has handled the lessons booked on its days.
+    outcome: ClosureOutcomeOut | None = None
 
 
 class AcademicYearOut(ResponseModel):
@@ -86,6 +101,9 @@ class ClosureCreate(_Dated, RequestModel):
     start_date: date
     end_date: date
     reason: Reason
+    # Lessons already booked on these days: cancelled with a make-up credit each, or moved to the teacher's
+    # nearest free slot after the closure (cancelled and credited when there is none).
+    lesson_action: Literal["cancel", "move"] = "cancel"
 
 
 class ClosureUpdate(_Dated, PatchModel):

@@ -3,18 +3,27 @@ audited."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.principal import Principal
 from api.repositories import calendar as repository
+from api.repositories import makeups
 from api.repositories.audit import audit_write, snapshot
 from api.repositories.base import add_or_conflict, apply_changes, delete_now, flush_or_conflict, invalid
 from api.schemas.calendar import AcademicYearCreate, ClosureCreate, SemesterCreate
+from api.temporal_calls import bounded
+from core.contracts.closures import CLOSURE_WORKFLOW, ClosureInput, CreditPolicy
+from core.settings import Settings
+from core.temporal import closure_workflow_id
 from models import AcademicYear, Closure, Semester
 
 
@@ -114,6 +123,26 @@ async def create_closure(
     closure = Closure(academic_year_id=year.id, **body.model_dump())
     await _create(session, principal, closure, "closure", "the closure")
     return closure
+
+
+async def handle_booked_lessons(session: AsyncSession, temporal: Client, settings: Settings, closure: Closure) -> None:
+    """Commits the new closure, then starts its workflow for the lessons already booked on its days (cancelled
+    with a make-up credit by today's policy, or moved, as ``lesson_action`` says)."""
+    policy = await makeups.policy(session, settings)
+    request = ClosureInput(
+        closure_id=closure.id, lesson_action=closure.lesson_action, policy=CreditPolicy(**policy.__dict__)
+    )
+    await session.commit()
+    async with bounded(settings.temporal_update_timeout, "the closure's workflow"):
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await temporal.start_workflow(
+                CLOSURE_WORKFLOW,
+                request,
+                id=closure_workflow_id(closure.id),
+                task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                rpc_timeout=settings.temporal_update_timeout,
+            )
 
 
 async def update_closure(
