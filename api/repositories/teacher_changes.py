@@ -75,7 +75,7 @@ async def parents_of(session: AsyncSession, student_ids: set[uuid.UUID]) -> dict
     rows = await session.execute(
         select(col(Student.id), col(Student.parent_id)).where(col(Student.id).in_(student_ids))
     )
-    return dict(rows)
+    return dict(rows.tuples().all())
 
 
 async def mark_substituted(
