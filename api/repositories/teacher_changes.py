@@ -17,7 +17,8 @@ from models import Enrollment, Lesson, LessonKind, LessonStatus, Student, Substi
 async def scheduled_lessons(
     session: AsyncSession, teacher_id: uuid.UUID, starts_from: datetime, starts_before: datetime
 ) -> Sequence[Lesson]:
-    """The teacher's scheduled lessons (not demos: those go through their enrollment) starting in the range."""
+    """The teacher's scheduled lessons (not demos: those go through their enrollment) starting in the range; read
+    without a row lock, which the caller takes after the schedule locks (the order every lesson writer keeps)."""
     query = (
         select(Lesson)
         .where(
@@ -28,7 +29,6 @@ async def scheduled_lessons(
             col(Lesson.starts_at) < starts_before,
         )
         .order_by(col(Lesson.starts_at))
-        .with_for_update()
     )
     return (await session.scalars(query)).all()
 
@@ -38,7 +38,6 @@ async def substituted_lessons(session: AsyncSession, substitution_id: uuid.UUID)
         select(Lesson)
         .where(col(Lesson.substitution_id) == substitution_id, col(Lesson.status) == LessonStatus.scheduled)
         .order_by(col(Lesson.starts_at))
-        .with_for_update()
     )
     return (await session.scalars(query)).all()
 

@@ -71,9 +71,12 @@ async def _lock(session: AsyncSession, lessons: Sequence[Lesson], *teacher_ids: 
     await lock_keys(session, *keys)
 
 
-async def _reload(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Lesson]:
-    """The lessons as the transaction now has them (the changes were made by statements, not the objects)."""
+async def _reload(session: AsyncSession, ids: Sequence[uuid.UUID], *, lock: bool = False) -> list[Lesson]:
+    """The lessons as the transaction now has them (the changes were made by statements, not the objects);
+    ``lock``: their rows locked too, once the schedule locks are held."""
     query = select(Lesson).where(col(Lesson.id).in_(list(ids))).order_by(col(Lesson.starts_at))
+    if lock:
+        query = query.with_for_update()
     return list(await session.scalars(query.execution_options(populate_existing=True)))
 
 
@@ -130,8 +133,10 @@ async def substitute(
         raise invalid("substitute_teacher_id", "a teacher cannot substitute for themself")
     lessons, first_day, last_day = await _lessons_to_substitute(session, settings, regular, body)
     await _lock(session, lessons, regular.id, substitute_teacher.id)
-    lessons = list(await _reload(session, [lesson.id for lesson in lessons]))
-    lessons = [lesson for lesson in lessons if lesson.status == LessonStatus.scheduled]
+    locked = await _reload(session, [lesson.id for lesson in lessons], lock=True)
+    lessons = [
+        lesson for lesson in locked if lesson.status == LessonStatus.scheduled and lesson.teacher_id == regular.id
+    ]
     for lesson in lessons:
         instrument = await repository.instrument_of(session, lesson)
         if instrument not in substitute_teacher.instruments:
@@ -198,6 +203,11 @@ async def undo_substitution(
         raise CedarError(409, "already_undone", "the substitution was already undone")
     lessons = list(await repository.substituted_lessons(session, substitution.id))
     await _lock(session, lessons, regular.id, substitution.substitute_teacher_id)
+    lessons = [
+        lesson
+        for lesson in await _reload(session, [lesson.id for lesson in lessons], lock=True)
+        if lesson.status == LessonStatus.scheduled and lesson.substitution_id == substitution.id
+    ]
     conflicts: dict[str, str] = {}
     for lesson in lessons:
         if await try_place(session, lesson.id, regular.id, lesson.starts_at, lesson.ends_at):

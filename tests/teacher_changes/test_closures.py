@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from sqlalchemy import func, select
@@ -14,12 +15,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from core.contracts.closures import ClosureOutcome
-from core.db import SessionFactory
+from activities.closures import ClosureActivities
+from api.repositories.makeups import default_policy
+from core.contracts.closures import ClosureNoticesRequest, ClosureOutcome, ClosureRef, CreditPolicy, HandleLesson
+from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import closure_workflow_id, makeup_credit_workflow_id
 from devstack.smtp_sink import SmtpSink
-from models import Communication, Lesson, LessonStatus, MakeupCredit
+from models import Closure, Communication, Lesson, LessonStatus, MakeupCredit
 from tests.school_api.conftest import API, future_local
 from tests.teacher_changes.conftest import local_day, sent
 from tests.waiting import eventually
@@ -168,3 +171,45 @@ async def test_move_finds_the_teachers_nearest_free_slot_after_the_closure(
     )
     assert refused.status_code == 422
     assert "lesson_action" in refused.json()["fields"]
+
+
+async def test_a_retried_lesson_step_finds_what_it_did(
+    settings: Settings,
+    sessions: SessionFactory,
+    make_family: Callable[..., Any],
+    make_teacher: Callable[..., Any],
+    add_lesson: Callable[..., Any],
+    school_year: Callable[..., Any],
+) -> None:
+    year_id, _ = await school_year()
+    family, teacher = await make_family(children=2), await make_teacher()
+    cancelled = await add_lesson(teacher.teacher, family.students[0], future_local(settings, 6, 16))
+    moved = await add_lesson(teacher.teacher, family.students[1], future_local(settings, 6, 17))
+    day = cancelled.starts_at.astimezone(settings.timezone).date()
+    async with transaction(sessions) as session:
+        closure = Closure(academic_year_id=uuid.UUID(year_id), start_date=day, end_date=day, reason="Flood")
+        session.add(closure)
+    activities = ClosureActivities(settings, sessions)
+    policy = CreditPolicy(**default_policy(settings).__dict__)
+    listed = await activities.lessons(ClosureRef(closure_id=closure.id))
+    assert [row.lesson_id for row in listed.lessons] == [cancelled.id, moved.id]
+
+    def step(lesson: Lesson, action: Literal["cancel", "move"]) -> HandleLesson:
+        return HandleLesson(
+            closure_id=closure.id, lesson_id=lesson.id, starts_at=lesson.starts_at, lesson_action=action, policy=policy
+        )
+
+    first = await activities.handle_lesson(step(cancelled, "cancel"))
+    again = await activities.handle_lesson(step(cancelled, "cancel"))
+    assert first.result == again.result == "cancelled"
+    assert first.credit_id is not None
+    assert again.credit_id == first.credit_id
+    went = await activities.handle_lesson(step(moved, "move"))
+    went_again = await activities.handle_lesson(step(moved, "move"))
+    assert went.result == went_again.result == "moved"
+    assert went.new_starts_at == went_again.new_starts_at == future_local(settings, 7, 9)
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(MakeupCredit)) == 1
+    notices = await activities.notices(ClosureNoticesRequest(closure_id=closure.id, handled=[first, went]))
+    assert sorted(notice.to for notice in notices.notices) == ["parent", "teacher"]
+    assert all(len(notice.lines.splitlines()) == 2 for notice in notices.notices)

@@ -12,6 +12,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlmodel import col
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
@@ -19,6 +22,8 @@ from models import AuditLog, Enrollment, Lesson, Teacher
 from tests.school_api.conftest import API, Family, TeacherAccount, future_local
 from tests.teacher_changes.conftest import local_day, sent, utc
 from tests.waiting import eventually
+from workers.main import workflow_runner
+from workflows.teacher_changes import SubstitutionWorkflow, TeacherTransferWorkflow
 
 
 async def _lesson(sessions: SessionFactory, lesson_id: object) -> Lesson:
@@ -34,6 +39,16 @@ async def _load(sessions: SessionFactory, *teachers: TeacherAccount) -> list[tup
         return [(row.active_students, row.capacity) for row in rows if row is not None]
 
 
+async def _replays(temporal_client: Client, workflow_id: str) -> None:
+    replayer = Replayer(
+        workflows=[SubstitutionWorkflow, TeacherTransferWorkflow],
+        workflow_runner=workflow_runner(),
+        data_converter=pydantic_data_converter,
+    )
+    history = await temporal_client.get_workflow_handle(workflow_id).fetch_history()
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
+
+
 async def _set_load(sessions: SessionFactory, teacher: TeacherAccount, active: int, capacity: int = 20) -> None:
     async with transaction(sessions) as session:
         row = await session.get(Teacher, teacher.teacher.id)
@@ -45,6 +60,7 @@ async def test_a_substitute_for_one_lesson_and_a_range_then_undone(
     api: httpx.AsyncClient,
     settings: Settings,
     sessions: SessionFactory,
+    temporal_client: Client,
     run_worker: Callable[..., Any],
     make_family: Callable[..., Any],
     make_teacher: Callable[..., Any],
@@ -118,6 +134,7 @@ async def test_a_substitute_for_one_lesson_and_a_range_then_undone(
         undo_prefix = f"substitution-{substitution_id}-undo-"
         await eventually(lambda: sent(sessions, undo_prefix), until=lambda s: len(s) == 3, what="undo notices")
     assert set(await sent(sessions, prefix)) == told | set(await sent(sessions, undo_prefix))
+    await _replays(temporal_client, f"substitution-{substitution_id}")
 
     refused = await api.post(url, json={"substitute_teacher_id": str(sub.teacher.id)}, headers=admin)
     assert refused.status_code == 422
@@ -155,6 +172,7 @@ async def test_a_transfer_moves_the_place_and_the_lessons_ahead_and_a_full_teach
     api: httpx.AsyncClient,
     settings: Settings,
     sessions: SessionFactory,
+    temporal_client: Client,
     run_worker: Callable[..., Any],
     make_family: Callable[..., Any],
     make_teacher: Callable[..., Any],
@@ -203,6 +221,7 @@ async def test_a_transfer_moves_the_place_and_the_lessons_ahead_and_a_full_teach
         told = {f"{key}parent-{family.parent.id}", f"{key}teacher-{new.teacher.id}", f"{key}teacher-{old.teacher.id}"}
         await eventually(lambda: sent(sessions, key), until=lambda s: set(s) == told, what="three notices")
     assert await _load(sessions, old, new) == [(0, 20), (1, 20)]
+    await _replays(temporal_client, f"teacher-transfer-{enrollment.id}-{from_date}")
     assert (await _lesson(sessions, before.id)).teacher_id == old.teacher.id  # before the date: unchanged
     assert {(await _lesson(sessions, i)).teacher_id for i in (same.id, clash.id)} == {new.teacher.id}
     async with sessions() as session:
