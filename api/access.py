@@ -216,6 +216,11 @@ ROUTE_ACCESS.update(
         ("POST", "/teacher/lessons/{lesson_id}/attendance"): _TEACHER,
         ("GET", "/office/enrollments"): _ADMIN,
         ("GET", "/office/arrears"): _ADMIN,
+        ("GET", "/office/teacher-changes"): _ADMIN,
+        ("POST", "/office/teacher-changes/closure"): _ADMIN,
+        ("POST", "/office/teacher-changes/substitution"): _ADMIN,
+        ("POST", "/office/teacher-changes/substitutions/{substitution_id}/undo"): _ADMIN,
+        ("POST", "/office/teacher-changes/transfer"): _ADMIN,
         ("GET", "/office/arrears/{parent_id}"): _ADMIN,
         **{
             ("POST", f"/office/arrears/{{parent_id}}/{action}"): _ADMIN

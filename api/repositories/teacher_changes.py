@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import any_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -127,3 +127,19 @@ async def release_place(session: AsyncSession, teacher_id: uuid.UUID) -> None:
 async def locked_enrollment(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment | None:
     found: Enrollment | None = await session.get(Enrollment, enrollment_id, with_for_update={"key_share": True})
     return found
+
+
+async def open_substitutions(session: AsyncSession, today: date, limit: int) -> Sequence[Substitution]:
+    """Substitutions not undone that have not ended, soonest first (the office's page)."""
+    query = (
+        select(Substitution)
+        .where(col(Substitution.undone_at).is_(None), col(Substitution.to_date) >= today)
+        .order_by(col(Substitution.from_date), col(Substitution.id))
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def active_teachers(session: AsyncSession) -> Sequence[Teacher]:
+    query = select(Teacher).where(col(Teacher.is_active)).order_by(col(Teacher.display_name))
+    return (await session.scalars(query)).all()
