@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlmodel import col
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 
 from core.db import SessionFactory, transaction
 from core.settings import Settings
-from models import AuditLog, Enrollment, Lesson, Teacher
+from models import AuditLog, Enrollment, Lesson, Teacher, TeacherAvailability
 from tests.school_api.conftest import API, Family, TeacherAccount, future_local
 from tests.teacher_changes.conftest import local_day, sent, utc
 from tests.waiting import eventually
@@ -208,6 +208,27 @@ async def test_a_transfer_moves_the_place_and_the_lessons_ahead_and_a_full_teach
         unchanged = await session.get(Enrollment, enrollment.id)
         assert unchanged is not None
         assert unchanged.teacher_id == old.teacher.id
+    assert (await _lesson(sessions, same.id)).teacher_id == old.teacher.id
+
+    # A teacher who does not teach the instrument, or has no free time for a lesson: 409, nothing changes.
+    async with transaction(sessions) as session:
+        violin_row = await session.get(Teacher, full.teacher.id)
+        assert violin_row is not None
+        violin_row.instruments, violin_row.capacity = ["violin"], 20
+    violin = await api.post(url, json={"teacher_id": str(full.teacher.id), "from_date": from_date}, headers=admin)
+    assert violin.status_code == 409, violin.text
+    assert violin.json()["fields"] == {"teacher_id": "does not teach piano"}
+    never_free = await make_teacher()
+    async with transaction(sessions) as session:
+        await session.execute(
+            delete(TeacherAvailability).where(col(TeacherAvailability.teacher_id) == never_free.teacher.id)
+        )
+    no_slot = await api.post(
+        url, json={"teacher_id": str(never_free.teacher.id), "from_date": from_date}, headers=admin
+    )
+    assert no_slot.status_code == 409, no_slot.text
+    assert no_slot.json()["error"] == "no_free_slot"
+    assert await _load(sessions, old, never_free) == [(1, 20), (0, 20)]
     assert (await _lesson(sessions, same.id)).teacher_id == old.teacher.id
 
     async with run_worker():
