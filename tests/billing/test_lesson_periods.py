@@ -9,16 +9,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import stripe
 from sqlalchemy import select, update
 from sqlmodel import col
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from activities.billing import BillingActivities
-from core.contracts.billing import SIGNAL_STUDENT_STOPPED, StudentStopped
+from core.contracts.billing import SIGNAL_LESSONS_BOOKED, SIGNAL_STUDENT_STOPPED, LessonsBooked, StudentStopped
 from core.contracts.scheduled import RecognizeLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
@@ -35,7 +38,9 @@ from tests.billing.conftest import (
     started_message,
 )
 from tests.waiting import eventually
+from workflows.billing import FamilyBillingWorkflow
 
+HISTORIES = Path(__file__).parent / "histories"
 PRICE = 14000  # piano, 30 minutes, monthly (scripts/reference_data.py)
 
 
@@ -79,18 +84,8 @@ class Student:
     calendar: Calendar
 
 
-async def student_with_lessons(
-    sessions: SessionFactory, settings: Settings, temporal_client: Client, stripe_client: stripe.StripeClient
-) -> Student:
-    """A monthly piano student whose lessons are booked (as enrollment books them) before billing starts."""
-    family = await make_family(sessions)
-    method = await card(stripe_client)
-    enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
-    lessons = calendar(settings)
+async def book(sessions: SessionFactory, family: Family, enrollment_id: uuid.UUID, starts: list[datetime]) -> None:
     async with transaction(sessions) as session:
-        teacher = await session.get(Teacher, family.teacher_id)
-        assert teacher is not None
-        teacher.active_students = 1
         session.add_all(
             Lesson(
                 kind="regular",
@@ -100,8 +95,28 @@ async def student_with_lessons(
                 starts_at=start,
                 ends_at=start + timedelta(minutes=30),
             )
-            for start in lessons.starts
+            for start in starts
         )
+
+
+async def student_with_lessons(
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    booked: int | None = None,
+) -> Student:
+    """A monthly piano student whose lessons (the first ``booked`` of the calendar's) are booked, as enrollment books
+    them, before billing starts."""
+    family = await make_family(sessions)
+    method = await card(stripe_client)
+    enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
+    lessons = calendar(settings)
+    async with transaction(sessions) as session:
+        teacher = await session.get(Teacher, family.teacher_id)
+        assert teacher is not None
+        teacher.active_students = 1
+    await book(sessions, family, enrollment_id, lessons.starts[:booked])
     message = started_message(
         family, enrollment_id, family.student_ids[0], method, first_regular_lesson_at=lessons.starts[0]
     )
@@ -225,7 +240,9 @@ async def test_stopping_mid_period_refunds_the_unheld_lessons_once(
             )
         await give_lessons(sessions, settings, temporal_client, student)
         books = await balances(http, admin)
+        history = await student.handle.fetch_history()
 
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
     async with sessions() as session:
         refunds = list(await session.scalars(select(Refund)))
     assert [r.amount_minor for r in refunds] == [7000]
@@ -283,3 +300,66 @@ async def test_the_stop_route_closes_an_enrollment_whose_workflow_is_gone(
     assert teacher is not None
     assert teacher.active_students == 0
     assert statuses == {"cancelled"}
+
+
+async def test_a_next_semester_continues_the_subscription_and_the_gap_is_not_billed(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+    auth_headers: Callable[..., Any],
+) -> None:
+    async with billing_worker():
+        admin = await auth_headers(Role.admin)
+        # The first semester: months A and A+1; Stripe is told to end the subscription after its last lesson.
+        student = await student_with_lessons(sessions, settings, temporal_client, stripe_client, booked=6)
+        assert student.subscription.stripe_subscription_id is not None
+        stripe_sub = student.subscription.stripe_subscription_id
+        semester_end = student.calendar.starts[5] + timedelta(minutes=30)
+
+        async def cancel_at() -> int | None:
+            found = await stripe_client.v1.subscriptions.retrieve_async(stripe_sub)
+            return found.to_dict().get("cancel_at")
+
+        await eventually(cancel_at, until=lambda at: at == int(semester_end.timestamp()), what="cancel_at")
+        first = [await renew(http, student, admin) for _ in range(2)]
+        # Re-enrollment books the next semester (month A+3) on the same enrollment.
+        await book(sessions, student.family, student.enrollment_id, student.calendar.starts[6:])
+        next_end = student.calendar.starts[7] + timedelta(minutes=30)
+        booked = LessonsBooked(
+            enrollment_id=student.enrollment_id,
+            parent_id=student.family.parent_id,
+            first_lesson_starts_at=student.calendar.starts[6],
+            last_lesson_ends_at=next_end,
+        )
+        await student.handle.signal(SIGNAL_LESSONS_BOOKED, booked)
+        await eventually(cancel_at, until=lambda at: at == int(next_end.timestamp()), what="cancel_at moved")
+        later = [await renew(http, student, admin) for _ in range(2)]
+        history = await student.handle.fetch_history()
+
+    keys = student.calendar.keys
+    assert [(a.json()["period_key"], a.json()["amount_minor"]) for a in first] == [(keys[0], 7000), (keys[1], PRICE)]
+    # The month between the semesters has no lessons and no invoice; the next semester's month is its last one.
+    assert (later[0].status_code, later[0].json()["period_key"], later[0].json()["amount_minor"]) == (
+        201,
+        keys[3],
+        7000,
+    )
+    assert later[1].status_code == 409
+    assert (
+        await count(
+            sessions, Subscription, col(Subscription.billing_account_id) == student.subscription.billing_account_id
+        )
+        == 1
+    )
+    assert await invoices_in_stripe(stripe_client, student) == [7000, 7000, PRICE]
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def test_histories_recorded_before_lesson_periods_replay() -> None:
+    # Recorded with the workflow as it was before lesson periods: a start, a renewal and a stop.
+    recorded = (HISTORIES / "billing_before_lesson_periods.json").read_text()
+    history = WorkflowHistory.from_json("family-billing-recorded", recorded)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
