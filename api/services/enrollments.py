@@ -421,7 +421,8 @@ async def close_without_workflow(
         await deactivate_student_of(session, enrollment)
     await session.flush()
     after = {"reason": reason, "lessons_cancelled": cancelled, "place_freed": freed, "via": "billing stop"}
-    await _audit(session, principal, "cancel", enrollment, after)
+    # A closed enrollment is not cancelled again: only its billing stops.
+    await _audit(session, principal, "cancel" if closing else "stop_billing", enrollment, after)
     return ClosedWithoutWorkflow(cancelled, freed, closing, await repository.last_lesson_end(session, enrollment.id))
 
 

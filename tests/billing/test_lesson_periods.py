@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import stripe
 from sqlalchemy import select, update
 from sqlmodel import col
@@ -38,6 +39,7 @@ from tests.billing.conftest import (
     started_message,
 )
 from tests.waiting import eventually
+from workers.main import build_deps
 from workflows.billing import FamilyBillingWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -159,16 +161,28 @@ async def balances(http: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, 
     return {a["code"]: a["balance_minor"] for a in trial["accounts"]}
 
 
+@pytest.mark.parametrize(
+    ("rule", "amounts"),
+    [
+        # A prorated first month (2 of 4 lessons), a full month, the empty month skipped, a prorated last month.
+        ("prorated", [7000, PRICE, 7000]),
+        ("monthly_flat", [PRICE, PRICE, PRICE]),
+        ("per_lesson", [7000, PRICE, 7000]),
+    ],
+)
 async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_the_last_lesson(
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
-    settings: Settings,
+    make_settings: Callable[..., Settings],
     temporal_client: Client,
     stripe_client: stripe.StripeClient,
     http: httpx.AsyncClient,
     auth_headers: Callable[..., Any],
+    rule: str,
+    amounts: list[int],
 ) -> None:
-    async with billing_worker():
+    settings = make_settings(tuition_rule=rule)
+    async with billing_worker(build_deps(settings, sessions, temporal_client)):
         admin = await auth_headers(Role.admin)
         student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
         answers = [await renew(http, student, admin) for _ in range(4)]
@@ -181,18 +195,17 @@ async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_th
 
     keys = student.calendar.keys
     billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:3]]
-    # A prorated first month (2 of 4 lessons), a full month, the empty month skipped, a prorated last month.
-    assert billed == [(201, keys[0], 7000), (201, keys[1], PRICE), (201, keys[3], 7000)]
+    assert billed == [(201, key, amount) for key, amount in zip([keys[0], keys[1], keys[3]], amounts, strict=True)]
     assert [a.json()["status"] for a in answers[:3]] == ["paid", "paid", "paid"]
     assert answers[3].status_code == 409, answers[3].text
     assert "nothing left to bill" in answers[3].json()["detail"]
-    assert await invoices_in_stripe(stripe_client, student) == [7000, 7000, PRICE]
+    assert await invoices_in_stripe(stripe_client, student) == sorted(amounts)
     assert sub is not None
     assert sub.status == "canceled"
     assert in_stripe.status == "canceled"
     # Every lesson given: what the invoices billed is what the lessons earned.
     assert books["deferred_revenue"] == 0
-    assert books["lesson_revenue"] == -28000
+    assert books["lesson_revenue"] == -sum(amounts)
     assert books["accounts_receivable"] == 0
     assert await ledger_problems(sessions) == {}
 
