@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import String, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
@@ -30,9 +31,13 @@ from core.contracts.billing import (
     EventOutcome,
     EventRef,
     InvoiceApplied,
+    InvoicePaymentRef,
     InvoiceSnapshot,
+    LessonPlan,
+    LessonPlanRequest,
     NotifyDunning,
     PaymentFailure,
+    PeriodPlan,
     PrepareRefund,
     Quote,
     QuoteRequest,
@@ -61,11 +66,13 @@ from domain.billing_rules import (
     sibling_discount_percent,
 )
 from domain.ledger import EntryKind, LedgerEvent, entries_for, entry_key
+from domain.tuition import lesson_earnings, lesson_periods, period_amounts
 from models import (
     BillingAccount,
     Invoice,
     JournalEntry,
     Lesson,
+    LessonKind,
     LessonRate,
     LessonStatus,
     Payment,
@@ -367,6 +374,57 @@ class BillingActivities:
             )
         return status or ""
 
+    @activity.defn(name="billing_lesson_plan")
+    async def lesson_plan(self, request: LessonPlanRequest) -> LessonPlan:
+        """The subscription's lesson periods (its enrollment's regular lessons not cancelled, those ending by
+        ``until`` when given) and each one's amount by the school's tuition rule."""
+        async with self._sessions() as session:
+            sub = await session.scalar(
+                select(Subscription).where(col(Subscription.enrollment_id) == request.enrollment_id)
+            )
+            if sub is None:
+                raise ApplicationError("no subscription for this enrollment", type="NotFound", non_retryable=True)
+            booked = await session.scalar(
+                select(func.count()).where(
+                    col(Lesson.enrollment_id) == request.enrollment_id, col(Lesson.kind) == LessonKind.regular
+                )
+            )
+            rows = (
+                await session.execute(
+                    select(col(Lesson.starts_at), col(Lesson.ends_at)).where(*_held_lessons(request.enrollment_id))
+                )
+            ).all()
+        rule = self._settings.tuition_rule
+        lessons = [(start, end) for start, end in rows if request.until is None or end <= request.until]
+        periods = lesson_periods((start for start, _ in lessons), sub.interval, self._settings.timezone)
+        amounts = period_amounts(rule, sub.amount_minor, sub.interval, periods)
+        return LessonPlan(
+            follows_lessons=bool(booked),
+            rule=rule,
+            price_minor=sub.amount_minor,
+            interval=sub.interval,
+            periods=[
+                PeriodPlan(key=p.key, start=p.start, end=p.end, lessons=p.lessons, amount_minor=amount)
+                for p, amount in zip(periods, amounts, strict=True)
+            ],
+            first_lesson_starts_at=min((start for start, _ in lessons), default=None),
+            last_lesson_ends_at=max((end for _, end in lessons), default=None),
+        )
+
+    @activity.defn(name="billing_invoice_payment")
+    async def invoice_payment(self, request: InvoicePaymentRef) -> uuid.UUID | None:
+        """The succeeded payment of an invoice, if it has one (a period's payment to refund from)."""
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(col(Payment.id))
+                .join(Invoice, col(Invoice.id) == col(Payment.invoice_id))
+                .where(
+                    col(Invoice.stripe_invoice_id) == request.stripe_invoice_id,
+                    col(Payment.status).in_(["succeeded", "partially_refunded"]),
+                )
+                .limit(1)
+            )
+
     @activity.defn(name="billing_prepare_refund")
     async def prepare_refund(self, request: PrepareRefund) -> CreateRefund:
         """Checks a refund request against the family's payment before anything reaches Stripe."""
@@ -398,7 +456,7 @@ class BillingActivities:
                 select(Payment).where(col(Payment.id) == request.payment_id).with_for_update()
             )
             assert payment is not None
-            await _write_refund(session, payment, request.refund, request.reason)
+            await _write_refund(session, payment, request.refund, request.reason, unearned=request.unearned)
             refund_id = await session.scalar(
                 select(col(Refund.id)).where(col(Refund.stripe_refund_id) == request.refund.id)
             )
@@ -449,6 +507,9 @@ class BillingActivities:
                         col(Subscription.billing_account_id),
                         col(Subscription.amount_minor),
                         col(Subscription.interval),
+                        col(Lesson.enrollment_id),
+                        col(Lesson.kind),
+                        col(Lesson.starts_at),
                     )
                     .join(Subscription, col(Subscription.enrollment_id) == col(Lesson.enrollment_id))
                     .where(
@@ -458,11 +519,23 @@ class BillingActivities:
                     .limit(request.limit)
                 )
             ).all()
-            for lesson_id, account_id, amount, interval in rows:
+            calendars: dict[uuid.UUID, dict[datetime, int]] = {}
+            for lesson_id, account_id, amount, interval, enrollment_id, kind, starts_at in rows:
                 share = lesson_share(amount, interval)
+                if kind == LessonKind.regular and enrollment_id is not None:
+                    if enrollment_id not in calendars:
+                        calendars[enrollment_id] = await self._earnings(session, enrollment_id, amount, interval)
+                    # A regular lesson earns its share of what its period bills by the tuition rule.
+                    share = calendars[enrollment_id].get(starts_at, share)
                 event = LedgerEvent(kind="lesson_completed", source_id=str(lesson_id), amount_minor=share)
                 await post_events(session, account_id, [event])
         return len(rows)
+
+    async def _earnings(
+        self, session: AsyncSession, enrollment_id: uuid.UUID, amount: int, interval: str
+    ) -> dict[datetime, int]:
+        starts = list(await session.scalars(select(col(Lesson.starts_at)).where(*_held_lessons(enrollment_id))))
+        return lesson_earnings(self._settings.tuition_rule, amount, interval, starts, self._settings.timezone)
 
     @activity.defn(name="billing_event_status")
     async def event_status(self, request: EventRef) -> str:
@@ -513,6 +586,15 @@ class BillingActivities:
                 raise
 
 
+def _held_lessons(enrollment_id: uuid.UUID) -> tuple[Any, ...]:
+    """The enrollment's regular lessons that happen (or happened): what its tuition is counted from."""
+    return (
+        col(Lesson.enrollment_id) == enrollment_id,
+        col(Lesson.kind) == LessonKind.regular,
+        col(Lesson.status).not_in([LessonStatus.cancelled]),
+    )
+
+
 def _charge_row(
     account_id: uuid.UUID,
     invoice_id: uuid.UUID,
@@ -540,7 +622,9 @@ def _charge_row(
     )
 
 
-async def _write_refund(session: AsyncSession, payment: Payment, refund: RefundSnapshot, reason: str) -> int:
+async def _write_refund(
+    session: AsyncSession, payment: Payment, refund: RefundSnapshot, reason: str, *, unearned: bool = False
+) -> int:
     """One refund row and its ledger entry, unless this Stripe refund is recorded already (then 0)."""
     inserted = await session.scalar(
         insert(Refund)
@@ -559,6 +643,8 @@ async def _write_refund(session: AsyncSession, payment: Payment, refund: RefundS
         return 0
     payment.amount_refunded_minor += refund.amount_minor
     payment.status = "refunded" if payment.amount_refunded_minor >= payment.amount_minor else "partially_refunded"
-    event = LedgerEvent(kind="refund_issued", source_id=refund.id, amount_minor=refund.amount_minor)
-    await post_events(session, payment.billing_account_id, [event])
+    events = [LedgerEvent(kind="refund_issued", source_id=refund.id, amount_minor=refund.amount_minor)]
+    if unearned:
+        events.append(LedgerEvent(kind="tuition_returned", source_id=refund.id, amount_minor=refund.amount_minor))
+    await post_events(session, payment.billing_account_id, events)
     return 1

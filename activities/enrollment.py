@@ -412,7 +412,7 @@ class EnrollmentActivities:
             await lock_keys(session, *schedule_lock_keys(enrollment.teacher_id, enrollment.student_id))
             lesson = await self._insert_first_free_demo(session, enrollment)
             if lesson is None:
-                await _release_teacher(session, enrollment)
+                await release_teacher_of(session, enrollment)
                 mirror(enrollment, EnrollmentState.WAITLISTED)
                 return DemoBooking(lesson_id=None)
             enrollment.demo_lesson_id = lesson[0]
@@ -501,41 +501,18 @@ class EnrollmentActivities:
     @activity.defn(name="enrollment_release_teacher")
     async def release_teacher(self, ref: EnrollmentRef) -> None:
         async with transaction(self._sessions) as session:
-            await _release_teacher(session, await self._locked(session, ref.enrollment_id))
+            await release_teacher_of(session, await self._locked(session, ref.enrollment_id))
 
     @activity.defn(name="enrollment_cancel_future_lessons")
     async def cancel_future_lessons(self, ref: EnrollmentRef) -> int:
         async with transaction(self._sessions) as session:
-            now = datetime.now(UTC)
-            result = await session.execute(
-                update(Lesson)
-                .where(
-                    col(Lesson.enrollment_id) == ref.enrollment_id,
-                    col(Lesson.status).in_([LessonStatus.scheduled, LessonStatus.suspended]),
-                    col(Lesson.starts_at) > now,
-                )
-                .values(status=LessonStatus.cancelled, updated_at=now)
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return await cancel_future_lessons_of(session, ref.enrollment_id)
 
     @activity.defn(name="enrollment_deactivate_student")
     async def deactivate_student(self, ref: EnrollmentRef) -> None:
         """Deactivate the student unless another live enrollment (a second instrument) keeps them active."""
         async with transaction(self._sessions) as session:
-            enrollment = await self._locked(session, ref.enrollment_id)
-            if enrollment.student_id is None:
-                return
-            other = await session.scalar(
-                select(col(Enrollment.id)).where(
-                    col(Enrollment.student_id) == enrollment.student_id,
-                    col(Enrollment.id) != enrollment.id,
-                    col(Enrollment.state).not_in(_CLOSED),
-                )
-            )
-            if other is None:
-                await session.execute(
-                    update(Student).where(col(Student.id) == enrollment.student_id).values(is_active=False)
-                )
+            await deactivate_student_of(session, await self._locked(session, ref.enrollment_id))
 
     @activity.defn(name="enrollment_mirror_state")
     async def mirror_state(self, request: MirrorState) -> None:
@@ -605,7 +582,37 @@ async def _mark_no_show(session: AsyncSession, lesson_id: uuid.UUID) -> None:
     )
 
 
-async def _release_teacher(session: AsyncSession, enrollment: Enrollment) -> None:
+async def cancel_future_lessons_of(session: AsyncSession, enrollment_id: uuid.UUID) -> int:
+    """Cancel the enrollment's lessons that have not started (also those held for dunning); returns how many."""
+    now = datetime.now(UTC)
+    result = await session.execute(
+        update(Lesson)
+        .where(
+            col(Lesson.enrollment_id) == enrollment_id,
+            col(Lesson.status).in_([LessonStatus.scheduled, LessonStatus.suspended]),
+            col(Lesson.starts_at) > now,
+        )
+        .values(status=LessonStatus.cancelled, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def deactivate_student_of(session: AsyncSession, enrollment: Enrollment) -> None:
+    """Deactivate the student unless another live enrollment (a second instrument) keeps them active."""
+    if enrollment.student_id is None:
+        return
+    other = await session.scalar(
+        select(col(Enrollment.id)).where(
+            col(Enrollment.student_id) == enrollment.student_id,
+            col(Enrollment.id) != enrollment.id,
+            col(Enrollment.state).not_in(_CLOSED),
+        )
+    )
+    if other is None:
+        await session.execute(update(Student).where(col(Student.id) == enrollment.student_id).values(is_active=False))
+
+
+async def release_teacher_of(session: AsyncSession, enrollment: Enrollment) -> None:
     """Give the teacher's place back once: clearing the enrollment's teacher in the same transaction is the guard."""
     if enrollment.teacher_id is None:
         return

@@ -16,7 +16,7 @@ import stripe
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
-from stripe.params import SubscriptionCancelParams, SubscriptionCreateParams
+from stripe.params import SubscriptionCancelParams, SubscriptionCreateParams, SubscriptionUpdateParams
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -28,6 +28,7 @@ from core.contracts.billing import (
     ChargeLine,
     ChargeRef,
     ChargeSnapshot,
+    CreateAdjustment,
     CreateInvoiceItem,
     CreateRefund,
     CreateRenewal,
@@ -41,6 +42,7 @@ from core.contracts.billing import (
     PaymentFailure,
     PayOutcome,
     RefundSnapshot,
+    ScheduleSubscription,
     SubscriptionRef,
     SubscriptionSnapshot,
 )
@@ -309,7 +311,9 @@ class StripeActivities:
             return subscription_snapshot(current, datetime.now(UTC))
         if immediately:
             # localstripe: DELETE takes no parameters; Stripe credits the unused time with `prorate`.
-            params: SubscriptionCancelParams = {} if self._localstripe else {"prorate": True, "invoice_now": True}
+            params: SubscriptionCancelParams = (
+                {} if self._localstripe else {"prorate": request.prorate, "invoice_now": request.prorate}
+            )
             result = await self._stripe.v1.subscriptions.cancel_async(
                 sub_id, params=params, options={"idempotency_key": stripe_key("cancel", sub_id)}
             )
@@ -321,7 +325,63 @@ class StripeActivities:
             )
         return subscription_snapshot(result.to_dict(), datetime.now(UTC))
 
+    @activity.defn(name="stripe_schedule_subscription")
+    async def schedule_subscription(self, request: ScheduleSubscription) -> SubscriptionSnapshot:
+        """Stripe ends the subscription at the last lesson (``cancel_at``) and bills nothing until the next
+        semester's first lesson (``trial_end``), without time-based proration: the tuition rule prices periods.
+        localstripe stores both and acts on neither (no clock); the development renewal follows the lessons."""
+        sub_id = request.stripe_subscription_id
+        current = await self._retrieve_subscription(sub_id)
+        if current["status"] in ("canceled", "incomplete_expired"):
+            return subscription_snapshot(current, datetime.now(UTC))
+        params: SubscriptionUpdateParams = {}
+        if request.cancel_at is not None and request.cancel_at > datetime.now(UTC):
+            params["cancel_at"] = int(request.cancel_at.timestamp())
+        if request.trial_end is not None and request.trial_end > datetime.now(UTC) + MIN_TRIAL:
+            params["trial_end"] = int(request.trial_end.timestamp())
+        if not params:
+            return subscription_snapshot(current, datetime.now(UTC))
+        if not self._localstripe:
+            params["proration_behavior"] = "none"
+        parts = [sub_id, int(request.cancel_at.timestamp()) if request.cancel_at else "-"]
+        parts.append(int(request.trial_end.timestamp()) if request.trial_end else "-")
+        result = await self._stripe.v1.subscriptions.update_async(
+            sub_id, params=params, options={"idempotency_key": stripe_key("schedule", *parts)}
+        )
+        return subscription_snapshot(result.to_dict(), datetime.now(UTC))
+
     # --- invoices and payments ---
+
+    @activity.defn(name="stripe_add_adjustment")
+    async def add_adjustment(self, request: CreateAdjustment) -> str:
+        """The tuition rule's difference to the plan's price for one period, on the subscription's next invoice,
+        once: the item an earlier attempt made is found by ``cedar_adjustment`` (pending, or on an invoice)."""
+        tag = f"{request.stripe_subscription_id}:{request.period}"
+        pending = await self._stripe.v1.invoice_items.list_async(
+            params={"customer": request.stripe_customer_id, "limit": 100}
+        )
+        for item in pending.data:
+            if item.to_dict().get("metadata", {}).get("cedar_adjustment") == tag:
+                return str(item.id)
+        invoices = await self._stripe.v1.invoices.list_async(
+            params={"customer": request.stripe_customer_id, "limit": 100}
+        )
+        for invoice in invoices.data:
+            for line in (invoice.to_dict().get("lines") or {}).get("data") or []:
+                if (line.get("metadata") or {}).get("cedar_adjustment") == tag:
+                    return _id(line.get("invoice_item")) or str(line["id"])
+        created = await self._stripe.v1.invoice_items.create_async(
+            params={
+                "customer": request.stripe_customer_id,
+                "subscription": request.stripe_subscription_id,
+                "amount": request.amount_minor,
+                "currency": self._settings.currency,
+                "description": f"Lessons of {request.period_key}: the tuition rule's amount",
+                "metadata": {"cedar_adjustment": tag, "cedar_period_key": request.period_key},
+            },
+            options={"idempotency_key": stripe_key("adjustment", tag)},
+        )
+        return str(created.id)
 
     @activity.defn(name="stripe_create_renewal")
     async def create_renewal(self, request: CreateRenewal) -> str:

@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     # first lessons invoice (`first_invoice`) or on its own invoice paid at once (`now`).
     registration_fee_minor: int = Field(default=0, ge=0)
     registration_fee_when: Literal["first_invoice", "now"] = "first_invoice"
+    # What each billing period holding lessons costs (domain/tuition.py): the plan's price with the first and last
+    # period prorated by their lessons, the plan's price for every month holding lessons, or per lesson.
+    tuition_rule: Literal["prorated", "monthly_flat", "per_lesson"] = "prorated"
 
     # --- Dunning (days from the earliest unpaid invoice) ---
     dunning_warning_after: timedelta = timedelta(days=3)

@@ -100,8 +100,11 @@ def _one_off_invoices() -> None:
         cls: type[Invoice], customer: str | None = None, subscription: str | None = None, **kwargs: object
     ) -> Invoice:
         if subscription is None and customer is not None:
+            # Items bound to a subscription (tuition adjustments) wait for that subscription's invoice, as in Stripe.
             pending = [
-                ii for ii in InvoiceItem._api_list_all(None, customer=customer, limit=99)._list if ii.invoice is None
+                ii
+                for ii in InvoiceItem._api_list_all(None, customer=customer, limit=99)._list
+                if ii.invoice is None and getattr(ii, "subscription", None) is None
             ]
             if pending:
                 return cls(customer=customer, metadata=kwargs.get("metadata"), description=kwargs.get("description"))

@@ -34,6 +34,7 @@ __all__ = [
     "refund_issued",
     "reversal",
     "trial_balance",
+    "tuition_returned",
 ]
 
 MAX_KEY_LENGTH = 255
@@ -97,6 +98,7 @@ class EntryKind(StrEnum):
     REVERSAL = "reversal"
     CHARGE_EARNED = "charge_earned"
     CREDIT_GIVEN = "credit_given"
+    TUITION_RETURNED = "tuition_returned"
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,19 @@ def refund_issued(refund_id: str, amount: int) -> JournalEntry:
     )
 
 
+def tuition_returned(refund_id: str, amount: int) -> JournalEntry:
+    """A refund of tuition not yet earned (lessons that will not happen after a student stops): Dr deferred
+    revenue, Cr refunds, beside the refund's own entry, so the refund comes out of deferred revenue, not revenue."""
+    return _transfer(
+        EntryKind.TUITION_RETURNED,
+        refund_id,
+        Account.DEFERRED_REVENUE,
+        Account.REFUNDS,
+        amount,
+        f"refund {refund_id}: unearned tuition given back",
+    )
+
+
 def bad_debt_written_off(invoice_id: str, amount: int) -> JournalEntry:
     """An invoice we give up collecting: Dr bad debt, Cr receivable."""
     return _transfer(
@@ -276,6 +291,7 @@ LedgerEventKind = Literal[
     "lesson_completed",
     "charge_earned",
     "credit_given",
+    "tuition_returned",
 ]
 
 
@@ -296,6 +312,7 @@ def entries_for(event: LedgerEvent) -> list[JournalEntry]:
     * invoice finalized: Dr receivable / Cr deferred revenue; voided (a finalized invoice cancelled): its reversal;
     * payment received: Dr clearing / Cr receivable, and the fee Dr fees / Cr clearing;
     * refund issued: Dr refunds / Cr clearing; written off: Dr bad debt / Cr receivable;
+    * unearned tuition given back (a stop's refund, beside its refund issued): Dr deferred revenue / Cr refunds;
     * lesson completed: Dr deferred revenue / Cr lesson revenue;
     * one-off charge on a paid invoice: Dr deferred revenue / Cr other revenue; one-off credit on a paid invoice
       (a negative item, ``amount_minor`` its size): Dr credits given / Cr deferred revenue.
@@ -319,6 +336,8 @@ def entries_for(event: LedgerEvent) -> list[JournalEntry]:
             return [charge_earned(event.source_id, event.amount_minor)]
         case "credit_given":
             return [credit_given(event.source_id, event.amount_minor)]
+        case "tuition_returned":
+            return [tuition_returned(event.source_id, event.amount_minor)]
     raise LedgerError(f"no posting rule for {event.kind!r}")
 
 

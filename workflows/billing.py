@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         QUERY_BALANCE,
         QUERY_OPEN_INVOICES,
         QUERY_SUBSCRIPTIONS,
+        SIGNAL_LESSONS_BOOKED,
         SIGNAL_RETRY_INVOICE,
         SIGNAL_STRIPE_EVENT,
         SIGNAL_STUDENT_STARTED,
@@ -39,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         ApplyInvoice,
         AttachCard,
         BalanceView,
+        BilledPeriod,
         BillingConfig,
         BillingConfigRequest,
         CancelSubscription,
@@ -50,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         ChargeRequest,
         ChargeResult,
         Command,
+        CreateAdjustment,
         CreateInvoiceItem,
         CreateRenewal,
         CreateSubscription,
@@ -60,9 +63,13 @@ with workflow.unsafe.imports_passed_through():
         FamilyBillingInput,
         FamilyBillingState,
         InvoiceApplied,
+        InvoicePaymentRef,
         InvoiceRef,
         InvoiceState,
         InvoicesView,
+        LessonPlan,
+        LessonPlanRequest,
+        LessonsBooked,
         NotifyDunning,
         PayInvoice,
         PaymentFailure,
@@ -76,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         RenewResult,
         Reply,
         RetryInvoice,
+        ScheduleSubscription,
         SendReceipt,
         StripeEventReceived,
         StudentStarted,
@@ -110,6 +118,18 @@ MIRROR_REFUNDS_PATCH = "mirror-stripe-refunds"
 REGISTRATION_FEE_PATCH = "registration-fee"
 REGISTRATION_FEE_DESCRIPTION = "Registration fee"
 REGISTRATION_FEE_NAMESPACE = uuid.UUID("5d0c6f1e-3b8a-4f0e-9c57-2a1d7e4b6c90")
+
+
+# Billing follows the lessons: renewals bill the next lesson period at the tuition rule's amount, a stop with the
+# last lesson's end bills nothing after it and gives back unheld lessons, and a next semester's booking continues the
+# subscription. Histories recorded before it replay the old steps.
+LESSON_PERIODS_PATCH = "lesson-periods"
+STOP_REFUND_NAMESPACE = uuid.UUID("0f6b7e52-4a1c-4d7e-8f0b-3c2d9a5e7b14")
+
+
+def stop_refund_request_id(enrollment_id: uuid.UUID, period_key: str) -> uuid.UUID:
+    """The refund of a period's unheld lessons: the same for every delivery of one enrollment's stop."""
+    return uuid.uuid5(STOP_REFUND_NAMESPACE, f"stop:{enrollment_id}:{period_key}")
 
 
 def registration_fee_request_id(enrollment_id: uuid.UUID) -> uuid.UUID:
@@ -182,6 +202,10 @@ class FamilyBillingWorkflow:
     @workflow.signal(name=SIGNAL_STUDENT_STOPPED)
     def student_stopped(self, message: StudentStopped) -> None:
         self._enqueue("student_stopped", message)
+
+    @workflow.signal(name=SIGNAL_LESSONS_BOOKED)
+    def lessons_booked(self, message: LessonsBooked) -> None:
+        self._enqueue("lessons_booked", message)
 
     @workflow.signal(name=SIGNAL_STRIPE_EVENT)
     def stripe_event(self, message: StripeEventReceived) -> None:
@@ -257,6 +281,7 @@ class FamilyBillingWorkflow:
         handlers: dict[str, tuple[type[BaseModel], Callable[[Any], Awaitable[Any]]]] = {
             "student_started": (StudentStarted, self._start_student),
             "student_stopped": (StudentStopped, self._stop_student),
+            "lessons_booked": (LessonsBooked, self._lessons_booked),
             "stripe_event": (StripeEventReceived, self._on_event),
             "retry_invoice": (RetryInvoice, self._retry),
             "write_off": (WriteOff, self._write_off),
@@ -363,6 +388,12 @@ class FamilyBillingWorkflow:
         )
         if quote.registration_fee_minor > 0 and workflow.patched(REGISTRATION_FEE_PATCH):
             await self._charge_registration_fee(started, quote)
+        if workflow.patched(LESSON_PERIODS_PATCH):
+            # Stripe ends the subscription by itself after the last lesson booked (a next semester moves it).
+            plan = await self._lesson_plan(started.enrollment_id)
+            if plan.follows_lessons and plan.last_lesson_ends_at is not None:
+                end = ScheduleSubscription(stripe_subscription_id=sub.id, cancel_at=plan.last_lesson_ends_at)
+                await self._schedule(end)
 
     async def _charge_registration_fee(self, started: StudentStarted, quote: Quote) -> None:
         """The school's fee, once per enrollment (a re-delivered start finds it in ``charges``): pending for the
@@ -385,12 +416,98 @@ class FamilyBillingWorkflow:
 
     async def _stop_student(self, stopped: StudentStopped) -> None:
         sub = self._state.subscriptions.get(str(stopped.enrollment_id))
+        until = stopped.last_lesson_ends_at
+        # Without lessons booked there are no lesson periods to follow: the stop works as before.
+        if (
+            sub is not None
+            and until is not None
+            and workflow.patched(LESSON_PERIODS_PATCH)
+            and (await self._lesson_plan(sub.enrollment_id)).follows_lessons
+        ):
+            await self._stop_after(sub, until)
+            return
         if sub is None or sub.status == "canceled":
             return
         snap = await self._stripe(
             StripeActivities.cancel_subscription, CancelSubscription(stripe_subscription_id=sub.stripe_subscription_id)
         )
         sub.status = await self._db(BillingActivities.apply_subscription, snap)
+
+    async def _lesson_plan(self, enrollment_id: uuid.UUID, until: datetime | None = None) -> LessonPlan:
+        plan: LessonPlan = await self._db(
+            BillingActivities.lesson_plan, LessonPlanRequest(enrollment_id=enrollment_id, until=until)
+        )
+        return plan
+
+    async def _schedule(self, schedule: ScheduleSubscription) -> None:
+        snap = await self._stripe(StripeActivities.schedule_subscription, schedule)
+        self._set_subscription_status(snap.id, await self._db(BillingActivities.apply_subscription, snap))
+
+    async def _cancel_now(self, sub: SubscriptionState) -> None:
+        """Ended at once, without Stripe's time-based credit: the tuition rule gives back what is owed."""
+        cancel = CancelSubscription(stripe_subscription_id=sub.stripe_subscription_id, immediately=True, prorate=False)
+        snap = await self._stripe(StripeActivities.cancel_subscription, cancel)
+        sub.status = await self._db(BillingActivities.apply_subscription, snap)
+
+    async def _stop_after(self, sub: SubscriptionState, until: datetime) -> None:
+        """Nothing is billed after ``until`` (the end of the last lesson that happens), and what was paid for
+        lessons after it is given back once by the tuition rule."""
+        if sub.status != "canceled":
+            sub.lessons_until = until if sub.lessons_until is None else min(sub.lessons_until, until)
+            if until <= workflow.now():
+                await self._cancel_now(sub)
+            else:
+                await self._schedule(
+                    ScheduleSubscription(stripe_subscription_id=sub.stripe_subscription_id, cancel_at=until),
+                )
+        await self._refund_unheld(sub, sub.lessons_until or until)
+
+    async def _refund_unheld(self, sub: SubscriptionState, until: datetime) -> None:
+        """Each paid period whose lessons after ``until`` will not happen: the difference by the rule, refunded
+        from that period's payment through the ordinary refund path, once (request id from the enrollment)."""
+        if not sub.billed:
+            return
+        plan = await self._lesson_plan(sub.enrollment_id, until)
+        owed = {p.key: p.amount_minor for p in plan.periods}
+        for billed in sorted(sub.billed.values(), key=lambda b: b.start):
+            back = billed.amount_minor - owed.get(billed.key, 0)
+            if back <= 0 or billed.key in sub.stop_refunds:
+                continue
+            payment_id = await self._db(
+                BillingActivities.invoice_payment, InvoicePaymentRef(stripe_invoice_id=billed.stripe_invoice_id)
+            )
+            if payment_id is None:
+                continue  # never paid: nothing to give back
+            result = await self._refund(
+                RefundRequest(
+                    request_id=stop_refund_request_id(sub.enrollment_id, billed.key),
+                    payment_id=payment_id,
+                    amount_minor=back,
+                    reason=f"lessons of {billed.key} after the student stopped",
+                    unearned=True,
+                )
+            )
+            sub.stop_refunds[billed.key] = result.amount_minor
+
+    async def _lessons_booked(self, booked: LessonsBooked) -> None:
+        """A returning student's next semester: the same subscription goes on, Stripe ends it after the new last
+        lesson, and (once the gap has begun) bills nothing until the next semester's first lesson."""
+        sub = self._state.subscriptions.get(str(booked.enrollment_id))
+        if sub is None or sub.status == "canceled":
+            workflow.logger.warning("lessons booked for an enrollment without a live subscription")
+            return
+        sub.lessons_until = None
+        plan = await self._lesson_plan(booked.enrollment_id)
+        now = workflow.now()
+        # Lessons still to come before the next semester are billed first; the gap begins after them.
+        in_gap = not any(p.end > now.date() and p.start < booked.first_lesson_starts_at.date() for p in plan.periods)
+        await self._schedule(
+            ScheduleSubscription(
+                stripe_subscription_id=sub.stripe_subscription_id,
+                cancel_at=booked.last_lesson_ends_at,
+                trial_end=booked.first_lesson_starts_at if in_gap else None,
+            ),
+        )
 
     async def _on_event(self, event: StripeEventReceived) -> None:
         ref = EventRef(stripe_event_id=event.stripe_event_id)
@@ -599,7 +716,9 @@ class FamilyBillingWorkflow:
         refund = await self._stripe(StripeActivities.refund, create)
         refund_id = await self._db(
             BillingActivities.record_refund,
-            RecordRefund(payment_id=request.payment_id, refund=refund, reason=request.reason),
+            RecordRefund(
+                payment_id=request.payment_id, refund=refund, reason=request.reason, unearned=request.unearned
+            ),
         )
         return RefundResult(refund_id=refund_id, stripe_refund_id=refund.id, amount_minor=refund.amount_minor)
 
@@ -615,6 +734,10 @@ class FamilyBillingWorkflow:
         )
         if sub is None or sub.status == "canceled":
             raise ApplicationError("no live subscription to renew", type="NotFound")
+        if workflow.patched(LESSON_PERIODS_PATCH):
+            plan = await self._lesson_plan(sub.enrollment_id, sub.lessons_until)
+            if plan.follows_lessons:
+                return await self._renew_lesson_period(sub, customer_id, plan)
         period = sub.renewals + 1
         invoice_id = await self._stripe(
             StripeActivities.create_renewal,
@@ -625,6 +748,49 @@ class FamilyBillingWorkflow:
         sub.renewals = period
         applied = await self._pay(invoice_id, attempt=1)
         return RenewResult(stripe_invoice_id=invoice_id, period=period, status=applied.status)
+
+    async def _renew_lesson_period(self, sub: SubscriptionState, customer_id: str, plan: LessonPlan) -> RenewResult:
+        """The next period holding lessons, billed at the rule's amount (the plan's price plus an adjustment item
+        made once before the invoice); periods without lessons are skipped; after the last one, nothing to bill."""
+        last_start = max((b.start for b in sub.billed.values()), default=None)
+        upcoming = [p for p in plan.periods if p.key not in sub.billed and (last_start is None or p.start > last_start)]
+        if not upcoming:
+            await self._cancel_now(sub)
+            raise ApplicationError(
+                "nothing left to bill: every period holding lessons is billed; the subscription is ended",
+                type="Conflict",
+            )
+        target, period = upcoming[0], sub.renewals + 1
+        adjustment = target.amount_minor - sub.amount_minor
+        if adjustment:
+            await self._stripe(
+                StripeActivities.add_adjustment,
+                CreateAdjustment(
+                    stripe_customer_id=customer_id,
+                    stripe_subscription_id=sub.stripe_subscription_id,
+                    period=period,
+                    period_key=target.key,
+                    amount_minor=adjustment,
+                ),
+            )
+        invoice_id = await self._stripe(
+            StripeActivities.create_renewal,
+            CreateRenewal(
+                stripe_customer_id=customer_id, stripe_subscription_id=sub.stripe_subscription_id, period=period
+            ),
+        )
+        sub.renewals = period
+        sub.billed[target.key] = BilledPeriod(
+            key=target.key, start=target.start, amount_minor=target.amount_minor, stripe_invoice_id=invoice_id
+        )
+        applied = await self._pay(invoice_id, attempt=1)
+        return RenewResult(
+            stripe_invoice_id=invoice_id,
+            period=period,
+            status=applied.status,
+            period_key=target.key,
+            amount_minor=target.amount_minor,
+        )
 
     async def _add_charge(self, request: ChargeRequest) -> ChargeResult:
         """A one-off charge or credit as a Stripe invoice item: pending until the next invoice, or (a charge,

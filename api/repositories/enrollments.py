@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -29,6 +29,27 @@ async def list_enrollments(
 
 async def get(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment | None:
     return await session.get(Enrollment, enrollment_id)
+
+
+async def locked(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment | None:
+    """The row, locked for this transaction (two stops at once close it once)."""
+    return await session.scalar(
+        select(Enrollment)
+        .where(col(Enrollment.id) == enrollment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def last_lesson_end(session: AsyncSession, enrollment_id: uuid.UUID) -> datetime | None:
+    """When the enrollment's last regular lesson that is not cancelled ends (None: it has none)."""
+    return await session.scalar(
+        select(func.max(col(Lesson.ends_at))).where(
+            col(Lesson.enrollment_id) == enrollment_id,
+            col(Lesson.kind) == "regular",
+            col(Lesson.status) != "cancelled",
+        )
+    )
 
 
 async def parent(session: AsyncSession, parent_id: uuid.UUID) -> Parent | None:

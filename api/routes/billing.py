@@ -110,8 +110,18 @@ async def stop_lessons(
     principal: FamilyPrincipal,
     temporal: TemporalDep,
 ) -> StopAccepted:
-    sub = await service.stop_lessons(session, temporal, settings, principal, parent_id, subscription_id, body.reason)
-    return StopAccepted(subscription_id=sub.id, status="stopping")
+    """Stops the student's lessons, the teacher's place, billing and the enrollment together: through the
+    enrollment's cancel while its workflow runs, else here; nothing is billed after the last lesson that happens
+    and lessons already paid that will not happen are refunded by the tuition rule."""
+    done = await service.stop_lessons(session, temporal, settings, principal, parent_id, subscription_id, body.reason)
+    return StopAccepted(
+        subscription_id=done.subscription.id,
+        status="stopping",
+        enrollment_id=done.subscription.enrollment_id,
+        via=done.via,  # type: ignore[arg-type]
+        stopped=done.stopped,
+        lessons_cancelled=done.lessons_cancelled,
+    )
 
 
 @router.post(
@@ -211,5 +221,10 @@ async def renew_subscription(
     it, and Stripe's events come back through the webhook as in production. Refused in production."""
     sub, result = await service.renew(session, temporal, settings, subscription_id)
     return RenewalOut(
-        subscription_id=sub.id, stripe_invoice_id=result.stripe_invoice_id, period=result.period, status=result.status
+        subscription_id=sub.id,
+        stripe_invoice_id=result.stripe_invoice_id,
+        period=result.period,
+        status=result.status,
+        period_key=result.period_key,
+        amount_minor=result.amount_minor,
     )

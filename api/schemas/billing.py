@@ -55,6 +55,14 @@ class StopLessons(RequestModel):
 class StopAccepted(ResponseModel):
     subscription_id: uuid.UUID
     status: str
+    enrollment_id: uuid.UUID
+    via: Literal["enrollment", "billing"] = Field(
+        description="enrollment: its workflow's cancel stops everything; billing: the enrollment's workflow was gone"
+    )
+    stopped: list[str] = Field(description="what the stop ends: lessons, teacher_place, billing, enrollment")
+    lessons_cancelled: int | None = Field(
+        default=None, description="lessons cancelled here (None: the enrollment's workflow cancels them)"
+    )
 
 
 class RefundCreate(RequestModel):
@@ -129,3 +137,7 @@ class RenewalOut(ResponseModel):
     stripe_invoice_id: str
     period: int
     status: str
+    period_key: str | None = Field(
+        default=None, description="the lesson period billed (2026-09, or a week's Monday); None: no lessons booked"
+    )
+    amount_minor: int | None = Field(default=None, description="the period's amount by the tuition rule")

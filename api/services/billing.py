@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -23,6 +24,7 @@ from api.repositories import scopes
 from api.repositories.audit import audit_write
 from api.repositories.base import get_one
 from api.schemas.billing import AccountBalance, StatementLine
+from api.services import enrollments
 from api.temporal_calls import bounded
 from core.contracts.billing import (
     SIGNAL_STUDENT_STOPPED,
@@ -150,6 +152,17 @@ async def card_setup(
     return str(intent.client_secret)
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """What a stop set going: ``via`` "enrollment" (its workflow's cancel: its compensations cancel the lessons,
+    give the place back and stop billing) or "billing" (the enrollment's workflow was gone: done here)."""
+
+    subscription: Subscription
+    via: str
+    stopped: list[str]
+    lessons_cancelled: int | None = None
+
+
 async def stop_lessons(
     session: AsyncSession,
     temporal: Client,
@@ -158,21 +171,40 @@ async def stop_lessons(
     parent_id: uuid.UUID,
     subscription_id: uuid.UUID,
     reason: str,
-) -> Subscription:
-    """Signals the family's billing workflow to stop the subscription's lessons; answers before they stop."""
+) -> Stopped:
+    """One stop flow: lessons, the teacher's place, billing and the enrollment together. A live enrollment is
+    cancelled through its own workflow; without one, the same compensations run here and billing is told the last
+    lesson that happens, so nothing after it is billed and unheld lessons already paid are given back."""
     account = await _family(session, principal, parent_id)
     sub = await repository.subscription(session, subscription_id)
     if account is None or sub is None or sub.billing_account_id != account.id:
         raise NotFound("subscription")
     if sub.status == "canceled":
         raise Conflict("these lessons are already stopped")
+    enrollment = await enrollments.enrollment_row(session, sub.enrollment_id)
+    if enrollment is not None and await enrollments.workflow_running(temporal, settings, enrollment):
+        await enrollments.cancel(session, temporal, settings, principal, enrollment.id, reason)
+        return Stopped(sub, "enrollment", ["lessons", "teacher_place", "billing", "enrollment"])
+    stopped_parts = ["billing"]
+    last_lesson_ends_at = datetime.now(UTC)
+    cancelled = None
+    if enrollment is not None:
+        closed = await enrollments.close_without_workflow(session, principal, enrollment.id, reason)
+        cancelled = closed.lessons_cancelled
+        stopped_parts = ["lessons", *(["teacher_place"] if closed.place_freed else []), "billing"]
+        stopped_parts += ["enrollment"] if closed.enrollment_cancelled else []
+        last_lesson_ends_at = min(closed.last_lesson_ends_at or last_lesson_ends_at, last_lesson_ends_at)
     stopped = StudentStopped(
-        enrollment_id=sub.enrollment_id, parent_id=parent_id, student_id=sub.student_id, reason=reason
+        enrollment_id=sub.enrollment_id,
+        parent_id=parent_id,
+        student_id=sub.student_id,
+        reason=reason,
+        last_lesson_ends_at=last_lesson_ends_at,
     )
     handle = temporal.get_workflow_handle(billing_workflow_id(parent_id))
     async with bounded(settings.temporal_query_timeout, _BILLING):
         await handle.signal(SIGNAL_STUDENT_STOPPED, stopped, rpc_timeout=settings.temporal_query_timeout)
-    return sub
+    return Stopped(sub, "billing", stopped_parts, cancelled)
 
 
 async def refund(
@@ -244,6 +276,8 @@ async def statement(session: AsyncSession, principal: Principal, parent_id: uuid
     lines: list[StatementLine] = []
     charges = payments = refunds = balance = 0
     for entry, owed, refunded in entries.values():
+        if entry.kind == "tuition_returned":
+            continue  # moves a refund from revenue to deferred revenue: the family's line is the refund itself
         balance += owed
         charges += max(owed, 0)
         payments += -owed if entry.kind == "payment_received" else 0

@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from activities.enrollment import cancel_future_lessons_of, deactivate_student_of, mirror, release_teacher_of
 from api.deps import AppContext, get_temporal
 from api.errors import CedarError, Conflict, NotFound
 from api.pagination import PageParams, SortOrder
@@ -371,6 +372,58 @@ async def cancel(
     accepted = await _update(temporal, settings, enrollment, UPDATE_CANCEL, request, "cancelling")
     await _audit(session, principal, "cancel", enrollment, {"reason": reason if reason is not None else public_reason})
     return accepted
+
+
+async def enrollment_row(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment | None:
+    return await repository.get(session, enrollment_id)
+
+
+async def workflow_running(temporal: Client, settings: Settings, enrollment: Enrollment) -> bool:
+    """Whether the enrollment's own workflow still runs (so its cancel, with its compensations, stops it)."""
+    if enrollment.state in CLOSED:
+        return False
+    handle = temporal.get_workflow_handle(enrollment.workflow_id)
+    timeout = settings.temporal_query_timeout
+    try:
+        async with bounded(timeout, "the enrollment's workflow"):
+            described = await handle.describe(rpc_timeout=timeout)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return described.status == WorkflowExecutionStatus.RUNNING
+
+
+@dataclass(frozen=True)
+class ClosedWithoutWorkflow:
+    lessons_cancelled: int
+    place_freed: bool
+    enrollment_cancelled: bool
+    last_lesson_ends_at: datetime | None
+
+
+async def close_without_workflow(
+    session: AsyncSession, principal: Principal, enrollment_id: uuid.UUID, reason: str | None
+) -> ClosedWithoutWorkflow:
+    """What the enrollment's compensations do, for an enrollment whose workflow is gone (its semester ended):
+    future lessons cancelled, the teacher's place given back, the student deactivated unless another enrollment
+    keeps them, the row cancelled (unless it is closed already), with the same code the activities run."""
+    enrollment = await repository.locked(session, enrollment_id)
+    if enrollment is None:
+        raise NotFound("enrollment")
+    cancelled = await cancel_future_lessons_of(session, enrollment.id)
+    closing = enrollment.state not in CLOSED
+    freed = closing and enrollment.teacher_id is not None
+    if closing:  # a closed enrollment gave its place back when it closed
+        await release_teacher_of(session, enrollment)
+        public_reason = "cancelled by the office" if principal.is_admin else "cancelled by the family"
+        mirror(enrollment, EnrollmentState.CANCELLED.value, public_reason)
+        await deactivate_student_of(session, enrollment)
+    await session.flush()
+    after = {"reason": reason, "lessons_cancelled": cancelled, "place_freed": freed, "via": "billing stop"}
+    # A closed enrollment is not cancelled again: only its billing stops.
+    await _audit(session, principal, "cancel" if closing else "stop_billing", enrollment, after)
+    return ClosedWithoutWorkflow(cancelled, freed, closing, await repository.last_lesson_end(session, enrollment.id))
 
 
 async def assign_teacher(

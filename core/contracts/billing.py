@@ -9,7 +9,7 @@ What billing tells dunning (a failed or paid invoice, a new card) are dunning's 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -119,6 +119,8 @@ class RefundRequest(BaseModel):
     payment_id: uuid.UUID
     amount_minor: int | None = Field(default=None, gt=0)
     reason: str = Field(default="", max_length=500)
+    # Tuition for lessons that will not happen (a stop): the ledger takes it back from deferred revenue.
+    unearned: bool = False
 
 
 class RefundResult(BaseModel):
@@ -135,6 +137,10 @@ class RenewResult(BaseModel):
     stripe_invoice_id: str
     period: int
     status: str
+    # The lesson period billed (``2026-09``, or a week's Monday) and its amount by the tuition rule; None when the
+    # subscription's enrollment has no lessons booked (the plan's price, as before lesson periods).
+    period_key: str | None = None
+    amount_minor: int | None = None
 
 
 class ChargeRequest(BaseModel):
@@ -286,6 +292,28 @@ class CancelSubscription(BaseModel):
     stripe_subscription_id: str
     # None: the school's setting (stop_lessons_mode) decides.
     immediately: bool | None = None
+    # False: no time-based credit from Stripe (the tuition rule's refund gives back the unheld lessons instead).
+    prorate: bool = True
+
+
+class ScheduleSubscription(BaseModel):
+    """Let Stripe follow the lessons by itself: end at the last lesson (``cancel_at``) and skip a gap between
+    semesters (``trial_end`` at the next semester's first lesson). None leaves a field as it is."""
+
+    stripe_subscription_id: str
+    cancel_at: datetime | None = None
+    trial_end: datetime | None = None
+
+
+class CreateAdjustment(BaseModel):
+    """The difference between a lesson period's amount by the tuition rule and the plan's price, as an invoice item
+    on the subscription's next invoice, once per (subscription, period)."""
+
+    stripe_customer_id: str
+    stripe_subscription_id: str
+    period: int = Field(ge=1)
+    period_key: str
+    amount_minor: int  # negative: less than the plan's price
 
 
 class CreateRenewal(BaseModel):
@@ -385,6 +413,7 @@ class RecordRefund(BaseModel):
     payment_id: uuid.UUID
     refund: RefundSnapshot
     reason: str = ""
+    unearned: bool = False
 
 
 class ChargeRefunds(BaseModel):
@@ -420,6 +449,37 @@ class SendReceipt(BaseModel):
     payment_id: uuid.UUID
 
 
+class LessonPlanRequest(BaseModel):
+    enrollment_id: uuid.UUID
+    # Only lessons ending by then count (the student stops after that lesson); None: every lesson booked.
+    until: datetime | None = None
+
+
+class PeriodPlan(BaseModel):
+    key: str
+    start: date
+    end: date  # exclusive
+    lessons: int
+    amount_minor: int
+
+
+class LessonPlan(BaseModel):
+    """The subscription's lesson periods and their amounts by the school's tuition rule."""
+
+    # False: the enrollment has no regular lessons booked at all, so billing keeps the plan's price every period.
+    follows_lessons: bool
+    rule: str
+    price_minor: int
+    interval: str
+    periods: list[PeriodPlan] = Field(default_factory=list)
+    first_lesson_starts_at: datetime | None = None
+    last_lesson_ends_at: datetime | None = None
+
+
+class InvoicePaymentRef(BaseModel):
+    stripe_invoice_id: str
+
+
 class PrepareRefund(BaseModel):
     request_id: uuid.UUID
     billing_account_id: uuid.UUID
@@ -430,6 +490,13 @@ class PrepareRefund(BaseModel):
 # --- the state carried across continue-as-new, and the queries' answers ---------------------------------------
 
 
+class BilledPeriod(BaseModel):
+    key: str
+    start: date
+    amount_minor: int
+    stripe_invoice_id: str
+
+
 class SubscriptionState(BaseModel):
     enrollment_id: uuid.UUID
     student_id: uuid.UUID
@@ -438,6 +505,12 @@ class SubscriptionState(BaseModel):
     amount_minor: int
     discount_percent: int = 0
     renewals: int = 0
+    # Lesson periods billed, by key (new fields are optional: states carried before lesson periods still load).
+    billed: dict[str, BilledPeriod] = Field(default_factory=dict)
+    # The student stopped: nothing after this instant is billed.
+    lessons_until: datetime | None = None
+    # Refunds of unheld lessons made on a stop, by period key: given back once.
+    stop_refunds: dict[str, int] = Field(default_factory=dict)
 
 
 class InvoiceState(BaseModel):

@@ -1,5 +1,6 @@
 """An admin refunds part and then the rest of a payment (the ledger follows, Stripe keeps its fee); a parent
-stops a student's lessons; the statement and the trial balance tell the story."""
+stops a student's lessons (an enrollment whose workflow is gone: the stop closes it too, and without lessons booked
+billing stops as the school's stop mode says); the statement and the trial balance tell the story."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from core.contracts.billing import SIGNAL_STUDENT_STOPPED, StudentStopped
 from core.db import SessionFactory
 from core.settings import Settings
 from domain.ledger import estimate_fee
-from models import Payment, Refund, Role, Subscription
+from models import Enrollment, Payment, Refund, Role, Subscription
 from tests.billing.conftest import BillFamily, count, ledger_problems, renew_and_pay
 from tests.waiting import eventually
 from workers.main import build_deps
@@ -59,6 +60,10 @@ async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_en
             headers=parent,
         )
         assert stop.status_code == 202, stop.text
+        assert (stop.json()["via"], stop.json()["stopped"]) == (
+            "billing",
+            ["lessons", "teacher_place", "billing", "enrollment"],
+        )
 
         async def stopping() -> bool:
             async with sessions() as session:
@@ -73,6 +78,10 @@ async def test_refunds_post_to_the_ledger_and_stopping_ends_billing_at_period_en
         other_family = await http.get(f"/api/v1/billing/families/{uuid.uuid4()}", headers=parent)
 
     assert other_family.status_code == 404
+    async with sessions() as session:
+        enrollment = await session.get(Enrollment, billed.subscription.enrollment_id)
+    assert enrollment is not None
+    assert enrollment.state == "cancelled"
     assert payment.stripe_charge_id is not None  # renew_and_pay checked it
     refunds = await stripe_client.v1.refunds.list_async(params={"charge": payment.stripe_charge_id})
     assert sorted(r.amount for r in refunds.data) == [5000, 9000]

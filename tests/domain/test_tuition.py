@@ -1,0 +1,113 @@
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from domain.calendar import local_to_utc
+from domain.tuition import (
+    Period,
+    lesson_earnings,
+    lesson_periods,
+    period_amount,
+    period_amounts,
+    period_bounds,
+    period_key,
+    unheld_amount,
+)
+
+TZ = ZoneInfo("America/Vancouver")
+PRICE = 14000
+
+
+def weekly(first: date, weeks: int, skip: tuple[date, ...] = ()) -> list[datetime]:
+    """Tuesday-style weekly lessons at 16:00 local from ``first``, ``skip`` left out (closures, a break)."""
+    days = [first + timedelta(weeks=n) for n in range(weeks)]
+    return [local_to_utc(d, time(16), TZ) for d in days if d not in skip]
+
+
+def test_periods_are_local_months_and_weeks() -> None:
+    # 23:30 on 31 August in Vancouver is already September in UTC: the school's month counts.
+    late = datetime(2026, 9, 1, 6, 30, tzinfo=UTC)
+    assert period_bounds(late, "month", TZ) == (date(2026, 8, 1), date(2026, 9, 1))
+    assert period_key(late, "month", TZ) == "2026-08"
+    assert period_bounds(datetime(2026, 12, 20, 20, tzinfo=UTC), "month", TZ) == (date(2026, 12, 1), date(2027, 1, 1))
+    wednesday = datetime(2026, 9, 9, 20, tzinfo=UTC)
+    assert period_bounds(wednesday, "week", TZ) == (date(2026, 9, 7), date(2026, 9, 14))
+    assert period_key(wednesday, "week", TZ) == "2026-09-07"
+
+
+def test_only_periods_holding_lessons_are_listed() -> None:
+    # September (from the 15th) to November, then nothing in December, then January.
+    starts = weekly(date(2026, 9, 15), 11) + weekly(date(2027, 1, 12), 2)
+    periods = lesson_periods(starts, "month", TZ)
+    assert [(p.key, p.lessons) for p in periods] == [
+        ("2026-09", 3),
+        ("2026-10", 4),
+        ("2026-11", 4),
+        ("2027-01", 2),
+    ]
+    assert Period(date(2026, 9, 7), date(2026, 9, 14), 1).key == "2026-09-07"
+
+
+def test_prorated_first_and_last_periods_full_ones_between() -> None:
+    starts = weekly(date(2026, 9, 15), 11)  # Sep 3, Oct 4, Nov 4 lessons
+    periods = lesson_periods(starts, "month", TZ)
+    assert period_amounts("prorated", PRICE, "month", periods) == [10500, 14000, 14000]
+    # A five-lesson month between is the plan's price; a five-lesson first month never costs more than it.
+    assert period_amount("prorated", PRICE, "month", 5) == PRICE
+    assert period_amount("prorated", PRICE, "month", 5, first=True) == PRICE
+    assert period_amount("prorated", PRICE, "month", 2, last=True) == 7000
+    # Rounded down to the cent: 3/4 of 14 001 is 10 500.75.
+    assert period_amount("prorated", 14001, "month", 3, first=True) == 10500
+
+
+def test_weekly_plans_prorate_by_one_lesson_per_week() -> None:
+    assert period_amount("prorated", 3500, "week", 1, first=True) == 3500
+    assert period_amount("prorated", 3500, "week", 0, first=True) == 0
+
+
+def test_monthly_flat_and_per_lesson() -> None:
+    starts = weekly(date(2026, 9, 15), 11)
+    periods = lesson_periods(starts, "month", TZ)
+    assert period_amounts("monthly_flat", PRICE, "month", periods) == [14000, 14000, 14000]
+    assert period_amounts("per_lesson", PRICE, "month", periods) == [10500, 14000, 14000]
+    assert period_amount("per_lesson", PRICE, "month", 5) == 17500
+    assert period_amount("per_lesson", 3500, "week", 1) == 3500
+
+
+def test_a_period_without_lessons_costs_nothing_whatever_the_rule() -> None:
+    for rule in ("prorated", "monthly_flat", "per_lesson"):
+        assert period_amount(rule, PRICE, "month", 0) == 0
+
+
+def test_stopping_gives_back_the_unheld_lessons_by_the_rule() -> None:
+    # October was billed in full; the student stops after its first lesson.
+    assert unheld_amount("prorated", PRICE, "month", 14000, held=1) == 10500
+    assert unheld_amount("per_lesson", PRICE, "month", 14000, held=1) == 10500
+    assert unheld_amount("monthly_flat", PRICE, "month", 14000, held=1) == 0
+    assert unheld_amount("prorated", PRICE, "month", 14000, held=0) == 14000
+    assert unheld_amount("prorated", PRICE, "month", 14000, held=4) == 0
+
+
+def test_lessons_earn_exactly_what_their_period_bills() -> None:
+    starts = weekly(date(2026, 9, 29), 6)  # Sep 1 lesson, Oct 4, Nov 1
+    earned = lesson_earnings("prorated", 14002, "month", starts, TZ)
+    periods = lesson_periods(starts, "month", TZ)
+    assert sum(earned.values()) == sum(period_amounts("prorated", 14002, "month", periods))
+    october = [earned[s] for s in starts[1:5]]
+    assert october == [3500, 3501, 3500, 3501]
+    assert earned[starts[0]] == 3500
+
+
+@pytest.mark.parametrize(
+    ("call", "refusal"),
+    [
+        (lambda: period_amount("yearly", PRICE, "month", 1), "rule must be"),
+        (lambda: period_amount("prorated", -1, "month", 1), "price must be"),
+        (lambda: period_amount("prorated", PRICE, "day", 1), "interval must be"),
+        (lambda: period_bounds(datetime(2026, 9, 1), "month", TZ), "timezone"),
+    ],
+)
+def test_refuses_nonsense(call: object, refusal: str) -> None:
+    with pytest.raises(ValueError, match=refusal):
+        call()  # type: ignore[operator]
