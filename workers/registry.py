@@ -18,6 +18,7 @@ from activities.email import EmailActivities
 from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
 from activities.makeup import MakeupActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.reenrollment import ReenrollmentActivities
 from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
@@ -31,6 +32,7 @@ from workflows.billing import FamilyBillingWorkflow
 from workflows.dunning import FamilyDunningWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.makeup import LessonCancellationWorkflow, MakeupCreditWorkflow
+from workflows.reenrollment import ReenrollmentOpeningWorkflow, ReenrollmentWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
 from workflows.teacher_pay import TeacherPayWorkflow
@@ -46,6 +48,8 @@ WORKFLOWS: list[type] = [
     MakeupCreditWorkflow,
     LessonCancellationWorkflow,
     TeacherPayWorkflow,
+    ReenrollmentWorkflow,
+    ReenrollmentOpeningWorkflow,
 ]
 
 
@@ -77,6 +81,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         StripeInboxActivities(deps.stripe, deps.settings, deps.sessions, deps.temporal),
         MakeupActivities(deps.sessions),
         TeacherPayActivities(deps.settings, deps.sessions),
+        ReenrollmentActivities(deps.settings, deps.sessions, deps.temporal),
     ]
 
 

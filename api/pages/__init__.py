@@ -7,7 +7,8 @@
 - ``api/pages/family.py``: a parent's pages (``/family``…);
 - ``api/pages/home.py``: ``/``, the emails' footer link, to the signed-in person's home or the sign-in form;
 - ``api/pages/teacher.py``: a teacher's lessons and demos (``/teacher``…);
-- ``api/pages/office.py``: the office's enrollments and families in arrears (``/office``…).
+- ``api/pages/office.py``: the office's enrollments and families in arrears (``/office``…);
+- ``api/pages/reenrollment.py``: a family's answers to next semester's offers (``/re-enroll/{semester_id}``).
 
 Pages call the same services as the JSON API, with the same roles and row-level rules. Every path they serve
 starts with one of :data:`PAGE_PREFIXES`: ``api/middleware.py`` gives those the page headers (a CSP that allows
@@ -29,6 +30,7 @@ PAGE_PREFIXES = (
     "/static/",
     "/teacher",
     "/office",
+    "/re-enroll/",
 )
 
 
@@ -37,6 +39,15 @@ def is_page_path(path: str) -> bool:
 
 
 def page_routers() -> list[APIRouter]:
-    from api.pages import family, home, links, office, session, teacher, web
+    from api.pages import family, home, links, office, reenrollment, session, teacher, web
 
-    return [web.router, home.router, session.router, links.router, family.router, teacher.router, office.router]
+    return [
+        web.router,
+        home.router,
+        session.router,
+        links.router,
+        family.router,
+        teacher.router,
+        office.router,
+        reenrollment.router,
+    ]

@@ -19,6 +19,7 @@ from api.routes import (
     makeups,
     parents,
     privacy,
+    reenrollments,
     reports,
     students,
     system_settings,
@@ -51,4 +52,5 @@ ROUTERS: list[APIRouter] = [
     attendance.router,
     teacher_pay.router,
     reports.router,
+    reenrollments.router,
 ]
