@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities
@@ -88,6 +88,8 @@ class ReenrollmentWorkflow:
 
     @answer.validator
     def _check_answer(self, request: AnswerRequest) -> None:
+        if self._status.state == "opening":
+            raise ApplicationError("the offers are being prepared; try again in a moment", non_retryable=True)
         if self._status.state not in ("open", "answered") or workflow.now() >= self._request.deadline:
             raise ApplicationError("re-enrollment is closed: the deadline has passed", non_retryable=True)
         for given in request.answers:
@@ -158,15 +160,19 @@ class ReenrollmentWorkflow:
 
     async def _continue(self, offer: OfferStatus) -> None:
         request, enrollment_id = self._request, offer.offer.enrollment_id
-        lessons: NextSemesterLessons = await self._run(
-            EnrollmentActivities.book_next_semester,
-            BookNextSemester(
-                enrollment_id=enrollment_id,
-                next_semester_id=request.next_semester_id,
-                weekday=offer.offer.weekday,
-                local_time=offer.offer.local_time,
-            ),
+        booking = BookNextSemester(
+            enrollment_id=enrollment_id,
+            next_semester_id=request.next_semester_id,
+            weekday=offer.offer.weekday,
+            local_time=offer.offer.local_time,
         )
+        try:
+            lessons: NextSemesterLessons = await self._run(EnrollmentActivities.book_next_semester, booking)
+        except ActivityError as error:  # refused for good: the enrollment was cancelled or closed meanwhile
+            workflow.logger.warning("next semester not booked for %s: %s", enrollment_id, error.cause)
+            offer.outcome = "unavailable"
+            await self._record(offer)
+            return
         if lessons.first_starts_at is None or lessons.last_ends_at is None:
             offer.outcome = "unavailable"  # no week of the next semester could be booked: the lessons end
             await self._record(offer)

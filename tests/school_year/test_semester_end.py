@@ -11,15 +11,25 @@ from sqlalchemy import select
 from sqlmodel import col
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from core.contracts.billing import SIGNAL_LESSONS_BOOKED
 from core.contracts.enrollment import UPDATE_CONTINUE_NEXT_SEMESTER, UPDATE_FINISH, Accepted, FinishRequest
 from core.contracts.reenrollment import ReenrollmentStatus, reenrollment_workflow_id
 from core.db import SessionFactory
 from core.settings import Settings
-from core.temporal import enrollment_workflow_id
+from core.temporal import billing_workflow_id, enrollment_workflow_id
 from models import Role, Semester
 from tests.enrollment.helpers import billing_events, enrollment_row, lessons_of, teacher_by_email
 from tests.school_year.conftest import SchoolYearWorker
-from tests.school_year.test_reenrollment import MAYA, AuthHeaders, _family, _replays, _sent
+from tests.school_year.test_reenrollment import (
+    MAYA,
+    AuthHeaders,
+    _family,
+    _offers,
+    _replays,
+    _semester_happened,
+    _sent,
+    _signals,
+)
 from tests.waiting import eventually
 from workflows.enrollment import EnrollmentWorkflow
 
@@ -120,3 +130,35 @@ async def test_cancelling_an_active_enrollment_tells_billing_when_the_lessons_st
         await eventually(
             lambda: enrollment_row(sessions, only), until=lambda r: r.state == "cancelled", what="cancelled"
         )
+
+
+async def test_a_child_cancelled_before_the_deadline_is_not_booked_for_the_next_semester(
+    api: httpx.AsyncClient,
+    demo_data: None,
+    school_year_worker: SchoolYearWorker,
+    sessions: SessionFactory,
+    settings: Settings,
+    auth_headers: AuthHeaders,
+    temporal_client: Client,
+) -> None:
+    admin = await auth_headers(Role.admin)
+    async with school_year_worker():
+        [only], parent, parent_headers = await _family(api, sessions, auth_headers, 1)
+        fall, spring = await _semester_happened(sessions, settings, [only])
+        deadline = datetime.now(UTC) + timedelta(seconds=6)
+        opened = await api.post(
+            f"/api/v1/semesters/{fall.id}/reenrollment", json={"deadline": deadline.isoformat()}, headers=admin
+        )
+        assert opened.status_code == 202, opened.text
+        reenrollment_id = reenrollment_workflow_id(parent.id, fall.id)
+        await _offers(api, reenrollment_id, parent_headers, 1)
+        cancelled = await api.post(f"/api/v1/enrollments/{only}/cancel", json={"reason": "moving"}, headers=admin)
+        assert cancelled.status_code == 200, cancelled.text
+        handle = temporal_client.get_workflow_handle(reenrollment_id, result_type=ReenrollmentStatus)
+        result = await handle.result(rpc_timeout=timedelta(seconds=60))
+        [offer] = result.offers
+        assert (offer.returning, offer.outcome) == (True, "unavailable")
+        assert await lessons_of(sessions, only, "scheduled") == []
+        assert (await enrollment_row(sessions, only)).state == "cancelled"
+        assert await _signals(temporal_client, billing_workflow_id(parent.id), SIGNAL_LESSONS_BOOKED) == 0
+        assert spring.id != fall.id
