@@ -30,6 +30,7 @@ from core.contracts.reenrollment import (
     BuildOffers,
     ContinueEnrollment,
     FinishEnrollment,
+    FinishOutcome,
     Offer,
     Offers,
     OpenedReenrollments,
@@ -59,6 +60,10 @@ from models import (
 )
 
 log = logging.getLogger("cedar.reenrollment")
+
+
+class _NotRunning(Exception):
+    """The enrollment's workflow has ended (it predates semester ends: it ended at its last lesson)."""
 
 
 def _offer(row: ReenrollmentOffer) -> Offer:
@@ -236,10 +241,13 @@ class ReenrollmentActivities:
         """The enrollment's workflow keeps the student active until the new last lesson; False when it could
         not be told (it was cancelled meanwhile, or it predates semester ends and has ended)."""
         message = ContinueNextSemesterRequest(lessons_end=request.lessons_end)
-        return await self._update(request.enrollment_id, UPDATE_CONTINUE_NEXT_SEMESTER, message)
+        try:
+            return await self._update(request.enrollment_id, UPDATE_CONTINUE_NEXT_SEMESTER, message)
+        except _NotRunning:
+            return False
 
     @activity.defn(name="reenrollment_finish_enrollment")
-    async def finish_enrollment(self, request: FinishEnrollment) -> bool:
+    async def finish_enrollment(self, request: FinishEnrollment) -> FinishOutcome:
         """The enrollment completes once its last lesson (read now: the lessons may have moved) is over."""
         async with self._sessions() as session:
             ends_at = await session.scalar(
@@ -251,9 +259,22 @@ class ReenrollmentActivities:
                 .order_by(col(Lesson.ends_at).desc())
                 .limit(1)
             )
-        return await self._update(request.enrollment_id, UPDATE_FINISH, FinishRequest(last_lesson_ends_at=ends_at))
+        message = FinishRequest(last_lesson_ends_at=ends_at)
+        try:
+            told = await self._update(request.enrollment_id, UPDATE_FINISH, message)
+        except _NotRunning:
+            told, running = False, False
+        else:
+            running = True
+        async with self._sessions() as session:
+            state = await session.scalar(
+                select(col(Enrollment.state)).where(col(Enrollment.id) == request.enrollment_id)
+            )
+        return FinishOutcome(told=told, running=running, state=state or "", last_lesson_ends_at=ends_at)
 
     async def _update(self, enrollment_id: uuid.UUID, name: str, message: object) -> bool:
+        """True when the enrollment's workflow took the update, False when it refused it; :class:`_NotRunning`
+        when it has ended."""
         handle = self._client.get_workflow_handle(enrollment_workflow_id(enrollment_id))
         try:
             await handle.execute_update(name, message, result_type=Accepted)
@@ -264,7 +285,7 @@ class ReenrollmentActivities:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             log.warning("enrollment %s has no running workflow for %s", enrollment_id, name)
-            return False
+            raise _NotRunning from error
         return True
 
     @activity.defn(name="reenrollment_open_due")

@@ -22,9 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.email import EmailActivities
     from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
     from activities.reenrollment import ReenrollmentActivities
-    from core.contracts.billing import LessonsBooked
+    from core.contracts.billing import LessonsBooked, StudentStopped
     from core.contracts.email import SendEmail
-    from core.contracts.enrollment import BookNextSemester, NextSemesterLessons
+    from core.contracts.enrollment import BookNextSemester, EnrollmentRef, MirrorState, NextSemesterLessons
     from core.contracts.reenrollment import (
         QUERY_STATUS,
         REENROLLMENT_OPENING_WORKFLOW,
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         BuildOffers,
         ContinueEnrollment,
         FinishEnrollment,
+        FinishOutcome,
         OfferAnswer,
         OfferStatus,
         OpenedReenrollments,
@@ -196,10 +197,46 @@ class ReenrollmentWorkflow:
 
     async def _finish(self, offer: OfferStatus, record: bool = True) -> None:
         finish = FinishEnrollment(enrollment_id=offer.offer.enrollment_id)
-        await self._run(ReenrollmentActivities.finish_enrollment, finish)
+        outcome: FinishOutcome = await self._run(ReenrollmentActivities.finish_enrollment, finish)
+        if not outcome.running and outcome.state == "active":
+            await self._complete_without_workflow(offer, outcome.last_lesson_ends_at or workflow.now())
         if record:
             offer.outcome = "finished"
             await self._record(offer)
+
+    async def _complete_without_workflow(self, offer: OfferStatus, last_lesson_ends_at: datetime) -> None:
+        """An active enrollment whose workflow ended at its last lesson (started before semester ends): its
+        semester end, as its workflow would do it now, with the same emails' keys."""
+        enrollment_id = offer.offer.enrollment_id
+        ref = EnrollmentRef(enrollment_id=enrollment_id)
+        await self._run(
+            BillingHandoffActivities.stop_billing,
+            StudentStopped(
+                enrollment_id=enrollment_id,
+                parent_id=self._request.parent_id,
+                student_id=offer.offer.student_id,
+                reason="the lessons have ended",
+                last_lesson_ends_at=last_lesson_ends_at,
+            ),
+        )
+        for step in (
+            EnrollmentActivities.cancel_future_lessons,
+            EnrollmentActivities.release_teacher,
+            EnrollmentActivities.deactivate_student,
+        ):
+            await self._run(step, ref)
+        await self._run(EnrollmentActivities.mirror_state, MirrorState(enrollment_id=enrollment_id, state="completed"))
+        for template, to in (("semester_end_teacher", "teacher"), ("semester_end_parent", "parent")):
+            await self._run(
+                EmailActivities.send_email,
+                SendEmail(
+                    template=template,
+                    dedup_key=f"enrollment:{enrollment_id}:completed-{to}",
+                    to=to,
+                    enrollment_id=enrollment_id,
+                    teacher_id=offer.offer.teacher_id,
+                ),
+            )
 
     async def _record(self, offer: OfferStatus) -> None:
         assert offer.outcome != "open"

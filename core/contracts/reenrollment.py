@@ -138,6 +138,16 @@ class FinishEnrollment(BaseModel):
     enrollment_id: uuid.UUID
 
 
+class FinishOutcome(BaseModel):
+    """Whether the enrollment's workflow took the ``finish``; when it no longer runs (it predates semester ends
+    and ended at its last lesson) the re-enrollment completes the still active enrollment itself."""
+
+    told: bool
+    running: bool
+    state: str
+    last_lesson_ends_at: datetime | None = None
+
+
 class OpenReenrollment(BaseModel):
     """The daily opening's input; empty so fields can be added without breaking the schedule."""
 

@@ -162,3 +162,40 @@ async def test_a_child_cancelled_before_the_deadline_is_not_booked_for_the_next_
         assert (await enrollment_row(sessions, only)).state == "cancelled"
         assert await _signals(temporal_client, billing_workflow_id(parent.id), SIGNAL_LESSONS_BOOKED) == 0
         assert spring.id != fall.id
+
+
+async def test_an_enrollment_whose_workflow_already_ended_is_completed_by_reenrollment(
+    api: httpx.AsyncClient,
+    demo_data: None,
+    school_year_worker: SchoolYearWorker,
+    sessions: SessionFactory,
+    settings: Settings,
+    auth_headers: AuthHeaders,
+    temporal_client: Client,
+) -> None:
+    """Enrollments started before semester ends had their workflow end at the last lesson, leaving the row active
+    and the place taken: re-enrollment completes such an enrollment itself when the family is not returning."""
+    admin = await auth_headers(Role.admin)
+    async with school_year_worker():
+        [only], parent, _ = await _family(api, sessions, auth_headers, 1)
+        await temporal_client.get_workflow_handle(enrollment_workflow_id(only)).terminate("ended at its last lesson")
+        fall, _ = await _semester_happened(sessions, settings, [only])
+        deadline = datetime.now(UTC) + timedelta(seconds=4)
+        opened = await api.post(
+            f"/api/v1/semesters/{fall.id}/reenrollment",
+            json={"deadline": deadline.isoformat(), "default": "end"},
+            headers=admin,
+        )
+        assert opened.status_code == 202, opened.text
+        handle = temporal_client.get_workflow_handle(
+            reenrollment_workflow_id(parent.id, fall.id), result_type=ReenrollmentStatus
+        )
+        [offer] = (await handle.result(rpc_timeout=timedelta(seconds=60))).offers
+        assert offer.outcome == "finished"
+        row = await enrollment_row(sessions, only)
+        assert row.state == "completed"
+        assert row.completed_at is not None
+        assert (await teacher_by_email(sessions, MAYA)).active_students == 0
+        events = await billing_events(temporal_client, parent.id, 2)
+        assert events[1].startswith(f"stopped:{only}:")
+        assert await _sent(sessions, f"enrollment:{only}:completed-") == {"teacher": "sent", "parent": "sent"}
