@@ -227,6 +227,11 @@ async def test_one_child_returns_and_one_ends_after_the_office_opens_reenrollmen
         assert {o["answered_by"] for o in listed.json()} == {"family"}
 
         handle = temporal_client.get_workflow_handle(reenrollment_id, result_type=ReenrollmentStatus)
+
+        async def listed_as() -> str | None:
+            return (await handle.describe()).typed_search_attributes.get(REENROLLMENT_STATE)
+
+        await eventually(listed_as, until=lambda state: state in ("answered", "closed"), what="listed as answered")
         result = await handle.result(rpc_timeout=timedelta(seconds=60))
         assert result.state == "closed"
         assert {str(o.offer.enrollment_id): o.outcome for o in result.offers} == {
@@ -302,7 +307,9 @@ async def test_one_child_returns_and_one_ends_after_the_office_opens_reenrollmen
 
 
 @pytest.mark.school_year_settings(
-    reenrollment_lead_time=timedelta(days=400), reenrollment_answer_time=timedelta(seconds=6)
+    reenrollment_lead_time=timedelta(days=400),
+    reenrollment_answer_time=timedelta(seconds=6),
+    reenrollment_reminder_before=timedelta(seconds=3),
 )
 async def test_the_daily_opening_offers_the_next_semester_and_the_default_rolls_an_unanswered_family_over(
     api: httpx.AsyncClient,
@@ -338,3 +345,9 @@ async def test_the_daily_opening_offers_the_next_semester_and_the_default_rolls_
         listed = await api.get(f"/api/v1/semesters/{fall.id}/reenrollment", headers=admin)
         assert [(o["answer"], o["answered_by"]) for o in listed.json()] == [("returning", "default")]
         assert spring.id != fall.id
+        # Unanswered three seconds before the deadline: reminded once.
+        assert await _sent(sessions, f"reenrollment:{parent.id}:{fall.id}:") == {
+            "offer": "sent",
+            "reminder": "sent",
+            "summary": "sent",
+        }
