@@ -4,12 +4,15 @@ for a last lesson still to come, and a cancellation tells billing when the lesso
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 from sqlmodel import col
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from core.contracts.billing import SIGNAL_LESSONS_BOOKED
 from core.contracts.enrollment import UPDATE_CONTINUE_NEXT_SEMESTER, UPDATE_FINISH, Accepted, FinishRequest
@@ -31,7 +34,10 @@ from tests.school_year.test_reenrollment import (
     _signals,
 )
 from tests.waiting import eventually
+from workers.main import workflow_runner
 from workflows.enrollment import EnrollmentWorkflow
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 @pytest.mark.school_year_settings(semester_end_grace=-timedelta(days=400))
@@ -199,3 +205,17 @@ async def test_an_enrollment_whose_workflow_already_ended_is_completed_by_reenro
         events = await billing_events(temporal_client, parent.id, 2)
         assert events[1].startswith(f"stopped:{only}:")
         assert await _sent(sessions, f"enrollment:{only}:completed-") == {"teacher": "sent", "parent": "sent"}
+
+
+async def test_an_enrollment_active_before_semester_ends_replays_on_the_old_path() -> None:
+    """Recorded with the workflow as it was before the ``semester-end`` patch (its last lesson set a few seconds
+    ahead): active, then over at its last lesson. The new code replays it unchanged, where the unpatched new path
+    would complete the enrollment instead."""
+    history = WorkflowHistory.from_json(
+        "enrollment-before-semester-end", (HISTORIES / "enrollment_active_before_semester_end.json").read_text()
+    )
+    replayer = Replayer(
+        workflows=[EnrollmentWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+    )
+    replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None
