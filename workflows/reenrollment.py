@@ -137,6 +137,7 @@ class ReenrollmentWorkflow:
         unanswered = [o for o in self._status.offers if o.returning is None]
         for offer in unanswered:
             offer.returning, offer.answered_by = decided_returning(None, request.default), "default"
+            offer.answered_at = workflow.now()
         if unanswered:
             await self._run(
                 ReenrollmentActivities.record_answers,
