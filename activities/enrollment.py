@@ -42,7 +42,6 @@ from core.contracts.enrollment import (
     EnrollmentRef,
     EnrollmentTimings,
     FamilyCheck,
-    LastLesson,
     MirrorState,
     NextSemesterLessons,
     RegularLessons,
@@ -528,18 +527,6 @@ class EnrollmentActivities:
                 first_starts_at=booked[0][0] if booked else None,
                 last_ends_at=booked[-1][1] if booked else None,
             )
-
-    @activity.defn(name="enrollment_last_lesson")
-    async def last_lesson(self, ref: EnrollmentRef) -> LastLesson:
-        """The end of the enrollment's last lesson that happens (scheduled, suspended or held)."""
-        async with self._sessions() as session:
-            ends_at = await session.scalar(
-                select(func.max(col(Lesson.ends_at))).where(
-                    col(Lesson.enrollment_id) == ref.enrollment_id,
-                    col(Lesson.status).in_(BLOCKING_STATUSES),
-                )
-            )
-            return LastLesson(ends_at=ends_at)
 
     @activity.defn(name="enrollment_mark_demo_no_show")
     async def mark_demo_no_show(self, ref: EnrollmentRef) -> None:

@@ -194,9 +194,3 @@ class NextSemesterLessons(BaseModel):
     skipped_conflicts: int
     first_starts_at: datetime | None
     last_ends_at: datetime | None
-
-
-class LastLesson(BaseModel):
-    """The end of the enrollment's last lesson that happens (scheduled or held), None when it has none."""
-
-    ends_at: datetime | None
