@@ -24,9 +24,11 @@ from temporalio.exceptions import ApplicationError
 
 from core.contracts.billing import (
     FAMILY_BILLING_WORKFLOW,
+    SIGNAL_LESSONS_BOOKED,
     SIGNAL_STUDENT_STARTED,
     SIGNAL_STUDENT_STOPPED,
     FamilyBillingInput,
+    LessonsBooked,
     StudentStarted,
     StudentStopped,
 )
@@ -35,11 +37,13 @@ from core.contracts.enrollment import (
     AccountCreated,
     AssignTeacher,
     BookDemo,
+    BookNextSemester,
     DemoBooking,
     EnrollmentRef,
     EnrollmentTimings,
     FamilyCheck,
     MirrorState,
+    NextSemesterLessons,
     RegularLessons,
     TeacherAssignment,
     ValidatedEnrollment,
@@ -49,7 +53,7 @@ from core.identity import IdentityProvider
 from core.settings import Settings
 from core.temporal import billing_workflow_id
 from domain.calendar import Closure as ClosureDays
-from domain.calendar import WeeklyWindow, weekly_occurrences
+from domain.calendar import Term, WeeklyWindow, weekly_occurrences
 from domain.enrollment_flow import lesson_term, windows_from_json
 from domain.enrollment_rules import CLOSED_STATES, EnrollmentState, TransitionRefused, move_needed
 from domain.matching import TeacherCandidate, is_eligible, rank_teachers
@@ -207,6 +211,7 @@ class EnrollmentActivities:
                     teacher_outcome_reminder_after=settings.teacher_outcome_reminder_after,
                     outcome_timeout_after_demo=settings.outcome_timeout_after_demo,
                     family_confirmation_timeout=settings.family_confirmation_timeout,
+                    semester_end_grace=settings.semester_end_grace,
                 ),
             )
 
@@ -489,6 +494,40 @@ class EnrollmentActivities:
                 return weeks
         return []
 
+    @activity.defn(name="enrollment_book_next_semester")
+    async def book_next_semester(self, request: BookNextSemester) -> NextSemesterLessons:
+        """A returning student's weekly lesson through the next semester on the same enrollment, in one
+        transaction: the teacher's conflicts checked as at enrollment (a week taken is skipped), closures skipped.
+        Run again it finds the lessons it booked."""
+        async with transaction(self._sessions) as session:
+            enrollment = await self._locked(session, request.enrollment_id)
+            if enrollment.state != EnrollmentState.ACTIVE or enrollment.teacher_id is None:
+                raise _fail(f"enrollment {enrollment.id} is {enrollment.state}, not active with a teacher")
+            semester = await session.get(Semester, request.next_semester_id)
+            if semester is None:
+                raise _fail(f"semester {request.next_semester_id} not found")
+            await lock_keys(session, *schedule_lock_keys(enrollment.teacher_id, enrollment.student_id))
+            closures = [c for c in await self._closures(session) if c.end >= semester.start_date]
+            term = Term(semester.start_date, semester.end_date, closures)
+            weeks = weekly_occurrences(
+                term,
+                request.weekday,
+                request.local_time,
+                timedelta(minutes=enrollment.lesson_minutes),
+                self._settings.timezone,
+                datetime.now(UTC),
+            )
+            booked: list[Interval] = []
+            for start, end in weeks:
+                if await _insert_lesson(session, enrollment, LessonKind.regular, start, end) is not None:
+                    booked.append((start, end))
+            return NextSemesterLessons(
+                count=len(booked),
+                skipped_conflicts=len(weeks) - len(booked),
+                first_starts_at=booked[0][0] if booked else None,
+                last_ends_at=booked[-1][1] if booked else None,
+            )
+
     @activity.defn(name="enrollment_mark_demo_no_show")
     async def mark_demo_no_show(self, ref: EnrollmentRef) -> None:
         async with transaction(self._sessions) as session:
@@ -643,6 +682,12 @@ class BillingHandoffActivities:
     @activity.defn(name="enrollment_stop_billing")
     async def stop_billing(self, message: StudentStopped) -> None:
         await self._signal_with_start(message.parent_id, SIGNAL_STUDENT_STOPPED, message)
+
+    @activity.defn(name="enrollment_lessons_booked")
+    async def lessons_booked(self, message: LessonsBooked) -> None:
+        """A returning student's next semester is booked: the family's billing workflow runs already."""
+        handle = self._client.get_workflow_handle(billing_workflow_id(message.parent_id))
+        await handle.signal(SIGNAL_LESSONS_BOOKED, message)
 
     async def _signal_with_start(
         self, parent_id: uuid.UUID, signal: str, message: StudentStarted | StudentStopped

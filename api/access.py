@@ -231,3 +231,16 @@ ROUTE_ACCESS.update(
 
 # One-off charges and credits (api/routes/billing.py): the family's billing workflow makes them, an admin asks
 ROUTE_ACCESS[("POST", "/api/v1/billing/families/{parent_id}/charges")] = _ADMIN
+
+# Re-enrollment (api/routes/reenrollments.py): the office opens it and reads the answers; a family answers its own
+ROUTE_ACCESS.update(
+    {
+        ("POST", "/api/v1/semesters/{semester_id}/reenrollment"): _ADMIN,
+        ("GET", "/api/v1/semesters/{semester_id}/reenrollment"): _ADMIN,
+        ("GET", "/api/v1/semesters/{semester_id}/schedule"): _STAFF,
+        ("GET", "/api/v1/reenrollments/{reenrollment_id}"): _FAMILY,
+        ("POST", "/api/v1/reenrollments/{reenrollment_id}/answers"): _FAMILY,
+        ("GET", "/re-enroll/{semester_id}"): _PARENT,
+        ("POST", "/re-enroll/{semester_id}"): _PARENT,
+    }
+)

@@ -16,3 +16,8 @@ TEACHER_DEMOS_PATH = "/teacher/demos"  # a teacher's demo lessons, with the outc
 def enrollment_status_path(enrollment_id: uuid.UUID) -> str:
     """The enrollment's status page, for anyone holding its unguessable id."""
     return f"/enrollments/{enrollment_id}"
+
+
+def reenrollment_path(semester_id: uuid.UUID) -> str:
+    """A signed-in parent's answers to the family's offers for the semester after ``semester_id``."""
+    return f"/re-enroll/{semester_id}"

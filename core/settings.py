@@ -204,6 +204,19 @@ class Settings(BaseSettings):
     # confirmation, then closes as cancelled.
     family_confirmation_timeout: timedelta = timedelta(days=7)
 
+    # --- The school year: semester end and re-enrollment (docs/school-year.md) ---
+    # Re-enrollment opens this long before a semester's last day (the daily schedule, reenrollment_cron, looks).
+    reenrollment_lead_time: timedelta = timedelta(days=28)
+    # The family's time to answer: the deadline is the opening plus this, unless the office gives one.
+    reenrollment_answer_time: timedelta = timedelta(days=14)
+    # One reminder to a family with unanswered offers, this long before the deadline.
+    reenrollment_reminder_before: timedelta = timedelta(days=3)
+    # What an unanswered offer becomes at the deadline: "return" (roll over unless the family opts out) or "end".
+    reenrollment_default: Literal["return", "end"] = "return"
+    # An active enrollment nobody decided on (no re-enrollment) completes this long after its last lesson.
+    semester_end_grace: timedelta = timedelta(days=21)
+    reenrollment_cron: str = "0 7 * * *"
+
     # --- Cancellations and make-up credits (defaults; the office overrides them in the ``makeup_policy``
     # system setting: docs/lessons.md) ---
     # A family cancelling at least parent_cancel_notice before a lesson earns a make-up credit, later forfeits it.

@@ -16,9 +16,12 @@ from core.settings import Settings
 # Search attributes hold states and ids only: the Temporal UI shows them in plain text, so no personal data.
 ENROLLMENT_STATE = SearchAttributeKey.for_keyword("CedarEnrollmentState")
 DUNNING_STATE = SearchAttributeKey.for_keyword("CedarDunningState")
+# A family's re-enrollment: open, answered (every offer has an answer) or closed (the deadline passed).
+REENROLLMENT_STATE = SearchAttributeKey.for_keyword("CedarReenrollment")
 SEARCH_ATTRIBUTES: dict[str, str] = {
     ENROLLMENT_STATE.name: "Keyword",
     DUNNING_STATE.name: "Keyword",
+    REENROLLMENT_STATE.name: "Keyword",
 }
 
 

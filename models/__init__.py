@@ -18,6 +18,7 @@ from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus, S
 from models.makeup import MakeupCredit
 from models.people import Parent, Student
 from models.privacy import AuditLog, Consent, ConsentKind
+from models.reenrollment import ReenrollmentOffer
 from models.school import (
     AcademicYear,
     Closure,
@@ -57,6 +58,7 @@ __all__ = [
     "Payment",
     "Posting",
     "RateLimitBucket",
+    "ReenrollmentOffer",
     "RefreshToken",
     "Refund",
     "Role",

@@ -19,6 +19,7 @@ from activities.email import EmailActivities
 from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
 from activities.makeup import MakeupActivities
 from activities.reconciliation import ReconciliationActivities
+from activities.reenrollment import ReenrollmentActivities
 from activities.scheduled import ScheduledActivities
 from activities.stripe import StripeActivities
 from activities.stripe_inbox import StripeInboxActivities
@@ -34,6 +35,7 @@ from workflows.closures import ClosureWorkflow
 from workflows.dunning import FamilyDunningWorkflow
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.makeup import LessonCancellationWorkflow, MakeupCreditWorkflow
+from workflows.reenrollment import ReenrollmentOpeningWorkflow, ReenrollmentWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
 from workflows.teacher_changes import SubstitutionWorkflow, TeacherTransferWorkflow
@@ -53,6 +55,8 @@ WORKFLOWS: list[type] = [
     ClosureWorkflow,
     SubstitutionWorkflow,
     TeacherTransferWorkflow,
+    ReenrollmentWorkflow,
+    ReenrollmentOpeningWorkflow,
 ]
 
 
@@ -86,6 +90,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         TeacherPayActivities(deps.settings, deps.sessions),
         ClosureActivities(deps.settings, deps.sessions),
         TeacherChangeActivities(deps.settings),
+        ReenrollmentActivities(deps.settings, deps.sessions, deps.temporal),
     ]
 
 

@@ -24,6 +24,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from core.contracts.reenrollment import REENROLLMENT_OPENING_WORKFLOW, OpenReenrollment
 from core.contracts.scheduled import (
     DUNNING_SWEEP_WORKFLOW,
     LESSON_REMINDERS_WORKFLOW,
@@ -58,6 +59,9 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         ScheduledJob("stripe-catchup", STRIPE_CATCHUP_WORKFLOW, CatchUpRequest(), settings.webhook_catchup_cron),
         ScheduledJob("reconciliation", RECONCILIATION_WORKFLOW, ReconcileRequest(), settings.reconciliation_cron),
         ScheduledJob("teacher-pay", TEACHER_PAY_WORKFLOW, PayReportRequest(), settings.teacher_pay_cron),
+        ScheduledJob(
+            "reenrollment-opening", REENROLLMENT_OPENING_WORKFLOW, OpenReenrollment(), settings.reenrollment_cron
+        ),
     ]
 
 

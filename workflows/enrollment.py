@@ -4,7 +4,10 @@ received → validated → account_created → teacher_assigned | waitlisted →
 active | withdrawn | cancelled | failed. Database steps are local activities that mirror the state into the
 ``enrollments`` row in their own transaction; Stripe, SMTP and the billing hand-off are regular activities.
 Every step registers its undo first; a failure, a withdrawal or a cancellation runs the undos in reverse.
-An active enrollment keeps its workflow until the semester's last lesson, so the family can still cancel.
+An active enrollment keeps its workflow while it has lessons, so the family can still cancel, and re-enrollment
+decides its semester end: ``continue_next_semester`` (next semester's lessons booked) keeps it going, ``finish``
+completes it after its last lesson (the place given back, billing told, the teacher emailed), and when nobody
+decides it completes by itself ``semester_end_grace`` after the last lesson.
 """
 
 from __future__ import annotations
@@ -30,10 +33,13 @@ with workflow.unsafe.imports_passed_through():
         FAMILY_CONFIRMATION_PATCH,
         FAMILY_NOT_CONFIRMED,
         QUERY_STATUS,
+        SEMESTER_END_PATCH,
         UPDATE_ASSIGN_TEACHER,
         UPDATE_CANCEL,
         UPDATE_CONFIRM_FAMILY,
+        UPDATE_CONTINUE_NEXT_SEMESTER,
         UPDATE_DEMO_OUTCOME,
+        UPDATE_FINISH,
         Accepted,
         AccountCreated,
         AssignTeacher,
@@ -42,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         CancelRequest,
         CheckPaymentMethod,
         ConfirmFamilyRequest,
+        ContinueNextSemesterRequest,
         DemoBooking,
         DemoOutcome,
         DemoOutcomeRequest,
@@ -49,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         EnrollmentRef,
         FamilyCheck,
         FamilyDecision,
+        FinishRequest,
         MirrorState,
         StatusView,
         StepView,
@@ -98,6 +106,8 @@ class EnrollmentWorkflow:
         self._assign_request: AssignTeacherRequest | None = None
         self._assign_answer: TeacherAssignment | None = None
         self._family_decision: FamilyDecision | None = None
+        self._next_semester: ContinueNextSemesterRequest | None = None
+        self._finish: FinishRequest | None = None
 
     # --- messages ------------------------------------------------------------------------------------------
 
@@ -165,6 +175,36 @@ class EnrollmentWorkflow:
         self._refuse_unless(EnrollmentAction.ASSIGN_TEACHER)
         if self._assign_request is not None:
             raise ApplicationError("another teacher assignment is in progress", non_retryable=True)
+
+    def _refuse_unless_active(self) -> None:
+        if self._closing or self._state != S.ACTIVE:
+            raise ApplicationError(
+                f"the enrollment is {'closing' if self._closing else self._state.value}, not active",
+                type="NotAcceptedNow",
+                non_retryable=True,
+            )
+        if self._cancel is not None:
+            raise ApplicationError("the enrollment is being cancelled", type="NotAcceptedNow", non_retryable=True)
+        if self._finish is not None:
+            raise ApplicationError("the enrollment is already finishing", type="NotAcceptedNow", non_retryable=True)
+
+    @workflow.update(name=UPDATE_CONTINUE_NEXT_SEMESTER)
+    async def continue_next_semester(self, request: ContinueNextSemesterRequest) -> Accepted:
+        self._next_semester = request
+        return Accepted(state=self._state)
+
+    @continue_next_semester.validator
+    def _check_continue_next_semester(self, request: ContinueNextSemesterRequest) -> None:
+        self._refuse_unless_active()
+
+    @workflow.update(name=UPDATE_FINISH)
+    async def finish(self, request: FinishRequest) -> Accepted:
+        self._finish = request
+        return Accepted(state=self._state)
+
+    @finish.validator
+    def _check_finish(self, request: FinishRequest) -> None:
+        self._refuse_unless_active()
 
     # --- the run -------------------------------------------------------------------------------------------
 
@@ -402,10 +442,55 @@ class EnrollmentWorkflow:
         )
 
     async def _stay_active(self) -> None:
-        """Until the semester's last lesson the family may still cancel; then the workflow's work is done."""
-        end = self._lessons_end or workflow.now()
-        await self._wait_for(lambda: self._cancel is not None, end - workflow.now())
-        self._raise_if_cancelled()
+        """While it has lessons the family may still cancel. Re-enrollment then continues it into the next
+        semester or finishes it; nobody deciding completes it ``semester_end_grace`` after the last lesson."""
+        if not workflow.patched(SEMESTER_END_PATCH):  # started before semester ends: over at the last lesson
+            end = self._lessons_end or workflow.now()
+            await self._wait_for(lambda: self._cancel is not None, end - workflow.now())
+            self._raise_if_cancelled()
+            return
+        assert self._plan is not None
+        grace = self._plan.timings.semester_end_grace
+        while True:
+            last = self._lessons_end or workflow.now()
+            await self._wait_for(self._semester_decided, last + grace - workflow.now())
+            self._raise_if_cancelled()
+            if self._next_semester is None:
+                break
+            self._lessons_end, self._next_semester = self._next_semester.lessons_end, None
+        if self._finish is not None:
+            last = self._finish.last_lesson_ends_at or workflow.now()
+            await self._wait_for(lambda: False, last - workflow.now())  # until the last lesson is over
+            self._raise_if_cancelled()
+        await self._complete(last)
+
+    def _semester_decided(self) -> bool:
+        return self._next_semester is not None or self._finish is not None
+
+    async def _complete(self, last_lesson_ends_at: datetime) -> None:
+        """The lessons ran out: billing stops after the last one, the place is given back, the row completed."""
+        assert self._account is not None
+        self._closing = True
+        stopped = StudentStopped(
+            enrollment_id=self._ref.enrollment_id,
+            parent_id=self._account.parent_id,
+            student_id=self._account.student_id,
+            reason="the lessons have ended",
+            last_lesson_ends_at=last_lesson_ends_at,
+        )
+        await self._remote(BillingHandoffActivities.stop_billing, stopped)
+        for step in (
+            EnrollmentActivities.cancel_future_lessons,
+            EnrollmentActivities.release_teacher,
+            EnrollmentActivities.deactivate_student,
+        ):
+            await self._db(step, self._ref)
+        await self._mirror(S.COMPLETED)
+        # The enrollment no longer names its teacher once the place is given back: the workflow still knows them.
+        await asyncio.gather(
+            self._email("semester_end_teacher", "completed-teacher", to="teacher", teacher_id=self._teacher_id),
+            self._email("semester_end_parent", "completed-parent", to="parent"),
+        )
 
     # --- closing -------------------------------------------------------------------------------------------
 
@@ -439,6 +524,8 @@ class EnrollmentWorkflow:
                 parent_id=self._account.parent_id,
                 student_id=self._account.student_id,
                 reason=reason,
+                # Nothing is billed after the cancellation (older histories stop billing the old way).
+                last_lesson_ends_at=workflow.now() if workflow.patched(SEMESTER_END_PATCH) else None,
             )
             await self._remote(BillingHandoffActivities.stop_billing, stopped, attempts=UNDO_ATTEMPTS)
             return
@@ -494,6 +581,7 @@ class EnrollmentWorkflow:
         context: dict[str, Any] | None = None,
         include_login: bool = False,
         local_times: tuple[str, ...] = (),
+        teacher_id: uuid.UUID | None = None,
     ) -> None:
         await self._remote(
             EmailActivities.send_email,
@@ -503,6 +591,7 @@ class EnrollmentWorkflow:
                 to=to,
                 context=context or {},
                 enrollment_id=self._ref.enrollment_id,
+                teacher_id=teacher_id,
                 include_login=include_login,
                 local_times=list(local_times),
             ),

@@ -9,6 +9,7 @@
 - ``api/pages/teacher.py``: a teacher's lessons and demos (``/teacher``…);
 - ``api/pages/office.py``: the office's enrollments and families in arrears (``/office``…);
 - ``api/pages/teacher_changes.py``: the office's closures, substitutes and transfers (``/office/teacher-changes``).
+- ``api/pages/reenrollment.py``: a family's answers to next semester's offers (``/re-enroll/{semester_id}``).
 
 Pages call the same services as the JSON API, with the same roles and row-level rules. Every path they serve
 starts with one of :data:`PAGE_PREFIXES`: ``api/middleware.py`` gives those the page headers (a CSP that allows
@@ -30,6 +31,7 @@ PAGE_PREFIXES = (
     "/static/",
     "/teacher",
     "/office",
+    "/re-enroll/",
 )
 
 
@@ -38,7 +40,7 @@ def is_page_path(path: str) -> bool:
 
 
 def page_routers() -> list[APIRouter]:
-    from api.pages import family, home, links, office, session, teacher, teacher_changes, web
+    from api.pages import family, home, links, office, reenrollment, session, teacher, teacher_changes, web
 
     return [
         web.router,
@@ -49,4 +51,5 @@ def page_routers() -> list[APIRouter]:
         teacher.router,
         office.router,
         teacher_changes.router,
+        reenrollment.router,
     ]

@@ -19,6 +19,7 @@ from api.routes import (
     makeups,
     parents,
     privacy,
+    reenrollments,
     reports,
     students,
     system_settings,
@@ -53,4 +54,5 @@ ROUTERS: list[APIRouter] = [
     teacher_pay.router,
     teacher_changes.router,
     reports.router,
+    reenrollments.router,
 ]

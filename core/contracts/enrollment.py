@@ -6,7 +6,7 @@ Only ids, states and times travel here: names, emails and the application itself
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -21,6 +21,12 @@ FAMILY_CONFIRMATION_PATCH = "family-confirmation"
 # The failure type of create_account when a family appeared at the address after check_family: ask it first.
 FAMILY_NOT_CONFIRMED = "FamilyNotConfirmed"
 QUERY_STATUS = "status"
+# From re-enrollment: the student returns (next semester's lessons are booked) or does not (finish at the last lesson).
+UPDATE_CONTINUE_NEXT_SEMESTER = "continue_next_semester"
+UPDATE_FINISH = "finish"
+# workflow.patched id: active enrollments started before it end at their last lesson instead of waiting for
+# re-enrollment's decision.
+SEMESTER_END_PATCH = "semester-end"
 
 
 class DemoOutcome(StrEnum):
@@ -64,6 +70,19 @@ class AssignTeacherRequest(BaseModel):
     teacher_id: uuid.UUID
 
 
+class ContinueNextSemesterRequest(BaseModel):
+    """Next semester's lessons are booked on this enrollment: keep it active until their end."""
+
+    lessons_end: datetime
+
+
+class FinishRequest(BaseModel):
+    """The student is not returning: complete the enrollment once its last lesson (``last_lesson_ends_at``, None
+    when it has none) is over."""
+
+    last_lesson_ends_at: datetime | None = None
+
+
 class Accepted(BaseModel):
     state: str
 
@@ -96,6 +115,8 @@ class EnrollmentTimings(BaseModel):
     outcome_timeout_after_demo: timedelta
     # Optional: histories recorded before the family confirmation carry no such timing.
     family_confirmation_timeout: timedelta = timedelta(days=7)
+    # How long after its last lesson an active enrollment that nobody decided on completes by itself.
+    semester_end_grace: timedelta = timedelta(days=21)
 
 
 class ValidatedEnrollment(BaseModel):
@@ -157,3 +178,19 @@ class MirrorState(BaseModel):
     enrollment_id: uuid.UUID
     state: str
     failure_reason: str | None = None
+
+
+class BookNextSemester(BaseModel):
+    """A returning student's weekly lesson at ``weekday`` and local ``local_time`` through the next semester."""
+
+    enrollment_id: uuid.UUID
+    next_semester_id: uuid.UUID
+    weekday: int = Field(ge=0, le=6)
+    local_time: time
+
+
+class NextSemesterLessons(BaseModel):
+    count: int
+    skipped_conflicts: int
+    first_starts_at: datetime | None
+    last_ends_at: datetime | None

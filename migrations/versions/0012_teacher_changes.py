@@ -1,7 +1,7 @@
 """Closures after booking and teacher changes: a closure's lesson action and outcome, substitutions
 
 Revision ID: 0012_teachers
-Revises: 0010_completed
+Revises: 0011_reenroll
 
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012_teachers"
-down_revision: str | Sequence[str] | None = "0010_completed"
+down_revision: str | Sequence[str] | None = "0011_reenroll"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
