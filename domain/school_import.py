@@ -197,6 +197,7 @@ class ExistingTeacher:
     availability: tuple[WeeklyWindow, ...]
     capacity: int
     active_students: int
+    is_active: bool = True
 
 
 @dataclass(frozen=True)
@@ -570,6 +571,8 @@ def _lesson_row(
         row.problem("instrument", f"the school has no instrument {instrument!r}")
     if teacher_email and teacher_email not in teachers and teacher_email not in context.teachers:
         row.problem("teacher_email", f"unknown teacher {teacher_email} (not in the teachers file)")
+    elif teacher_email in context.teachers and not context.teachers[teacher_email].is_active:
+        row.problem("teacher_email", f"{teacher_email} is no longer an active teacher")
     elif teacher_email and instrument not in _teacher_instruments(teacher_email, context, teachers):
         row.problem("instrument", f"{teacher_email} does not teach {instrument}")
     weekday = _weekday(row.raw("weekday"))

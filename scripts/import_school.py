@@ -119,7 +119,9 @@ async def load_context(session: AsyncSession, settings: Settings, now: datetime)
     for row in await session.scalars(select(TeacherAvailability)):
         windows.setdefault(row.teacher_id, []).append(WeeklyWindow(row.weekday, row.start_time, row.end_time))
     teachers = {
-        t.email: ExistingTeacher(frozenset(t.instruments), tuple(windows.get(t.id, ())), t.capacity, t.active_students)
+        t.email: ExistingTeacher(
+            frozenset(t.instruments), tuple(windows.get(t.id, ())), t.capacity, t.active_students, t.is_active
+        )
         for t in await session.scalars(select(Teacher))
     }
     students = select(col(Parent.email), func.lower(col(Student.first_name))).join(

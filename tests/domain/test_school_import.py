@@ -182,6 +182,14 @@ def test_what_the_school_has_counts_on_a_second_run() -> None:
     assert messages(problems) == ["l.csv:3:3: teacher_email: ana@school.example is over capacity (1 students)"]
 
 
+def test_an_inactive_teacher_takes_no_lesson() -> None:
+    gone = ExistingTeacher(frozenset({"piano"}), (WeeklyWindow(0, time(15), time(18)),), 5, 0, is_active=False)
+    lessons = ImportFile("l.csv", LESSONS + "jo@example.com,Mia,ana@school.example,piano,Mon,15:00,30,month,\n")
+    known = context(teachers={"ana@school.example": gone}, students=frozenset({("jo@example.com", "mia")}))
+    _, problems = read_school(known, lessons=lessons)
+    assert messages(problems) == ["l.csv:2:3: teacher_email: ana@school.example is no longer an active teacher"]
+
+
 def test_a_missing_column_is_one_problem_on_the_header() -> None:
     _, problems = read_school(context(), teachers=ImportFile("t.csv", "first_name,last_name,email\nA,B,c@d.ef\n"))
     assert messages(problems) == [

@@ -325,3 +325,16 @@ async def test_my_music_staffs_student_list_moves_in(sessions: SessionFactory, s
         privacy = await session.scalars(select(col(Consent.granted)).where(col(Consent.kind) == "privacy_policy"))
         assert list(privacy) == [True, True]
     assert sum((await import_school(settings, sessions, request)).created.values()) == 0
+
+
+async def test_teachers_first_and_families_with_lessons_later(sessions: SessionFactory, settings: Settings) -> None:
+    await calendar(sessions, settings)
+    teachers = await import_school(settings, sessions, ImportRequest(teachers=sample("sample", "teachers")))
+    assert teachers.lines() == ["teachers: 3 created, 0 unchanged", "import: 3 created, 0 unchanged"]
+    # The lessons are checked against the teachers Cedar now has: their availability and capacity.
+    rest = ImportRequest(families=sample("sample", "families"), lessons=sample("sample", "lessons"))
+    made = await import_school(settings, sessions, rest)
+    assert made.created["weekly lessons"] == 6
+    async with transaction(sessions) as session:
+        loads = sorted(await session.scalars(select(col(Teacher.active_students))))
+    assert loads == [1, 2, 3]
