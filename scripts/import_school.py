@@ -265,8 +265,10 @@ async def _write_lesson(
             select(Student, Parent)
             .join(Parent, col(Parent.id) == col(Student.parent_id))
             .where(col(Parent.email) == key[0], func.lower(col(Student.first_name)) == key[1])
+            .order_by(col(Student.created_at))
         )
-    ).one()
+    ).first()
+    assert found is not None  # checked before writing: the student is in the file or in Cedar
     student, parent = found
     live = await session.scalar(
         select(col(Enrollment.id)).where(
