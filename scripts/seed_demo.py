@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
@@ -28,7 +30,15 @@ from scripts.reference_data import (
     seed_reference_data,
 )
 
-__all__ = ["DEMO_TEACHERS", "DemoSeedRefused", "academic_year_start", "seed_demo", "seed_reference_data"]
+__all__ = [
+    "DEMO_TEACHERS",
+    "DemoSeedRefused",
+    "academic_year_start",
+    "availability_rows",
+    "seed_demo",
+    "seed_reference_data",
+    "teacher_row",
+]
 
 DEMO_SEEDED_KEY = "demo.seeded"
 
@@ -110,22 +120,36 @@ async def _seed_demo_people(session: AsyncSession, settings: Settings) -> None:
             print(f"demo teacher skipped: {demo.email} exists")
             continue
         user = User(email=demo.email, role=Role.teacher, password_hash=hash_password(DEMO_TEACHER_PASSWORD))
-        teacher = Teacher(
-            user_id=user.id,
-            first_name=demo.first_name,
-            last_name=demo.last_name,
-            display_name=f"{demo.first_name} {demo.last_name[0]}.",
-            email=demo.email,
-            instruments=list(demo.instruments),
-            capacity=demo.capacity,
-            bio=demo.bio,
-        )
+        teacher = teacher_row(user.id, demo.first_name, demo.last_name, demo.email, demo.instruments, demo.capacity)
+        teacher.bio = demo.bio
         session.add_all([user, teacher])
         await session.flush()
-        session.add_all(
-            TeacherAvailability(teacher_id=teacher.id, weekday=d, start_time=s, end_time=e)
-            for d, s, e in demo.availability
-        )
+        session.add_all(availability_rows(teacher.id, demo.availability))
+
+
+def teacher_row(
+    user_id: uuid.UUID,
+    first_name: str,
+    last_name: str,
+    email: str,
+    instruments: Iterable[str],
+    capacity: int,
+) -> Teacher:
+    """A teacher as the school shows them ("Maya L."), linked to their login."""
+    return Teacher(
+        user_id=user_id,
+        first_name=first_name,
+        last_name=last_name,
+        display_name=f"{first_name} {last_name[0]}.",
+        email=email.lower(),
+        instruments=list(instruments),
+        capacity=capacity,
+    )
+
+
+def availability_rows(teacher_id: uuid.UUID, windows: Iterable[tuple[int, time, time]]) -> list[TeacherAvailability]:
+    """The teacher's weekly windows, (weekday 0=Monday, start, end) in the school's local time."""
+    return [TeacherAvailability(teacher_id=teacher_id, weekday=d, start_time=s, end_time=e) for d, s, e in windows]
 
 
 async def _email_taken(session: AsyncSession, email: str) -> bool:
