@@ -31,6 +31,7 @@ from api.repositories.audit import audit_staff_reads
 from api.schemas.enrollment import EnrollmentCreate, settings_problems
 from api.temporal_calls import bounded
 from core.audit import record_audit
+from core.contracts.billing import SIGNAL_STUDENT_STOPPED, StudentStopped
 from core.contracts.enrollment import (
     ENROLLMENT_WORKFLOW,
     QUERY_STATUS,
@@ -50,7 +51,7 @@ from core.contracts.enrollment import (
 )
 from core.db import SessionFactory, transaction
 from core.settings import Settings
-from core.temporal import ENROLLMENT_STATE, LazyTemporalClient, enrollment_workflow_id
+from core.temporal import ENROLLMENT_STATE, LazyTemporalClient, billing_workflow_id, enrollment_workflow_id
 from core.tokens import hash_token
 from domain.calendar import WeeklyWindow
 from domain.enrollment_flow import application_fingerprint, windows_to_json
@@ -368,6 +369,12 @@ async def cancel(
     # The public status page and the workflow history show only who cancelled; the free-text reason, which may
     # name people, goes to the audit log, which only admins read.
     public_reason = "cancelled by the office" if principal.is_admin else "cancelled by the family"
+    if enrollment.state == EnrollmentState.ACTIVE and not await workflow_running(temporal, settings, enrollment):
+        # Active without a workflow (started before semester ends were tracked, or imported): the same
+        # compensations run here, and billing, if the family has any, stops after the last lesson that happens.
+        closed = await close_without_workflow(session, principal, enrollment.id, reason, via="enrollment cancel")
+        await tell_billing_stopped(temporal, settings, enrollment, public_reason, closed.last_lesson_ends_at)
+        return Accepted(state=EnrollmentState.CANCELLED.value)
     request = CancelRequest(reason=public_reason)
     accepted = await _update(temporal, settings, enrollment, UPDATE_CANCEL, request, "cancelling")
     await _audit(session, principal, "cancel", enrollment, {"reason": reason if reason is not None else public_reason})
@@ -403,7 +410,11 @@ class ClosedWithoutWorkflow:
 
 
 async def close_without_workflow(
-    session: AsyncSession, principal: Principal, enrollment_id: uuid.UUID, reason: str | None
+    session: AsyncSession,
+    principal: Principal,
+    enrollment_id: uuid.UUID,
+    reason: str | None,
+    via: str = "billing stop",
 ) -> ClosedWithoutWorkflow:
     """What the enrollment's compensations do, for an enrollment whose workflow is gone (its semester ended):
     future lessons cancelled, the teacher's place given back, the student deactivated unless another enrollment
@@ -420,10 +431,34 @@ async def close_without_workflow(
         mirror(enrollment, EnrollmentState.CANCELLED.value, public_reason)
         await deactivate_student_of(session, enrollment)
     await session.flush()
-    after = {"reason": reason, "lessons_cancelled": cancelled, "place_freed": freed, "via": "billing stop"}
+    after = {"reason": reason, "lessons_cancelled": cancelled, "place_freed": freed, "via": via}
     # A closed enrollment is not cancelled again: only its billing stops.
     await _audit(session, principal, "cancel" if closing else "stop_billing", enrollment, after)
     return ClosedWithoutWorkflow(cancelled, freed, closing, await repository.last_lesson_end(session, enrollment.id))
+
+
+async def tell_billing_stopped(
+    temporal: Client, settings: Settings, enrollment: Enrollment, reason: str, last_lesson_ends_at: datetime | None
+) -> None:
+    """Billing stops charging for the enrollment after ``last_lesson_ends_at`` (at the latest now); a family whose
+    billing never started (no workflow) has nothing to stop."""
+    if enrollment.parent_id is None or enrollment.student_id is None:
+        return
+    now = datetime.now(UTC)
+    stopped = StudentStopped(
+        enrollment_id=enrollment.id,
+        parent_id=enrollment.parent_id,
+        student_id=enrollment.student_id,
+        reason=reason,
+        last_lesson_ends_at=min(last_lesson_ends_at or now, now),
+    )
+    handle = temporal.get_workflow_handle(billing_workflow_id(enrollment.parent_id))
+    try:
+        async with bounded(settings.temporal_query_timeout, "the family's billing"):
+            await handle.signal(SIGNAL_STUDENT_STOPPED, stopped, rpc_timeout=settings.temporal_query_timeout)
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
 
 
 async def assign_teacher(
