@@ -4,11 +4,13 @@ dependencies into a venv, and a slim runtime stage that copies only the venv, ru
 
 from __future__ import annotations
 
+import fnmatch
 import http.server
 import importlib.util
 import json
 import re
 import threading
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,3 +116,25 @@ def test_the_health_check_script_passes_on_200_only() -> None:
         thread.join()
     assert module.main(["http://127.0.0.1:9/health"]) == 1  # nothing listens on the discard port
     assert module.main([]) == 2
+
+
+def test_every_data_file_of_the_packages_is_installed_with_them() -> None:
+    """The image installs Cedar from its source (not editable): a template left out of package-data is missing
+    there although every test here, run from the checkout, finds it."""
+    root = DOCKERFILE.parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_data: dict[str, list[str]] = config["package-data"]
+    missing = []
+    for top in config["packages"]["find"]["include"]:
+        for path in (root / top.rstrip("*")).rglob("*"):
+            if not path.is_file() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+                continue
+            covered = False
+            for package, patterns in package_data.items():
+                folder = root / package.replace(".", "/")
+                if folder in path.parents:
+                    relative = path.relative_to(folder).as_posix()
+                    covered = covered or any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
+            if not covered:
+                missing.append(str(path.relative_to(root)))
+    assert missing == []
