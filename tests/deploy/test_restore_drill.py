@@ -29,11 +29,9 @@ from devstack.ports import free_port
 from devstack.postgres import EmbeddedPostgres
 from models import Enrollment, Invoice, Payment, Posting, Role
 from scripts import backup
-from tests.billing.conftest import billed_family, ledger_problems
+from tests.billing.conftest import WEBHOOK_ID, billed_family, ledger_problems
 from tests.waiting import eventually
 from workers.main import build_deps
-
-WEBHOOK_ID = "cedar-restore-drill"
 
 
 @pytest.fixture
