@@ -145,3 +145,22 @@ def test_the_temporal_chart_values_use_managed_postgres() -> None:
         assert "existingSecret" in sql
         assert "password" not in sql
     assert not any(values[bundled]["enabled"] for bundled in ("cassandra", "mysql", "postgresql", "elasticsearch"))
+
+
+def test_a_cronjob_dumps_the_database_nightly_onto_a_volume_with_retention(
+    base: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    cronjob = base[("CronJob", "cedar-backup")]["spec"]
+    assert cronjob["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["jobTemplate"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    script = container["command"][-1]
+    assert 'pg_dump -Fc --no-owner -d "$CEDAR_DATABASE_URL"' in script
+    assert '-mtime +"$BACKUP_KEEP_DAYS"' in script
+    env = {entry["name"]: entry for entry in container["env"]}
+    assert env["CEDAR_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "cedar-secrets"
+    assert int(env["BACKUP_KEEP_DAYS"]["value"]) > 0
+    claims = {volume["persistentVolumeClaim"]["claimName"] for volume in pod["volumes"]}
+    assert claims == {"cedar-backups"}
+    assert ("PersistentVolumeClaim", "cedar-backups") in base
+    assert {mount["mountPath"] for mount in container["volumeMounts"]} == {"/backups"}
