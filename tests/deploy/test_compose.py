@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,18 @@ def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # ./cedar test installs Debian's docker-compose when it is missing; without it this check cannot run.
     assert binary is not None, "docker-compose is missing: run the tests with ./cedar test (it installs it)"
     clean = {key: value for key, value in os.environ.items() if key not in REQUIRED_ENV and key != "COMPOSE_FILE"}
-    return subprocess.run(
-        [binary, "-f", str(COMPOSE_FILE), "config"],
-        capture_output=True,
-        text=True,
-        env={**clean, **env},
-        cwd=REPO_ROOT,
-        timeout=60,
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        # An empty env file: a developer's own .env beside the compose file must not fill in what the test omits.
+        empty = Path(folder) / "empty.env"
+        empty.touch()
+        return subprocess.run(
+            [binary, "--env-file", str(empty), "-f", str(COMPOSE_FILE), "config"],
+            capture_output=True,
+            text=True,
+            env={**clean, **env},
+            cwd=REPO_ROOT,
+            timeout=60,
+        )
 
 
 def port(entry: str | dict[str, Any]) -> tuple[str | None, str]:
