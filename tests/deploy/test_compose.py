@@ -158,3 +158,12 @@ def test_postgres_is_dumped_on_a_schedule_with_retention(resolved: dict[str, Any
     script = (REPO_ROOT / "deploy" / "backup" / "pg-backup.sh").read_text()
     assert 'pg_dump -Fc --no-owner -d "$db"' in script
     assert "-mtime +" in script
+
+
+def test_the_deploy_shell_scripts_parse_and_fail_fast() -> None:
+    scripts = sorted((REPO_ROOT / "deploy").rglob("*.sh"))
+    assert {p.name for p in scripts} >= {"pg-backup.sh", "schema.sh", "namespace.sh", "prestart.sh"}
+    for script in scripts:
+        parsed = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, timeout=30)
+        assert parsed.returncode == 0, f"{script.name}: {parsed.stderr}"
+        assert "set -eu" in script.read_text(), f"{script.name} must stop at the first failing command"
