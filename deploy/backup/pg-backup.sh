@@ -12,16 +12,21 @@ set -eu
 : "${BACKUP_INTERVAL_SECONDS:=86400}"
 : "${BACKUP_KEEP_DAYS:=14}"
 
+# Each step returns on failure explicitly: `set -e` does not apply inside a function called from `||`.
 dump_all() {
-    mkdir -p "$BACKUP_DIR"
+    mkdir -p "$BACKUP_DIR" || return 1
     stamp="$(date -u +%Y%m%dT%H%M%SZ)"
     for db in $BACKUP_DATABASES; do
         target="$BACKUP_DIR/$db-$stamp.dump"
-        pg_dump -Fc --no-owner -d "$db" -f "$target.partial"
-        mv "$target.partial" "$target"
+        if ! pg_dump -Fc --no-owner -d "$db" -f "$target.partial"; then
+            rm -f "$target.partial"
+            return 1
+        fi
+        mv "$target.partial" "$target" || return 1
         echo "backup: $target ($(wc -c <"$target") bytes)"
     done
-    # Retention: whole days by modification time; a dump being written is never matched (.partial).
+    # Retention only after a whole round succeeded, so failing backups never eat the last good ones. Whole days by
+    # modification time; a dump being written is never matched (.partial).
     find "$BACKUP_DIR" -name '*.dump' -type f -mtime +"$BACKUP_KEEP_DAYS" -print -delete
 }
 
@@ -31,7 +36,7 @@ check() {
 }
 
 case "${1:-loop}" in
-    once) dump_all ;;
+    once) dump_all || exit 1 ;;
     check) check ;;
     loop)
         while true; do

@@ -58,3 +58,28 @@ def test_one_round_dumps_each_database_prunes_old_dumps_and_feeds_the_health_che
     for table in backup.row_counts(db_url):
         assert f"TABLE public {table} " in listing.stdout
     assert run("check", env).returncode == 0
+
+
+def test_a_failed_round_keeps_every_earlier_dump(postgres: EmbeddedPostgres, db_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    old = folder / "cedar-old.dump"
+    old.write_bytes(b"the last good dump")
+    stamp = time.time() - 30 * DAY
+    os.utime(old, (stamp, stamp))
+    database = urlsplit(db_url).path.lstrip("/")
+    env = {
+        "PATH": f"{PG_BIN}:{os.environ['PATH']}",
+        "PGHOST": postgres.host,
+        "PGPORT": str(postgres.port),
+        "PGUSER": SUPERUSER,
+        # The first database dumps, the second does not exist: the round fails as a whole.
+        "BACKUP_DATABASES": f"{database} no_such_database",
+        "BACKUP_DIR": str(folder),
+        "BACKUP_KEEP_DAYS": "14",
+    }
+    result = run("once", env)
+    assert result.returncode != 0
+    assert "no_such_database" in result.stderr
+    assert old.exists()
+    assert not list(folder.glob("*.partial"))
