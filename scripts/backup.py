@@ -60,7 +60,12 @@ def dump(database_url: str, target: Path, bin_dir: Path | None = None) -> Path:
     """A custom-format dump (compressed, restorable table by table) of the whole database into ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    _run([pg_program("pg_dump", bin_dir), "-Fc", "--no-owner", "-d", to_libpq_url(database_url), "-f", str(partial)])
+    args = [pg_program("pg_dump", bin_dir), "-Fc", "--no-owner", "-d", to_libpq_url(database_url)]
+    try:
+        _run([*args, "-f", str(partial)])
+    except BackupError:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(target)
     return target
 
