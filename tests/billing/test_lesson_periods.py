@@ -499,3 +499,11 @@ async def test_stripes_own_period_invoice_is_adjusted_once_in_draft_and_a_stop_r
         refunds = list(await session.scalars(select(Refund).where(col(Refund.payment_id) == payment_id)))
     # Month A with one lesson held costs 3500 by the prorated rule: 7000 paid, 3500 back, once.
     assert [r.amount_minor for r in refunds] == [3500]
+
+
+async def test_histories_recorded_before_stripes_cycle_replay() -> None:
+    # Recorded with the workflow as it was before Stripe's cycle followed the lesson periods: a start with lessons,
+    # two development renewals of lesson periods, a stop refunding unheld lessons, and the renewal refused after it.
+    recorded = (HISTORIES / "billing_lesson_periods_before_stripe_cycle.json").read_text()
+    history = WorkflowHistory.from_json("family-billing-recorded", recorded)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
