@@ -393,23 +393,26 @@ class StripeActivities:
     @activity.defn(name="stripe_adjust_invoice")
     async def adjust_invoice(self, request: AdjustInvoice) -> InvoiceAdjusted:
         """A subscription's draft invoice brought to its lesson period's amount: an item on that invoice
-        (``invoice=``) for the difference between the amount and what its subscription lines bill (Stripe's
-        price, or its time-prorated stub), once: a line tagged ``cedar_adjustment`` means it is done."""
-        tag = f"{request.stripe_subscription_id}:{request.period_key}"
+        (``invoice=``) for the difference between the amount and what its lines bill apart from Cedar's one-off
+        charges (Stripe's price or its time-prorated stub, and earlier adjustments of the period), once per amount:
+        a line tagged ``cedar_adjustment`` with that ``cedar_target`` means it is done. A stop may bring it lower."""
+        tag, target = f"{request.stripe_subscription_id}:{request.period_key}", str(request.amount_minor)
         invoice = (await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)).to_dict()
         lines = (invoice.get("lines") or {}).get("data") or []
-        for line in lines:
-            if (line.get("metadata") or {}).get("cedar_adjustment") == tag:
+        mine = [line for line in lines if (line.get("metadata") or {}).get("cedar_adjustment") == tag]
+        adjusted = sum(int(line["amount"]) for line in mine)
+        for line in mine:
+            if (line.get("metadata") or {}).get("cedar_target") == target:
                 item = _id(line.get("invoice_item")) or str(line["id"])
                 return InvoiceAdjusted(
-                    status=invoice["status"], adjustment_minor=int(line["amount"]), stripe_invoice_item_id=item
+                    status=invoice["status"], adjustment_minor=adjusted, stripe_invoice_item_id=item, reached=True
                 )
-        if invoice["status"] != "draft":
-            return InvoiceAdjusted(status=invoice["status"])
-        billed = sum(int(line["amount"]) for line in lines if not _cedar_line(line))
+        billed = sum(int(line["amount"]) for line in lines if not _cedar_line(line)) + adjusted
+        if invoice["status"] != "draft" or billed == request.amount_minor:
+            return InvoiceAdjusted(
+                status=invoice["status"], adjustment_minor=adjusted, reached=billed == request.amount_minor
+            )
         difference = request.amount_minor - billed
-        if difference == 0:
-            return InvoiceAdjusted(status="draft")
         created = await self._stripe.v1.invoice_items.create_async(
             params={
                 "customer": request.stripe_customer_id,
@@ -417,11 +420,13 @@ class StripeActivities:
                 "amount": difference,
                 "currency": invoice.get("currency") or self._settings.currency,
                 "description": f"Lessons of {request.period_key}: the tuition rule's amount",
-                "metadata": {"cedar_adjustment": tag, "cedar_period_key": request.period_key},
+                "metadata": {"cedar_adjustment": tag, "cedar_period_key": request.period_key, "cedar_target": target},
             },
-            options={"idempotency_key": stripe_key("adjust", tag, request.stripe_invoice_id)},
+            options={"idempotency_key": stripe_key("adjust", tag, request.stripe_invoice_id, target)},
         )
-        return InvoiceAdjusted(status="draft", adjustment_minor=difference, stripe_invoice_item_id=str(created.id))
+        return InvoiceAdjusted(
+            status="draft", adjustment_minor=adjusted + difference, stripe_invoice_item_id=str(created.id), reached=True
+        )
 
     @activity.defn(name="stripe_create_renewal")
     async def create_renewal(self, request: CreateRenewal) -> str:

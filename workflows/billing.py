@@ -501,6 +501,8 @@ class FamilyBillingWorkflow:
                 BillingActivities.invoice_payment, InvoicePaymentRef(stripe_invoice_id=billed.stripe_invoice_id)
             )
             if payment_id is None:
+                if sub.cycle:  # its invoice may still be a draft: it is brought to what the held lessons cost
+                    await self._retarget(sub, billed, owed.get(billed.key, 0))
                 continue  # never paid: nothing to give back
             result = await self._refund(
                 RefundRequest(
@@ -512,6 +514,21 @@ class FamilyBillingWorkflow:
                 )
             )
             sub.stop_refunds[billed.key] = result.amount_minor
+
+    async def _retarget(self, sub: SubscriptionState, billed: BilledPeriod, amount: int) -> None:
+        _, customer_id = await self._ensure_customer()
+        adjusted: InvoiceAdjusted = await self._stripe(
+            StripeActivities.adjust_invoice,
+            AdjustInvoice(
+                stripe_invoice_id=billed.stripe_invoice_id,
+                stripe_customer_id=customer_id,
+                stripe_subscription_id=sub.stripe_subscription_id,
+                period_key=billed.key,
+                amount_minor=amount,
+            ),
+        )
+        if adjusted.reached:
+            billed.amount_minor = amount
 
     async def _lessons_booked(self, booked: LessonsBooked) -> None:
         """A returning student's next semester: the same subscription goes on, Stripe ends it after the new last
@@ -868,7 +885,7 @@ class FamilyBillingWorkflow:
                     amount_minor=amount,
                 ),
             )
-            if adjusted.status != "draft" and adjusted.stripe_invoice_item_id is None:
+            if not adjusted.reached:
                 snap = await self._stripe(
                     StripeActivities.fetch_invoice, InvoiceRef(stripe_invoice_id=stripe_invoice_id)
                 )

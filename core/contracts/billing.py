@@ -344,8 +344,10 @@ class AdjustInvoice(BaseModel):
 
 class InvoiceAdjusted(BaseModel):
     status: str  # the invoice's status in Stripe when it was looked at: only a draft is adjusted
-    adjustment_minor: int = 0
+    adjustment_minor: int = 0  # the period's adjustments on the invoice, together
     stripe_invoice_item_id: str | None = None
+    # The invoice bills the amount asked (apart from Cedar's one-off charges); False: finalized before it could be.
+    reached: bool = False
 
 
 class CreateInvoiceItem(BaseModel):

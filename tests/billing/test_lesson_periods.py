@@ -405,6 +405,41 @@ def _adjustment_lines(invoice: dict[str, Any]) -> list[dict[str, Any]]:
     return [line for line in invoice["lines"]["data"] if (line.get("metadata") or {}).get("cedar_adjustment")]
 
 
+async def stripe_clock_draft(stripe_client: stripe.StripeClient, student: Student) -> tuple[str, stripe.Invoice]:
+    """Stripe's clock at the trial's end: the draft invoice of month A's stub (localstripe has no clock, so the
+    invoice is created here and dated as Stripe dates its lines); invoice.created reaches billing by the webhook."""
+    sub_id = student.subscription.stripe_subscription_id
+    assert sub_id is not None
+    customer = str((await stripe_client.v1.subscriptions.retrieve_async(sub_id)).to_dict()["customer"])
+    created = await stripe_client.v1.invoices.create_async(
+        params={
+            "customer": customer,
+            "subscription": sub_id,
+            "metadata": {"cedar_period_start": str(int(student.calendar.starts[0].timestamp()))},
+        }
+    )
+    return customer, created
+
+
+async def adjusted_draft(stripe_client: stripe.StripeClient, invoice_id: str) -> dict[str, Any]:
+    async def adjusted() -> dict[str, Any] | None:
+        found = (await stripe_client.v1.invoices.retrieve_async(invoice_id)).to_dict()
+        return found if _adjustment_lines(found) else None
+
+    return await eventually(adjusted, what="the draft brought to the rule's amount")
+
+
+def stop_after_first_lesson(student: Student) -> StudentStopped:
+    """The student stops after month A's first lesson: one of its two lessons will not happen."""
+    return StudentStopped(
+        enrollment_id=student.enrollment_id,
+        parent_id=student.family.parent_id,
+        student_id=student.family.student_ids[0],
+        reason="moving away",
+        last_lesson_ends_at=student.calendar.starts[0] + timedelta(minutes=30),
+    )
+
+
 async def test_stripes_own_period_invoice_is_adjusted_once_in_draft_and_a_stop_refunds_its_unheld_lessons(
     billing_worker: Callable[..., Any],
     webhooks: str,
@@ -417,24 +452,8 @@ async def test_stripes_own_period_invoice_is_adjusted_once_in_draft_and_a_stop_r
     secret = settings.stripe_webhook_secrets[0]
     async with billing_worker():
         student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
-        sub_id = student.subscription.stripe_subscription_id
-        assert sub_id is not None
-        customer = str((await stripe_client.v1.subscriptions.retrieve_async(sub_id)).to_dict()["customer"])
-        # Stripe's clock at the trial's end: the draft invoice of month A's stub (localstripe has no clock, so the
-        # invoice is created here and dated as Stripe dates its lines); invoice.created reaches billing by the webhook.
-        created = await stripe_client.v1.invoices.create_async(
-            params={
-                "customer": customer,
-                "subscription": sub_id,
-                "metadata": {"cedar_period_start": str(int(student.calendar.starts[0].timestamp()))},
-            }
-        )
-
-        async def adjusted() -> dict[str, Any] | None:
-            found = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
-            return found if _adjustment_lines(found) else None
-
-        draft = await eventually(adjusted, what="the draft brought to the rule's amount")
+        customer, created = await stripe_clock_draft(stripe_client, student)
+        draft = await adjusted_draft(stripe_client, created.id)
         # invoice.created delivered again, and another event about the same draft: nothing more is added.
         sent = [
             e
@@ -469,14 +488,7 @@ async def test_stripes_own_period_invoice_is_adjusted_once_in_draft_and_a_stop_r
                 )
 
         payment_id = await eventually(paid, what="the period's payment mirrored")
-        # The student stops after month A's first lesson: one of its two lessons will not happen.
-        stopped = StudentStopped(
-            enrollment_id=student.enrollment_id,
-            parent_id=student.family.parent_id,
-            student_id=student.family.student_ids[0],
-            reason="moving away",
-            last_lesson_ends_at=student.calendar.starts[0] + timedelta(minutes=30),
-        )
+        stopped = stop_after_first_lesson(student)
         await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
         await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
 
@@ -507,3 +519,49 @@ async def test_histories_recorded_before_stripes_cycle_replay() -> None:
     recorded = (HISTORIES / "billing_lesson_periods_before_stripe_cycle.json").read_text()
     history = WorkflowHistory.from_json("family-billing-recorded", recorded)
     await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def test_a_stop_during_the_draft_hour_brings_the_draft_to_the_held_lessons(
+    billing_worker: Callable[..., Any],
+    webhooks: str,
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    async with billing_worker():
+        student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
+        _, created = await stripe_clock_draft(stripe_client, student)
+        await adjusted_draft(stripe_client, created.id)
+        # The stop comes before Stripe finalizes the draft: nothing is paid yet, so the draft itself is lowered.
+        stopped = stop_after_first_lesson(student)
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+
+        async def retargeted() -> dict[str, Any] | None:
+            found = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
+            return found if found["amount_due"] == 3500 and not await _pending(student) else None
+
+        await eventually(retargeted, what="the draft lowered to the held lesson")
+        await stripe_client.v1.invoices.pay_async(created.id)
+
+        async def paid() -> bool:
+            async with sessions() as session:
+                found = await session.scalar(
+                    select(col(Payment.amount_minor))
+                    .join(Invoice, col(Invoice.id) == col(Payment.invoice_id))
+                    .where(col(Invoice.stripe_invoice_id) == created.id, col(Payment.status) == "succeeded")
+                )
+            return found == 3500
+
+        await eventually(paid, what="the lowered period paid")
+        view = await student.handle.query("subscriptions")
+        history = await student.handle.fetch_history()
+
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
+    # Stripe's price brought to the first month's amount, then to the held lesson's: two adjustments.
+    assert [line["amount"] for line in _adjustment_lines(final)] == [7000 - PRICE, 3500 - 7000]
+    assert view["subscriptions"][0]["billed"][student.calendar.keys[0]]["amount_minor"] == 3500
+    assert view["subscriptions"][0]["stop_refunds"] == {}
+    assert await count(sessions, Refund) == 0  # nothing paid for the lesson that will not happen
