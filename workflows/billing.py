@@ -170,6 +170,11 @@ DB_RETRY = RetryPolicy(
 EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 
 
+def _period_part(invoice: InvoiceSnapshot) -> int:
+    """What an invoice bills for its period: its amount without Cedar's one-off charges and credits on it."""
+    return invoice.amount_due_minor - sum(line.amount_minor for line in invoice.charge_lines)
+
+
 @workflow.defn(name=FAMILY_BILLING_WORKFLOW)
 class FamilyBillingWorkflow:
     @workflow.init
@@ -889,9 +894,9 @@ class FamilyBillingWorkflow:
                 snap = await self._stripe(
                     StripeActivities.fetch_invoice, InvoiceRef(stripe_invoice_id=stripe_invoice_id)
                 )
-                amount = snap.amount_due_minor  # finalized meanwhile: what Stripe billed
+                amount = _period_part(snap)  # finalized meanwhile: what Stripe billed
         else:
-            amount = snap.amount_due_minor
+            amount = _period_part(snap)
         if taken or (snap.status != "draft" and amount <= 0):
             return None  # a second invoice for a billed period, or the trial's zero invoice: nothing to record
         billed = BilledPeriod(

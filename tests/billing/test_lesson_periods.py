@@ -565,3 +565,45 @@ async def test_a_stop_during_the_draft_hour_brings_the_draft_to_the_held_lessons
     assert view["subscriptions"][0]["billed"][student.calendar.keys[0]]["amount_minor"] == 3500
     assert view["subscriptions"][0]["stop_refunds"] == {}
     assert await count(sessions, Refund) == 0  # nothing paid for the lesson that will not happen
+
+
+async def test_a_period_invoice_finalized_before_billing_saw_it_is_recorded_at_what_it_billed(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+) -> None:
+    async with billing_worker():
+        student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
+        # The draft hour passed without billing (no webhook reached us): Stripe finalized and charged the price.
+        customer, created = await stripe_clock_draft(stripe_client, student)
+        await stripe_client.v1.invoices.pay_async(created.id)
+        # The deliveries come late (the catch-up, or Stripe's retries), in order.
+        late = [e for e in await customer_events(stripe_client, customer) if e["data"]["object"]["id"] == created.id]
+        assert [e["type"] for e in late] == ["invoice.created", "invoice.payment_succeeded"]
+        for event in late:
+            assert (await post_event(http, event, settings.stripe_webhook_secrets[0])).status_code == 200
+
+        async def recorded() -> dict[str, Any] | None:
+            view = await student.handle.query("subscriptions")
+            return view["subscriptions"][0]["billed"].get(student.calendar.keys[0])
+
+        billed = await eventually(recorded, what="the period recorded from Stripe's invoice")
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stop_after_first_lesson(student))
+
+        async def refunded() -> list[int] | None:
+            async with sessions() as session:
+                amounts = list(await session.scalars(select(col(Refund.amount_minor))))
+            return amounts or None
+
+        refunds = await eventually(refunded, what="the stop's refund")
+        history = await student.handle.fetch_history()
+
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
+    assert _adjustment_lines(final) == []  # too late to adjust a finalized invoice
+    assert (billed["stripe_invoice_id"], billed["amount_minor"]) == (created.id, PRICE)
+    # One of month A's lessons held costs 3500: the rest of what Stripe charged comes back.
+    assert refunds == [PRICE - 3500]
