@@ -28,10 +28,14 @@ from core.contracts.billing import (
     ChargeRefunds,
     ChargeSnapshot,
     CreateRefund,
+    CycleAnchor,
+    CycleAnchorRequest,
     EventOutcome,
     EventRef,
     InvoiceApplied,
     InvoicePaymentRef,
+    InvoicePeriod,
+    InvoicePeriodRequest,
     InvoiceSnapshot,
     LessonPlan,
     LessonPlanRequest,
@@ -66,7 +70,15 @@ from domain.billing_rules import (
     sibling_discount_percent,
 )
 from domain.ledger import EntryKind, LedgerEvent, entries_for, entry_key
-from domain.tuition import lesson_earnings, lesson_periods, period_amounts
+from domain.tuition import (
+    cycle_anchor,
+    lesson_earnings,
+    lesson_periods,
+    period_amounts,
+    period_bounds,
+    period_instants,
+    period_key,
+)
 from models import (
     BillingAccount,
     Invoice,
@@ -409,6 +421,37 @@ class BillingActivities:
             ],
             first_lesson_starts_at=min((start for start, _ in lessons), default=None),
             last_lesson_ends_at=max((end for _, end in lessons), default=None),
+        )
+
+    @activity.defn(name="billing_cycle_anchor")
+    async def cycle_anchor_of(self, request: CycleAnchorRequest) -> CycleAnchor:
+        """The end of the first booked lesson's period: Stripe's cycle starts its full periods there."""
+        async with self._sessions() as session:
+            first = await session.scalar(
+                select(func.min(col(Lesson.starts_at))).where(*_held_lessons(request.enrollment_id))
+            )
+        if first is None:
+            return CycleAnchor()
+        return CycleAnchor(anchor=cycle_anchor(first, request.interval, self._settings.timezone))
+
+    @activity.defn(name="billing_invoice_period")
+    async def invoice_period(self, request: InvoicePeriodRequest) -> InvoicePeriod:
+        """The lesson period holding ``at`` (where a Stripe invoice's period starts) and its amount by the tuition
+        rule among all the subscription's periods: what that invoice must total."""
+        plan = await self.lesson_plan(LessonPlanRequest(enrollment_id=request.enrollment_id, until=request.until))
+        tz = self._settings.timezone
+        start, _ = period_bounds(request.at, plan.interval, tz)
+        starts_at, ends_at = period_instants(request.at, plan.interval, tz)
+        held = next((p for p in plan.periods if p.start == start), None)
+        return InvoicePeriod(
+            follows_lessons=plan.follows_lessons,
+            key=held.key if held else period_key(request.at, plan.interval, tz),
+            start=start,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            lessons=held.lessons if held else 0,
+            amount_minor=held.amount_minor if held else 0,
+            later_lessons=any(p.start >= start for p in plan.periods),
         )
 
     @activity.defn(name="billing_invoice_payment")

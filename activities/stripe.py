@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.contracts.billing import (
+    AdjustInvoice,
     AttachCard,
     CancelSubscription,
     CardResult,
@@ -36,6 +37,7 @@ from core.contracts.billing import (
     CustomerRef,
     EnsureCustomer,
     EnsurePlan,
+    InvoiceAdjusted,
     InvoiceRef,
     InvoiceSnapshot,
     PayInvoice,
@@ -252,6 +254,11 @@ class StripeActivities:
             }
             if request.trial_end is not None and request.trial_end > now + MIN_TRIAL:
                 params["trial_end"] = int(request.trial_end.timestamp())
+            if request.billing_cycle_anchor is not None and request.billing_cycle_anchor > now + MIN_TRIAL:
+                # Full periods start on Cedar's boundaries; the stub before the anchor is prorated by time here and
+                # brought to the tuition rule's amount while its invoice is a draft (stripe_adjust_invoice).
+                params["billing_cycle_anchor"] = int(request.billing_cycle_anchor.timestamp())
+                params["proration_behavior"] = "create_prorations"
             created = await self._stripe.v1.subscriptions.create_async(
                 params=params, options={"idempotency_key": stripe_key("subscription", str(request.enrollment_id))}
             )
@@ -383,6 +390,44 @@ class StripeActivities:
         )
         return str(created.id)
 
+    @activity.defn(name="stripe_adjust_invoice")
+    async def adjust_invoice(self, request: AdjustInvoice) -> InvoiceAdjusted:
+        """A subscription's draft invoice brought to its lesson period's amount: an item on that invoice
+        (``invoice=``) for the difference between the amount and what its lines bill apart from Cedar's one-off
+        charges (Stripe's price or its time-prorated stub, and earlier adjustments of the period), once per amount:
+        a line tagged ``cedar_adjustment`` with that ``cedar_target`` means it is done. A stop may bring it lower."""
+        tag, target = f"{request.stripe_subscription_id}:{request.period_key}", str(request.amount_minor)
+        invoice = (await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)).to_dict()
+        lines = (invoice.get("lines") or {}).get("data") or []
+        mine = [line for line in lines if (line.get("metadata") or {}).get("cedar_adjustment") == tag]
+        adjusted = sum(int(line["amount"]) for line in mine)
+        for line in mine:
+            if (line.get("metadata") or {}).get("cedar_target") == target:
+                item = _id(line.get("invoice_item")) or str(line["id"])
+                return InvoiceAdjusted(
+                    status=invoice["status"], adjustment_minor=adjusted, stripe_invoice_item_id=item, reached=True
+                )
+        billed = sum(int(line["amount"]) for line in lines if not _cedar_line(line)) + adjusted
+        if invoice["status"] != "draft" or billed == request.amount_minor:
+            return InvoiceAdjusted(
+                status=invoice["status"], adjustment_minor=adjusted, reached=billed == request.amount_minor
+            )
+        difference = request.amount_minor - billed
+        created = await self._stripe.v1.invoice_items.create_async(
+            params={
+                "customer": request.stripe_customer_id,
+                "invoice": request.stripe_invoice_id,
+                "amount": difference,
+                "currency": invoice.get("currency") or self._settings.currency,
+                "description": f"Lessons of {request.period_key}: the tuition rule's amount",
+                "metadata": {"cedar_adjustment": tag, "cedar_period_key": request.period_key, "cedar_target": target},
+            },
+            options={"idempotency_key": stripe_key("adjust", tag, request.stripe_invoice_id, target)},
+        )
+        return InvoiceAdjusted(
+            status="draft", adjustment_minor=adjusted + difference, stripe_invoice_item_id=str(created.id), reached=True
+        )
+
     @activity.defn(name="stripe_create_renewal")
     async def create_renewal(self, request: CreateRenewal) -> str:
         """Development renewals (localstripe has no clock): the subscription's invoice for ``period``, once."""
@@ -393,28 +438,30 @@ class StripeActivities:
                 "limit": 100,
             }
         )
+        metadata = {"cedar_period": str(request.period)}
+        if request.period_start is not None:
+            # localstripe: no clock dates the lines; the renewal, standing in for it, says which period this bills.
+            metadata["cedar_period_start"] = str(int(request.period_start.timestamp()))
         untagged_draft = None
         for invoice in existing.data:
-            period = invoice.to_dict().get("metadata", {}).get("cedar_period")
-            if period == str(request.period):
+            tags = invoice.to_dict().get("metadata", {})
+            if tags.get("cedar_period") == str(request.period):
                 return str(invoice.id)
-            if period is None and invoice.status == "draft":
+            if not tags and invoice.status == "draft":
                 untagged_draft = str(invoice.id)
-        # localstripe drops `metadata` on create, so a crash between create and tag leaves an untagged draft.
+        # A crash between create and tag (localstripe before devstack kept create's metadata) leaves an untagged draft.
         invoice_id = untagged_draft
         if invoice_id is None:
             created = await self._stripe.v1.invoices.create_async(
                 params={
                     "customer": request.stripe_customer_id,
                     "subscription": request.stripe_subscription_id,
-                    "metadata": {"cedar_period": str(request.period)},
+                    "metadata": metadata,
                 },
                 options={"idempotency_key": stripe_key("renewal", request.stripe_subscription_id, request.period)},
             )
             invoice_id = str(created.id)
-        await self._stripe.v1.invoices.update_async(
-            invoice_id, params={"metadata": {"cedar_period": str(request.period)}}
-        )
+        await self._stripe.v1.invoices.update_async(invoice_id, params={"metadata": metadata})
         return invoice_id
 
     @activity.defn(name="stripe_add_invoice_item")
@@ -488,6 +535,12 @@ class StripeActivities:
             confirmation_needed=invoice["status"] == "open" and intent_status == "requires_action",
             hosted_invoice_url=invoice.get("hosted_invoice_url"),
             charge_lines=charge_lines(invoice),
+            cycle_start=cycle_start(invoice),
+            adjustments=[
+                tag
+                for line in (invoice.get("lines") or {}).get("data") or []
+                if (tag := (line.get("metadata") or {}).get("cedar_adjustment"))
+            ],
         )
 
     async def _invoice_charge(self, invoice: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -651,6 +704,34 @@ class StripeActivities:
             for refund in page.data
             if refund.to_dict().get("status") in (None, "succeeded", "pending")
         ]
+
+
+def _cedar_line(line: dict[str, Any]) -> bool:
+    """A line Cedar put there: a one-off charge or credit, or a lesson period's adjustment."""
+    metadata = line.get("metadata") or {}
+    return bool(metadata.get("cedar_charge_id") or metadata.get("cedar_adjustment"))
+
+
+def _subscription_line(line: dict[str, Any]) -> bool:
+    # localstripe and older API versions say `type`; versions from 2025-03 give the line's `parent`.
+    parent = (line.get("parent") or {}).get("type")
+    return line.get("type") == "subscription" or parent == "subscription_item_details" or bool(line.get("proration"))
+
+
+def cycle_start(invoice: dict[str, Any]) -> datetime | None:
+    """Where the period a subscription invoice bills starts: its subscription lines' period (the stub's prorated
+    line starts at the trial's end), or what a development renewal stamped (``cedar_period_start``)."""
+    if not _invoice_subscription(invoice):
+        return None
+    stamped = (invoice.get("metadata") or {}).get("cedar_period_start")
+    if stamped:
+        return from_unix(int(stamped))
+    starts = [
+        int(line["period"]["start"])
+        for line in (invoice.get("lines") or {}).get("data") or []
+        if _subscription_line(line) and not _cedar_line(line) and (line.get("period") or {}).get("start")
+    ]
+    return from_unix(min(starts)) if starts else None
 
 
 def charge_lines(invoice: dict[str, Any]) -> list[ChargeLine]:

@@ -113,6 +113,45 @@ def _one_off_invoices() -> None:
     Invoice._api_create = classmethod(create)  # type: ignore[assignment,method-assign]
 
 
+def _draft_invoices() -> None:
+    """Two things Stripe does with a subscription's draft invoice that localstripe does not: keep the ``metadata``
+    given on create (a development renewal dates the period it bills there, localstripe having no clock), and put
+    an invoice item created with ``invoice=<draft>`` on that invoice (Cedar's lesson-period adjustment); an item
+    for an invoice that is no longer a draft is refused, as Stripe refuses it."""
+    from localstripe.errors import UserError
+    from localstripe.resources import Invoice, InvoiceItem, InvoiceLineItem
+
+    creating: list[dict[str, object]] = []
+    original_init = Invoice.__init__
+
+    def init(self: Invoice, *args: object, metadata: dict[str, object] | None = None, **kwargs: object) -> None:
+        original_init(self, *args, metadata=metadata or (creating[-1] if creating else None), **kwargs)
+
+    create_invoice = Invoice._api_create
+
+    def create(cls: type[Invoice], metadata: dict[str, object] | None = None, **kwargs: object) -> Invoice:
+        creating.append(metadata or {})
+        try:
+            return create_invoice.__func__(cls, metadata=metadata, **kwargs)  # type: ignore[attr-defined,no-any-return]
+        finally:
+            creating.pop()
+
+    create_item = InvoiceItem._api_create
+
+    def create_item_on(cls: type[InvoiceItem], invoice: str | None = None, **kwargs: object) -> InvoiceItem:
+        draft = Invoice._api_retrieve(invoice) if invoice is not None else None
+        if draft is not None and draft.status != "draft":
+            raise UserError(400, "Invoice items can only be added to draft invoices")
+        item = create_item.__func__(cls, invoice=invoice, **kwargs)  # type: ignore[attr-defined]
+        if draft is not None:
+            draft.lines._list.append(InvoiceLineItem(item))
+        return item  # type: ignore[no-any-return]
+
+    Invoice.__init__ = init  # type: ignore[method-assign]
+    Invoice._api_create = classmethod(create)  # type: ignore[assignment,method-assign]
+    InvoiceItem._api_create = classmethod(create_item_on)  # type: ignore[assignment,method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.localstripe")
     parser.add_argument("--host", default="127.0.0.1")
@@ -121,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _persist_to(args.store)
     _one_off_invoices()
+    _draft_invoices()
 
     from aiohttp import web
     from localstripe.resources import store

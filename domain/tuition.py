@@ -19,23 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from domain.billing_rules import MONTHLY_LESSONS, lesson_share
-from domain.calendar import require_aware
+from domain.calendar import local_to_utc, require_aware
 
 __all__ = [
     "TUITION_RULES",
     "Period",
     "TuitionRule",
+    "cycle_anchor",
     "full_period_lessons",
     "lesson_earnings",
     "lesson_periods",
     "period_amount",
     "period_amounts",
     "period_bounds",
+    "period_instants",
     "period_key",
     "unheld_amount",
 ]
@@ -79,6 +81,18 @@ def period_bounds(moment: datetime, interval: str, tz: ZoneInfo) -> tuple[date, 
     first = day.replace(day=1)
     following = date(first.year + 1, 1, 1) if first.month == 12 else date(first.year, first.month + 1, 1)
     return first, following
+
+
+def period_instants(moment: datetime, interval: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants ``[start, end)`` of the period holding ``moment``: its local midnights."""
+    start, end = period_bounds(moment, interval, tz)
+    return local_to_utc(start, time(0), tz), local_to_utc(end, time(0), tz)
+
+
+def cycle_anchor(first_lesson: datetime, interval: str, tz: ZoneInfo) -> datetime:
+    """Where Stripe's billing cycle is anchored so its periods are Cedar's: the end of the first lesson's period
+    (the 1st of the next month, or the next Monday, at midnight school time)."""
+    return period_instants(first_lesson, interval, tz)[1]
 
 
 def period_key(moment: datetime, interval: str, tz: ZoneInfo) -> str:

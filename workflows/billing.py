@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_CHANGE_CARD,
         UPDATE_REFUND,
         UPDATE_RENEW,
+        AdjustInvoice,
         ApplyInvoice,
         AttachCard,
         BalanceView,
@@ -56,15 +57,21 @@ with workflow.unsafe.imports_passed_through():
         CreateInvoiceItem,
         CreateRenewal,
         CreateSubscription,
+        CycleAnchor,
+        CycleAnchorRequest,
         EnsureCustomer,
         EnsurePlan,
         EventOutcome,
         EventRef,
         FamilyBillingInput,
         FamilyBillingState,
+        InvoiceAdjusted,
         InvoiceApplied,
         InvoicePaymentRef,
+        InvoicePeriod,
+        InvoicePeriodRequest,
         InvoiceRef,
+        InvoiceSnapshot,
         InvoiceState,
         InvoicesView,
         LessonPlan,
@@ -124,6 +131,14 @@ REGISTRATION_FEE_NAMESPACE = uuid.UUID("5d0c6f1e-3b8a-4f0e-9c57-2a1d7e4b6c90")
 # last lesson's end bills nothing after it and gives back unheld lessons, and a next semester's booking continues the
 # subscription. Histories recorded before it replay the old steps.
 LESSON_PERIODS_PATCH = "lesson-periods"
+# Stripe's cycle on Cedar's periods: a new subscription is anchored to the periods' boundaries, and every period
+# invoice (Stripe's own, or a development renewal's, created as a draft the same way) is brought to the rule's amount
+# while it is a draft and recorded as the period billed. Subscriptions started before keep their way.
+STRIPE_CYCLE_PATCH = "stripe-cycle"
+# The events about an invoice that can tell billing of a period invoice it has not followed yet.
+FOLLOWED_INVOICE_EVENTS = frozenset(
+    {"invoice.created", "invoice.updated", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"}
+)
 STOP_REFUND_NAMESPACE = uuid.UUID("0f6b7e52-4a1c-4d7e-8f0b-3c2d9a5e7b14")
 
 
@@ -153,6 +168,11 @@ DB_RETRY = RetryPolicy(
     non_retryable_error_types=["NotFound", "Conflict", "NoRate"],
 )
 EMAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+
+
+def _period_part(invoice: InvoiceSnapshot) -> int:
+    """What an invoice bills for its period: its amount without Cedar's one-off charges and credits on it."""
+    return invoice.amount_due_minor - sum(line.amount_minor for line in invoice.charge_lines)
 
 
 @workflow.defn(name=FAMILY_BILLING_WORKFLOW)
@@ -363,6 +383,13 @@ class FamilyBillingWorkflow:
                 currency=quote.currency,
             ),
         )
+        anchor = None
+        if workflow.patched(STRIPE_CYCLE_PATCH):
+            cycle: CycleAnchor = await self._db(
+                BillingActivities.cycle_anchor_of,
+                CycleAnchorRequest(enrollment_id=started.enrollment_id, interval=quote.interval),
+            )
+            anchor = cycle.anchor
         sub: SubscriptionSnapshot = await self._stripe(
             StripeActivities.create_subscription,
             CreateSubscription(
@@ -376,6 +403,7 @@ class FamilyBillingWorkflow:
                 discount_percent=quote.discount_percent,
                 currency=quote.currency,
                 trial_end=trial_end_for(started.first_regular_lesson_at),
+                billing_cycle_anchor=anchor,
             ),
         )
         self._state.subscriptions[str(started.enrollment_id)] = SubscriptionState(
@@ -385,6 +413,7 @@ class FamilyBillingWorkflow:
             status=sub.status,
             amount_minor=quote.amount_minor,
             discount_percent=quote.discount_percent,
+            cycle=anchor is not None,
         )
         if quote.registration_fee_minor > 0 and workflow.patched(REGISTRATION_FEE_PATCH):
             await self._charge_registration_fee(started, quote)
@@ -477,6 +506,8 @@ class FamilyBillingWorkflow:
                 BillingActivities.invoice_payment, InvoicePaymentRef(stripe_invoice_id=billed.stripe_invoice_id)
             )
             if payment_id is None:
+                if sub.cycle:  # its invoice may still be a draft: it is brought to what the held lessons cost
+                    await self._retarget(sub, billed, owed.get(billed.key, 0))
                 continue  # never paid: nothing to give back
             result = await self._refund(
                 RefundRequest(
@@ -488,6 +519,21 @@ class FamilyBillingWorkflow:
                 )
             )
             sub.stop_refunds[billed.key] = result.amount_minor
+
+    async def _retarget(self, sub: SubscriptionState, billed: BilledPeriod, amount: int) -> None:
+        _, customer_id = await self._ensure_customer()
+        adjusted: InvoiceAdjusted = await self._stripe(
+            StripeActivities.adjust_invoice,
+            AdjustInvoice(
+                stripe_invoice_id=billed.stripe_invoice_id,
+                stripe_customer_id=customer_id,
+                stripe_subscription_id=sub.stripe_subscription_id,
+                period_key=billed.key,
+                amount_minor=amount,
+            ),
+        )
+        if adjusted.reached:
+            billed.amount_minor = amount
 
     async def _lessons_booked(self, booked: LessonsBooked) -> None:
         """A returning student's next semester: the same subscription goes on, Stripe ends it after the new last
@@ -501,11 +547,12 @@ class FamilyBillingWorkflow:
         now = workflow.now()
         # Lessons still to come before the next semester are billed first; the gap begins after them.
         in_gap = not any(p.end > now.date() and p.start < booked.first_lesson_starts_at.date() for p in plan.periods)
+        # On Cedar's cycle a trial would move Stripe's anchor: the gap's period invoices are brought to zero instead.
         await self._schedule(
             ScheduleSubscription(
                 stripe_subscription_id=sub.stripe_subscription_id,
                 cancel_at=booked.last_lesson_ends_at,
-                trial_end=booked.first_lesson_starts_at if in_gap else None,
+                trial_end=booked.first_lesson_starts_at if in_gap and not sub.cycle else None,
             ),
         )
 
@@ -518,6 +565,8 @@ class FamilyBillingWorkflow:
             if event.charge_id and event.type in REFUND_EVENTS and workflow.patched(MIRROR_REFUNDS_PATCH):
                 await self._mirror_refunds(event.charge_id, event.invoice_id)
             elif event.invoice_id:
+                if event.type in FOLLOWED_INVOICE_EVENTS and self._follows_stripe_cycle(event.invoice_id):
+                    await self._follow_invoice(event.invoice_id)
                 await self._sync_invoice(event.invoice_id)
             elif event.type.startswith("customer.subscription.") and event.object_id:
                 snap = await self._stripe(
@@ -734,6 +783,8 @@ class FamilyBillingWorkflow:
         )
         if sub is None or sub.status == "canceled":
             raise ApplicationError("no live subscription to renew", type="NotFound")
+        if sub.cycle:
+            return await self._renew_cycle(sub, customer_id)
         if workflow.patched(LESSON_PERIODS_PATCH):
             plan = await self._lesson_plan(sub.enrollment_id, sub.lessons_until)
             if plan.follows_lessons:
@@ -748,6 +799,115 @@ class FamilyBillingWorkflow:
         sub.renewals = period
         applied = await self._pay(invoice_id, attempt=1)
         return RenewResult(stripe_invoice_id=invoice_id, period=period, status=applied.status)
+
+    async def _renew_cycle(self, sub: SubscriptionState, customer_id: str) -> RenewResult:
+        """Development's stand-in for Stripe's clock on Cedar's cycle: the next period's invoice created as a draft,
+        as Stripe creates it, brought to the rule's amount by the same handler as Stripe's ``invoice.created``, then
+        paid. A period without lessons gets a zero invoice, as in production; after the last one, nothing to bill."""
+        last = max(sub.billed.values(), key=lambda b: b.start, default=None)
+        at = last.ends_at if last is not None else None
+        if at is None:
+            at = (await self._lesson_plan(sub.enrollment_id, sub.lessons_until)).first_lesson_starts_at
+        period: InvoicePeriod | None = None
+        if at is not None:
+            period = await self._db(
+                BillingActivities.invoice_period,
+                InvoicePeriodRequest(enrollment_id=sub.enrollment_id, at=at, until=sub.lessons_until),
+            )
+        if at is None or period is None or not period.later_lessons:
+            await self._cancel_now(sub)
+            raise ApplicationError(
+                "nothing left to bill: every period holding lessons is billed; the subscription is ended",
+                type="Conflict",
+            )
+        number = sub.renewals + 1
+        invoice_id = await self._stripe(
+            StripeActivities.create_renewal,
+            CreateRenewal(
+                stripe_customer_id=customer_id,
+                stripe_subscription_id=sub.stripe_subscription_id,
+                period=number,
+                period_start=at,
+            ),
+        )
+        sub.renewals = number
+        billed = await self._follow_invoice(invoice_id)
+        applied = await self._pay(invoice_id, attempt=1)
+        return RenewResult(
+            stripe_invoice_id=invoice_id,
+            period=number,
+            status=applied.status,
+            period_key=billed.key if billed else period.key,
+            amount_minor=billed.amount_minor if billed else applied.amount_due_minor,
+        )
+
+    def _follows_stripe_cycle(self, stripe_invoice_id: str) -> bool:
+        """Some subscription is on Cedar's cycle and this invoice is not a period already followed."""
+        cycle = [s for s in self._state.subscriptions.values() if s.cycle]
+        return bool(cycle) and not any(
+            b.stripe_invoice_id == stripe_invoice_id for s in cycle for b in s.billed.values()
+        )
+
+    async def _follow_invoice(self, stripe_invoice_id: str) -> BilledPeriod | None:
+        """A period invoice of a subscription on Cedar's cycle (Stripe's own at ``invoice.created``, or a development
+        renewal's): while a draft, brought to its lesson period's amount by the tuition rule (zero for a period
+        without lessons, or one billed already) with one adjustment item; recorded as the period billed, so a stop
+        gives back its unheld lessons. An invoice finalized before billing saw it is recorded at what it billed."""
+        for followed in self._state.subscriptions.values():
+            for billed in followed.billed.values():
+                if billed.stripe_invoice_id == stripe_invoice_id:
+                    return billed
+        snap: InvoiceSnapshot = await self._stripe(
+            StripeActivities.fetch_invoice, InvoiceRef(stripe_invoice_id=stripe_invoice_id)
+        )
+        sub = next(
+            (
+                s
+                for s in self._state.subscriptions.values()
+                if s.cycle and s.stripe_subscription_id == snap.subscription_id
+            ),
+            None,
+        )
+        if sub is None or snap.cycle_start is None:
+            return None
+        period: InvoicePeriod = await self._db(
+            BillingActivities.invoice_period,
+            InvoicePeriodRequest(enrollment_id=sub.enrollment_id, at=snap.cycle_start, until=sub.lessons_until),
+        )
+        if not period.follows_lessons:
+            return None
+        taken = period.key in sub.billed
+        amount = 0 if taken else period.amount_minor
+        if snap.status == "draft":
+            _, customer_id = await self._ensure_customer()
+            adjusted: InvoiceAdjusted = await self._stripe(
+                StripeActivities.adjust_invoice,
+                AdjustInvoice(
+                    stripe_invoice_id=stripe_invoice_id,
+                    stripe_customer_id=customer_id,
+                    stripe_subscription_id=sub.stripe_subscription_id,
+                    period_key=period.key,
+                    amount_minor=amount,
+                ),
+            )
+            if not adjusted.reached:
+                snap = await self._stripe(
+                    StripeActivities.fetch_invoice, InvoiceRef(stripe_invoice_id=stripe_invoice_id)
+                )
+                amount = _period_part(snap)  # finalized meanwhile: what Stripe billed
+        else:
+            amount = _period_part(snap)
+        if taken or (snap.status != "draft" and amount <= 0):
+            return None  # a second invoice for a billed period, or the trial's zero invoice: nothing to record
+        billed = BilledPeriod(
+            key=period.key,
+            start=period.start,
+            amount_minor=amount,
+            stripe_invoice_id=stripe_invoice_id,
+            ends_at=period.ends_at,
+        )
+        sub.billed[period.key] = billed
+        return billed
 
     async def _renew_lesson_period(self, sub: SubscriptionState, customer_id: str, plan: LessonPlan) -> RenewResult:
         """The next period holding lessons, billed at the rule's amount (the plan's price plus an adjustment item

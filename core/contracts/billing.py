@@ -213,6 +213,10 @@ class InvoiceSnapshot(BaseModel):
     confirmation_needed: bool = False
     hosted_invoice_url: str | None = None
     charge_lines: list[ChargeLine] = Field(default_factory=list)
+    # Where the period the invoice bills starts (its subscription lines' period; a development renewal stamps it),
+    # and its Cedar lesson-period adjustments already made (``cedar_adjustment`` tags).
+    cycle_start: datetime | None = None
+    adjustments: list[str] = Field(default_factory=list)
 
 
 class SubscriptionSnapshot(BaseModel):
@@ -282,6 +286,8 @@ class CreateSubscription(BaseModel):
     discount_percent: int
     currency: str
     trial_end: datetime | None
+    # Stripe's cycle on Cedar's periods: the first full period starts here (the stub before it is prorated).
+    billing_cycle_anchor: datetime | None = None
 
 
 class SubscriptionRef(BaseModel):
@@ -320,6 +326,28 @@ class CreateRenewal(BaseModel):
     stripe_customer_id: str
     stripe_subscription_id: str
     period: int = Field(ge=1)
+    # Where the period billed starts, stamped on the invoice as Stripe's clock would date its lines (localstripe
+    # has no clock); None for renewals made before Stripe's cycle followed Cedar's periods.
+    period_start: datetime | None = None
+
+
+class AdjustInvoice(BaseModel):
+    """Bring a subscription's draft invoice to its lesson period's amount by the tuition rule: one invoice item
+    on that invoice (``invoice=``) for the difference, once per (subscription, period)."""
+
+    stripe_invoice_id: str
+    stripe_customer_id: str
+    stripe_subscription_id: str
+    period_key: str
+    amount_minor: int = Field(ge=0)
+
+
+class InvoiceAdjusted(BaseModel):
+    status: str  # the invoice's status in Stripe when it was looked at: only a draft is adjusted
+    adjustment_minor: int = 0  # the period's adjustments on the invoice, together
+    stripe_invoice_item_id: str | None = None
+    # The invoice bills the amount asked (apart from Cedar's one-off charges); False: finalized before it could be.
+    reached: bool = False
 
 
 class CreateInvoiceItem(BaseModel):
@@ -463,6 +491,37 @@ class PeriodPlan(BaseModel):
     amount_minor: int
 
 
+class CycleAnchorRequest(BaseModel):
+    enrollment_id: uuid.UUID
+    interval: str  # week | month
+
+
+class CycleAnchor(BaseModel):
+    """Where a new subscription's Stripe cycle is anchored (None: no lessons booked, Stripe's own cycle)."""
+
+    anchor: datetime | None = None
+
+
+class InvoicePeriodRequest(BaseModel):
+    enrollment_id: uuid.UUID
+    at: datetime  # an instant inside the period
+    until: datetime | None = None  # as in LessonPlanRequest
+
+
+class InvoicePeriod(BaseModel):
+    """Cedar's lesson period holding an instant, and what it costs by the tuition rule (0: it holds no lessons)."""
+
+    follows_lessons: bool
+    key: str
+    start: date
+    starts_at: datetime
+    ends_at: datetime
+    lessons: int
+    amount_minor: int
+    # This period or a later one holds lessons (False: nothing is left to bill from here on).
+    later_lessons: bool
+
+
 class LessonPlan(BaseModel):
     """The subscription's lesson periods and their amounts by the school's tuition rule."""
 
@@ -495,6 +554,7 @@ class BilledPeriod(BaseModel):
     start: date
     amount_minor: int
     stripe_invoice_id: str
+    ends_at: datetime | None = None  # None: billed before Stripe's cycle followed Cedar's periods
 
 
 class SubscriptionState(BaseModel):
@@ -511,6 +571,9 @@ class SubscriptionState(BaseModel):
     lessons_until: datetime | None = None
     # Refunds of unheld lessons made on a stop, by period key: given back once.
     stop_refunds: dict[str, int] = Field(default_factory=dict)
+    # Stripe's cycle is anchored to Cedar's periods and each period invoice is adjusted in draft (subscriptions
+    # started before that keep their way).
+    cycle: bool = False
 
 
 class InvoiceState(BaseModel):

@@ -1,7 +1,8 @@
-"""Billing that follows the lessons: renewals bill the periods holding lessons at the tuition rule's amount (a
-prorated first and last month, no invoice for a month without lessons, nothing after the last lesson), a stop
-gives back the unheld lessons once, the stop route closes an enrollment whose workflow is gone, and the ledger's
-deferred revenue is zero once every lesson is given."""
+"""Billing that follows the lessons: Stripe's cycle is anchored to Cedar's periods, each period invoice is brought
+to the tuition rule's amount while a draft (a prorated first and last month, zero for a month without lessons,
+nothing after the last lesson) by the same handler for Stripe's own invoices and development renewals, a stop gives
+back the unheld lessons once, the stop route closes an enrollment whose workflow is gone, and the ledger's deferred
+revenue is zero once every lesson is given."""
 
 from __future__ import annotations
 
@@ -27,16 +28,19 @@ from core.contracts.scheduled import RecognizeLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from domain.calendar import local_to_utc
-from models import Enrollment, Lesson, Refund, Role, Subscription, Teacher
+from models import Enrollment, Invoice, Lesson, Payment, Refund, Role, StripeEvent, Subscription, Teacher
 from tests.billing.conftest import (
     Family,
     card,
     count,
+    customer_events,
     ledger_problems,
     make_enrollment,
     make_family,
+    post_event,
     start_student,
     started_message,
+    stripe_event,
 )
 from tests.waiting import eventually
 from workers.main import build_deps
@@ -164,10 +168,10 @@ async def balances(http: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, 
 @pytest.mark.parametrize(
     ("rule", "amounts"),
     [
-        # A prorated first month (2 of 4 lessons), a full month, the empty month skipped, a prorated last month.
-        ("prorated", [7000, PRICE, 7000]),
-        ("monthly_flat", [PRICE, PRICE, PRICE]),
-        ("per_lesson", [7000, PRICE, 7000]),
+        # A prorated first month (2 of 4 lessons), a full month, the empty month at zero, a prorated last month.
+        ("prorated", [7000, PRICE, 0, 7000]),
+        ("monthly_flat", [PRICE, PRICE, 0, PRICE]),
+        ("per_lesson", [7000, PRICE, 0, 7000]),
     ],
 )
 async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_the_last_lesson(
@@ -185,7 +189,7 @@ async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_th
     async with billing_worker(build_deps(settings, sessions, temporal_client)):
         admin = await auth_headers(Role.admin)
         student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
-        answers = [await renew(http, student, admin) for _ in range(4)]
+        answers = [await renew(http, student, admin) for _ in range(5)]
         async with sessions() as session:
             sub = await session.get(Subscription, student.subscription.id, populate_existing=True)
         assert student.subscription.stripe_subscription_id is not None
@@ -194,11 +198,11 @@ async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_th
         books = await balances(http, admin)
 
     keys = student.calendar.keys
-    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:3]]
-    assert billed == [(201, key, amount) for key, amount in zip([keys[0], keys[1], keys[3]], amounts, strict=True)]
-    assert [a.json()["status"] for a in answers[:3]] == ["paid", "paid", "paid"]
-    assert answers[3].status_code == 409, answers[3].text
-    assert "nothing left to bill" in answers[3].json()["detail"]
+    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:4]]
+    assert billed == [(201, key, amount) for key, amount in zip(keys, amounts, strict=True)]
+    assert [a.json()["status"] for a in answers[:4]] == ["paid"] * 4
+    assert answers[4].status_code == 409, answers[4].text
+    assert "nothing left to bill" in answers[4].json()["detail"]
     assert await invoices_in_stripe(stripe_client, student) == sorted(amounts)
     assert sub is not None
     assert sub.status == "canceled"
@@ -349,25 +353,25 @@ async def test_a_next_semester_continues_the_subscription_and_the_gap_is_not_bil
         )
         await student.handle.signal(SIGNAL_LESSONS_BOOKED, booked)
         await eventually(cancel_at, until=lambda at: at == int(next_end.timestamp()), what="cancel_at moved")
-        later = [await renew(http, student, admin) for _ in range(2)]
+        later = [await renew(http, student, admin) for _ in range(3)]
         history = await student.handle.fetch_history()
 
     keys = student.calendar.keys
     assert [(a.json()["period_key"], a.json()["amount_minor"]) for a in first] == [(keys[0], 7000), (keys[1], PRICE)]
-    # The month between the semesters has no lessons and no invoice; the next semester's month is its last one.
-    assert (later[0].status_code, later[0].json()["period_key"], later[0].json()["amount_minor"]) == (
-        201,
-        keys[3],
-        7000,
-    )
-    assert later[1].status_code == 409
+    # The month between the semesters has no lessons: its invoice is zero (Stripe's anchor stays on the 1st); the
+    # next semester's month is its last one.
+    assert [(a.status_code, a.json()["period_key"], a.json()["amount_minor"]) for a in later[:2]] == [
+        (201, keys[2], 0),
+        (201, keys[3], 7000),
+    ]
+    assert later[2].status_code == 409
     assert (
         await count(
             sessions, Subscription, col(Subscription.billing_account_id) == student.subscription.billing_account_id
         )
         == 1
     )
-    assert await invoices_in_stripe(stripe_client, student) == [7000, 7000, PRICE]
+    assert await invoices_in_stripe(stripe_client, student) == [0, 7000, 7000, PRICE]
     await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
 
 
@@ -376,3 +380,230 @@ async def test_histories_recorded_before_lesson_periods_replay() -> None:
     recorded = (HISTORIES / "billing_before_lesson_periods.json").read_text()
     history = WorkflowHistory.from_json("family-billing-recorded", recorded)
     await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def test_a_start_anchors_stripes_cycle_to_the_school_months(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    async with billing_worker():
+        student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
+        view = await student.handle.query("subscriptions")
+    assert student.subscription.stripe_subscription_id is not None
+    sent = (await stripe_client.v1.subscriptions.retrieve_async(student.subscription.stripe_subscription_id)).to_dict()
+    # Free until the first lesson (the 15th of month A), then full periods from the 1st of A+1 at midnight, school time.
+    anchor = local_to_utc(student.calendar.months[1], time(0), settings.timezone)
+    assert sent["trial_end"] == int(student.calendar.starts[0].timestamp())
+    assert sent["billing_cycle_anchor"] == int(anchor.timestamp())
+    assert view["subscriptions"][0]["cycle"] is True
+
+
+def _adjustment_lines(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    return [line for line in invoice["lines"]["data"] if (line.get("metadata") or {}).get("cedar_adjustment")]
+
+
+async def stripe_clock_draft(stripe_client: stripe.StripeClient, student: Student) -> tuple[str, stripe.Invoice]:
+    """Stripe's clock at the trial's end: the draft invoice of month A's stub (localstripe has no clock, so the
+    invoice is created here and dated as Stripe dates its lines); invoice.created reaches billing by the webhook."""
+    sub_id = student.subscription.stripe_subscription_id
+    assert sub_id is not None
+    customer = str((await stripe_client.v1.subscriptions.retrieve_async(sub_id)).to_dict()["customer"])
+    created = await stripe_client.v1.invoices.create_async(
+        params={
+            "customer": customer,
+            "subscription": sub_id,
+            "metadata": {"cedar_period_start": str(int(student.calendar.starts[0].timestamp()))},
+        }
+    )
+    return customer, created
+
+
+async def adjusted_draft(stripe_client: stripe.StripeClient, invoice_id: str) -> dict[str, Any]:
+    async def adjusted() -> dict[str, Any] | None:
+        found = (await stripe_client.v1.invoices.retrieve_async(invoice_id)).to_dict()
+        return found if _adjustment_lines(found) else None
+
+    return await eventually(adjusted, what="the draft brought to the rule's amount")
+
+
+def stop_after_first_lesson(student: Student) -> StudentStopped:
+    """The student stops after month A's first lesson: one of its two lessons will not happen."""
+    return StudentStopped(
+        enrollment_id=student.enrollment_id,
+        parent_id=student.family.parent_id,
+        student_id=student.family.student_ids[0],
+        reason="moving away",
+        last_lesson_ends_at=student.calendar.starts[0] + timedelta(minutes=30),
+    )
+
+
+async def test_stripes_own_period_invoice_is_adjusted_once_in_draft_and_a_stop_refunds_its_unheld_lessons(
+    billing_worker: Callable[..., Any],
+    webhooks: str,
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+) -> None:
+    secret = settings.stripe_webhook_secrets[0]
+    async with billing_worker():
+        student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
+        customer, created = await stripe_clock_draft(stripe_client, student)
+        draft = await adjusted_draft(stripe_client, created.id)
+        # invoice.created delivered again, and another event about the same draft: nothing more is added.
+        sent = [
+            e
+            for e in await customer_events(stripe_client, customer)
+            if e["type"] == "invoice.created" and e["data"]["object"]["id"] == created.id
+        ]
+        assert len(sent) == 1
+        again = await post_event(http, sent[0], secret)
+        assert again.json()["duplicate"] is True
+        updated = stripe_event("invoice.updated", draft)
+        assert (await post_event(http, updated, secret)).status_code == 200
+
+        async def handled() -> bool:
+            status = await count(
+                sessions,
+                StripeEvent,
+                col(StripeEvent.stripe_event_id) == updated["id"],
+                col(StripeEvent.status) == "processed",
+            )
+            return status == 1
+
+        await eventually(handled, what="the second event acted on")
+        # Stripe finalizes and charges the draft after its hour: the payment comes back by the webhook.
+        await stripe_client.v1.invoices.pay_async(created.id)
+
+        async def paid() -> uuid.UUID | None:
+            async with sessions() as session:
+                return await session.scalar(
+                    select(col(Payment.id))
+                    .join(Invoice, col(Invoice.id) == col(Payment.invoice_id))
+                    .where(col(Invoice.stripe_invoice_id) == created.id, col(Payment.status) == "succeeded")
+                )
+
+        payment_id = await eventually(paid, what="the period's payment mirrored")
+        stopped = stop_after_first_lesson(student)
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+
+        async def refunded() -> bool:
+            view = await student.handle.query("subscriptions")
+            return bool(view["subscriptions"][0]["stop_refunds"]) and not await _pending(student)
+
+        await eventually(refunded, what="the stop's refund")
+        view = await student.handle.query("subscriptions")
+        history = await student.handle.fetch_history()
+
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
+    assert [line["amount"] for line in _adjustment_lines(final)] == [7000 - PRICE]
+    assert (final["status"], final["amount_paid"]) == ("paid", 7000)
+    key = student.calendar.keys[0]
+    assert view["subscriptions"][0]["billed"][key]["stripe_invoice_id"] == created.id
+    assert view["subscriptions"][0]["billed"][key]["amount_minor"] == 7000
+    async with sessions() as session:
+        refunds = list(await session.scalars(select(Refund).where(col(Refund.payment_id) == payment_id)))
+    # Month A with one lesson held costs 3500 by the prorated rule: 7000 paid, 3500 back, once.
+    assert [r.amount_minor for r in refunds] == [3500]
+
+
+async def test_histories_recorded_before_stripes_cycle_replay() -> None:
+    # Recorded with the workflow as it was before Stripe's cycle followed the lesson periods: a start with lessons,
+    # two development renewals of lesson periods, a stop refunding unheld lessons, and the renewal refused after it.
+    recorded = (HISTORIES / "billing_lesson_periods_before_stripe_cycle.json").read_text()
+    history = WorkflowHistory.from_json("family-billing-recorded", recorded)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def test_a_stop_during_the_draft_hour_brings_the_draft_to_the_held_lessons(
+    billing_worker: Callable[..., Any],
+    webhooks: str,
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    async with billing_worker():
+        student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
+        _, created = await stripe_clock_draft(stripe_client, student)
+        await adjusted_draft(stripe_client, created.id)
+        # The stop comes before Stripe finalizes the draft: nothing is paid yet, so the draft itself is lowered.
+        stopped = stop_after_first_lesson(student)
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+
+        async def retargeted() -> dict[str, Any] | None:
+            found = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
+            return found if found["amount_due"] == 3500 and not await _pending(student) else None
+
+        await eventually(retargeted, what="the draft lowered to the held lesson")
+        await stripe_client.v1.invoices.pay_async(created.id)
+
+        async def paid() -> bool:
+            async with sessions() as session:
+                found = await session.scalar(
+                    select(col(Payment.amount_minor))
+                    .join(Invoice, col(Invoice.id) == col(Payment.invoice_id))
+                    .where(col(Invoice.stripe_invoice_id) == created.id, col(Payment.status) == "succeeded")
+                )
+            return found == 3500
+
+        await eventually(paid, what="the lowered period paid")
+        view = await student.handle.query("subscriptions")
+        history = await student.handle.fetch_history()
+
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
+    # Stripe's price brought to the first month's amount, then to the held lesson's: two adjustments.
+    assert [line["amount"] for line in _adjustment_lines(final)] == [7000 - PRICE, 3500 - 7000]
+    assert view["subscriptions"][0]["billed"][student.calendar.keys[0]]["amount_minor"] == 3500
+    assert view["subscriptions"][0]["stop_refunds"] == {}
+    assert await count(sessions, Refund) == 0  # nothing paid for the lesson that will not happen
+
+
+async def test_a_period_invoice_finalized_before_billing_saw_it_is_recorded_at_what_it_billed(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+) -> None:
+    async with billing_worker():
+        student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
+        # The draft hour passed without billing (no webhook reached us): Stripe finalized and charged the price.
+        customer, created = await stripe_clock_draft(stripe_client, student)
+        await stripe_client.v1.invoices.pay_async(created.id)
+        # The deliveries come late (the catch-up, or Stripe's retries), in order.
+        late = [e for e in await customer_events(stripe_client, customer) if e["data"]["object"]["id"] == created.id]
+        assert [e["type"] for e in late] == ["invoice.created", "invoice.payment_succeeded"]
+        for event in late:
+            assert (await post_event(http, event, settings.stripe_webhook_secrets[0])).status_code == 200
+
+        async def recorded() -> dict[str, Any] | None:
+            view = await student.handle.query("subscriptions")
+            return view["subscriptions"][0]["billed"].get(student.calendar.keys[0])
+
+        billed = await eventually(recorded, what="the period recorded from Stripe's invoice")
+        await student.handle.signal(SIGNAL_STUDENT_STOPPED, stop_after_first_lesson(student))
+
+        async def refunded() -> list[int] | None:
+            async with sessions() as session:
+                amounts = list(await session.scalars(select(col(Refund.amount_minor))))
+            return amounts or None
+
+        refunds = await eventually(refunded, what="the stop's refund")
+        history = await student.handle.fetch_history()
+
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
+    assert _adjustment_lines(final) == []  # too late to adjust a finalized invoice
+    assert (billed["stripe_invoice_id"], billed["amount_minor"]) == (created.id, PRICE)
+    # One of month A's lessons held costs 3500: the rest of what Stripe charged comes back.
+    assert refunds == [PRICE - 3500]

@@ -29,7 +29,7 @@ from tests.billing.conftest import (
 )
 from tests.waiting import eventually
 from workers.main import build_deps
-from workflows.billing import LESSON_PERIODS_PATCH, REGISTRATION_FEE_PATCH, FamilyBillingWorkflow
+from workflows.billing import LESSON_PERIODS_PATCH, REGISTRATION_FEE_PATCH, STRIPE_CYCLE_PATCH, FamilyBillingWorkflow
 
 FEE = 3000
 PLAN = 14000  # 30-minute monthly piano
@@ -97,7 +97,8 @@ async def test_the_fee_goes_on_the_first_invoice_once(
     ]
     patches = [p.data for m in markers if m.marker_name == "core_patch" for p in m.details["patch-data"].payloads]
     assert patches == [
-        f'{{"id":"{patch}","deprecated":false}}'.encode() for patch in (REGISTRATION_FEE_PATCH, LESSON_PERIODS_PATCH)
+        f'{{"id":"{patch}","deprecated":false}}'.encode()
+        for patch in (STRIPE_CYCLE_PATCH, REGISTRATION_FEE_PATCH, LESSON_PERIODS_PATCH)
     ]
     await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
 

@@ -6,11 +6,13 @@ import pytest
 from domain.calendar import local_to_utc
 from domain.tuition import (
     Period,
+    cycle_anchor,
     lesson_earnings,
     lesson_periods,
     period_amount,
     period_amounts,
     period_bounds,
+    period_instants,
     period_key,
     unheld_amount,
 )
@@ -34,6 +36,20 @@ def test_periods_are_local_months_and_weeks() -> None:
     wednesday = datetime(2026, 9, 9, 20, tzinfo=UTC)
     assert period_bounds(wednesday, "week", TZ) == (date(2026, 9, 7), date(2026, 9, 14))
     assert period_key(wednesday, "week", TZ) == "2026-09-07"
+
+
+def test_stripe_cycle_is_anchored_at_the_local_midnight_after_the_first_lessons_period() -> None:
+    # A first lesson on Tuesday 15 September 2026 at 16:00 in Vancouver (UTC-7 then).
+    first = local_to_utc(date(2026, 9, 15), time(16), TZ)
+    assert cycle_anchor(first, "month", TZ) == datetime(2026, 10, 1, 7, tzinfo=UTC)
+    assert cycle_anchor(first, "week", TZ) == datetime(2026, 9, 21, 7, tzinfo=UTC)
+    # Across the autumn clock change the month's end is midnight in winter time (UTC-8).
+    assert period_instants(datetime(2026, 11, 10, tzinfo=UTC), "month", TZ) == (
+        datetime(2026, 11, 1, 7, tzinfo=UTC),
+        datetime(2026, 12, 1, 8, tzinfo=UTC),
+    )
+    # The anchor's instant belongs to the next period: Stripe's next invoice bills that period.
+    assert period_key(cycle_anchor(first, "month", TZ), "month", TZ) == "2026-10"
 
 
 def test_only_periods_holding_lessons_are_listed() -> None:
