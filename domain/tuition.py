@@ -8,9 +8,12 @@ fraction of a cent more than its lessons' exact share) and never exceeds the pla
 
 Rules:
 
-- ``prorated``: every period at the plan's price, except the first and the last period of the lessons, which cost
-  ``price × lessons held ÷ a full period's lessons`` (:data:`~domain.billing_rules.MONTHLY_LESSONS` for a monthly
-  plan, 1 for a weekly one), at most the price;
+- ``prorated``: every period at the plan's price, except the first and the last period of each stretch of lessons
+  (a semester, or semesters with no long break between them), which cost ``price × lessons held ÷ a full period's
+  lessons`` (:data:`~domain.billing_rules.MONTHLY_LESSONS` for a monthly plan, 1 for a weekly one), at most the
+  price. Lessons more than :data:`STRETCH_BREAK` apart start a new stretch: a returning student's next semester
+  starts prorated after the break, and a month already billed as a stretch's last stays so when the next semester
+  is booked;
 - ``monthly_flat``: every period holding lessons at the plan's price;
 - ``per_lesson``: lessons held × :func:`~domain.billing_rules.lesson_share`.
 """
@@ -27,6 +30,7 @@ from domain.billing_rules import MONTHLY_LESSONS, lesson_share
 from domain.calendar import local_to_utc, require_aware
 
 __all__ = [
+    "STRETCH_BREAK",
     "TUITION_RULES",
     "Period",
     "TuitionRule",
@@ -43,6 +47,8 @@ __all__ = [
 ]
 
 TuitionRule = Literal["prorated", "monthly_flat", "per_lesson"]
+# Longer than a winter or spring break inside a semester, shorter than the break between two semesters.
+STRETCH_BREAK = timedelta(weeks=4)
 TUITION_RULES: tuple[str, ...] = get_args(TuitionRule)
 
 
@@ -53,6 +59,9 @@ class Period:
     start: date
     end: date
     lessons: int
+    # The first or last period of a stretch of lessons (see STRETCH_BREAK): the prorated rule prorates it.
+    opens_stretch: bool = False
+    closes_stretch: bool = False
 
     @property
     def key(self) -> str:
@@ -101,12 +110,20 @@ def period_key(moment: datetime, interval: str, tz: ZoneInfo) -> str:
 
 
 def lesson_periods(lesson_starts: Iterable[datetime], interval: str, tz: ZoneInfo) -> list[Period]:
-    """The periods holding at least one of the lessons (by their start), in order, with their lesson counts."""
+    """The periods holding at least one of the lessons (by their start), in order, with their lesson counts and
+    whether each opens or closes a stretch of lessons."""
+    starts = sorted(lesson_starts)
     counts: dict[tuple[date, date], int] = {}
-    for start in lesson_starts:
+    opening: set[tuple[date, date]] = set()
+    closing: set[tuple[date, date]] = set()
+    for i, start in enumerate(starts):
         bounds = period_bounds(start, interval, tz)
         counts[bounds] = counts.get(bounds, 0) + 1
-    return [Period(start, end, n) for (start, end), n in sorted(counts.items())]
+        if i == 0 or start - starts[i - 1] > STRETCH_BREAK:
+            opening.add(bounds)
+        if i == len(starts) - 1 or starts[i + 1] - start > STRETCH_BREAK:
+            closing.add(bounds)
+    return [Period(s, e, n, (s, e) in opening, (s, e) in closing) for (s, e), n in sorted(counts.items())]
 
 
 def full_period_lessons(interval: str) -> int:
@@ -138,10 +155,14 @@ def period_amount(
 
 
 def period_amounts(rule: str, price: int, interval: str, periods: Sequence[Period]) -> list[int]:
-    """Each period's amount by ``rule``; the first and the last of ``periods`` are the lessons' first and last."""
+    """Each period's amount by ``rule``; the first and the last of ``periods``, and any that opens or closes a
+    stretch of lessons, are prorated by that rule."""
     last = len(periods) - 1
     return [
-        period_amount(rule, price, interval, p.lessons, first=i == 0, last=i == last) for i, p in enumerate(periods)
+        period_amount(
+            rule, price, interval, p.lessons, first=i == 0 or p.opens_stretch, last=i == last or p.closes_stretch
+        )
+        for i, p in enumerate(periods)
     ]
 
 

@@ -127,3 +127,25 @@ def test_lessons_earn_exactly_what_their_period_bills() -> None:
 def test_refuses_nonsense(call: object, refusal: str) -> None:
     with pytest.raises(ValueError, match=refusal):
         call()  # type: ignore[operator]
+
+
+def test_a_returning_students_semesters_are_each_prorated_at_their_edges() -> None:
+    # Fall: 3 lessons in December, 4 in January, 2 in February; spring after a six-week break: 1 in March, 4 in April.
+    fall = weekly(date(2026, 12, 8), 10, skip=(date(2026, 12, 29),))
+    spring = weekly(date(2027, 3, 30), 5)
+    fall_only = period_amounts("prorated", PRICE, "month", lesson_periods(fall, "month", TZ))
+    whole = period_amounts("prorated", PRICE, "month", lesson_periods(fall + spring, "month", TZ))
+
+    assert fall_only == [10500, PRICE, 7000]
+    # Booking spring changes nothing already billed, and spring's single March lesson costs a quarter.
+    assert whole == [10500, PRICE, 7000, 3500, PRICE]
+
+
+def test_a_winter_break_inside_a_semester_is_no_new_stretch() -> None:
+    # Two weeks closed at the turn of the year: three weeks between lessons, still one stretch.
+    lessons = weekly(date(2026, 12, 1), 10, skip=(date(2026, 12, 22), date(2026, 12, 29)))
+    periods = lesson_periods(lessons, "month", TZ)
+
+    assert [(p.opens_stretch, p.closes_stretch) for p in periods] == [(True, False), (False, False), (False, True)]
+    # December's three lessons open the stretch; January is a full month; February's one lesson closes it.
+    assert period_amounts("prorated", PRICE, "month", periods) == [10500, PRICE, 3500]
