@@ -46,7 +46,7 @@ from core.temporal import enrollment_workflow_id
 from domain.calendar import Closure as ClosureDays
 from domain.calendar import Term, WeeklyWindow
 from domain.enrollment_rules import EnrollmentState
-from domain.reenrollment import SemesterDates, choose_slot, semesters_to_open
+from domain.reenrollment import SemesterDates, choose_slot, default_deadline, semesters_to_open
 from models import (
     BLOCKING_STATUSES,
     Closure,
@@ -309,7 +309,7 @@ class ReenrollmentActivities:
         self, parents: list[uuid.UUID], ending: SemesterDates, following: SemesterDates, now: datetime
     ) -> None:
         settings = self._settings
-        deadline = now + settings.reenrollment_answer_time
+        deadline = default_deadline(now, ending, settings.reenrollment_answer_time, settings.timezone)
         await start_reenrollments(
             self._client, settings, parents, ending.id, following.id, deadline, settings.reenrollment_default
         )

@@ -23,6 +23,7 @@ __all__ = [
     "SemesterDates",
     "choose_slot",
     "decided_returning",
+    "default_deadline",
     "next_semester",
     "reminder_at",
     "semesters_to_open",
@@ -70,6 +71,16 @@ def semesters_to_open(
             if following is not None:
                 due.append((semester, following))
     return due
+
+
+def default_deadline(now: datetime, ending: SemesterDates, answer_time: timedelta, tz: ZoneInfo) -> datetime:
+    """The deadline when the office gives none: ``answer_time`` after the opening, but no later than the end of
+    the ending semester's last day, so families know before their lessons stop; an opening after that day (a
+    late one) still gives them ``answer_time``."""
+    require_aware(now, "now")
+    last_day_ends = datetime.combine(ending.end + timedelta(days=1), time(0), tzinfo=tz)
+    wanted = now + answer_time
+    return min(wanted, last_day_ends) if last_day_ends > now else wanted
 
 
 def reminder_at(now: datetime, deadline: datetime, before: timedelta) -> datetime | None:

@@ -33,7 +33,7 @@ from core.contracts.reenrollment import (
 )
 from core.reenrollment import families_to_offer, start_reenrollments
 from core.settings import Settings
-from domain.reenrollment import Answer, SemesterDates, next_semester
+from domain.reenrollment import Answer, SemesterDates, default_deadline, next_semester
 from models import Role, Semester
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -67,7 +67,9 @@ async def open_for_semester(
         if following is None:
             raise invalid("next_semester_id", "no semester starts after this one: add the next one first")
     now = datetime.now(UTC)
-    deadline = body.deadline or now + settings.reenrollment_answer_time
+    deadline = body.deadline or default_deadline(
+        now, _dates(ending), settings.reenrollment_answer_time, settings.timezone
+    )
     if deadline <= now:
         raise invalid("deadline", "must be in the future")
     default = body.default or settings.reenrollment_default

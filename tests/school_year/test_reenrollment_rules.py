@@ -17,6 +17,7 @@ from domain.reenrollment import (
     SemesterDates,
     choose_slot,
     decided_returning,
+    default_deadline,
     next_semester,
     reminder_at,
     semesters_to_open,
@@ -124,3 +125,17 @@ def test_a_reenrollment_id_names_the_family_and_the_semester() -> None:
     assert parse_reenrollment_id(reenrollment_workflow_id(parent, semester)) == (parent, semester)
     assert parse_reenrollment_id(f"enrollment-{parent}") is None
     assert parse_reenrollment_id(f"reenrollment-{parent}-not-a-uuid-at-all-0000000000000000") is None
+
+
+def test_the_default_deadline_comes_before_the_semester_ends() -> None:
+    tz = ZoneInfo("America/Vancouver")
+    fall = SemesterDates(uuid.uuid4(), date(2026, 9, 8), date(2027, 1, 31))
+    opened_early = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    opened_late = datetime(2027, 1, 25, 15, tzinfo=UTC)
+    after_the_end = datetime(2027, 2, 3, 15, tzinfo=UTC)
+
+    assert default_deadline(opened_early, fall, timedelta(days=14), tz) == opened_early + timedelta(days=14)
+    # Two weeks would run past the semester: the deadline is the end of its last day.
+    assert default_deadline(opened_late, fall, timedelta(days=14), tz) == datetime(2027, 2, 1, tzinfo=tz)
+    # Opened once the semester is over: the family still gets its two weeks.
+    assert default_deadline(after_the_end, fall, timedelta(days=14), tz) == after_the_end + timedelta(days=14)
