@@ -36,7 +36,9 @@ from api.services import lessons as lesson_service
 from api.services import makeups as makeup_service
 from api.services import parents as parent_service
 from api.services import privacy as privacy_service
+from api.services import reenrollments as reenrollment_service
 from core.db import transaction
+from core.page_links import reenrollment_path
 from core.settings import Settings
 from domain.local_time import format_local
 from domain.makeups import CreditStatus
@@ -134,6 +136,14 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
         for credit in await makeup_service.list_credits(session, user, None, CreditStatus.available)
         if credit.expires_at > now
     ]
+    reenrollments = [
+        {
+            "url": reenrollment_path(item.semester_id),
+            "deadline": format_local(item.deadline, settings.timezone),
+            "unanswered": item.unanswered,
+        }
+        for item in await reenrollment_service.open_for_family(session, _parent_id(user))
+    ]
     return await render(
         request,
         "family_home.html",
@@ -163,6 +173,7 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
         unpaid_total=format_money(sum(i.amount_due_minor - i.amount_paid_minor for i in unpaid), currency),
         feed=feed,
         credits=credits,
+        reenrollments=reenrollments,
     )
 
 

@@ -67,6 +67,20 @@ class BookedLesson:
     ends_at: datetime
 
 
+async def open_offers_of(session: AsyncSession, parent_id: uuid.UUID, now: datetime) -> list[ReenrollmentOffer]:
+    """The family's offers still waiting for their deadline, oldest semester first."""
+    query = (
+        select(ReenrollmentOffer)
+        .where(
+            col(ReenrollmentOffer.parent_id) == parent_id,
+            col(ReenrollmentOffer.outcome) == "open",
+            col(ReenrollmentOffer.deadline) > now,
+        )
+        .order_by(col(ReenrollmentOffer.deadline))
+    )
+    return list(await session.scalars(query))
+
+
 async def weekly_lessons(
     session: AsyncSession, settings: Settings, term: Semester, teacher_id: uuid.UUID | None
 ) -> list[BookedLesson]:

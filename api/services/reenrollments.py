@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -232,3 +233,23 @@ async def schedule(
             }
         )
     return sorted(rows, key=lambda r: (r["teacher_display_name"], r["weekday"], r["local_time"]))
+
+
+@dataclass(frozen=True)
+class OpenForFamily:
+    """A re-enrollment waiting for the family's answers: where to answer, by when, how many children are left."""
+
+    semester_id: uuid.UUID
+    deadline: datetime
+    unanswered: int
+
+
+async def open_for_family(session: AsyncSession, parent_id: uuid.UUID) -> list[OpenForFamily]:
+    """The family's re-enrollments still open, one per ending semester, for its home page."""
+    by_semester: dict[uuid.UUID, list[Any]] = {}
+    for offer in await repository.open_offers_of(session, parent_id, datetime.now(UTC)):
+        by_semester.setdefault(offer.semester_id, []).append(offer)
+    return [
+        OpenForFamily(semester_id, offers[0].deadline, sum(1 for o in offers if o.returning is None))
+        for semester_id, offers in by_semester.items()
+    ]

@@ -62,6 +62,11 @@ async def test_a_parent_answers_from_the_emailed_page(
         await page.get_by_role("button", name=f"{leaving['student_first_name']} is not returning").click()
         await expect(page.get_by_text("Thank you: your answer is saved")).to_be_visible()
         await expect(page.get_by_text("Not returning")).to_be_visible()
+        # The family's home page leads there too, with what is left to answer.
+        await page.goto(f"{served_api}/family")
+        await expect(page.get_by_text("1 child still to answer")).to_be_visible()
+        await page.get_by_role("link", name="Answer for next semester").click()
+        await expect(page).to_have_url(f"{served_api}/re-enroll/{fall.id}")
         answered = await api.get(f"/api/v1/reenrollments/{reenrollment_id}", headers=parent_headers)
         assert {o["enrollment_id"]: o["answer"] for o in answered.json()["offers"]} == {
             first: "not_answered",
