@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
@@ -28,11 +29,13 @@ from domain.calendar import local_to_utc, require_aware
 
 __all__ = [
     "TUITION_RULES",
+    "LessonGap",
     "Period",
     "TuitionRule",
     "cycle_anchor",
     "full_period_lessons",
     "lesson_earnings",
+    "lesson_gap",
     "lesson_periods",
     "period_amount",
     "period_amounts",
@@ -107,6 +110,35 @@ def lesson_periods(lesson_starts: Iterable[datetime], interval: str, tz: ZoneInf
         bounds = period_bounds(start, interval, tz)
         counts[bounds] = counts.get(bounds, 0) + 1
     return [Period(start, end, n) for (start, end), n in sorted(counts.items())]
+
+
+@dataclass(frozen=True)
+class LessonGap:
+    """Whole periods without lessons between two lessons: billing pauses from ``begins_at`` (the end of the last
+    lesson before them) until ``resumes_at`` (the start of the period holding the next lesson)."""
+
+    begins_at: datetime
+    resumes_at: datetime
+
+
+def lesson_gap(
+    lessons: Iterable[tuple[datetime, datetime]], after: datetime, interval: str, tz: ZoneInfo
+) -> LessonGap | None:
+    """The first gap of at least one whole period without lessons that is not over at ``after`` (its next lesson's
+    period starts later), among ``lessons`` given as ``(start, end)``; None when there is none."""
+    require_aware(after, "after")
+    ordered = sorted(lessons)
+    ended: datetime | None = None
+    for (start, end), (following, _) in pairwise(ordered):
+        ended = end if ended is None else max(ended, end)
+        before_end = period_bounds(start, interval, tz)[1]
+        next_start = period_bounds(following, interval, tz)[0]
+        if next_start <= before_end:
+            continue  # the next lesson is in the same period or the one right after: no period without lessons
+        resumes_at = local_to_utc(next_start, time(0), tz)
+        if resumes_at > after:
+            return LessonGap(begins_at=ended, resumes_at=resumes_at)
+    return None
 
 
 def full_period_lessons(interval: str) -> int:

@@ -1,15 +1,16 @@
 """Billing that follows the lessons: Stripe's cycle is anchored to Cedar's periods, each period invoice is brought
-to the tuition rule's amount while a draft (a prorated first and last month, zero for a month without lessons,
-nothing after the last lesson) by the same handler for Stripe's own invoices and development renewals, a stop gives
-back the unheld lessons once, the stop route closes an enrollment whose workflow is gone, and the ledger's deferred
-revenue is zero once every lesson is given."""
+to the tuition rule's amount while a draft (a prorated first and last month, nothing after the last lesson) by the
+same handler for Stripe's own invoices and development renewals, a month without lessons raises no invoice (a trial
+in Stripe from the last lesson before it, skipped by renewals), a stop gives back the unheld lessons once, the stop
+route closes an enrollment whose workflow is gone, and the ledger's deferred revenue is zero once every lesson is
+given."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +169,11 @@ async def balances(http: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, 
 @pytest.mark.parametrize(
     ("rule", "amounts"),
     [
-        # A prorated first month (2 of 4 lessons), a full month, the empty month at zero, a prorated last month.
-        ("prorated", [7000, PRICE, 0, 7000]),
-        ("monthly_flat", [PRICE, PRICE, 0, PRICE]),
-        ("per_lesson", [7000, PRICE, 0, 7000]),
+        # A prorated first month (2 of 4 lessons), a full month, (the month without lessons skipped), a prorated
+        # last month.
+        ("prorated", [7000, PRICE, 7000]),
+        ("monthly_flat", [PRICE, PRICE, PRICE]),
+        ("per_lesson", [7000, PRICE, 7000]),
     ],
 )
 async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_the_last_lesson(
@@ -189,7 +191,7 @@ async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_th
     async with billing_worker(build_deps(settings, sessions, temporal_client)):
         admin = await auth_headers(Role.admin)
         student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
-        answers = [await renew(http, student, admin) for _ in range(5)]
+        answers = [await renew(http, student, admin) for _ in range(4)]
         async with sessions() as session:
             sub = await session.get(Subscription, student.subscription.id, populate_existing=True)
         assert student.subscription.stripe_subscription_id is not None
@@ -198,11 +200,11 @@ async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_th
         books = await balances(http, admin)
 
     keys = student.calendar.keys
-    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:4]]
-    assert billed == [(201, key, amount) for key, amount in zip(keys, amounts, strict=True)]
-    assert [a.json()["status"] for a in answers[:4]] == ["paid"] * 4
-    assert answers[4].status_code == 409, answers[4].text
-    assert "nothing left to bill" in answers[4].json()["detail"]
+    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:3]]
+    assert billed == [(201, key, amount) for key, amount in zip([keys[0], keys[1], keys[3]], amounts, strict=True)]
+    assert [a.json()["status"] for a in answers[:3]] == ["paid"] * 3
+    assert answers[3].status_code == 409, answers[3].text
+    assert "nothing left to bill" in answers[3].json()["detail"]
     assert await invoices_in_stripe(stripe_client, student) == sorted(amounts)
     assert sub is not None
     assert sub.status == "canceled"
@@ -353,25 +355,23 @@ async def test_a_next_semester_continues_the_subscription_and_the_gap_is_not_bil
         )
         await student.handle.signal(SIGNAL_LESSONS_BOOKED, booked)
         await eventually(cancel_at, until=lambda at: at == int(next_end.timestamp()), what="cancel_at moved")
-        later = [await renew(http, student, admin) for _ in range(3)]
+        later = [await renew(http, student, admin) for _ in range(2)]
         history = await student.handle.fetch_history()
 
     keys = student.calendar.keys
     assert [(a.json()["period_key"], a.json()["amount_minor"]) for a in first] == [(keys[0], 7000), (keys[1], PRICE)]
-    # The month between the semesters has no lessons: its invoice is zero (Stripe's anchor stays on the 1st); the
-    # next semester's month is its last one.
-    assert [(a.status_code, a.json()["period_key"], a.json()["amount_minor"]) for a in later[:2]] == [
-        (201, keys[2], 0),
+    # The month between the semesters has no lessons: no invoice; the next semester's month is its last one.
+    assert [(a.status_code, a.json()["period_key"], a.json()["amount_minor"]) for a in later[:1]] == [
         (201, keys[3], 7000),
     ]
-    assert later[2].status_code == 409
+    assert later[1].status_code == 409
     assert (
         await count(
             sessions, Subscription, col(Subscription.billing_account_id) == student.subscription.billing_account_id
         )
         == 1
     )
-    assert await invoices_in_stripe(stripe_client, student) == [0, 7000, 7000, PRICE]
+    assert await invoices_in_stripe(stripe_client, student) == [7000, 7000, PRICE]
     await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
 
 
@@ -607,3 +607,106 @@ async def test_a_period_invoice_finalized_before_billing_saw_it_is_recorded_at_w
     assert (billed["stripe_invoice_id"], billed["amount_minor"]) == (created.id, PRICE)
     # One of month A's lessons held costs 3500: the rest of what Stripe charged comes back.
     assert refunds == [PRICE - 3500]
+
+
+async def test_histories_recorded_on_stripes_cycle_before_gap_trials_replay() -> None:
+    # Recorded with the workflow as it was before gaps raised no invoice: a start on Stripe's cycle, two renewals,
+    # the next semester booked, the month between the semesters renewed at zero, and the next semester's month.
+    recorded = (HISTORIES / "billing_stripe_cycle_before_gap_trial.json").read_text()
+    history = WorkflowHistory.from_json("family-billing-recorded", recorded)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+def _period_starts(invoices: list[stripe.Invoice]) -> list[int | None]:
+    """Where each invoice's period starts, as a renewal dates it (None: the subscription's own first invoice)."""
+    stamped = [(i.to_dict().get("metadata") or {}).get("cedar_period_start") for i in invoices]
+    return sorted((int(s) if s else None for s in stamped), key=lambda s: s or 0)
+
+
+async def test_a_returning_students_gap_month_raises_no_invoice(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+    auth_headers: Callable[..., Any],
+) -> None:
+    tz = settings.timezone
+    now = datetime.now(UTC)
+    this_month = now.astimezone(tz).date().replace(day=1)
+    gap_month, next_month = _month(this_month, 1), _month(this_month, 2)
+    # The semester's last lesson ends a few seconds from now; the next semester's lessons are in the month after
+    # next: the month between them holds none.
+    last_ends = now + timedelta(seconds=10)
+    resumes = local_to_utc(next_month, time(0), tz)
+    spring = [local_to_utc(next_month.replace(day=d), time(16), tz) for d in (5, 12)]
+    async with billing_worker():
+        admin = await auth_headers(Role.admin)
+        family = await make_family(sessions)
+        method = await card(stripe_client)
+        enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
+        async with transaction(sessions) as session:
+            session.add(
+                Lesson(
+                    kind="regular",
+                    teacher_id=family.teacher_id,
+                    student_id=family.student_ids[0],
+                    enrollment_id=enrollment_id,
+                    starts_at=now - timedelta(minutes=1),
+                    ends_at=last_ends,
+                )
+            )
+        await book(sessions, family, enrollment_id, spring)
+        message = started_message(
+            family, enrollment_id, family.student_ids[0], method, first_regular_lesson_at=now - timedelta(minutes=1)
+        )
+        handle = await start_student(temporal_client, settings, message)
+
+        async def subscribed() -> Subscription | None:
+            async with sessions() as session:
+                return await session.scalar(
+                    select(Subscription).where(col(Subscription.enrollment_id) == enrollment_id)
+                )
+
+        sub = await eventually(subscribed, what="subscription")
+        assert sub.stripe_subscription_id is not None
+        stripe_sub = sub.stripe_subscription_id
+
+        async def in_stripe() -> dict[str, Any]:
+            return (await stripe_client.v1.subscriptions.retrieve_async(stripe_sub)).to_dict()
+
+        before = await in_stripe()
+        assert datetime.now(UTC) < last_ends, "the start took longer than the lesson's remaining seconds"
+        # While the lesson lasts, billing runs; once it has ended, Stripe is told a trial until the next semester's
+        # month begins, without proration.
+        paused = await eventually(
+            in_stripe, until=lambda found: found.get("trial_end") == int(resumes.timestamp()), what="the gap's trial"
+        )
+        assert datetime.now(UTC) >= last_ends
+        student = Student(family, enrollment_id, sub, handle, Calendar([], []))
+        answers = [await renew(http, student, admin) for _ in range(3)]
+        invoices = (await stripe_client.v1.invoices.list_async(params={"subscription": stripe_sub, "limit": 100})).data
+        history = await handle.fetch_history()
+
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    assert before.get("trial_end") != int(resumes.timestamp())
+    assert paused["proration_behavior"] == "none"
+    assert paused["cancel_at"] == int((spring[-1] + timedelta(minutes=30)).timestamp())
+    trial_sent = [
+        e
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "stripe_schedule_subscription"
+    ]
+    # Told once at the start (cancel_at), once when the lesson had ended (the trial).
+    assert len(trial_sent) == 2
+    assert trial_sent[1].event_time.ToDatetime(UTC) >= last_ends
+    # This month's lesson, then the next semester's month (its last: two lessons prorated); nothing for the gap.
+    keys = [this_month.strftime("%Y-%m"), next_month.strftime("%Y-%m")]
+    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:2]]
+    assert billed == [(201, keys[0], 3500), (201, keys[1], 7000)]
+    assert answers[2].status_code == 409, answers[2].text
+    gap_start, gap_end = local_to_utc(gap_month, time(0), tz), resumes
+    starts = _period_starts(invoices)
+    assert not [s for s in starts if s is not None and gap_start.timestamp() <= s < gap_end.timestamp()]
+    assert [s for s in starts if s is not None] == [int(now.timestamp()) - 60, int(resumes.timestamp())]
