@@ -82,6 +82,7 @@ from domain.tuition import (
     period_bounds,
     period_instants,
     period_key,
+    period_last_lesson_end,
 )
 from models import (
     BillingAccount,
@@ -463,7 +464,8 @@ class BillingActivities:
     @activity.defn(name="billing_lesson_gap")
     async def lesson_gap_of(self, request: LessonGapRequest) -> LessonGap:
         """The first stretch of whole periods without lessons of the enrollment (its held regular lessons, those
-        ending by ``until`` when given) not over at ``after``: when billing pauses and when it resumes."""
+        ending by ``until`` when given) not over at ``after``: when billing pauses and when it resumes; and when
+        the lesson period in progress at ``after`` has given its last lesson (billing looks again then)."""
         async with self._sessions() as session:
             interval = await session.scalar(
                 select(col(Subscription.interval)).where(col(Subscription.enrollment_id) == request.enrollment_id)
@@ -476,8 +478,13 @@ class BillingActivities:
                 )
             ).all()
         lessons = [(start, end) for start, end in rows if request.until is None or end <= request.until]
-        gap = lesson_gap(lessons, request.after, interval, self._settings.timezone)
-        return LessonGap(begins_at=gap.begins_at, resumes_at=gap.resumes_at) if gap else LessonGap()
+        tz = self._settings.timezone
+        gap = lesson_gap(lessons, request.after, interval, tz)
+        return LessonGap(
+            begins_at=gap.begins_at if gap else None,
+            resumes_at=gap.resumes_at if gap else None,
+            checks_at=period_last_lesson_end(lessons, request.after, interval, tz),
+        )
 
     @activity.defn(name="billing_invoice_payment")
     async def invoice_payment(self, request: InvoicePaymentRef) -> uuid.UUID | None:

@@ -42,6 +42,7 @@ __all__ = [
     "period_bounds",
     "period_instants",
     "period_key",
+    "period_last_lesson_end",
     "unheld_amount",
 ]
 
@@ -139,6 +140,23 @@ def lesson_gap(
         if resumes_at > after:
             return LessonGap(begins_at=ended, resumes_at=resumes_at)
     return None
+
+
+def period_last_lesson_end(
+    lessons: Iterable[tuple[datetime, datetime]], after: datetime, interval: str, tz: ZoneInfo
+) -> datetime | None:
+    """When the lesson period in progress (or next) at ``after`` has given its last lesson: the end of the last of
+    ``lessons`` in the period of the first lesson ending after ``after``. None when no later period holds lessons
+    (after it there is no gap to begin)."""
+    require_aware(after, "after")
+    ahead = sorted((start, end) for start, end in lessons if end > after)
+    if not ahead:
+        return None
+    current = period_bounds(ahead[0][0], interval, tz)
+    in_current = [end for start, end in ahead if period_bounds(start, interval, tz) == current]
+    if len(in_current) == len(ahead):
+        return None
+    return max(in_current)
 
 
 def full_period_lessons(interval: str) -> int:

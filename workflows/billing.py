@@ -599,7 +599,8 @@ class FamilyBillingWorkflow:
     async def _plan_gap(self, sub: SubscriptionState) -> None:
         """The next stretch of whole periods without lessons: begun (its last lesson has ended), Stripe is told a
         trial until the period holding the next lesson starts (no invoice in between, and its cycle restarts on
-        that period's start); ahead, a ``begin_gap`` command waits in the state for its last lesson's end."""
+        that period's start); else a ``begin_gap`` command waits in the state for the current lesson period's last
+        lesson to end (or the gap's, if sooner), when the lessons are read again."""
         key = gap_key(sub.enrollment_id)
         self._unschedule(key)
         after = workflow.now()
@@ -608,18 +609,20 @@ class FamilyBillingWorkflow:
                 BillingActivities.lesson_gap_of,
                 LessonGapRequest(enrollment_id=sub.enrollment_id, after=after, until=sub.lessons_until),
             )
-            if gap.begins_at is None or gap.resumes_at is None:
-                return
-            if gap.begins_at > workflow.now():
-                begin = Command(
-                    kind="begin_gap", payload=BeginGap(enrollment_id=sub.enrollment_id).model_dump(mode="json")
+            now = workflow.now()
+            if gap.begins_at is not None and gap.resumes_at is not None and gap.begins_at <= now:
+                await self._schedule(
+                    ScheduleSubscription(stripe_subscription_id=sub.stripe_subscription_id, trial_end=gap.resumes_at)
                 )
-                self._state.scheduled.append(ScheduledCommand(key=key, due=gap.begins_at, command=begin))
-                return
-            await self._schedule(
-                ScheduleSubscription(stripe_subscription_id=sub.stripe_subscription_id, trial_end=gap.resumes_at)
-            )
-            after = gap.resumes_at
+                after = gap.resumes_at
+                continue
+            # Looked at again after each lesson period's last lesson: a period emptied since (a closure) is seen.
+            due = min((t for t in (gap.begins_at, gap.checks_at) if t is not None and t > now), default=None)
+            if due is not None:
+                payload = BeginGap(enrollment_id=sub.enrollment_id).model_dump(mode="json")
+                begin = Command(kind="begin_gap", payload=payload)
+                self._state.scheduled.append(ScheduledCommand(key=key, due=due, command=begin))
+            return
 
     async def _begin_gap(self, begin: BeginGap) -> None:
         sub = self._state.subscriptions.get(str(begin.enrollment_id))

@@ -536,6 +536,9 @@ class LessonGap(BaseModel):
 
     begins_at: datetime | None = None
     resumes_at: datetime | None = None
+    # When the current lesson period has given its last lesson: billing looks again then, so a period emptied
+    # meanwhile (a closure) raises no invoice either. None: no later period holds lessons.
+    checks_at: datetime | None = None
 
 
 class BeginGap(BaseModel):

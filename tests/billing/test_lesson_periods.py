@@ -19,6 +19,7 @@ import pytest
 import stripe
 from sqlalchemy import select, update
 from sqlmodel import col
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -623,6 +624,49 @@ def _period_starts(invoices: list[stripe.Invoice]) -> list[int | None]:
     return sorted((int(s) if s else None for s in stamped), key=lambda s: s or 0)
 
 
+async def student_ending_a_lesson_soon(
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    ends_at: datetime,
+    later: list[datetime],
+) -> Student:
+    """A monthly piano student whose lesson in progress ends at ``ends_at`` (seconds away), with ``later`` lessons
+    booked, started in billing."""
+    family = await make_family(sessions)
+    method = await card(stripe_client)
+    enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
+    began = ends_at - timedelta(minutes=1)
+    async with transaction(sessions) as session:
+        session.add(
+            Lesson(
+                kind="regular",
+                teacher_id=family.teacher_id,
+                student_id=family.student_ids[0],
+                enrollment_id=enrollment_id,
+                starts_at=began,
+                ends_at=ends_at,
+            )
+        )
+    await book(sessions, family, enrollment_id, later)
+    message = started_message(family, enrollment_id, family.student_ids[0], method, first_regular_lesson_at=began)
+    handle = await start_student(temporal_client, settings, message)
+
+    async def subscribed() -> Subscription | None:
+        async with sessions() as session:
+            return await session.scalar(select(Subscription).where(col(Subscription.enrollment_id) == enrollment_id))
+
+    sub = await eventually(subscribed, what="subscription")
+    return Student(family, enrollment_id, sub, handle, Calendar([], [began, *later]))
+
+
+async def subscription_in_stripe(stripe_client: stripe.StripeClient, student: Student) -> dict[str, Any]:
+    assert student.subscription.stripe_subscription_id is not None
+    found = await stripe_client.v1.subscriptions.retrieve_async(student.subscription.stripe_subscription_id)
+    return found.to_dict()
+
+
 async def test_a_returning_students_gap_month_raises_no_invoice(
     billing_worker: Callable[..., Any],
     sessions: SessionFactory,
@@ -643,38 +687,14 @@ async def test_a_returning_students_gap_month_raises_no_invoice(
     spring = [local_to_utc(next_month.replace(day=d), time(16), tz) for d in (5, 12)]
     async with billing_worker():
         admin = await auth_headers(Role.admin)
-        family = await make_family(sessions)
-        method = await card(stripe_client)
-        enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
-        async with transaction(sessions) as session:
-            session.add(
-                Lesson(
-                    kind="regular",
-                    teacher_id=family.teacher_id,
-                    student_id=family.student_ids[0],
-                    enrollment_id=enrollment_id,
-                    starts_at=now - timedelta(minutes=1),
-                    ends_at=last_ends,
-                )
-            )
-        await book(sessions, family, enrollment_id, spring)
-        message = started_message(
-            family, enrollment_id, family.student_ids[0], method, first_regular_lesson_at=now - timedelta(minutes=1)
+        student = await student_ending_a_lesson_soon(
+            sessions, settings, temporal_client, stripe_client, last_ends, spring
         )
-        handle = await start_student(temporal_client, settings, message)
-
-        async def subscribed() -> Subscription | None:
-            async with sessions() as session:
-                return await session.scalar(
-                    select(Subscription).where(col(Subscription.enrollment_id) == enrollment_id)
-                )
-
-        sub = await eventually(subscribed, what="subscription")
-        assert sub.stripe_subscription_id is not None
-        stripe_sub = sub.stripe_subscription_id
+        stripe_sub, handle = student.subscription.stripe_subscription_id, student.handle
+        assert stripe_sub is not None
 
         async def in_stripe() -> dict[str, Any]:
-            return (await stripe_client.v1.subscriptions.retrieve_async(stripe_sub)).to_dict()
+            return await subscription_in_stripe(stripe_client, student)
 
         before = await in_stripe()
         assert datetime.now(UTC) < last_ends, "the start took longer than the lesson's remaining seconds"
@@ -684,7 +704,6 @@ async def test_a_returning_students_gap_month_raises_no_invoice(
             in_stripe, until=lambda found: found.get("trial_end") == int(resumes.timestamp()), what="the gap's trial"
         )
         assert datetime.now(UTC) >= last_ends
-        student = Student(family, enrollment_id, sub, handle, Calendar([], []))
         answers = [await renew(http, student, admin) for _ in range(3)]
         invoices = (await stripe_client.v1.invoices.list_async(params={"subscription": stripe_sub, "limit": 100})).data
         history = await handle.fetch_history()
@@ -709,4 +728,76 @@ async def test_a_returning_students_gap_month_raises_no_invoice(
     gap_start, gap_end = local_to_utc(gap_month, time(0), tz), resumes
     starts = _period_starts(invoices)
     assert not [s for s in starts if s is not None and gap_start.timestamp() <= s < gap_end.timestamp()]
-    assert [s for s in starts if s is not None] == [int(now.timestamp()) - 60, int(resumes.timestamp())]
+    assert [s for s in starts if s is not None] == [
+        int(student.calendar.starts[0].timestamp()),
+        int(resumes.timestamp()),
+    ]
+
+
+async def test_a_month_closed_after_booking_raises_no_invoice_and_a_stop_cancels_the_pause(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    tz = settings.timezone
+    now = datetime.now(UTC)
+    this_month = now.astimezone(tz).date().replace(day=1)
+    closed_month, open_month = _month(this_month, 1), _month(this_month, 2)
+    later = [local_to_utc(m.replace(day=d), time(16), tz) for m in (closed_month, open_month) for d in (5, 12)]
+    ends_at = now + timedelta(seconds=10)
+    async with billing_worker():
+        # Lessons in three months running: no gap when billing starts.
+        closing = await student_ending_a_lesson_soon(sessions, settings, temporal_client, stripe_client, ends_at, later)
+        # A second family, the same lessons; this student stops before the lesson ends.
+        stopping = await student_ending_a_lesson_soon(
+            sessions, settings, temporal_client, stripe_client, ends_at, later
+        )
+        # The next month is closed for both (its lessons cancelled) while this month's lesson is still going on.
+        async with transaction(sessions) as session:
+            await session.execute(
+                update(Lesson)
+                .where(
+                    col(Lesson.enrollment_id).in_([closing.enrollment_id, stopping.enrollment_id]),
+                    col(Lesson.starts_at).in_(later[:2]),
+                )
+                .values(status="cancelled")
+            )
+        stopped = StudentStopped(
+            enrollment_id=stopping.enrollment_id,
+            parent_id=stopping.family.parent_id,
+            student_id=stopping.family.student_ids[0],
+            reason="moving away",
+            last_lesson_ends_at=ends_at,
+        )
+        await stopping.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+        assert datetime.now(UTC) < ends_at, "the starts took longer than the lesson's remaining seconds"
+        resumes = int(local_to_utc(open_month, time(0), tz).timestamp())
+
+        async def paused() -> dict[str, Any]:
+            return await subscription_in_stripe(stripe_client, closing)
+
+        # Once this month's last lesson has ended, billing reads the lessons again: the closed month is a gap.
+        found = await eventually(
+            paused, until=lambda sub: sub.get("trial_end") == resumes, what="the closed month's trial"
+        )
+        # The stopped student's pause was cancelled with the stop: Stripe only ends the subscription after the lesson.
+        after_stop = await subscription_in_stripe(stripe_client, stopping)
+        stopping_history = await stopping.handle.fetch_history()
+        closing_history = await closing.handle.fetch_history()
+
+    assert found["proration_behavior"] == "none"
+    assert after_stop.get("trial_end") != resumes
+    assert after_stop["cancel_at"] == int(ends_at.timestamp())
+    # The server fires a timer when it is due, whatever the worker does: the stop left none to fire.
+    assert _timers_fired(closing_history) == 1
+    assert _timers_fired(stopping_history) == 0
+    for history in (closing_history, stopping_history):
+        await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+
+
+def _timers_fired(history: WorkflowHistory) -> int:
+    return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED)

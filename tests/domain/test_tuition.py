@@ -16,6 +16,7 @@ from domain.tuition import (
     period_bounds,
     period_instants,
     period_key,
+    period_last_lesson_end,
     unheld_amount,
 )
 
@@ -84,6 +85,20 @@ def test_a_gap_pauses_billing_from_the_last_lesson_before_it_to_the_next_lessons
     assert lesson_gap(with_ends(weekly(date(2026, 9, 1), 10)), fall[0], "month", TZ) is None
     assert lesson_gap(with_ends([fall[0], fall[0] + timedelta(days=45)]), fall[0], "month", TZ) is None
     assert lesson_gap([], fall[0], "month", TZ) is None
+
+
+def test_a_periods_last_lesson_is_when_billing_looks_for_a_gap_again() -> None:
+    lessons = with_ends(weekly(date(2026, 9, 1), 10))  # Tuesdays from 1 September to 3 November
+    end_of = dict(lessons)
+    september = weekly(date(2026, 9, 1), 5)
+    assert period_last_lesson_end(lessons, september[0], "month", TZ) == end_of[september[-1]]
+    # Once September's last lesson has ended, October's; in November (the last period) there is nothing to look at.
+    assert (
+        period_last_lesson_end(lessons, end_of[september[-1]], "month", TZ) == end_of[weekly(date(2026, 10, 27), 1)[0]]
+    )
+    assert period_last_lesson_end(lessons, local_to_utc(date(2026, 11, 2), time(0), TZ), "month", TZ) is None
+    assert period_last_lesson_end(lessons, september[0], "week", TZ) == end_of[september[0]]
+    assert period_last_lesson_end([], september[0], "month", TZ) is None
 
 
 def test_only_periods_holding_lessons_are_listed() -> None:
