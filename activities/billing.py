@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import String, func, select, update
@@ -37,6 +37,8 @@ from core.contracts.billing import (
     InvoicePeriod,
     InvoicePeriodRequest,
     InvoiceSnapshot,
+    LessonGap,
+    LessonGapRequest,
     LessonPlan,
     LessonPlanRequest,
     NotifyDunning,
@@ -69,15 +71,18 @@ from domain.billing_rules import (
     plan_id,
     sibling_discount_percent,
 )
+from domain.calendar import local_to_utc
 from domain.ledger import EntryKind, LedgerEvent, entries_for, entry_key
 from domain.tuition import (
     cycle_anchor,
     lesson_earnings,
+    lesson_gap,
     lesson_periods,
     period_amounts,
     period_bounds,
     period_instants,
     period_key,
+    period_last_lesson_end,
 )
 from models import (
     BillingAccount,
@@ -443,6 +448,7 @@ class BillingActivities:
         start, _ = period_bounds(request.at, plan.interval, tz)
         starts_at, ends_at = period_instants(request.at, plan.interval, tz)
         held = next((p for p in plan.periods if p.start == start), None)
+        following = next((p for p in plan.periods if p.start >= start), None)
         return InvoicePeriod(
             follows_lessons=plan.follows_lessons,
             key=held.key if held else period_key(request.at, plan.interval, tz),
@@ -451,7 +457,33 @@ class BillingActivities:
             ends_at=ends_at,
             lessons=held.lessons if held else 0,
             amount_minor=held.amount_minor if held else 0,
-            later_lessons=any(p.start >= start for p in plan.periods),
+            later_lessons=following is not None,
+            next_starts_at=local_to_utc(following.start, time(0), tz) if following else None,
+        )
+
+    @activity.defn(name="billing_lesson_gap")
+    async def lesson_gap_of(self, request: LessonGapRequest) -> LessonGap:
+        """The first stretch of whole periods without lessons of the enrollment (its held regular lessons, those
+        ending by ``until`` when given) not over at ``after``: when billing pauses and when it resumes; and when
+        the lesson period in progress at ``after`` has given its last lesson (billing looks again then)."""
+        async with self._sessions() as session:
+            interval = await session.scalar(
+                select(col(Subscription.interval)).where(col(Subscription.enrollment_id) == request.enrollment_id)
+            )
+            if interval is None:
+                raise ApplicationError("no subscription for this enrollment", type="NotFound", non_retryable=True)
+            rows = (
+                await session.execute(
+                    select(col(Lesson.starts_at), col(Lesson.ends_at)).where(*_held_lessons(request.enrollment_id))
+                )
+            ).all()
+        lessons = [(start, end) for start, end in rows if request.until is None or end <= request.until]
+        tz = self._settings.timezone
+        gap = lesson_gap(lessons, request.after, interval, tz)
+        return LessonGap(
+            begins_at=gap.begins_at if gap else None,
+            resumes_at=gap.resumes_at if gap else None,
+            checks_at=period_last_lesson_end(lessons, request.after, interval, tz),
         )
 
     @activity.defn(name="billing_invoice_payment")

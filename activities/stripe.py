@@ -336,6 +336,7 @@ class StripeActivities:
     async def schedule_subscription(self, request: ScheduleSubscription) -> SubscriptionSnapshot:
         """Stripe ends the subscription at the last lesson (``cancel_at``) and bills nothing until the next
         semester's first lesson (``trial_end``), without time-based proration: the tuition rule prices periods.
+        A trial restarts Stripe's cycle at its end, so a ``trial_end`` on a period's start keeps Cedar's periods.
         localstripe stores both and acts on neither (no clock); the development renewal follows the lessons."""
         sub_id = request.stripe_subscription_id
         current = await self._retrieve_subscription(sub_id)
@@ -348,8 +349,8 @@ class StripeActivities:
             params["trial_end"] = int(request.trial_end.timestamp())
         if not params:
             return subscription_snapshot(current, datetime.now(UTC))
-        if not self._localstripe:
-            params["proration_behavior"] = "none"
+        # A trial set now ends the paid period without a credit, and a trial's end bills nothing for the time before.
+        params["proration_behavior"] = "none"
         parts = [sub_id, int(request.cancel_at.timestamp()) if request.cancel_at else "-"]
         parts.append(int(request.trial_end.timestamp()) if request.trial_end else "-")
         result = await self._stripe.v1.subscriptions.update_async(

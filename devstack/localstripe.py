@@ -152,6 +152,25 @@ def _draft_invoices() -> None:
     InvoiceItem._api_create = classmethod(create_item_on)  # type: ignore[assignment,method-assign]
 
 
+def _subscription_updates() -> None:
+    """Stripe takes ``proration_behavior`` on a subscription update (Cedar sends ``none`` with a trial or
+    ``cancel_at``); localstripe refuses the parameter. Accept Stripe's values and keep the last one on the
+    subscription (localstripe's record only: Stripe does not return it), so tests can see what was asked."""
+    from localstripe.errors import UserError
+    from localstripe.resources import Subscription
+
+    original = Subscription._update
+
+    def update(self: Subscription, *args: object, proration_behavior: str | None = None, **kwargs: object) -> None:
+        if proration_behavior is not None and proration_behavior not in ("create_prorations", "none", "always_invoice"):
+            raise UserError(400, "Bad request")
+        original(self, *args, **kwargs)
+        if proration_behavior is not None:
+            self.proration_behavior = proration_behavior
+
+    Subscription._update = update  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.localstripe")
     parser.add_argument("--host", default="127.0.0.1")
@@ -161,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     _persist_to(args.store)
     _one_off_invoices()
     _draft_invoices()
+    _subscription_updates()
 
     from aiohttp import web
     from localstripe.resources import store

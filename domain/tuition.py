@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
@@ -32,17 +33,20 @@ from domain.calendar import local_to_utc, require_aware
 __all__ = [
     "STRETCH_BREAK",
     "TUITION_RULES",
+    "LessonGap",
     "Period",
     "TuitionRule",
     "cycle_anchor",
     "full_period_lessons",
     "lesson_earnings",
+    "lesson_gap",
     "lesson_periods",
     "period_amount",
     "period_amounts",
     "period_bounds",
     "period_instants",
     "period_key",
+    "period_last_lesson_end",
     "unheld_amount",
 ]
 
@@ -124,6 +128,52 @@ def lesson_periods(lesson_starts: Iterable[datetime], interval: str, tz: ZoneInf
         if i == len(starts) - 1 or starts[i + 1] - start > STRETCH_BREAK:
             closing.add(bounds)
     return [Period(s, e, n, (s, e) in opening, (s, e) in closing) for (s, e), n in sorted(counts.items())]
+
+
+@dataclass(frozen=True)
+class LessonGap:
+    """Whole periods without lessons between two lessons: billing pauses from ``begins_at`` (the end of the last
+    lesson before them) until ``resumes_at`` (the start of the period holding the next lesson)."""
+
+    begins_at: datetime
+    resumes_at: datetime
+
+
+def lesson_gap(
+    lessons: Iterable[tuple[datetime, datetime]], after: datetime, interval: str, tz: ZoneInfo
+) -> LessonGap | None:
+    """The first gap of at least one whole period without lessons that is not over at ``after`` (its next lesson's
+    period starts later), among ``lessons`` given as ``(start, end)``; None when there is none."""
+    require_aware(after, "after")
+    ordered = sorted(lessons)
+    ended: datetime | None = None
+    for (start, end), (following, _) in pairwise(ordered):
+        ended = end if ended is None else max(ended, end)
+        before_end = period_bounds(start, interval, tz)[1]
+        next_start = period_bounds(following, interval, tz)[0]
+        if next_start <= before_end:
+            continue  # the next lesson is in the same period or the one right after: no period without lessons
+        resumes_at = local_to_utc(next_start, time(0), tz)
+        if resumes_at > after:
+            return LessonGap(begins_at=ended, resumes_at=resumes_at)
+    return None
+
+
+def period_last_lesson_end(
+    lessons: Iterable[tuple[datetime, datetime]], after: datetime, interval: str, tz: ZoneInfo
+) -> datetime | None:
+    """When the lesson period in progress (or next) at ``after`` has given its last lesson: the end of the last of
+    ``lessons`` in the period of the first lesson ending after ``after``. None when no later period holds lessons
+    (after it there is no gap to begin)."""
+    require_aware(after, "after")
+    ahead = sorted((start, end) for start, end in lessons if end > after)
+    if not ahead:
+        return None
+    current = period_bounds(ahead[0][0], interval, tz)
+    in_current = [end for start, end in ahead if period_bounds(start, interval, tz) == current]
+    if len(in_current) == len(ahead):
+        return None
+    return max(in_current)
 
 
 def full_period_lessons(interval: str) -> int:

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ApplyInvoice,
         AttachCard,
         BalanceView,
+        BeginGap,
         BilledPeriod,
         BillingConfig,
         BillingConfigRequest,
@@ -74,6 +75,8 @@ with workflow.unsafe.imports_passed_through():
         InvoiceSnapshot,
         InvoiceState,
         InvoicesView,
+        LessonGap,
+        LessonGapRequest,
         LessonPlan,
         LessonPlanRequest,
         LessonsBooked,
@@ -90,6 +93,7 @@ with workflow.unsafe.imports_passed_through():
         RenewResult,
         Reply,
         RetryInvoice,
+        ScheduledCommand,
         ScheduleSubscription,
         SendReceipt,
         StripeEventReceived,
@@ -135,6 +139,10 @@ LESSON_PERIODS_PATCH = "lesson-periods"
 # invoice (Stripe's own, or a development renewal's, created as a draft the same way) is brought to the rule's amount
 # while it is a draft and recorded as the period billed. Subscriptions started before keep their way.
 STRIPE_CYCLE_PATCH = "stripe-cycle"
+# No invoice for whole periods without lessons: once the last lesson before them has ended (a timer carried in the
+# state), the subscription is put in a trial until the start of the period holding the next lesson, and development
+# renewals skip such periods. Histories recorded before it replay the zero invoices.
+GAP_TRIAL_PATCH = "gap-trial"
 # The events about an invoice that can tell billing of a period invoice it has not followed yet.
 FOLLOWED_INVOICE_EVENTS = frozenset(
     {"invoice.created", "invoice.updated", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"}
@@ -145,6 +153,11 @@ STOP_REFUND_NAMESPACE = uuid.UUID("0f6b7e52-4a1c-4d7e-8f0b-3c2d9a5e7b14")
 def stop_refund_request_id(enrollment_id: uuid.UUID, period_key: str) -> uuid.UUID:
     """The refund of a period's unheld lessons: the same for every delivery of one enrollment's stop."""
     return uuid.uuid5(STOP_REFUND_NAMESPACE, f"stop:{enrollment_id}:{period_key}")
+
+
+def gap_key(enrollment_id: uuid.UUID) -> str:
+    """The scheduled pause of one enrollment's billing (one at a time: planning again replaces it)."""
+    return f"gap:{enrollment_id}"
 
 
 def registration_fee_request_id(enrollment_id: uuid.UUID) -> uuid.UUID:
@@ -191,7 +204,7 @@ class FamilyBillingWorkflow:
         config: BillingConfig = await self._db(BillingActivities.config, BillingConfigRequest())
         self._run_limit = config.continue_as_new_after_commands
         while True:
-            await workflow.wait_condition(lambda: bool(self._state.pending) or self._history_is_long())
+            await self._wait_for_work()
             if not self._history_is_long():
                 await self._execute(self._state.pending.pop(0))
                 continue
@@ -207,6 +220,24 @@ class FamilyBillingWorkflow:
                 workflow.continue_as_new(
                     FamilyBillingInput(parent_id=request.parent_id, state=self._state.model_dump(mode="json"))
                 )
+
+    async def _wait_for_work(self) -> None:
+        """Until a command is queued or the history is long; a scheduled command is queued once its time comes."""
+        while True:
+            now = workflow.now()
+            due = [s for s in self._state.scheduled if s.due <= now]
+            for scheduled in due:
+                self._state.scheduled.remove(scheduled)
+                self._state.pending.append(scheduled.command)
+            waiting = min((s.due for s in self._state.scheduled), default=None)
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._state.pending) or self._history_is_long(),
+                    timeout=None if waiting is None else waiting - now,
+                )
+                return
+            except TimeoutError:
+                continue
 
     def _history_is_long(self) -> bool:
         # Temporal's suggestion, or the school's own cap (settings.billing_continue_as_new_events).
@@ -309,6 +340,7 @@ class FamilyBillingWorkflow:
             "refund": (RefundRequest, self._refund),
             "renew": (RenewRequest, self._renew),
             "add_charge": (ChargeRequest, self._add_charge),
+            "begin_gap": (BeginGap, self._begin_gap),
         }
         model, handler = handlers[command.kind]
         reply = Reply()
@@ -423,6 +455,8 @@ class FamilyBillingWorkflow:
             if plan.follows_lessons and plan.last_lesson_ends_at is not None:
                 end = ScheduleSubscription(stripe_subscription_id=sub.id, cancel_at=plan.last_lesson_ends_at)
                 await self._schedule(end)
+                if anchor is not None and workflow.patched(GAP_TRIAL_PATCH):
+                    await self._plan_gap(self._state.subscriptions[str(started.enrollment_id)])
 
     async def _charge_registration_fee(self, started: StudentStarted, quote: Quote) -> None:
         """The school's fee, once per enrollment (a re-delivered start finds it in ``charges``): pending for the
@@ -445,6 +479,7 @@ class FamilyBillingWorkflow:
 
     async def _stop_student(self, stopped: StudentStopped) -> None:
         sub = self._state.subscriptions.get(str(stopped.enrollment_id))
+        self._unschedule(gap_key(stopped.enrollment_id))  # no pause to begin: billing ends after the last lesson
         until = stopped.last_lesson_ends_at
         # Without lessons booked there are no lesson periods to follow: the stop works as before.
         if (
@@ -547,7 +582,7 @@ class FamilyBillingWorkflow:
         now = workflow.now()
         # Lessons still to come before the next semester are billed first; the gap begins after them.
         in_gap = not any(p.end > now.date() and p.start < booked.first_lesson_starts_at.date() for p in plan.periods)
-        # On Cedar's cycle a trial would move Stripe's anchor: the gap's period invoices are brought to zero instead.
+        # On Cedar's cycle a trial must end on a period's start: the gap is planned from the lessons instead.
         await self._schedule(
             ScheduleSubscription(
                 stripe_subscription_id=sub.stripe_subscription_id,
@@ -555,6 +590,44 @@ class FamilyBillingWorkflow:
                 trial_end=booked.first_lesson_starts_at if in_gap and not sub.cycle else None,
             ),
         )
+        if sub.cycle and workflow.patched(GAP_TRIAL_PATCH):
+            await self._plan_gap(sub)
+
+    def _unschedule(self, key: str) -> None:
+        self._state.scheduled = [s for s in self._state.scheduled if s.key != key]
+
+    async def _plan_gap(self, sub: SubscriptionState) -> None:
+        """The next stretch of whole periods without lessons: begun (its last lesson has ended), Stripe is told a
+        trial until the period holding the next lesson starts (no invoice in between, and its cycle restarts on
+        that period's start); else a ``begin_gap`` command waits in the state for the current lesson period's last
+        lesson to end (or the gap's, if sooner), when the lessons are read again."""
+        key = gap_key(sub.enrollment_id)
+        self._unschedule(key)
+        after = workflow.now()
+        while True:
+            gap: LessonGap = await self._db(
+                BillingActivities.lesson_gap_of,
+                LessonGapRequest(enrollment_id=sub.enrollment_id, after=after, until=sub.lessons_until),
+            )
+            now = workflow.now()
+            if gap.begins_at is not None and gap.resumes_at is not None and gap.begins_at <= now:
+                await self._schedule(
+                    ScheduleSubscription(stripe_subscription_id=sub.stripe_subscription_id, trial_end=gap.resumes_at)
+                )
+                after = gap.resumes_at
+                continue
+            # Looked at again after each lesson period's last lesson: a period emptied since (a closure) is seen.
+            due = min((t for t in (gap.begins_at, gap.checks_at) if t is not None and t > now), default=None)
+            if due is not None:
+                payload = BeginGap(enrollment_id=sub.enrollment_id).model_dump(mode="json")
+                begin = Command(kind="begin_gap", payload=payload)
+                self._state.scheduled.append(ScheduledCommand(key=key, due=due, command=begin))
+            return
+
+    async def _begin_gap(self, begin: BeginGap) -> None:
+        sub = self._state.subscriptions.get(str(begin.enrollment_id))
+        if sub is not None and sub.status != "canceled":
+            await self._plan_gap(sub)  # the lessons are read again: a gap moved or filled since is followed
 
     async def _on_event(self, event: StripeEventReceived) -> None:
         ref = EventRef(stripe_event_id=event.stripe_event_id)
@@ -814,6 +887,13 @@ class FamilyBillingWorkflow:
                 BillingActivities.invoice_period,
                 InvoicePeriodRequest(enrollment_id=sub.enrollment_id, at=at, until=sub.lessons_until),
             )
+            if period.lessons == 0 and period.next_starts_at is not None and workflow.patched(GAP_TRIAL_PATCH):
+                # No invoice for periods without lessons (Stripe's trial covers them): the next one holding lessons.
+                at = period.next_starts_at
+                period = await self._db(
+                    BillingActivities.invoice_period,
+                    InvoicePeriodRequest(enrollment_id=sub.enrollment_id, at=at, until=sub.lessons_until),
+                )
         if at is None or period is None or not period.later_lessons:
             await self._cancel_now(sub)
             raise ApplicationError(

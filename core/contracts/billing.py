@@ -520,6 +520,31 @@ class InvoicePeriod(BaseModel):
     amount_minor: int
     # This period or a later one holds lessons (False: nothing is left to bill from here on).
     later_lessons: bool
+    # Where the first period holding lessons from this one on starts (None: none left, or an older answer).
+    next_starts_at: datetime | None = None
+
+
+class LessonGapRequest(BaseModel):
+    enrollment_id: uuid.UUID
+    after: datetime  # the first gap not over at this instant
+    until: datetime | None = None  # as in LessonPlanRequest
+
+
+class LessonGap(BaseModel):
+    """Whole periods without lessons ahead: billing pauses from ``begins_at`` (the end of the last lesson before
+    them) until ``resumes_at`` (the start of the period holding the next lesson). None: no gap ahead."""
+
+    begins_at: datetime | None = None
+    resumes_at: datetime | None = None
+    # When the current lesson period has given its last lesson: billing looks again then, so a period emptied
+    # meanwhile (a closure) raises no invoice either. None: no later period holds lessons.
+    checks_at: datetime | None = None
+
+
+class BeginGap(BaseModel):
+    """A scheduled command: the last lesson before a gap has ended, so billing pauses until the next lessons."""
+
+    enrollment_id: uuid.UUID
 
 
 class LessonPlan(BaseModel):
@@ -590,6 +615,14 @@ class Command(BaseModel):
     reply_to: str | None = None  # an update waiting for the result
 
 
+class ScheduledCommand(BaseModel):
+    """A command the run loop queues once ``due`` has come (a durable timer carried in the state)."""
+
+    key: str  # one per purpose and enrollment: planning again replaces it
+    due: datetime
+    command: Command
+
+
 class Reply(BaseModel):
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -607,6 +640,8 @@ class FamilyBillingState(BaseModel):
     commands_handled: int = 0
     # One-off charges and credits made, by request id: a retried request answers from here, never charges twice.
     charges: dict[str, ChargeResult] = Field(default_factory=dict)
+    # Commands waiting for their time (a gap's pause once its last lesson has ended).
+    scheduled: list[ScheduledCommand] = Field(default_factory=list)
 
 
 class SubscriptionsView(BaseModel):

@@ -1,15 +1,16 @@
 """Billing that follows the lessons: Stripe's cycle is anchored to Cedar's periods, each period invoice is brought
-to the tuition rule's amount while a draft (a prorated first and last month, zero for a month without lessons,
-nothing after the last lesson) by the same handler for Stripe's own invoices and development renewals, a stop gives
-back the unheld lessons once, the stop route closes an enrollment whose workflow is gone, and the ledger's deferred
-revenue is zero once every lesson is given."""
+to the tuition rule's amount while a draft (a prorated first and last month, nothing after the last lesson) by the
+same handler for Stripe's own invoices and development renewals, a month without lessons raises no invoice (a trial
+in Stripe from the last lesson before it, skipped by renewals), a stop gives back the unheld lessons once, the stop
+route closes an enrollment whose workflow is gone, and the ledger's deferred revenue is zero once every lesson is
+given."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 import stripe
 from sqlalchemy import select, update
 from sqlmodel import col
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -168,10 +170,11 @@ async def balances(http: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, 
 @pytest.mark.parametrize(
     ("rule", "amounts"),
     [
-        # A prorated first month (2 of 4 lessons), a full month, the empty month at zero, a prorated last month.
-        ("prorated", [7000, PRICE, 0, 7000]),
-        ("monthly_flat", [PRICE, PRICE, 0, PRICE]),
-        ("per_lesson", [7000, PRICE, 0, 7000]),
+        # A prorated first month (2 of 4 lessons), a full month, (the month without lessons skipped), a prorated
+        # last month.
+        ("prorated", [7000, PRICE, 7000]),
+        ("monthly_flat", [PRICE, PRICE, PRICE]),
+        ("per_lesson", [7000, PRICE, 7000]),
     ],
 )
 async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_the_last_lesson(
@@ -189,7 +192,7 @@ async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_th
     async with billing_worker(build_deps(settings, sessions, temporal_client)):
         admin = await auth_headers(Role.admin)
         student = await student_with_lessons(sessions, settings, temporal_client, stripe_client)
-        answers = [await renew(http, student, admin) for _ in range(5)]
+        answers = [await renew(http, student, admin) for _ in range(4)]
         async with sessions() as session:
             sub = await session.get(Subscription, student.subscription.id, populate_existing=True)
         assert student.subscription.stripe_subscription_id is not None
@@ -198,11 +201,11 @@ async def test_renewals_bill_the_lesson_periods_by_the_rule_and_nothing_after_th
         books = await balances(http, admin)
 
     keys = student.calendar.keys
-    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:4]]
-    assert billed == [(201, key, amount) for key, amount in zip(keys, amounts, strict=True)]
-    assert [a.json()["status"] for a in answers[:4]] == ["paid"] * 4
-    assert answers[4].status_code == 409, answers[4].text
-    assert "nothing left to bill" in answers[4].json()["detail"]
+    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:3]]
+    assert billed == [(201, key, amount) for key, amount in zip([keys[0], keys[1], keys[3]], amounts, strict=True)]
+    assert [a.json()["status"] for a in answers[:3]] == ["paid"] * 3
+    assert answers[3].status_code == 409, answers[3].text
+    assert "nothing left to bill" in answers[3].json()["detail"]
     assert await invoices_in_stripe(stripe_client, student) == sorted(amounts)
     assert sub is not None
     assert sub.status == "canceled"
@@ -353,25 +356,23 @@ async def test_a_next_semester_continues_the_subscription_and_the_gap_is_not_bil
         )
         await student.handle.signal(SIGNAL_LESSONS_BOOKED, booked)
         await eventually(cancel_at, until=lambda at: at == int(next_end.timestamp()), what="cancel_at moved")
-        later = [await renew(http, student, admin) for _ in range(3)]
+        later = [await renew(http, student, admin) for _ in range(2)]
         history = await student.handle.fetch_history()
 
     keys = student.calendar.keys
     assert [(a.json()["period_key"], a.json()["amount_minor"]) for a in first] == [(keys[0], 7000), (keys[1], PRICE)]
-    # The month between the semesters has no lessons: its invoice is zero (Stripe's anchor stays on the 1st); the
-    # next semester's month is its last one.
-    assert [(a.status_code, a.json()["period_key"], a.json()["amount_minor"]) for a in later[:2]] == [
-        (201, keys[2], 0),
+    # The month between the semesters has no lessons: no invoice; the next semester's month is its last one.
+    assert [(a.status_code, a.json()["period_key"], a.json()["amount_minor"]) for a in later[:1]] == [
         (201, keys[3], 7000),
     ]
-    assert later[2].status_code == 409
+    assert later[1].status_code == 409
     assert (
         await count(
             sessions, Subscription, col(Subscription.billing_account_id) == student.subscription.billing_account_id
         )
         == 1
     )
-    assert await invoices_in_stripe(stripe_client, student) == [0, 7000, 7000, PRICE]
+    assert await invoices_in_stripe(stripe_client, student) == [7000, 7000, PRICE]
     await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
 
 
@@ -607,3 +608,195 @@ async def test_a_period_invoice_finalized_before_billing_saw_it_is_recorded_at_w
     assert (billed["stripe_invoice_id"], billed["amount_minor"]) == (created.id, PRICE)
     # One of month A's lessons held costs 3500: the rest of what Stripe charged comes back.
     assert refunds == [PRICE - 3500]
+
+
+async def test_histories_recorded_on_stripes_cycle_before_gap_trials_replay() -> None:
+    # Recorded with the workflow as it was before gaps raised no invoice: a start on Stripe's cycle, two renewals,
+    # the next semester booked, the month between the semesters renewed at zero, and the next semester's month.
+    recorded = (HISTORIES / "billing_stripe_cycle_before_gap_trial.json").read_text()
+    history = WorkflowHistory.from_json("family-billing-recorded", recorded)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+def _period_starts(invoices: list[stripe.Invoice]) -> list[int | None]:
+    """Where each invoice's period starts, as a renewal dates it (None: the subscription's own first invoice)."""
+    stamped = [(i.to_dict().get("metadata") or {}).get("cedar_period_start") for i in invoices]
+    return sorted((int(s) if s else None for s in stamped), key=lambda s: s or 0)
+
+
+async def student_ending_a_lesson_soon(
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    ends_at: datetime,
+    later: list[datetime],
+) -> Student:
+    """A monthly piano student whose lesson in progress ends at ``ends_at`` (seconds away), with ``later`` lessons
+    booked, started in billing."""
+    family = await make_family(sessions)
+    method = await card(stripe_client)
+    enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
+    began = ends_at - timedelta(minutes=1)
+    async with transaction(sessions) as session:
+        session.add(
+            Lesson(
+                kind="regular",
+                teacher_id=family.teacher_id,
+                student_id=family.student_ids[0],
+                enrollment_id=enrollment_id,
+                starts_at=began,
+                ends_at=ends_at,
+            )
+        )
+    await book(sessions, family, enrollment_id, later)
+    message = started_message(family, enrollment_id, family.student_ids[0], method, first_regular_lesson_at=began)
+    handle = await start_student(temporal_client, settings, message)
+
+    async def subscribed() -> Subscription | None:
+        async with sessions() as session:
+            return await session.scalar(select(Subscription).where(col(Subscription.enrollment_id) == enrollment_id))
+
+    sub = await eventually(subscribed, what="subscription")
+    return Student(family, enrollment_id, sub, handle, Calendar([], [began, *later]))
+
+
+async def subscription_in_stripe(stripe_client: stripe.StripeClient, student: Student) -> dict[str, Any]:
+    assert student.subscription.stripe_subscription_id is not None
+    found = await stripe_client.v1.subscriptions.retrieve_async(student.subscription.stripe_subscription_id)
+    return found.to_dict()
+
+
+async def test_a_returning_students_gap_month_raises_no_invoice(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+    auth_headers: Callable[..., Any],
+) -> None:
+    tz = settings.timezone
+    now = datetime.now(UTC)
+    this_month = now.astimezone(tz).date().replace(day=1)
+    gap_month, next_month = _month(this_month, 1), _month(this_month, 2)
+    # The semester's last lesson ends a few seconds from now; the next semester's lessons are in the month after
+    # next: the month between them holds none.
+    last_ends = now + timedelta(seconds=10)
+    resumes = local_to_utc(next_month, time(0), tz)
+    spring = [local_to_utc(next_month.replace(day=d), time(16), tz) for d in (5, 12)]
+    async with billing_worker():
+        admin = await auth_headers(Role.admin)
+        student = await student_ending_a_lesson_soon(
+            sessions, settings, temporal_client, stripe_client, last_ends, spring
+        )
+        stripe_sub, handle = student.subscription.stripe_subscription_id, student.handle
+        assert stripe_sub is not None
+
+        async def in_stripe() -> dict[str, Any]:
+            return await subscription_in_stripe(stripe_client, student)
+
+        before = await in_stripe()
+        assert datetime.now(UTC) < last_ends, "the start took longer than the lesson's remaining seconds"
+        # While the lesson lasts, billing runs; once it has ended, Stripe is told a trial until the next semester's
+        # month begins, without proration.
+        paused = await eventually(
+            in_stripe, until=lambda found: found.get("trial_end") == int(resumes.timestamp()), what="the gap's trial"
+        )
+        assert datetime.now(UTC) >= last_ends
+        answers = [await renew(http, student, admin) for _ in range(3)]
+        invoices = (await stripe_client.v1.invoices.list_async(params={"subscription": stripe_sub, "limit": 100})).data
+        history = await handle.fetch_history()
+
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    assert before.get("trial_end") != int(resumes.timestamp())
+    assert paused["proration_behavior"] == "none"
+    assert paused["cancel_at"] == int((spring[-1] + timedelta(minutes=30)).timestamp())
+    trial_sent = [
+        e
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "stripe_schedule_subscription"
+    ]
+    # Told once at the start (cancel_at), once when the lesson had ended (the trial).
+    assert len(trial_sent) == 2
+    assert trial_sent[1].event_time.ToDatetime(UTC) >= last_ends
+    # This month's lesson, then the next semester's month (its last: two lessons prorated); nothing for the gap.
+    keys = [this_month.strftime("%Y-%m"), next_month.strftime("%Y-%m")]
+    billed = [(a.status_code, a.json().get("period_key"), a.json().get("amount_minor")) for a in answers[:2]]
+    assert billed == [(201, keys[0], 3500), (201, keys[1], 7000)]
+    assert answers[2].status_code == 409, answers[2].text
+    gap_start, gap_end = local_to_utc(gap_month, time(0), tz), resumes
+    starts = _period_starts(invoices)
+    assert not [s for s in starts if s is not None and gap_start.timestamp() <= s < gap_end.timestamp()]
+    # The first lesson had begun when billing started: no trial, so Stripe invoiced at once (its own first invoice,
+    # undated); then this month's renewal and the next semester's month.
+    assert starts == [None, int(student.calendar.starts[0].timestamp()), int(resumes.timestamp())]
+
+
+async def test_a_month_closed_after_booking_raises_no_invoice_and_a_stop_cancels_the_pause(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    settings: Settings,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    tz = settings.timezone
+    now = datetime.now(UTC)
+    this_month = now.astimezone(tz).date().replace(day=1)
+    closed_month, open_month = _month(this_month, 1), _month(this_month, 2)
+    later = [local_to_utc(m.replace(day=d), time(16), tz) for m in (closed_month, open_month) for d in (5, 12)]
+    ends_at = now + timedelta(seconds=10)
+    async with billing_worker():
+        # Lessons in three months running: no gap when billing starts.
+        closing = await student_ending_a_lesson_soon(sessions, settings, temporal_client, stripe_client, ends_at, later)
+        # A second family, the same lessons; this student stops before the lesson ends.
+        stopping = await student_ending_a_lesson_soon(
+            sessions, settings, temporal_client, stripe_client, ends_at, later
+        )
+        # The next month is closed for both (its lessons cancelled) while this month's lesson is still going on.
+        async with transaction(sessions) as session:
+            await session.execute(
+                update(Lesson)
+                .where(
+                    col(Lesson.enrollment_id).in_([closing.enrollment_id, stopping.enrollment_id]),
+                    col(Lesson.starts_at).in_(later[:2]),
+                )
+                .values(status="cancelled")
+            )
+        stopped = StudentStopped(
+            enrollment_id=stopping.enrollment_id,
+            parent_id=stopping.family.parent_id,
+            student_id=stopping.family.student_ids[0],
+            reason="moving away",
+            last_lesson_ends_at=ends_at,
+        )
+        await stopping.handle.signal(SIGNAL_STUDENT_STOPPED, stopped)
+        assert datetime.now(UTC) < ends_at, "the starts took longer than the lesson's remaining seconds"
+        resumes = int(local_to_utc(open_month, time(0), tz).timestamp())
+
+        async def paused() -> dict[str, Any]:
+            return await subscription_in_stripe(stripe_client, closing)
+
+        # Once this month's last lesson has ended, billing reads the lessons again: the closed month is a gap.
+        found = await eventually(
+            paused, until=lambda sub: sub.get("trial_end") == resumes, what="the closed month's trial"
+        )
+        # The stopped student's pause was cancelled with the stop: Stripe only ends the subscription after the lesson.
+        after_stop = await subscription_in_stripe(stripe_client, stopping)
+        stopping_history = await stopping.handle.fetch_history()
+        closing_history = await closing.handle.fetch_history()
+
+    assert found["proration_behavior"] == "none"
+    assert after_stop.get("trial_end") != resumes
+    assert after_stop["cancel_at"] == int(ends_at.timestamp())
+    # The server fires a timer when it is due, whatever the worker does: the stop left none to fire.
+    assert _timers_fired(closing_history) == 1
+    assert _timers_fired(stopping_history) == 0
+    for history in (closing_history, stopping_history):
+        await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+            history
+        )
+
+
+def _timers_fired(history: WorkflowHistory) -> int:
+    return sum(1 for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED)

@@ -5,15 +5,18 @@ import pytest
 
 from domain.calendar import local_to_utc
 from domain.tuition import (
+    LessonGap,
     Period,
     cycle_anchor,
     lesson_earnings,
+    lesson_gap,
     lesson_periods,
     period_amount,
     period_amounts,
     period_bounds,
     period_instants,
     period_key,
+    period_last_lesson_end,
     unheld_amount,
 )
 
@@ -50,6 +53,52 @@ def test_stripe_cycle_is_anchored_at_the_local_midnight_after_the_first_lessons_
     )
     # The anchor's instant belongs to the next period: Stripe's next invoice bills that period.
     assert period_key(cycle_anchor(first, "month", TZ), "month", TZ) == "2026-10"
+
+
+def with_ends(starts: list[datetime]) -> list[tuple[datetime, datetime]]:
+    return [(s, s + timedelta(minutes=30)) for s in starts]
+
+
+def test_a_gap_pauses_billing_from_the_last_lesson_before_it_to_the_next_lessons_period() -> None:
+    fall = weekly(date(2026, 9, 15), 14)  # to 15 December
+    spring = weekly(date(2027, 2, 2), 10)  # January without lessons
+    lessons = with_ends(spring + fall)  # in any order
+    gap = lesson_gap(lessons, fall[0], "month", TZ)
+    assert gap == LessonGap(
+        begins_at=fall[-1] + timedelta(minutes=30), resumes_at=local_to_utc(date(2027, 2, 1), time(0), TZ)
+    )
+    # Not over until the next lessons' period starts; after that, no gap is left.
+    assert lesson_gap(lessons, gap.resumes_at - timedelta(seconds=1), "month", TZ) == gap
+    assert lesson_gap(lessons, gap.resumes_at, "month", TZ) is None
+    # A month without lessons inside a semester (a closed month) is a gap as well; weekly plans count weeks.
+    closed = with_ends(weekly(date(2026, 9, 1), 20, skip=tuple(date(2026, 10, d) for d in (6, 13, 20, 27))))
+    assert lesson_gap(closed, fall[0], "month", TZ) == LessonGap(
+        begins_at=local_to_utc(date(2026, 9, 29), time(16, 30), TZ),
+        resumes_at=local_to_utc(date(2026, 11, 1), time(0), TZ),
+    )
+    one_week_off = with_ends(weekly(date(2026, 9, 1), 4, skip=(date(2026, 9, 15),)))
+    assert lesson_gap(one_week_off, fall[0] - timedelta(days=30), "week", TZ) == LessonGap(
+        begins_at=local_to_utc(date(2026, 9, 8), time(16, 30), TZ),
+        resumes_at=local_to_utc(date(2026, 9, 21), time(0), TZ),
+    )
+    # Lessons in consecutive periods leave no gap, however far apart inside them.
+    assert lesson_gap(with_ends(weekly(date(2026, 9, 1), 10)), fall[0], "month", TZ) is None
+    assert lesson_gap(with_ends([fall[0], fall[0] + timedelta(days=45)]), fall[0], "month", TZ) is None
+    assert lesson_gap([], fall[0], "month", TZ) is None
+
+
+def test_a_periods_last_lesson_is_when_billing_looks_for_a_gap_again() -> None:
+    lessons = with_ends(weekly(date(2026, 9, 1), 10))  # Tuesdays from 1 September to 3 November
+    end_of = dict(lessons)
+    september = weekly(date(2026, 9, 1), 5)
+    assert period_last_lesson_end(lessons, september[0], "month", TZ) == end_of[september[-1]]
+    # Once September's last lesson has ended, October's; in November (the last period) there is nothing to look at.
+    assert (
+        period_last_lesson_end(lessons, end_of[september[-1]], "month", TZ) == end_of[weekly(date(2026, 10, 27), 1)[0]]
+    )
+    assert period_last_lesson_end(lessons, local_to_utc(date(2026, 11, 2), time(0), TZ), "month", TZ) is None
+    assert period_last_lesson_end(lessons, september[0], "week", TZ) == end_of[september[0]]
+    assert period_last_lesson_end([], september[0], "month", TZ) is None
 
 
 def test_only_periods_holding_lessons_are_listed() -> None:
