@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     # the API, requests then win the CPU over background work: a burst of Stripe webhooks is acknowledged while
     # billing works them off. Raising niceness needs no privilege.
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # How long a stopping worker (SIGTERM at a deploy) lets its running activities finish before cancelling them;
+    # it stops polling at once. Keep the orchestrator's termination grace period longer than this.
+    worker_graceful_shutdown: timedelta = timedelta(seconds=30)
+    # Activities (and local activities) one worker runs at once. Empty: the database pool's size, so activities
+    # wait for a slot in Temporal's queue (visible as schedule-to-start latency) rather than for a connection
+    # inside their start-to-close timeout.
+    worker_max_concurrent_activities: int | None = Field(default=None, ge=1)
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
     stripe_api_key: str = DEV_STRIPE_API_KEY
@@ -296,6 +303,10 @@ class Settings(BaseSettings):
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.school_timezone)
+
+    @property
+    def worker_activity_slots(self) -> int:
+        return self.worker_max_concurrent_activities or self.db_pool_size
 
     @property
     def enrollment_queue(self) -> str:

@@ -10,7 +10,9 @@ import dataclasses
 import logging
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -48,6 +50,23 @@ def build_deps(settings: Settings, sessions: SessionFactory, client: Client) -> 
     )
 
 
+class WorkerLimits(TypedDict):
+    max_concurrent_activities: int
+    max_concurrent_local_activities: int
+    graceful_shutdown_timeout: timedelta
+
+
+def worker_limits(settings: Settings) -> WorkerLimits:
+    """What every Worker is built with: activity slots no more than the database pool (most activities hold a
+    connection), and the grace a stopping worker gives its running activities."""
+    slots = settings.worker_activity_slots
+    return WorkerLimits(
+        max_concurrent_activities=slots,
+        max_concurrent_local_activities=slots,
+        graceful_shutdown_timeout=settings.worker_graceful_shutdown,
+    )
+
+
 def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None) -> Worker:
     """A worker with every workflow and activity; tests build one on their own task queue."""
     return Worker(
@@ -58,6 +77,7 @@ def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None
         # Synchronous SDK calls (if any) run here instead of blocking the event loop.
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16),
         workflow_runner=workflow_runner(),
+        **worker_limits(deps.settings),
     )
 
 
@@ -106,11 +126,17 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queues %s at %s", ", ".join(queues), settings.effective_temporal_address)
-    async with contextlib.AsyncExitStack() as workers:
-        for queue in queues:
-            await workers.enter_async_context(build_worker(client, deps, queue))
-        await workers.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
-        await stop.wait()
+    try:
+        async with contextlib.AsyncExitStack() as workers:
+            for queue in queues:
+                await workers.enter_async_context(build_worker(client, deps, queue))
+            await workers.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
+            await stop.wait()
+            # Leaving the stack stops polling at once and gives running activities worker_graceful_shutdown.
+            log.info("worker stopping: running activities have %s to finish", settings.worker_graceful_shutdown)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     await engine.dispose()
 
 
