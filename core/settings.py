@@ -263,6 +263,9 @@ class Settings(BaseSettings):
 
     # --- Temporal Schedules (cron in the school's timezone) ---
     schedule_catchup_window: timedelta = timedelta(days=1)
+    # The longest a scheduled run may take before Temporal times it out, so a stuck run never blocks the next
+    # ones (each schedule skips a firing while its previous run is open).
+    schedule_execution_timeout: timedelta = timedelta(hours=6)
     dunning_sweep_cron: str = "0 9 * * *"
     lesson_reminder_cron: str = "0 17 * * *"
     webhook_catchup_cron: str = "*/15 * * * *"

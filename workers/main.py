@@ -28,7 +28,6 @@ from core.settings import Settings
 from core.stripe import create_stripe_client
 from core.temporal import connect_temporal
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
-from workers.schedules import ensure_schedules
 from workers.stripe_forwarder import StripeEventForwarder
 
 log = logging.getLogger("cedar.worker")
@@ -120,7 +119,6 @@ async def run(settings: Settings) -> None:
     client = await connect_temporal(settings)
     deps = build_deps(settings, create_session_factory(engine), client)
     queues = worker_task_queues(settings)
-    await ensure_schedules(client, settings)  # idempotent: creates or updates every Temporal Schedule
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
