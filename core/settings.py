@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     # wait for a slot in Temporal's queue (visible as schedule-to-start latency) rather than for a connection
     # inside their start-to-close timeout.
     worker_max_concurrent_activities: int | None = Field(default=None, ge=1)
+    # Worker Deployment Versioning (docs/operations.md): this release's build id, empty for unversioned workers.
+    # Set, every worker (the API's included) joins the deployment ``worker_deployment_name`` (empty: the task
+    # queue's name) as this version, and the server hands tasks only to the version made current at deploy.
+    worker_build_id: str = ""
+    worker_deployment_name: str = ""
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
     stripe_api_key: str = DEV_STRIPE_API_KEY

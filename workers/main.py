@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TypedDict
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows as workflows_package
@@ -66,6 +67,23 @@ def worker_limits(settings: Settings) -> WorkerLimits:
     )
 
 
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """This release's version of the worker deployment, when ``worker_build_id`` is set.
+
+    Workflows auto-upgrade: a running workflow moves to the new current version at its next task, so one version
+    serves a queue at a time and a change still needs ``workflow.patched`` (pinning would keep a semester's
+    enrollments on old workers).
+    """
+    if not settings.worker_build_id:
+        return None
+    version = WorkerDeploymentVersion(
+        deployment_name=settings.worker_deployment_name or settings.task_queue, build_id=settings.worker_build_id
+    )
+    return WorkerDeploymentConfig(
+        version=version, use_worker_versioning=True, default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE
+    )
+
+
 def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None) -> Worker:
     """A worker with every workflow and activity; tests build one on their own task queue."""
     return Worker(
@@ -76,6 +94,7 @@ def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None
         # Synchronous SDK calls (if any) run here instead of blocking the event loop.
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16),
         workflow_runner=workflow_runner(),
+        deployment_config=deployment_config(deps.settings),
         **worker_limits(deps.settings),
     )
 
