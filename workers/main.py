@@ -143,14 +143,16 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queues %s at %s", ", ".join(queues), settings.effective_temporal_address)
+    workers = [build_worker(client, deps, queue) for queue in queues]
     try:
-        async with contextlib.AsyncExitStack() as workers:
-            for queue in queues:
-                await workers.enter_async_context(build_worker(client, deps, queue))
-            await workers.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            await stack.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
             await stop.wait()
-            # Leaving the stack stops polling at once and gives running activities worker_graceful_shutdown.
             log.info("worker stopping: running activities have %s to finish", settings.worker_graceful_shutdown)
+            # Together, not one queue after the other: every worker stops polling now and the grace runs once.
+            await asyncio.gather(*(worker.shutdown() for worker in workers))
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
