@@ -102,8 +102,12 @@ def load_index() -> dict[str, dict[str, Any]]:
     return json.loads(INDEX.read_text()) if INDEX.exists() else {}
 
 
-def save(history: WorkflowHistory, workflow_type: str, source: str) -> str | None:
-    """Writes the history as a new case of its workflow type; None when its path is already in the corpus."""
+def save(history: WorkflowHistory, workflow_type: str, source: str, keep: bool = False) -> str | None:
+    """Writes the history as a new case of its workflow type; None when its path is already in the corpus.
+
+    ``keep``: a history from before a patch (its old path), which pruning never deletes: it goes with the patch's
+    old branch, on purpose (docs/operations.md).
+    """
     path = signature(history)
     relative = f"{workflow_type}/{case_name(path)}.json"
     index = load_index()
@@ -115,7 +119,7 @@ def save(history: WorkflowHistory, workflow_type: str, source: str) -> str | Non
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
-    index[relative] = {"recorded_by": source, **path}
+    index[relative] = {"recorded_by": source, **path, **({"keep": True} if keep else {})}
     INDEX.write_text(json.dumps(dict(sorted(index.items())), indent=1) + "\n")
     return relative
 
@@ -153,15 +157,17 @@ def prune() -> list[str]:
     index = load_index()
     for case in index:  # the signature may have learnt something since the case was recorded
         history = WorkflowHistory.from_json(case, (CORPUS / case).read_text())
-        index[case] = {"recorded_by": index[case]["recorded_by"], **signature(history)}
+        kept_on_purpose = {"keep": True} if index[case].get("keep") else {}
+        index[case] = {"recorded_by": index[case]["recorded_by"], **signature(history), **kept_on_purpose}
     by_type: dict[str, list[str]] = {}
     for case in index:
         by_type.setdefault(case.split("/")[0], []).append(case)
     deleted = []
     for cases in by_type.values():
         size = {case: (CORPUS / case).stat().st_size for case in cases}
-        uncovered = set().union(*(features(index[case]) for case in cases))
-        kept: set[str] = set()
+        # An adopted old path covers nothing of the current code's paths: those are chosen among the others.
+        kept = {case for case in cases if index[case].get("keep")}
+        uncovered = set().union(*(features(index[case]) for case in cases if case not in kept))
         while uncovered:
             best = max(
                 (c for c in cases if c not in kept),
@@ -180,11 +186,18 @@ def prune() -> list[str]:
     return deleted
 
 
+USAGE = """usage: python -m tests.replay.recorder prune
+       python -m tests.replay.recorder adopt <workflow type> <history.json>   (an old path, kept)"""
+
 if __name__ == "__main__":
-    # python -m tests.replay.recorder prune: after recording, keep the corpus small.
     import sys
 
-    if sys.argv[1:] != ["prune"]:
-        raise SystemExit("usage: python -m tests.replay.recorder prune")
-    for case in prune():
-        print(f"deleted {case}")
+    match sys.argv[1:]:
+        case ["prune"]:  # after recording: keep the corpus small
+            for case in prune():
+                print(f"deleted {case}")
+        case ["adopt", workflow_type, file]:  # a history exported from production or recorded before a patch
+            recorded = WorkflowHistory.from_json(workflow_type, Path(file).read_text())
+            print(save(recorded, workflow_type, file, keep=True) or "already in the corpus")
+        case _:
+            raise SystemExit(USAGE)
