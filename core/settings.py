@@ -92,6 +92,18 @@ class Settings(BaseSettings):
     # the API, requests then win the CPU over background work: a burst of Stripe webhooks is acknowledged while
     # billing works them off. Raising niceness needs no privilege.
     worker_nice: int = Field(default=10, ge=0, le=19)
+    # How long a stopping worker (SIGTERM at a deploy) lets its running activities finish before cancelling them;
+    # it stops polling at once. Keep the orchestrator's termination grace period longer than this.
+    worker_graceful_shutdown: timedelta = timedelta(seconds=30)
+    # Activities (and local activities) one worker runs at once. Empty: the database pool's size, so activities
+    # wait for a slot in Temporal's queue (visible as schedule-to-start latency) rather than for a connection
+    # inside their start-to-close timeout.
+    worker_max_concurrent_activities: int | None = Field(default=None, ge=1)
+    # Worker Deployment Versioning (docs/operations.md): this release's build id, empty for unversioned workers.
+    # Set, every worker (the API's included) joins the deployment ``worker_deployment_name`` (empty: the task
+    # queue's name) as this version, and the server hands tasks only to the version made current at deploy.
+    worker_build_id: str = ""
+    worker_deployment_name: str = ""
 
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
     stripe_api_key: str = DEV_STRIPE_API_KEY
@@ -256,6 +268,9 @@ class Settings(BaseSettings):
 
     # --- Temporal Schedules (cron in the school's timezone) ---
     schedule_catchup_window: timedelta = timedelta(days=1)
+    # The longest a scheduled run may take before Temporal times it out, so a stuck run never blocks the next
+    # ones (each schedule skips a firing while its previous run is open).
+    schedule_execution_timeout: timedelta = timedelta(hours=6)
     dunning_sweep_cron: str = "0 9 * * *"
     lesson_reminder_cron: str = "0 17 * * *"
     webhook_catchup_cron: str = "*/15 * * * *"
@@ -296,6 +311,10 @@ class Settings(BaseSettings):
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.school_timezone)
+
+    @property
+    def worker_activity_slots(self) -> int:
+        return self.worker_max_concurrent_activities or self.db_pool_size
 
     @property
     def enrollment_queue(self) -> str:

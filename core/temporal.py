@@ -9,6 +9,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
 from core.settings import Settings
@@ -123,6 +124,11 @@ def _read(setting: str, path: Path) -> bytes:
         raise TemporalAccessError(f"{setting}: cannot read {path} ({error.strerror})") from error
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """The one data converter of every client, worker and replayer (the replay corpus included)."""
+    return pydantic_data_converter
+
+
 async def connect_temporal(settings: Settings, address: str | None = None) -> Client:
     access = temporal_access(settings)
     return await Client.connect(
@@ -130,7 +136,7 @@ async def connect_temporal(settings: Settings, address: str | None = None) -> Cl
         namespace=access.namespace,
         tls=access.tls,
         api_key=access.api_key,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
     )
 
 

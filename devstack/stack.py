@@ -181,6 +181,7 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
     if stack.stripe:
         secret = stack.settings.stripe_webhook_secrets[0]
         stack.stripe.register_webhook(f"{stack.api_url}/api/v1/webhooks/stripe", secret)
+    run_step(stack, "schedules", ["-m", "workers.schedules"])  # as a deploy does: once, not at every worker start
     _say("API and worker...")
     python = sys.executable
     s = stack.settings

@@ -31,7 +31,7 @@ from alembic.config import Config
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from api.main import create_app
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
@@ -45,8 +45,9 @@ from devstack.smtp_sink import SmtpSink
 from devstack.temporal import TemporalDevServer
 from models import Role, User
 from scripts.seed_demo import seed_demo, seed_reference_data
-from workers.main import build_deps, build_worker
-from workers.registry import WorkerDeps
+from tests.replay.recorder import record_runs, recording
+from workers.main import build_deps, build_worker, workflow_runner
+from workers.registry import WORKFLOWS, WorkerDeps
 from workers.stripe_forwarder import StripeEventForwarder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +70,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             # an optional extra that is not installed, e.g. schemathesis's Allure reporting
             with contextlib.suppress(ImportError):
                 importlib.import_module(module.name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With CEDAR_RECORD_HISTORIES=1, each test on the stack records its workflows' new paths (tests/replay)."""
+    if recording():
+        for item in items:
+            names = getattr(item, "fixturenames", None)
+            if names is not None and "make_settings" in names:
+                names.append("record_histories")
+
+
+@pytest.fixture
+async def record_histories(
+    make_settings: Callable[..., Settings], temporal_client: Client, request: pytest.FixtureRequest
+) -> AsyncIterator[None]:
+    yield
+    replayer = Replayer(
+        workflows=WORKFLOWS, workflow_runner=workflow_runner(), data_converter=temporal_client.data_converter
+    )
+    for case in await record_runs(temporal_client, make_settings(), replayer, request.node.nodeid):
+        print(f"recorded {case}")
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,13 @@ import dataclasses
 import logging
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
+from typing import TypedDict
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows as workflows_package
@@ -26,7 +29,6 @@ from core.settings import Settings
 from core.stripe import create_stripe_client
 from core.temporal import connect_temporal
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
-from workers.schedules import ensure_schedules
 from workers.stripe_forwarder import StripeEventForwarder
 
 log = logging.getLogger("cedar.worker")
@@ -48,6 +50,40 @@ def build_deps(settings: Settings, sessions: SessionFactory, client: Client) -> 
     )
 
 
+class WorkerLimits(TypedDict):
+    max_concurrent_activities: int
+    max_concurrent_local_activities: int
+    graceful_shutdown_timeout: timedelta
+
+
+def worker_limits(settings: Settings) -> WorkerLimits:
+    """What every Worker is built with: activity slots no more than the database pool (most activities hold a
+    connection), and the grace a stopping worker gives its running activities."""
+    slots = settings.worker_activity_slots
+    return WorkerLimits(
+        max_concurrent_activities=slots,
+        max_concurrent_local_activities=slots,
+        graceful_shutdown_timeout=settings.worker_graceful_shutdown,
+    )
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """This release's version of the worker deployment, when ``worker_build_id`` is set.
+
+    Workflows auto-upgrade: a running workflow moves to the new current version at its next task, so one version
+    serves a queue at a time and a change still needs ``workflow.patched`` (pinning would keep a semester's
+    enrollments on old workers).
+    """
+    if not settings.worker_build_id:
+        return None
+    version = WorkerDeploymentVersion(
+        deployment_name=settings.worker_deployment_name or settings.task_queue, build_id=settings.worker_build_id
+    )
+    return WorkerDeploymentConfig(
+        version=version, use_worker_versioning=True, default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE
+    )
+
+
 def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None) -> Worker:
     """A worker with every workflow and activity; tests build one on their own task queue."""
     return Worker(
@@ -58,6 +94,8 @@ def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None
         # Synchronous SDK calls (if any) run here instead of blocking the event loop.
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=16),
         workflow_runner=workflow_runner(),
+        deployment_config=deployment_config(deps.settings),
+        **worker_limits(deps.settings),
     )
 
 
@@ -100,17 +138,24 @@ async def run(settings: Settings) -> None:
     client = await connect_temporal(settings)
     deps = build_deps(settings, create_session_factory(engine), client)
     queues = worker_task_queues(settings)
-    await ensure_schedules(client, settings)  # idempotent: creates or updates every Temporal Schedule
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queues %s at %s", ", ".join(queues), settings.effective_temporal_address)
-    async with contextlib.AsyncExitStack() as workers:
-        for queue in queues:
-            await workers.enter_async_context(build_worker(client, deps, queue))
-        await workers.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
-        await stop.wait()
+    workers = [build_worker(client, deps, queue) for queue in queues]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for worker in workers:
+                await stack.enter_async_context(worker)
+            await stack.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
+            await stop.wait()
+            log.info("worker stopping: running activities have %s to finish", settings.worker_graceful_shutdown)
+            # Together, not one queue after the other: every worker stops polling now and the grace runs once.
+            await asyncio.gather(*(worker.shutdown() for worker in workers))
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     await engine.dispose()
 
 

@@ -1,13 +1,17 @@
 """Cedar's Temporal Schedules, created or brought in line with the settings idempotently.
 
-Run at every worker start (workers.main.run) and by hand: ``python -m workers.schedules`` (prints each schedule
-id). Times are cron expressions in the school's timezone; a schedule never overlaps itself (SKIP) and catches
-up at most ``settings.schedule_catchup_window`` after an outage, so a long outage does not fire a burst.
+Run once per deploy (the k8s job, ``./cedar run`` at start) and by hand: ``python -m workers.schedules`` (prints
+each schedule id); never at worker start, so scaling workers touches no schedule. An operator's pause (and its
+note) survives the command: only the action, spec and policy are brought in line. Times are cron expressions in
+the school's timezone; a schedule never overlaps itself (SKIP) and catches up at most
+``settings.schedule_catchup_window`` after an outage, so a long outage does not fire a burst. Each run is timed
+out after ``settings.schedule_execution_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -79,6 +83,7 @@ def build_schedule(settings: Settings, job: ScheduledJob) -> Schedule:
             # Temporal appends the fire time, so each run has its own id derived from the schedule's.
             id=schedule_id(settings, job),
             task_queue=settings.task_queue,
+            execution_timeout=settings.schedule_execution_timeout,
         ),
         spec=ScheduleSpec(cron_expressions=[job.cron], time_zone_name=settings.school_timezone),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=settings.schedule_catchup_window),
@@ -86,7 +91,8 @@ def build_schedule(settings: Settings, job: ScheduledJob) -> Schedule:
 
 
 async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
-    """Creates each schedule, or replaces an existing one's action, spec and policy with the settings'."""
+    """Creates each schedule, or replaces an existing one's action, spec and policy with the settings', keeping
+    its state (an operator's pause and note)."""
     ids = []
     for job in scheduled_jobs(settings):
         schedule, sid = build_schedule(settings, job), schedule_id(settings, job)
@@ -95,8 +101,9 @@ async def ensure_schedules(client: Client, settings: Settings) -> list[str]:
             log.info("schedule %s created (%s)", sid, job.cron)
         except ScheduleAlreadyRunningError:
 
-            def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
+            def replace(current: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+                kept = dataclasses.replace(schedule, state=current.description.schedule.state)
+                return ScheduleUpdate(schedule=kept)
 
             await client.get_schedule_handle(sid).update(replace)
             log.info("schedule %s updated (%s)", sid, job.cron)

@@ -28,7 +28,7 @@ REQUIRED_ENV = {
     "ACME_EMAIL": "ops@school.example",
 }
 # Run to completion before what depends on them: no health check needed.
-JOBS = {"temporal-schema", "temporal-setup", "migrate"}
+JOBS = {"temporal-schema", "temporal-setup", "migrate", "schedules"}
 
 
 def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -77,6 +77,8 @@ def test_the_whole_stack_starts_answers_and_stops_on_ctrl_c(tmp_path: Path) -> N
         assert httpx.get(f"{mail}/api/messages", timeout=10).status_code == 200
         pids = [json.loads(p.read_text())["pid"] for p in (tmp_path / "logs").glob("*.pid")]
         assert len(pids) == 6  # postgres, temporal, localstripe, smtp-sink, api, worker
+        # The schedules were created once, by the deploy command, before the worker started.
+        assert "-dunning-sweep" in (tmp_path / "logs" / "schedules.log").read_text()
     finally:
         # No pause first: the stop handler is in place before the first child starts (a start-up step unwinds too).
         run.send_signal(signal.SIGINT)

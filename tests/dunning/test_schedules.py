@@ -1,5 +1,5 @@
-"""Temporal Schedules: created at worker start, idempotent, and their workflows (sweep, reminders) do their work
-once however often they fire."""
+"""Temporal Schedules: created by the deploy command (not at worker start), idempotent, keeping an operator's
+pause, and their workflows (sweep, reminders) do their work once however often they fire."""
 
 from __future__ import annotations
 
@@ -40,11 +40,8 @@ async def _schedule_ids(client: Client, settings: Settings) -> list[str]:
     return sorted([s.id async for s in await client.list_schedules() if s.id.startswith(prefix)])
 
 
-async def test_schedules_exist_after_worker_start_and_upserting_again_duplicates_nothing(
-    make_settings: Callable[..., Settings], temporal_client: Client
-) -> None:
-    settings = make_settings(dunning_sweep_cron="15 8 * * *")
-    expected = sorted(schedule_id(settings, job) for job in scheduled_jobs(settings))
+async def _run_worker_until_polling(settings: Settings) -> None:
+    """Starts the worker process's ``run`` and stops it through its own SIGTERM path once it listens."""
     before = signal.getsignal(signal.SIGTERM)
     worker = asyncio.create_task(run(settings))
     try:
@@ -53,38 +50,55 @@ async def test_schedules_exist_after_worker_start_and_upserting_again_duplicates
             return signal.getsignal(signal.SIGTERM) is not before
 
         await eventually(stop_handler_installed, timeout=20, what="the worker's SIGTERM handler")
-
-        async def listed() -> list[str] | None:
-            ids = await _schedule_ids(temporal_client, settings)
-            return ids if ids == expected else None
-
-        await eventually(listed, timeout=20, what="every schedule")
     finally:
         if signal.getsignal(signal.SIGTERM) is not before:
             os.kill(os.getpid(), signal.SIGTERM)  # the worker's own stop path
-            await asyncio.wait_for(worker, 30)
+            await asyncio.wait_for(worker, 60)
         else:  # never got that far: do not let SIGTERM's default end the test run
             worker.cancel()
 
-    changed = make_settings(dunning_sweep_cron="45 7 * * *")
-    await ensure_schedules(temporal_client, changed)
-    await ensure_schedules(temporal_client, changed)
 
-    async def visible() -> list[str] | None:  # listing is eventually consistent
-        ids = await _schedule_ids(temporal_client, settings)
-        return ids if ids == expected else None
+async def test_the_deploy_command_upserts_schedules_and_keeps_an_operators_pause(
+    make_settings: Callable[..., Settings], temporal_client: Client
+) -> None:
+    settings = make_settings(dunning_sweep_cron="15 8 * * *", schedule_execution_timeout=timedelta(minutes=50))
+    expected = sorted(schedule_id(settings, job) for job in scheduled_jobs(settings))
+    await _run_worker_until_polling(settings)
+    assert await _schedule_ids(temporal_client, settings) == []  # a worker start creates no schedule
 
-    assert len(await eventually(visible, timeout=10, what="no duplicate schedules")) == len(scheduled_jobs(settings))
-    sweep = await temporal_client.get_schedule_handle(schedule_id(settings, "dunning-sweep")).describe()
-    [calendar] = sweep.schedule.spec.calendars  # the server keeps a cron as a calendar
-    assert ([r.start for r in calendar.hour], [r.start for r in calendar.minute]) == ([7], [45])  # updated
-    assert sweep.schedule.spec.time_zone_name == "America/Vancouver"
-    assert sweep.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
-    assert sweep.schedule.policy.catchup_window == timedelta(days=1)
-    assert isinstance(sweep.schedule.action, ScheduleActionStartWorkflow)
-    assert sweep.schedule.action.workflow == DUNNING_SWEEP_WORKFLOW
-    for sid in expected:
-        await temporal_client.get_schedule_handle(sid).delete()
+    assert sorted(await ensure_schedules(temporal_client, settings)) == expected
+    sweep = temporal_client.get_schedule_handle(schedule_id(settings, "dunning-sweep"))
+    try:
+        await sweep.pause(note="card processor incident")
+        changed = make_settings(dunning_sweep_cron="45 7 * * *", schedule_execution_timeout=timedelta(minutes=50))
+        await ensure_schedules(temporal_client, changed)  # the next deploy
+        await ensure_schedules(temporal_client, changed)
+        await _run_worker_until_polling(changed)  # and a worker restart
+
+        async def visible() -> list[str] | None:  # listing is eventually consistent
+            ids = await _schedule_ids(temporal_client, settings)
+            return ids if ids == expected else None
+
+        assert len(await eventually(visible, timeout=10, what="no duplicate schedules")) == len(expected)
+        described = await sweep.describe()
+        assert described.schedule.state.paused
+        assert described.schedule.state.note == "card processor incident"
+        [calendar] = described.schedule.spec.calendars  # the server keeps a cron as a calendar
+        assert ([r.start for r in calendar.hour], [r.start for r in calendar.minute]) == ([7], [45])  # updated
+        assert described.schedule.spec.time_zone_name == "America/Vancouver"
+        assert described.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+        assert described.schedule.policy.catchup_window == timedelta(days=1)
+        for sid in expected:
+            action = (await temporal_client.get_schedule_handle(sid).describe()).schedule.action
+            assert isinstance(action, ScheduleActionStartWorkflow)
+            assert action.execution_timeout == timedelta(minutes=50)
+        assert isinstance(described.schedule.action, ScheduleActionStartWorkflow)
+        assert described.schedule.action.workflow == DUNNING_SWEEP_WORKFLOW
+        unpaused = (await temporal_client.get_schedule_handle(schedule_id(settings, "teacher-pay")).describe()).schedule
+        assert not unpaused.state.paused  # the others stay as they were
+    finally:
+        for sid in expected:
+            await temporal_client.get_schedule_handle(sid).delete()
 
 
 async def _runs_done(handle: ScheduleHandle, count: int) -> bool:
