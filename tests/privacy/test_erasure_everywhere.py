@@ -6,6 +6,7 @@ its age and keeps the rest; a staff-typed dunning reason never reaches the workf
 
 from __future__ import annotations
 
+import concurrent.futures
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,12 +18,14 @@ import pytest
 import stripe
 from sqlalchemy import func, select, text
 from sqlmodel import col
+from temporalio import workflow
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
 
 from core.audit import record_audit
+from core.contracts.billing import FAMILY_BILLING_WORKFLOW
 from core.contracts.dunning import AdminAction
 from core.contracts.erasure import ErasureReport, erasure_workflow_id
 from core.contracts.retention import RETENTION_WORKFLOW, RetentionReport, RetentionRequest
@@ -47,14 +50,26 @@ from models import (
     Teacher,
     User,
 )
-from tests.dunning.conftest import DunningKit, Family, dunning_worker, failure
+from tests.dunning.conftest import DunningKit, Family, StandInBillingWorkflow, dunning_worker, failure
 from tests.waiting import eventually
 from workers.main import build_deps, workflow_runner
-from workers.registry import WORKFLOWS
+from workers.registry import WORKFLOWS, activity_functions
 from workflows.dunning import FamilyDunningWorkflow
 from workflows.erasure import FamilyErasureWorkflow
 
 API = "/api/v1"
+STAND_IN_ENROLLMENT = "ErasureTestEnrollmentWorkflow"
+
+
+@workflow.defn(name=STAND_IN_ENROLLMENT, sandboxed=False)
+class StandInEnrollmentWorkflow:
+    """Runs under the enrollment row's workflow id until something closes it (the erasure must)."""
+
+    @workflow.run
+    async def run(self, enrollment_id: str) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
 STAFF_REASON = "Wilhelmina phoned: she lost her job, call back on the mobile"
 
 
@@ -324,11 +339,28 @@ async def kit(settings: Settings, temporal_client: Client, sessions: SessionFact
     deps = build_deps(settings, sessions, temporal_client)
     who = new_identity()
     family = await make_erasable_family(sessions, deps.stripe, who)
-    async with dunning_worker(temporal_client, deps):
+    # The real workflows, with stand-ins for billing (as dunning's tests run it) and for an enrollment's workflow.
+    real = [wf for wf in WORKFLOWS if getattr(wf, "__temporal_workflow_definition").name != FAMILY_BILLING_WORKFLOW]
+    worker = Worker(
+        temporal_client,
+        task_queue=settings.task_queue,
+        workflows=[*real, StandInBillingWorkflow, StandInEnrollmentWorkflow],
+        activities=activity_functions(deps),
+        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=8),
+        workflow_runner=workflow_runner(),
+    )
+    async with worker:
         kit = DunningKit(temporal_client, settings, family)
         kit.who = who  # type: ignore[attr-defined]
         kit.stripe = deps.stripe  # type: ignore[attr-defined]
         await kit.start_billing()
+        async with sessions() as session:
+            enrollment = await session.get(Enrollment, family.enrollment_id)
+        assert enrollment is not None
+        kit.enrollment_workflow_id = enrollment.workflow_id  # type: ignore[attr-defined]
+        await temporal_client.start_workflow(
+            STAND_IN_ENROLLMENT, str(family.enrollment_id), id=enrollment.workflow_id, task_queue=settings.task_queue
+        )
         yield kit
 
 
@@ -360,6 +392,9 @@ async def test_erasure_reaches_every_copy_and_changes_nothing_the_second_time(
     assert [e["detail"] for e in view["timeline"] if e["kind"] == "paused"] == [STAFF_REASON]
     dunning_history = await history_bytes(temporal_client, dunning_workflow_id(family.parent_id))
     assert STAFF_REASON.encode() not in dunning_history
+    async with sessions() as session:
+        note = await session.scalar(select(col(AuditLog.id)).where(col(AuditLog.action) == "dunning.pause"))
+    assert str(note).encode() in dunning_history  # the history carries the reference, and the search sees it
     # The new path (a note id instead of the text) replays.
     replayer = Replayer(
         workflows=[FamilyDunningWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
@@ -382,7 +417,7 @@ async def test_erasure_reaches_every_copy_and_changes_nothing_the_second_time(
         "remove_login",
         "destroy_payload_keys",
     ]
-    assert steps["close_workflows"].count == 2  # dunning, then billing
+    assert steps["close_workflows"].count == 3  # the enrollment's, dunning, then billing
     assert steps["redact_audit"].count == 3  # the parent's, the student's and the pause's snapshots
     assert steps["redact_webhooks"].count == 2
     assert steps["delete_stripe_customer"].count == 1
@@ -394,15 +429,26 @@ async def test_erasure_reaches_every_copy_and_changes_nothing_the_second_time(
 
     # No table holds the family's names, email, phone or birth date; no history does either.
     assert await text_hits(sessions, who.needles()) == []
-    for workflow_id in (
+    enrollment_workflow: str = kit.enrollment_workflow_id  # type: ignore[attr-defined]
+    family_workflows = (
+        enrollment_workflow,
         dunning_workflow_id(family.parent_id),
         billing_workflow_id(family.parent_id),
-        erasure_workflow_id(family.parent_id),
-    ):
+    )
+    for workflow_id in (*family_workflows, erasure_workflow_id(family.parent_id)):
         raw = await history_bytes(temporal_client, workflow_id)
+        assert str(family.parent_id).encode() in raw or str(family.enrollment_id).encode() in raw  # the search sees
         assert [n for n in who.needles() if n.encode() in raw] == [], workflow_id
         assert b"Wilhelmina" not in raw
-    for workflow_id in (dunning_workflow_id(family.parent_id), billing_workflow_id(family.parent_id)):
+    # The erasure's own history replays.
+    erasure_history = await temporal_client.get_workflow_handle(erasure_workflow_id(family.parent_id)).fetch_history()
+    erasure_replayer = Replayer(
+        workflows=[FamilyErasureWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+    )
+    assert (
+        await erasure_replayer.replay_workflow(erasure_history, raise_on_replay_failure=False)
+    ).replay_failure is None
+    for workflow_id in family_workflows:
         described = await temporal_client.get_workflow_handle(workflow_id).describe()
         assert described.status is not None
         assert described.status.name == "TERMINATED"
