@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from temporalio import activity
 from temporalio.api.namespace.v1 import NamespaceConfig
-from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, UpdateNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -225,12 +225,20 @@ class ErasureActivities:
         retention = self._settings.temporal_namespace_retention
         if retention is None:
             return ""
-        namespace = self._temporal.namespace
+        namespace, service = self._temporal.namespace, self._temporal.workflow_service
+        described = await service.describe_namespace(DescribeNamespaceRequest(namespace=namespace))
+        if described.config.workflow_execution_retention_ttl.ToTimedelta() == retention:
+            return f"{namespace}: {retention} (unchanged)"
         config = NamespaceConfig()
         config.workflow_execution_retention_ttl.FromTimedelta(retention)
-        await self._temporal.workflow_service.update_namespace(
-            UpdateNamespaceRequest(namespace=namespace, config=config)
-        )
+        try:
+            await service.update_namespace(UpdateNamespaceRequest(namespace=namespace, config=config))
+        except RPCError as error:
+            # Temporal Cloud sets retention in its own console or API, not through a worker's credentials.
+            if error.status not in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
+                raise
+            activity.logger.warning("the namespace's retention cannot be set from here: %s", error.message)
+            return f"{namespace}: not permitted (set it where the namespace is managed)"
         return f"{namespace}: {retention}"
 
 
