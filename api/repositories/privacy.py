@@ -18,7 +18,7 @@ from sqlmodel import SQLModel, col
 from api.errors import Conflict, NotFound
 from api.repositories.accounts import deactivate_account
 from core.identity import IdentityService
-from core.temporal import dunning_workflow_id
+from core.temporal import dunning_workflow_id, makeup_credit_workflow_id
 from domain.enrollment_rules import CLOSED_STATES, EnrollmentState
 from domain.privacy import REDACTED, is_redacted, redact_event_payload, redact_snapshot
 from models import (
@@ -165,7 +165,7 @@ LEGAL_HOLD_ACTIONS = ("erase", "erase.requested")
 
 async def family_workflow_ids(session: AsyncSession, parent_id: uuid.UUID) -> list[str]:
     """Every workflow id the family's rows name: enrollments, re-enrollment offers, make-up credits, dunning, then
-    billing last (the others signal billing while they close)."""
+    billing last (the others signal billing while they run)."""
     enrollments = await _all(
         session,
         select(col(Enrollment.workflow_id))
@@ -175,8 +175,9 @@ async def family_workflow_ids(session: AsyncSession, parent_id: uuid.UUID) -> li
     offers = await _all(
         session, select(col(ReenrollmentOffer.workflow_id)).where(col(ReenrollmentOffer.parent_id) == parent_id)
     )
+    credits = await _all(session, select(col(MakeupCredit.id)).where(col(MakeupCredit.parent_id) == parent_id))
     account = await session.scalar(select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id))
-    ids = [*enrollments, *offers, dunning_workflow_id(parent_id)]
+    ids = [*enrollments, *offers, *map(makeup_credit_workflow_id, credits), dunning_workflow_id(parent_id)]
     if account is not None:
         ids.append(account.workflow_id)
     return list(dict.fromkeys(ids))
