@@ -56,6 +56,7 @@ from workers.main import build_deps, workflow_runner
 from workers.registry import WORKFLOWS, activity_functions
 from workflows.dunning import FamilyDunningWorkflow
 from workflows.erasure import FamilyErasureWorkflow
+from workflows.retention import RetentionWorkflow
 
 API = "/api/v1"
 STAND_IN_ENROLLMENT = "ErasureTestEnrollmentWorkflow"
@@ -559,14 +560,20 @@ async def test_retention_removes_what_is_past_its_age_and_keeps_the_rest(
                     received_at=when,
                 )
             )
+    retention_id = f"retention-{uuid.uuid4()}"
     async with dunning_worker(temporal_client, deps):
         result = await temporal_client.execute_workflow(
             RETENTION_WORKFLOW,
             RetentionRequest(),
-            id=f"retention-{uuid.uuid4()}",
+            id=retention_id,
             task_queue=settings.task_queue,
             result_type=RetentionReport,
         )
+    replayer = Replayer(
+        workflows=[RetentionWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+    )
+    history = await temporal_client.get_workflow_handle(retention_id).fetch_history()
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
     assert result.families_erased == 1
     assert result.audit_rows_deleted >= 1
     assert result.webhook_payloads_blanked >= 1
@@ -590,5 +597,4 @@ async def test_retention_removes_what_is_past_its_age_and_keeps_the_rest(
         DescribeNamespaceRequest(namespace=temporal_client.namespace)
     )
     assert namespace.config.workflow_execution_retention_ttl.ToTimedelta() == settings.temporal_namespace_retention
-    assert WORKFLOWS  # the registry carries both workflows (the worker above ran them)
-    assert FamilyErasureWorkflow in WORKFLOWS
+    assert {FamilyErasureWorkflow, RetentionWorkflow} <= set(WORKFLOWS)  # what the workers run
