@@ -153,7 +153,9 @@ class ErasureActivities:
         """Destroys the family's payload keys, so its workflow histories (running or closed) can no longer be read."""
         try:
             keys = importlib.import_module(PAYLOAD_KEYS_MODULE)
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as error:
+            if error.name != PAYLOAD_KEYS_MODULE:  # the module is there but something it needs is not
+                raise
             return StepResult(step=STEP_DESTROY_PAYLOAD_KEYS, where="payload_keys", note="no payload keys")
         async with transaction(self._sessions) as session:
             destroyed = int(await keys.destroy_family_keys(session, family.parent_id))
