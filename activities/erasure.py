@@ -109,8 +109,10 @@ class ErasureActivities:
                 closed += 1
             await session.flush()
             counts = await repository.erase_family(session, self._identity, family.parent_id)
-        note = ", ".join(f"{kind} {count}" for kind, count in {"enrollments_closed": closed, **counts}.items())
-        return StepResult(step=STEP_BLANK_ROWS, where="database", count=sum(counts.values()) + closed, note=note)
+            counts["free_text"] = await repository.blank_family_free_text(session, family.parent_id)
+        counts = {"enrollments_closed": closed, **counts}
+        note = ", ".join(f"{kind} {count}" for kind, count in counts.items())
+        return StepResult(step=STEP_BLANK_ROWS, where="database", count=sum(counts.values()), note=note)
 
     @activity.defn(name="erasure_redact_audit")
     async def redact_audit(self, family: FamilyRef) -> StepResult:

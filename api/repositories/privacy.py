@@ -24,6 +24,7 @@ from domain.privacy import REDACTED, is_redacted, redact_event_payload, redact_s
 from models import (
     AuditLog,
     BillingAccount,
+    CalendarFeed,
     Communication,
     Consent,
     Enrollment,
@@ -203,6 +204,31 @@ async def family_entity_ids(session: AsyncSession, parent_id: uuid.UUID) -> list
     ):
         ids.extend(await _all(session, statement))
     return [str(i) for i in ids]
+
+
+async def blank_family_free_text(session: AsyncSession, parent_id: uuid.UUID) -> int:
+    """Blanks what people typed or wrote about the family outside its personal fields (lesson notes, make-up
+    reasons, email subjects and errors) and revokes its calendar feed; how many rows changed."""
+    now = datetime.now(UTC)
+    students = select(col(Student.id)).where(col(Student.parent_id) == parent_id)
+    changed = 0
+    for statement in (
+        update(Lesson).where(col(Lesson.student_id).in_(students), col(Lesson.notes) != "").values(notes=""),
+        update(MakeupCredit)
+        .where(col(MakeupCredit.parent_id) == parent_id, col(MakeupCredit.reason) != "")
+        .values(reason=""),
+        update(Communication)
+        .where(
+            col(Communication.parent_id) == parent_id,
+            or_(col(Communication.subject) != "", col(Communication.error).is_not(None)),
+        )
+        .values(subject="", error=None),
+        update(CalendarFeed)
+        .where(col(CalendarFeed.parent_id) == parent_id, col(CalendarFeed.revoked_at).is_(None))
+        .values(revoked_at=now),
+    ):
+        changed += cast(CursorResult[Any], await session.execute(statement)).rowcount
+    return changed
 
 
 async def redact_family_audit(session: AsyncSession, parent_id: uuid.UUID) -> int:
