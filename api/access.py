@@ -10,6 +10,7 @@ ROUTE_ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/privacy/export"): frozenset({"parent"}),
     ("GET", "/api/v1/parents/{parent_id}/export"): frozenset({"admin"}),
     ("POST", "/api/v1/parents/{parent_id}/erasure"): frozenset({"admin"}),
+    ("GET", "/api/v1/parents/{parent_id}/erasure"): frozenset({"admin"}),
 }
 
 # --- The school's API (students, parents, teachers) ---

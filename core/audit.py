@@ -21,17 +21,18 @@ async def record_audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     request_id: str | None = None,
-) -> None:
-    """Adds an audit row to the caller's transaction, so it commits (or not) with the change it describes."""
-    session.add(
-        AuditLog(
-            actor_user_id=actor_user_id,
-            actor_role=actor_role,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id) if entity_id is not None else None,
-            before=before,
-            after=after,
-            request_id=request_id,
-        )
+) -> uuid.UUID:
+    """Adds an audit row to the caller's transaction, so it commits (or not) with the change it describes; its id
+    (a workflow given a staff note keeps this reference, never the text)."""
+    row = AuditLog(
+        actor_user_id=actor_user_id,
+        actor_role=actor_role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id) if entity_id is not None else None,
+        before=before,
+        after=after,
+        request_id=request_id,
     )
+    session.add(row)
+    return row.id

@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -120,6 +120,11 @@ class IdentityService(IdentityProvider, Protocol):
         """``user.email`` changed: the provider signs the account in under the new address."""
         ...
 
+    async def account_deleted(self, session: AsyncSession, user: User) -> bool:
+        """``user``'s family is erased: the provider forgets the account (the ``users`` row stays, anonymized,
+        for the ids that point at it). True when something was removed, False when it was gone already."""
+        ...
+
 
 def create_identity_service(settings: Settings) -> IdentityService:
     if settings.supabase_url:
@@ -144,6 +149,17 @@ async def upsert_local_user(
     existing = await session.scalar(select(col(User.id)).where(col(User.email) == email))
     assert existing is not None
     return Account(existing, email, created=False)
+
+
+async def anonymize_local_user(session: AsyncSession, user: User) -> bool:
+    """The ``users`` row of an erased account: no address, password, provider id, session or link left."""
+    erased_email = user.email if user.email.endswith("@erased.invalid") else f"erased-{user.id}@erased.invalid"
+    changed = (user.email, user.password_hash, user.external_id, user.is_active) != (erased_email, None, None, False)
+    user.email, user.password_hash, user.external_id, user.is_active = erased_email, None, None, False
+    tokens = await session.execute(delete(RefreshToken).where(col(RefreshToken.user_id) == user.id))
+    links = await session.execute(delete(OneTimeToken).where(col(OneTimeToken.user_id) == user.id))
+    removed = cast(CursorResult[Any], tokens).rowcount + cast(CursorResult[Any], links).rowcount
+    return changed or removed > 0
 
 
 # --- lockout, shared by both adapters (the counters live on our users row) ---
@@ -308,6 +324,9 @@ class BuiltinIdentityProvider:
 
     async def account_email_changed(self, session: AsyncSession, user: User) -> None:
         return None  # the users row is the account
+
+    async def account_deleted(self, session: AsyncSession, user: User) -> bool:
+        return await anonymize_local_user(session, user)
 
     async def _session_for(self, session: AsyncSession, user: User) -> SignedIn:
         issued = await issue_refresh_token(session, self._settings, user.id)

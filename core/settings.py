@@ -280,6 +280,17 @@ class Settings(BaseSettings):
     teacher_pay_cron: str = "0 6 1,16 * *"
     teacher_pay_period: Literal["semi_monthly", "monthly", "weekly"] = "semi_monthly"
 
+    # --- Retention (docs/privacy.md): the nightly RetentionWorkflow applies these ---
+    retention_cron: str = "15 3 * * *"
+    # A family with no live enrollment and no activity for this many years is erased (its money records stay).
+    retention_closed_family_years: int = Field(default=7, ge=1)
+    # Audit rows older than this are deleted, except those about money records and erasures (the legal hold).
+    retention_audit_years: int = Field(default=7, ge=1)
+    # A processed Stripe webhook's payload is blanked after this many days (its id, type and customer id stay).
+    retention_webhook_payload_days: int = Field(default=90, ge=1)
+    # How long Temporal keeps a closed workflow's history (the namespace's retention); None leaves it alone.
+    temporal_namespace_retention: timedelta | None = timedelta(days=30)
+
     # --- Teacher pay and attendance ---
     # The school's rule: a lesson the student missed without an excuse (absent, no-show) is paid to the teacher.
     teacher_pay_forfeited_lessons: bool = True

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from core.contracts.billing import StripeEventReceived
+from domain.privacy import EVENTS_STORED_REDACTED, redact_event_payload
 from models import StripeEventStatus
 
 log = logging.getLogger("cedar.billing.inbox")
@@ -144,6 +145,8 @@ def _row(
 ) -> tuple[uuid.UUID, str, str, str | None, datetime | None, str]:
     """One event's values, in the order of the statement's arrays."""
     payload = json.dumps(event) if body is None else body
+    if received.type in EVENTS_STORED_REDACTED:
+        payload = json.dumps(redact_event_payload(event))
     return uuid.uuid4(), received.stripe_event_id, received.type[:100], customer, _created_at(event), payload
 
 

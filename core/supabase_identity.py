@@ -30,6 +30,7 @@ from core.identity import (
     AuthFailure,
     ResetLink,
     SignedIn,
+    anonymize_local_user,
     find_user_for_login,
     invalid_credentials,
     record_failed_login,
@@ -204,6 +205,19 @@ class SupabaseIdentityProvider:
 
     async def account_email_changed(self, session: AsyncSession, user: User) -> None:
         await self._update_remote(user, {"email": user.email, "email_confirm": True})
+
+    async def account_deleted(self, session: AsyncSession, user: User) -> bool:
+        removed = False
+        if user.external_id is not None:
+            try:
+                await self._client(admin=True).auth.admin.delete_user(user.external_id)
+                removed = True
+            except AuthApiError as exc:
+                if exc.code != "user_not_found":  # a 404 means Supabase forgot it already
+                    raise _unavailable(exc) from exc
+            except AuthError as exc:
+                raise _unavailable(exc) from exc
+        return await anonymize_local_user(session, user) or removed
 
     # --- helpers ---
 

@@ -17,7 +17,7 @@ from models.ledger import JournalEntry, LedgerAccount, Posting
 from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus, Substitution
 from models.makeup import MakeupCredit
 from models.people import Parent, Student
-from models.privacy import AuditLog, Consent, ConsentKind
+from models.privacy import AuditLog, Consent, ConsentKind, ErasureReport
 from models.reenrollment import ReenrollmentOffer
 from models.school import (
     AcademicYear,
@@ -44,6 +44,7 @@ __all__ = [
     "Consent",
     "ConsentKind",
     "Enrollment",
+    "ErasureReport",
     "Instrument",
     "Invoice",
     "JournalEntry",

@@ -47,3 +47,15 @@ class AuditLog(SQLModel, table=True):
     before: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
     after: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
     request_id: str | None = Field(default=None, max_length=64)
+
+
+class ErasureReport(SQLModel, table=True):
+    """What a family's erasure erased, where, and how many of each (ids and counts only, never the data)."""
+
+    __tablename__ = "erasure_reports"
+
+    parent_id: uuid.UUID = Field(primary_key=True, foreign_key="parents.id")
+    workflow_id: str = Field(max_length=100)
+    requested_by: uuid.UUID | None = Field(default=None)
+    steps: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB, nullable=False)
+    completed_at: datetime = created_at_field()

@@ -21,7 +21,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 import workflows as workflows_package
 from core.db import SessionFactory, create_engine, create_session_factory
-from core.identity import IdentityProvider, create_identity_service
+from core.identity import IdentityService, create_identity_service
 from core.logging import configure_logging
 from core.mail import Mailer
 from core.process import exit_after
@@ -34,7 +34,7 @@ from workers.stripe_forwarder import StripeEventForwarder
 log = logging.getLogger("cedar.worker")
 
 
-def build_identity(settings: Settings) -> IdentityProvider:
+def build_identity(settings: Settings) -> IdentityService:
     """Supabase Auth when ``supabase_url`` is set, else the built-in provider (accounts in our database)."""
     return create_identity_service(settings)
 

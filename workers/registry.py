@@ -17,6 +17,7 @@ from activities.closures import ClosureActivities
 from activities.dunning import DunningActivities
 from activities.email import EmailActivities
 from activities.enrollment import BillingHandoffActivities, EnrollmentActivities
+from activities.erasure import ErasureActivities
 from activities.makeup import MakeupActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.reenrollment import ReenrollmentActivities
@@ -27,15 +28,17 @@ from activities.stripe_lookup import StripeLookupActivities
 from activities.teacher_changes import TeacherChangeActivities
 from activities.teacher_pay import TeacherPayActivities
 from core.db import SessionFactory
-from core.identity import IdentityProvider
+from core.identity import IdentityService
 from core.mail import Mailer
 from core.settings import Settings
 from workflows.billing import FamilyBillingWorkflow
 from workflows.closures import ClosureWorkflow
 from workflows.dunning import FamilyDunningWorkflow
 from workflows.enrollment import EnrollmentWorkflow
+from workflows.erasure import FamilyErasureWorkflow
 from workflows.makeup import LessonCancellationWorkflow, MakeupCreditWorkflow
 from workflows.reenrollment import ReenrollmentOpeningWorkflow, ReenrollmentWorkflow
+from workflows.retention import RetentionWorkflow
 from workflows.scheduled import DunningSweepWorkflow, LessonRemindersWorkflow, ReconciliationWorkflow
 from workflows.stripe_catchup import StripeCatchupWorkflow
 from workflows.teacher_changes import SubstitutionWorkflow, TeacherTransferWorkflow
@@ -57,6 +60,8 @@ WORKFLOWS: list[type] = [
     TeacherTransferWorkflow,
     ReenrollmentWorkflow,
     ReenrollmentOpeningWorkflow,
+    FamilyErasureWorkflow,
+    RetentionWorkflow,
 ]
 
 
@@ -68,7 +73,7 @@ class WorkerDeps:
     sessions: SessionFactory
     mailer: Mailer
     stripe: stripe.StripeClient
-    identity: IdentityProvider
+    identity: IdentityService
     # For activities that start or signal other workflows (e.g. handing an enrollment to billing).
     temporal: Client
 
@@ -91,6 +96,7 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
         ClosureActivities(deps.settings, deps.sessions),
         TeacherChangeActivities(deps.settings),
         ReenrollmentActivities(deps.settings, deps.sessions, deps.temporal),
+        ErasureActivities(deps.settings, deps.sessions, deps.temporal, deps.stripe, deps.identity),
     ]
 
 

@@ -29,6 +29,7 @@ from temporalio.client import (
 )
 
 from core.contracts.reenrollment import REENROLLMENT_OPENING_WORKFLOW, OpenReenrollment
+from core.contracts.retention import RETENTION_WORKFLOW, RetentionRequest
 from core.contracts.scheduled import (
     DUNNING_SWEEP_WORKFLOW,
     LESSON_REMINDERS_WORKFLOW,
@@ -66,6 +67,7 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         ScheduledJob(
             "reenrollment-opening", REENROLLMENT_OPENING_WORKFLOW, OpenReenrollment(), settings.reenrollment_cron
         ),
+        ScheduledJob("retention", RETENTION_WORKFLOW, RetentionRequest(), settings.retention_cron),
     ]
 
 

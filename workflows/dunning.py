@@ -8,6 +8,7 @@ clear again or cancelled, and continues-as-new when its history grows.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
@@ -149,7 +150,7 @@ class FamilyDunningWorkflow:
     def pause(self, action: AdminAction) -> None:
         if not self._s.paused:
             self._s.paused, self._s.paused_since = True, workflow.now()
-            self._note("paused", action.reason)
+            self._note_action("paused", action)
             self._wake = True
 
     @workflow.signal(name=SIGNAL_RESUME)
@@ -161,20 +162,20 @@ class FamilyDunningWorkflow:
         for invoice in self._s.invoices.values():
             invoice.first_failed_at += held
         self._s.paused, self._s.paused_since = False, None
-        self._note("resumed", action.reason)
+        self._note_action("resumed", action)
         self._wake = True
 
     @workflow.signal(name=SIGNAL_RETRY_NOW)
     def retry_now(self, action: AdminAction) -> None:
         self._s.retry_all_requested = True
-        self._note("retry_now", action.reason)
+        self._note_action("retry_now", action)
         self._wake = True
 
     @workflow.signal(name=SIGNAL_FORGIVE)
     def forgive(self, action: AdminAction) -> None:
         if self._s.invoices:
             self._s.forgive_requested = True
-            self._note("forgiven", action.reason)
+            self._note_action("forgiven", action)
             self._wake = True
 
     @workflow.query(name=QUERY_STATE)
@@ -447,6 +448,9 @@ class FamilyDunningWorkflow:
             step = "update_card"
         return context, {"next_step": f"dunning_next_step_{step}"}
 
-    def _note(self, kind: str, detail: str = "") -> None:
-        self._s.timeline.append(DunningEvent(at=workflow.now(), kind=kind, detail=detail))
+    def _note(self, kind: str, detail: str = "", note_id: uuid.UUID | None = None) -> None:
+        self._s.timeline.append(DunningEvent(at=workflow.now(), kind=kind, detail=detail, note_id=note_id))
         del self._s.timeline[:-TIMELINE_LIMIT]
+
+    def _note_action(self, kind: str, action: AdminAction) -> None:
+        self._note(kind, action.reason, action.note_id)

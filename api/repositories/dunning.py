@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from domain.dunning import DunningState
-from models import BillingAccount, Invoice, Parent
+from models import AuditLog, BillingAccount, Invoice, Parent
 
 
 async def family_exists(session: AsyncSession, parent_id: uuid.UUID) -> bool:
@@ -64,3 +64,11 @@ async def arrears(session: AsyncSession) -> Sequence[Row[uuid.UUID, str, bool, s
 async def family_name(session: AsyncSession, parent_id: uuid.UUID) -> tuple[str, str] | None:
     parent = await session.get(Parent, parent_id)
     return (parent.first_name, parent.last_name) if parent else None
+
+
+async def action_reasons(session: AsyncSession, note_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The reasons admins gave for dunning actions, by the audit row's id the workflow's timeline names."""
+    if not note_ids:
+        return {}
+    rows = await session.execute(select(col(AuditLog.id), col(AuditLog.after)).where(col(AuditLog.id).in_(note_ids)))
+    return {row_id: str((after or {}).get("reason", "")) for row_id, after in rows.all()}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from api.deps import IdentityDep, SessionDep, TransactionDep
+from fastapi import status
+
+from api.deps import SessionDep, SettingsDep, TemporalDep, TransactionDep
 from api.errors import CedarError
 from api.principal import AdminPrincipal, TransactionPrincipal, ensure_role
 from api.routing import IndexedRouter
@@ -29,9 +31,20 @@ async def export_family(
     return await service.audited_export(session, ensure_role(principal, Role.admin), parent_id)
 
 
-@router.post("/parents/{parent_id}/erasure", summary="Erase a family's personal data (admin)")
+@router.post(
+    "/parents/{parent_id}/erasure",
+    summary="Erase a family's personal data everywhere it is held (admin); runs as a workflow",
+    status_code=status.HTTP_202_ACCEPTED,
+)
 async def erase(
-    parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep, identity: IdentityDep
+    parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    counts = await service.erase(session, principal, identity, parent_id)
-    return {"parent_id": str(parent_id), "erased": counts}
+    workflow_id = await service.request_erasure(session, temporal, settings, principal, parent_id)
+    return {"parent_id": str(parent_id), "workflow_id": workflow_id, "status": "started"}
+
+
+@router.get("/parents/{parent_id}/erasure", summary="A family's erasure report: what was erased where (admin)")
+async def erasure_report(
+    parent_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
+) -> dict[str, Any]:
+    return await service.erasure_status(session, temporal, settings, parent_id)

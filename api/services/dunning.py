@@ -64,9 +64,18 @@ async def family_state(
     await _require_family(session, parent_id)
     snapshot = await _running_snapshot(temporal, settings, parent_id)
     if snapshot is not None:
-        return snapshot
+        return await _with_reasons(session, snapshot)
     account = await billing.account_of(session, parent_id)
     return (account.dunning_state, account.dunning_paused) if account else ("clear", False)
+
+
+async def _with_reasons(session: AsyncSession, snapshot: DunningSnapshot) -> DunningSnapshot:
+    """The timeline's admin actions with the reasons their audit rows hold (an erased family's are gone)."""
+    notes = await repository.action_reasons(session, [e.note_id for e in snapshot.timeline if e.note_id])
+    for event in snapshot.timeline:
+        if event.note_id is not None and not event.detail:
+            event.detail = notes.get(event.note_id, "")
+    return snapshot
 
 
 def _refusal(action: str, snapshot: DunningSnapshot | None) -> str | None:
@@ -99,11 +108,9 @@ async def act(
     refusal = _refusal(action, snapshot)
     if refusal is not None or snapshot is None:
         raise Conflict(refusal or "this family is not in dunning")
-    handle = temporal.get_workflow_handle(dunning_workflow_id(parent_id))
-    action_message = AdminAction(actor_user_id=principal.user_id, reason=reason)
-    async with bounded(settings.temporal_query_timeout, _DUNNING):
-        await handle.signal(SIGNALS[action], action_message, rpc_timeout=settings.temporal_query_timeout)
-    await record_audit(
+    # The reason stays in the database (the audit row); the workflow's history gets the row's id only. A failed
+    # signal rolls the row back with the request.
+    note_id = await record_audit(
         session,
         actor_user_id=principal.user_id,
         actor_role="admin",
@@ -114,6 +121,10 @@ async def act(
         after={"action": action, "reason": reason},
         request_id=request_id,
     )
+    handle = temporal.get_workflow_handle(dunning_workflow_id(parent_id))
+    action_message = AdminAction(actor_user_id=principal.user_id, note_id=note_id)
+    async with bounded(settings.temporal_query_timeout, _DUNNING):
+        await handle.signal(SIGNALS[action], action_message, rpc_timeout=settings.temporal_query_timeout)
     return snapshot.state
 
 

@@ -324,8 +324,10 @@ async def _update(
         raise Conflict(f"{action} is not possible now: the enrollment's workflow is not running") from exc
 
 
-async def _audit(session: AsyncSession, principal: Principal, action: str, enrollment: Enrollment, after: dict) -> None:
-    await record_audit(
+async def _audit(
+    session: AsyncSession, principal: Principal, action: str, enrollment: Enrollment, after: dict
+) -> uuid.UUID:
+    return await record_audit(
         session,
         actor_user_id=principal.user_id,
         actor_role=str(principal.role),
@@ -375,10 +377,12 @@ async def cancel(
         closed = await close_without_workflow(session, principal, enrollment.id, reason, via="enrollment cancel")
         await tell_billing_stopped(temporal, settings, enrollment, public_reason, closed.last_lesson_ends_at)
         return Accepted(state=EnrollmentState.CANCELLED.value)
-    request = CancelRequest(reason=public_reason)
-    accepted = await _update(temporal, settings, enrollment, UPDATE_CANCEL, request, "cancelling")
-    await _audit(session, principal, "cancel", enrollment, {"reason": reason if reason is not None else public_reason})
-    return accepted
+    # Audited first: the update carries the audit row's id, and a refused update rolls the row back with it.
+    note_id = await _audit(
+        session, principal, "cancel", enrollment, {"reason": reason if reason is not None else public_reason}
+    )
+    request = CancelRequest(reason=public_reason, note_id=note_id)
+    return await _update(temporal, settings, enrollment, UPDATE_CANCEL, request, "cancelling")
 
 
 async def enrollment_row(session: AsyncSession, enrollment_id: uuid.UUID) -> Enrollment | None:

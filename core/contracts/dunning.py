@@ -90,10 +90,13 @@ class Reevaluate(BaseModel):
 
 
 class AdminAction(BaseModel):
-    """An operator's pause / resume / retry-now / forgive; who did it is in the audit log too."""
+    """An operator's pause / resume / retry-now / forgive; who did it and why are in the audit log."""
 
     actor_user_id: uuid.UUID | None = None
+    # Older histories carry the staff-typed reason here; it is no longer sent (free text stays out of histories).
     reason: str = ""
+    # The audit row holding the reason (the workflow keeps only this reference).
+    note_id: uuid.UUID | None = None
 
 
 # --- the state carried and queried ---------------------------------------------------------------------------
@@ -128,6 +131,8 @@ class DunningEvent(BaseModel):
     at: datetime
     kind: str
     detail: str = ""
+    # An admin's action: the audit row with its reason (the API fills ``detail`` from it when it shows the event).
+    note_id: uuid.UUID | None = None
 
 
 class DunningCarried(BaseModel):

@@ -57,7 +57,10 @@ class DemoOutcomeRequest(BaseModel):
 
 
 class CancelRequest(BaseModel):
+    # Who cancelled, in words the family's status page shows ("cancelled by the office"); never staff-typed text.
     reason: str = Field(default="cancelled on request", max_length=500)
+    # The audit row holding the reason the person typed (the history keeps only this reference).
+    note_id: uuid.UUID | None = None
 
 
 class ConfirmFamilyRequest(BaseModel):

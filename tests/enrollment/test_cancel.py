@@ -110,6 +110,15 @@ async def test_cancel_in_a_waiting_state_undoes_everything(
             )
         )
     assert audited == {"reason": "moving away"}
+    # The workflow's history holds the audit row's id, never the typed reason.
+    history = await temporal_client.get_workflow_handle(row.workflow_id).fetch_history()
+    raw = b"".join(event.SerializeToString() for event in history.events)
+    async with sessions() as session:
+        note_id = await session.scalar(
+            select(col(AuditLog.id)).where(col(AuditLog.action) == "cancel", col(AuditLog.entity_id) == enrollment_id)
+        )
+    assert str(note_id).encode() in raw
+    assert b"moving away" not in raw
     assert again.status_code == 409
     assert "already cancelled" in again.json()["detail"]
     assert (await teacher_by_email(sessions, MAYA)).active_students == 0
