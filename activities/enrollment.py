@@ -221,7 +221,8 @@ class EnrollmentActivities:
         the row waits as ``awaiting_confirmation``. A staff account's address is refused."""
         async with transaction(self._sessions) as session:
             enrollment = await self._locked(session, ref.enrollment_id)
-            if enrollment.family_confirmed_at is not None:
+            # Agreed to, or this enrollment made the family itself: a replay after a crash finds its own family.
+            if enrollment.family_confirmed_at is not None or enrollment.parent_id is not None:
                 return FamilyCheck(needs_confirmation=False, parent_id=enrollment.parent_id)
             email = _applicant_email(enrollment)
             await _refuse_staff_address(session, email)

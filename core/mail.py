@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 import aiosmtplib
 
@@ -21,6 +21,13 @@ class OutgoingEmail:
     dedup_key: str
 
 
+def message_id(dedup_key: str) -> str:
+    """The Message-ID of the email with this dedup key, the same on every attempt. SMTP has no idempotency: a
+    worker that dies after the server accepted a message and before its row says so sends it again, and the same
+    Message-ID is what lets the recipient's mailbox (and the development sink) show it once."""
+    return f"<{hashlib.sha256(dedup_key.encode()).hexdigest()[:40]}@cedar.local>"
+
+
 class Mailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -30,7 +37,7 @@ class Mailer:
         message["From"] = self._settings.mail_from
         message["To"] = email.to
         message["Subject"] = email.subject
-        message["Message-ID"] = make_msgid(domain="cedar.local")
+        message["Message-ID"] = message_id(email.dedup_key)
         message["X-Cedar-Dedup-Key"] = email.dedup_key
         message.set_content(email.text)
         message.add_alternative(email.html, subtype="html")

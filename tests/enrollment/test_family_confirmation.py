@@ -20,6 +20,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities.enrollment import EnrollmentActivities
+from core.contracts.enrollment import EnrollmentRef
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.stripe import create_stripe_client
@@ -37,6 +39,7 @@ from tests.enrollment.helpers import (
     wait_for_state,
 )
 from workers.main import build_deps, build_worker, workflow_runner
+from workers.registry import WorkerDeps
 from workflows.enrollment import EnrollmentWorkflow
 
 LINK = re.compile(r"(/confirm-enrollment\?enrollment=[0-9a-f-]+&token=[A-Za-z0-9_-]+)")
@@ -267,3 +270,20 @@ async def test_a_staff_address_or_a_missing_parent_is_refused_field_by_field(
     assert response.status_code == 422
     assert "parent" in response.json()["fields"]
     assert await count_rows(sessions, Parent) == 0
+
+
+async def test_a_replayed_family_check_finds_the_family_this_enrollment_made(
+    api: httpx.AsyncClient, demo_data: None, enrollment_worker: EnrollmentWorker, worker_deps: WorkerDeps
+) -> None:
+    """A worker killed after the account step replays the check: the family it made is its own, not a stranger's."""
+    async with enrollment_worker():
+        enrollment_id = await enroll(api)
+        await wait_for_state(api, enrollment_id, "demo_scheduled")
+    activities = EnrollmentActivities(worker_deps.settings, worker_deps.sessions, worker_deps.identity)
+
+    check = await activities.check_family(EnrollmentRef(enrollment_id=uuid.UUID(enrollment_id)))
+
+    row = await enrollment_row(worker_deps.sessions, enrollment_id)
+    assert check.needs_confirmation is False
+    assert check.parent_id == row.parent_id
+    assert row.state == "demo_scheduled"
