@@ -22,6 +22,7 @@ from api.stripe_intake import StripeWebhookIntake
 from core.db import create_engine, create_session_factory
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.payload_keys import PayloadKeyring
 from core.settings import Settings
 from core.temporal import LazyTemporalClient
 from workers.in_api import serve_beside_api
@@ -41,12 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The in-process worker shares this engine: its enrollment activities retry after a lock timeout.
         engine = create_engine(settings, purpose="api")
+        sessions = create_session_factory(engine)
         app.state.context = context = AppContext(
             settings=settings,
             engine=engine,
-            sessions=create_session_factory(engine),
+            sessions=sessions,
             read_sessions=create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
-            temporal=LazyTemporalClient(settings),
+            temporal=LazyTemporalClient(settings, PayloadKeyring(settings, sessions)),
             mailer=Mailer(settings),
             webhook_inbox=WebhookInboxWriter(engine),
         )

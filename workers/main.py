@@ -21,6 +21,7 @@ from core.db import SessionFactory, create_engine, create_session_factory
 from core.identity import IdentityProvider, create_identity_service
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.payload_keys import PayloadKeyring
 from core.process import exit_after
 from core.settings import Settings
 from core.stripe import create_stripe_client
@@ -97,8 +98,9 @@ def worker_task_queues(settings: Settings) -> list[str]:
 
 async def run(settings: Settings) -> None:
     engine = create_engine(settings)
-    client = await connect_temporal(settings)
-    deps = build_deps(settings, create_session_factory(engine), client)
+    sessions = create_session_factory(engine)
+    client = await connect_temporal(settings, keyring=PayloadKeyring(settings, sessions))
+    deps = build_deps(settings, sessions, client)
     queues = worker_task_queues(settings)
     await ensure_schedules(client, settings)  # idempotent: creates or updates every Temporal Schedule
     stop = asyncio.Event()

@@ -18,7 +18,6 @@ import stripe
 from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.billing import BillingActivities
@@ -26,6 +25,7 @@ from core.contracts.billing import SIGNAL_LESSONS_BOOKED, SIGNAL_STUDENT_STOPPED
 from core.contracts.scheduled import RecognizeLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from core.temporal import data_converter
 from domain.calendar import local_to_utc
 from models import Enrollment, Lesson, Refund, Role, Subscription, Teacher
 from tests.billing.conftest import (
@@ -255,7 +255,9 @@ async def test_stopping_mid_period_refunds_the_unheld_lessons_once(
         books = await balances(http, admin)
         history = await student.handle.fetch_history()
 
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=temporal_client.data_converter).replay_workflow(
+        history
+    )
     async with sessions() as session:
         refunds = list(await session.scalars(select(Refund)))
     assert [r.amount_minor for r in refunds] == [7000]
@@ -368,11 +370,15 @@ async def test_a_next_semester_continues_the_subscription_and_the_gap_is_not_bil
         == 1
     )
     assert await invoices_in_stripe(stripe_client, student) == [7000, 7000, PRICE]
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=temporal_client.data_converter).replay_workflow(
+        history
+    )
 
 
 async def test_histories_recorded_before_lesson_periods_replay() -> None:
     # Recorded with the workflow as it was before lesson periods: a start, a renewal and a stop.
     recorded = (HISTORIES / "billing_before_lesson_periods.json").read_text()
     history = WorkflowHistory.from_json("family-billing-recorded", recorded)
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=data_converter(Settings())).replay_workflow(
+        history
+    )
