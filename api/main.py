@@ -18,6 +18,7 @@ from api.middleware import install_middleware
 from api.pages import page_routers
 from api.pages.web import install_page_errors
 from api.routes import ROUTERS
+from api.routes.codec import CodecCors
 from api.stripe_intake import StripeWebhookIntake
 from core.db import create_engine, create_session_factory
 from core.logging import configure_logging
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         allow_credentials=True,
     )
+    app.add_middleware(CodecCors, origin=settings.effective_temporal_ui_origin)  # outside the app's CORS
     install_error_handlers(app)
     install_page_errors(app)  # on page paths, errors answer as pages
     for router in [*ROUTERS, *page_routers()]:  # no prefix at inclusion: api/routing.py reads it from the routes

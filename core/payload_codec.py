@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Self
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     ActivitySerializationContext,
@@ -22,7 +23,7 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 
-from core.payload_keys import KeyOwner, MasterKeys, PayloadKeyError, PayloadKeyring, seal, unseal
+from core.payload_keys import DataKey, KeyOwner, MasterKeys, PayloadKeyError, PayloadKeyring, seal, unseal
 from models import PayloadKeyOwner
 
 ENCODING = b"binary/encrypted"
@@ -82,35 +83,26 @@ class EncryptionCodec(PayloadCodec, WithSerializationContext):
         ]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [await self.open(payload) for payload in payloads]
+        return [(await self.open(payload))[0] for payload in payloads]
 
-    async def open(self, payload: Payload) -> Payload:
-        """One payload opened; one that was never sealed (an older history) is returned as it is."""
+    async def open(self, payload: Payload, session: AsyncSession | None = None) -> tuple[Payload, DataKey | None]:
+        """One payload opened, with the family data key that opened it; one never sealed (an older history) is
+        returned as it is."""
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            return payload, None
         key_id = payload.metadata.get(KEY_ID, b"").decode()
-        opened = Payload()
-        opened.ParseFromString(unseal(await self.key(key_id), payload.data, key_id.encode()))
-        return opened
-
-    async def key(self, key_id: str) -> bytes:
+        data_key: DataKey | None = None
         if key_id.startswith(MASTER_PREFIX):
-            return self.masters.get(key_id.removeprefix(MASTER_PREFIX))
-        if key_id.startswith(DATA_PREFIX) and self.keyring is not None:
+            key = self.masters.get(key_id.removeprefix(MASTER_PREFIX))
+        elif key_id.startswith(DATA_PREFIX) and self.keyring is not None:
             try:
                 data_key_id = uuid.UUID(key_id.removeprefix(DATA_PREFIX))
             except ValueError:
                 raise PayloadKeyError(f"malformed payload key id {key_id!r}") from None
-            return (await self.keyring.by_id(data_key_id)).key
-        raise PayloadKeyError(f"no key to open a payload sealed under {key_id!r}")
-
-
-def data_key_id(payload: Payload) -> uuid.UUID | None:
-    """The data key a sealed payload names, if it is a family's."""
-    key_id = payload.metadata.get(KEY_ID, b"").decode()
-    if payload.metadata.get("encoding") != ENCODING or not key_id.startswith(DATA_PREFIX):
-        return None
-    try:
-        return uuid.UUID(key_id.removeprefix(DATA_PREFIX))
-    except ValueError:
-        return None
+            data_key = await self.keyring.by_id(data_key_id, session)
+            key = data_key.key
+        else:
+            raise PayloadKeyError(f"no key to open a payload sealed under {key_id!r}")
+        opened = Payload()
+        opened.ParseFromString(unseal(key, payload.data, key_id.encode()))
+        return opened, data_key

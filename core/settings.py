@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     # How long a process trusts an unwrapped data key it holds, so a key destroyed elsewhere stops decoding.
     payload_key_cache_ttl: timedelta = timedelta(minutes=1)
     payload_key_cache_size: int = Field(default=4096, ge=1)
-    # The Temporal UI's origin: the only one the codec server (/codec) answers CORS for.
-    temporal_ui_origin: str = "http://127.0.0.1:8233"
+    # The Temporal UI's origin: the only one the codec server (/codec) answers CORS for (empty: the dev server's
+    # UI, http://{host}:{temporal_ui_port}).
+    temporal_ui_origin: str = ""
     # The dev server's UI cannot send a token: in development only, the codec server then serves it unsigned.
     codec_open_in_development: bool = True
     # Enrollments run on a task queue of their own, which the API processes' own workers poll as well as the
@@ -324,6 +325,10 @@ class Settings(BaseSettings):
         return to_asyncpg_url(url)
 
     @property
+    def effective_temporal_ui_origin(self) -> str:
+        return (self.temporal_ui_origin or f"http://{self.host}:{self.temporal_ui_port}").rstrip("/")
+
+    @property
     def effective_temporal_address(self) -> str:
         return self.temporal_address or f"{self.host}:{self.temporal_port}"
 
@@ -377,7 +382,7 @@ def production_problems(settings: Settings) -> list[str]:
     if settings.stripe_api_base:
         problems.append("CEDAR_STRIPE_API_BASE is set (leave it empty: real Stripe)")
     if settings.payload_keys_file is None:
-        if settings.payload_keys.get(DEV_PAYLOAD_KEY_ID, SecretStr("")).get_secret_value() == DEV_PAYLOAD_KEY:
+        if any(_secret(value) == DEV_PAYLOAD_KEY for value in settings.payload_keys.values()):
             problems.append("CEDAR_PAYLOAD_KEYS holds the development key")
         if settings.payload_key_current not in settings.payload_keys:
             problems.append("CEDAR_PAYLOAD_KEY_CURRENT is not one of CEDAR_PAYLOAD_KEYS")
@@ -387,6 +392,10 @@ def production_problems(settings: Settings) -> list[str]:
     if _is_local_host(url.hostname or ""):
         problems.append("CEDAR_PUBLIC_BASE_URL points at this machine")
     return problems
+
+
+def _secret(value: SecretStr | str) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _is_local_host(host: str) -> bool:
