@@ -10,7 +10,7 @@ import base64
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from pydantic import Base64Bytes, BaseModel, Field
+from pydantic import Base64Bytes, BaseModel, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 
@@ -35,6 +35,16 @@ class PayloadJson(BaseModel):
 
     metadata: dict[Annotated[str, Field(max_length=256)], Base64Bytes] = Field(default_factory=dict, max_length=64)
     data: Base64Bytes = b""
+
+    @field_validator("metadata")
+    @classmethod
+    def _keys_are_text(cls, value: dict[str, bytes]) -> dict[str, bytes]:
+        for key in value:
+            try:
+                key.encode()
+            except UnicodeEncodeError:
+                raise ValueError("metadata keys must be valid Unicode text") from None
+        return value
 
 
 class PayloadsJson(BaseModel):
@@ -98,7 +108,8 @@ async def encode_payloads(body: PayloadsJson, context: ContextDep, caller: Codec
 
 
 class CodecCors:
-    """CORS for ``/codec`` alone: the Temporal UI's origin and no other (the app's CORS never sees these requests).
+    """CORS for ``/codec`` alone: the Temporal UI's origin and no other (the app's CORS never sees these requests);
+    and no caching of what the codec answers.
 
     It marks a request from the UI's origin, so the development UI can be told apart (see ``ui_without_sign_in``).
     """
@@ -122,8 +133,10 @@ class CodecCors:
         inner["state"] = {**scope.get("state", {}), "codec_ui_origin": allowed}
 
         async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start" and allowed:
-                message["headers"] = [*message.get("headers", []), *self._cors_headers()]
+            if message["type"] == "http.response.start":
+                # Opened payloads are personal data: no cache may keep them.
+                extra = [(b"cache-control", b"no-store"), *(self._cors_headers() if allowed else [])]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(inner, receive, send_with_cors)

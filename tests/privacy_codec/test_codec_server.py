@@ -54,6 +54,7 @@ async def test_an_admin_reads_a_familys_payloads_and_each_read_is_audited_once_p
 
     answer = await api.post("/codec/decode", json=body, headers={**admin, "X-Namespace": "default"})
     assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
     assert from_json(answer.json()) == [
         plain("first"),
         plain({"amount_due_minor": 5150}),
@@ -101,6 +102,9 @@ async def test_only_admins_may_decode(
     # Outside development, coming from the UI's origin is no sign-in.
     from_ui = {"Origin": settings.effective_temporal_ui_origin}
     assert (await api.post("/codec/decode", json=body, headers=from_ui)).status_code == 401
+    surrogate = b'{"payloads": [{"metadata": {"\\ud800": ""}, "data": ""}]}'
+    admin = {**await auth_headers(Role.admin), "Content-Type": "application/json"}
+    assert (await api.post("/codec/decode", content=surrogate, headers=admin)).status_code == 422
     bad = await api.post(
         "/codec/decode", json={"payloads": [{"data": "not base64!"}]}, headers=await auth_headers(Role.admin)
     )
