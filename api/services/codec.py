@@ -7,13 +7,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio.api.common.v1 import Payload
 
 from api.principal import Principal
 from core.audit import record_audit
 from core.payload_codec import EncryptionCodec
-from core.payload_keys import PayloadKeyDestroyed, PayloadKeyError, PayloadKeyring
+from core.payload_keys import DataKey, PayloadKeyDestroyed, PayloadKeyError, PayloadKeyring
+from models import Enrollment
 
 UNREADABLE = "cedar-unreadable"
 
@@ -44,6 +47,7 @@ async def decode(
     codec = EncryptionCodec(keyring.masters, keyring)
     opened: list[Payload] = []
     read: dict[tuple[str, uuid.UUID], int] = {}  # (entity type, id) -> payloads of it opened in this request
+    families: dict[uuid.UUID, uuid.UUID | None] = {}  # enrollment -> its family, read once per request
     for payload in payloads:
         try:
             plain, data_key = await codec.open(payload, session)
@@ -55,10 +59,7 @@ async def decode(
             continue
         opened.append(plain)
         if data_key is not None:
-            if data_key.parent_id is not None:
-                entity = ("family_payloads", data_key.parent_id)
-            else:  # an enrollment whose family is not known yet
-                entity = ("enrollment_payloads", data_key.owner.id)
+            entity = await _whose(session, data_key, families)
             read[entity] = read.get(entity, 0) + 1
     principal = caller.principal
     for (entity_type, entity_id), count in read.items():
@@ -73,6 +74,21 @@ async def decode(
             request_id=request_id,
         )
     return opened
+
+
+async def _whose(
+    session: AsyncSession, data_key: DataKey, families: dict[uuid.UUID, uuid.UUID | None]
+) -> tuple[str, uuid.UUID]:
+    """The family a data key's payloads belong to, for the audit row; an enrollment's until its family exists."""
+    if data_key.parent_id is not None:
+        return "family_payloads", data_key.parent_id
+    enrollment_id = data_key.owner.id
+    if enrollment_id not in families:
+        families[enrollment_id] = await session.scalar(
+            select(col(Enrollment.parent_id)).where(col(Enrollment.id) == enrollment_id)
+        )
+    parent_id = families[enrollment_id]
+    return ("family_payloads", parent_id) if parent_id is not None else ("enrollment_payloads", enrollment_id)
 
 
 async def encode(keyring: PayloadKeyring, payloads: Sequence[Payload]) -> list[Payload]:

@@ -1,4 +1,4 @@
-"""Sealing payloads as a family's workflow would, outside any worker."""
+"""Sealing payloads as a family's workflow would, outside any worker, and the codec server's JSON form."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import uuid
+from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import WorkflowSerializationContext
@@ -28,3 +29,25 @@ def family_codec(keyring: PayloadKeyring, parent_id: uuid.UUID) -> EncryptionCod
     return EncryptionCodec(keyring.masters, keyring).with_context(
         WorkflowSerializationContext(namespace="default", workflow_id=billing_workflow_id(parent_id))
     )
+
+
+def as_json(payloads: list[Payload]) -> dict[str, Any]:
+    return {
+        "payloads": [
+            {
+                "metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+                "data": base64.b64encode(p.data).decode(),
+            }
+            for p in payloads
+        ]
+    }
+
+
+def from_json(body: dict[str, Any]) -> list[Payload]:
+    return [
+        Payload(
+            metadata={k: base64.b64decode(v) for k, v in p.get("metadata", {}).items()},
+            data=base64.b64decode(p.get("data", "")),
+        )
+        for p in body["payloads"]
+    ]

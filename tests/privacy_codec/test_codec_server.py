@@ -3,7 +3,6 @@ only, audits each family whose payloads it opened, and shows a shredded payload 
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -11,35 +10,12 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlmodel import col
-from temporalio.api.common.v1 import Payload
 
 from core.db import SessionFactory, transaction
 from core.payload_keys import PayloadKeyring, destroy_family_keys
 from core.settings import Settings
 from models import AuditLog, Role
-from tests.privacy_codec.helpers import family_codec, plain
-
-
-def as_json(payloads: list[Payload]) -> dict[str, Any]:
-    return {
-        "payloads": [
-            {
-                "metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
-                "data": base64.b64encode(p.data).decode(),
-            }
-            for p in payloads
-        ]
-    }
-
-
-def from_json(body: dict[str, Any]) -> list[Payload]:
-    return [
-        Payload(
-            metadata={k: base64.b64decode(v) for k, v in p.get("metadata", {}).items()},
-            data=base64.b64decode(p.get("data", "")),
-        )
-        for p in body["payloads"]
-    ]
+from tests.privacy_codec.helpers import as_json, family_codec, from_json, plain
 
 
 async def test_an_admin_reads_a_familys_payloads_and_each_read_is_audited_once_per_family(

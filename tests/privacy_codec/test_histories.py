@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf.message import Message
+from sqlalchemy import select
+from sqlmodel import col
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import MarkerRecordedEventAttributes
@@ -33,9 +35,10 @@ from core.payload_keys import PayloadKeyDestroyed, PayloadKeyring, destroy_famil
 from core.settings import Settings
 from core.temporal import billing_workflow_id, dunning_workflow_id, enrollment_workflow_id
 from devstack.temporal import TemporalDevServer
-from models import Role
+from models import AuditLog, Role
 from tests.dunning.conftest import make_family
 from tests.enrollment.helpers import application, enroll, enrollment_row, teacher_by_email, wait_for_state
+from tests.privacy_codec.helpers import as_json, from_json
 from tests.waiting import eventually
 from workers.main import workflow_runner
 from workers.registry import WORKFLOWS
@@ -188,6 +191,19 @@ async def test_histories_are_ciphertext_on_the_server_and_a_destroyed_family_key
     )
     for history in histories.values():
         await replayer.replay_workflow(history)
+
+    # The UI's codec server opens the enrollment's and the billing's payloads in one request: one audit row, for
+    # the family (the enrollment's key was made before the family existed).
+    family_payloads = [*all_payloads(histories["enrollment"]), *all_payloads(histories["billing"])]
+    admin = await auth_headers(Role.admin)
+    decoded = await api.post("/codec/decode", json=as_json(family_payloads), headers=admin)
+    assert decoded.status_code == 200, decoded.text
+    assert enrollment_id.encode() in b"".join(p.data for p in from_json(decoded.json()))
+    async with sessions() as session:
+        audit = list(await session.scalars(select(AuditLog).where(col(AuditLog.action) == "decode")))
+    assert [(a.entity_type, a.entity_id, a.after) for a in audit] == [
+        ("family_payloads", str(parent_id), {"payloads": len(family_payloads), "namespace": ""})
+    ]
 
     # Erasure destroys the family's keys (its own and its enrollment's): nobody reads those histories any more.
     async with transaction(sessions) as session:
