@@ -43,13 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The in-process worker shares this engine: its enrollment activities retry after a lock timeout.
         engine = create_engine(settings, purpose="api")
-        sessions = create_session_factory(engine)
+        # The codec's key reads have a pool of their own: a request holding its connection may start or signal a
+        # family's workflow, whose payloads need the family's key, and must not wait on a second request slot.
+        key_settings = settings.model_copy(update={"db_pool_size": settings.payload_key_db_pool_size})
+        key_engine = create_engine(key_settings, purpose="api")
         app.state.context = context = AppContext(
             settings=settings,
             engine=engine,
-            sessions=sessions,
+            sessions=create_session_factory(engine),
             read_sessions=create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
-            temporal=LazyTemporalClient(settings, PayloadKeyring(settings, sessions)),
+            temporal=LazyTemporalClient(settings, PayloadKeyring(settings, create_session_factory(key_engine))),
             mailer=Mailer(settings),
             webhook_inbox=WebhookInboxWriter(engine),
         )
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None:
                 await worker
             await engine.dispose()
+            await key_engine.dispose()
 
     app = FastAPI(
         title=f"Cedar — {settings.school_name}",

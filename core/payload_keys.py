@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -136,8 +137,8 @@ class _TtlCache(Generic[K, V]):
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
-    def drop_where(self, predicate: object) -> None:
-        for key in [k for k, (_, v) in self._entries.items() if callable(predicate) and predicate(v)]:
+    def drop_where(self, predicate: Callable[[V], bool]) -> None:
+        for key in [k for k, (_, v) in self._entries.items() if predicate(v)]:
             del self._entries[key]
 
 

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # How long a process trusts an unwrapped data key it holds, so a key destroyed elsewhere stops decoding.
     payload_key_cache_ttl: timedelta = timedelta(minutes=1)
     payload_key_cache_size: int = Field(default=4096, ge=1)
+    # Connections an API process keeps for reading and making data keys, apart from its requests' pool.
+    payload_key_db_pool_size: int = Field(default=2, ge=1)
     # The Temporal UI's origin: the only one the codec server (/codec) answers CORS for (empty: the dev server's
     # UI, http://{host}:{temporal_ui_port}).
     temporal_ui_origin: str = ""
