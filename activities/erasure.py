@@ -6,7 +6,6 @@ What these activities return travels through workflow history: ids and counts on
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime, timedelta
 
 import stripe
@@ -40,13 +39,14 @@ from core.contracts.erasure import (
 from core.contracts.retention import ClosedFamilies, RetentionCutoffs, RetentionRequest
 from core.db import SessionFactory, transaction
 from core.identity import IdentityService
+from core.payload_codec import EncryptionCodec
+from core.payload_keys import destroy_family_keys
 from core.settings import Settings
 from domain.enrollment_rules import EnrollmentState
 from models import Enrollment
 from models import ErasureReport as ErasureReportRow
 
 # The payload codec's per-family keys (crypto-shredding) live in this module once the codec is in place.
-PAYLOAD_KEYS_MODULE = "core.payload_keys"
 CLOSED_FAMILIES_PER_RUN = 50
 DAYS_PER_YEAR = 365
 
@@ -153,14 +153,12 @@ class ErasureActivities:
     @activity.defn(name="erasure_destroy_payload_keys")
     async def destroy_payload_keys(self, family: FamilyRef) -> StepResult:
         """Destroys the family's payload keys, so its workflow histories (running or closed) can no longer be read."""
-        try:
-            keys = importlib.import_module(PAYLOAD_KEYS_MODULE)
-        except ModuleNotFoundError as error:
-            if error.name != PAYLOAD_KEYS_MODULE:  # the module is there but something it needs is not
-                raise
-            return StepResult(step=STEP_DESTROY_PAYLOAD_KEYS, where="payload_keys", note="no payload keys")
         async with transaction(self._sessions) as session:
-            destroyed = int(await keys.destroy_family_keys(session, family.parent_id))
+            destroyed = await destroy_family_keys(session, family.parent_id)
+        # This process forgets its copies at once; the others' caches let go within the key cache's lifetime.
+        codec = self._temporal.data_converter.payload_codec
+        if isinstance(codec, EncryptionCodec) and codec.keyring is not None:
+            codec.keyring.forget_family(family.parent_id)
         return StepResult(step=STEP_DESTROY_PAYLOAD_KEYS, where="payload_keys", count=destroyed)
 
     @activity.defn(name="erasure_write_report")

@@ -11,6 +11,9 @@ ROUTE_ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/parents/{parent_id}/export"): frozenset({"admin"}),
     ("POST", "/api/v1/parents/{parent_id}/erasure"): frozenset({"admin"}),
     ("GET", "/api/v1/parents/{parent_id}/erasure"): frozenset({"admin"}),
+    # the Temporal UI's codec server (api/routes/codec.py)
+    ("POST", "/codec/decode"): frozenset({"admin"}),
+    ("POST", "/codec/encode"): frozenset({"admin"}),
 }
 
 # --- The school's API (students, parents, teachers) ---

@@ -18,10 +18,12 @@ from api.middleware import install_middleware
 from api.pages import page_routers
 from api.pages.web import install_page_errors
 from api.routes import ROUTERS
+from api.routes.codec import CodecCors
 from api.stripe_intake import StripeWebhookIntake
 from core.db import create_engine, create_session_factory
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.payload_keys import PayloadKeyring
 from core.settings import Settings
 from core.temporal import LazyTemporalClient
 from workers.in_api import serve_beside_api
@@ -41,12 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The in-process worker shares this engine: its enrollment activities retry after a lock timeout.
         engine = create_engine(settings, purpose="api")
+        # The codec's key reads have a pool of their own: a request holding its connection may start or signal a
+        # family's workflow, whose payloads need the family's key, and must not wait on a second request slot.
+        key_settings = settings.model_copy(update={"db_pool_size": settings.payload_key_db_pool_size})
+        key_engine = create_engine(key_settings, purpose="api")
         app.state.context = context = AppContext(
             settings=settings,
             engine=engine,
             sessions=create_session_factory(engine),
             read_sessions=create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
-            temporal=LazyTemporalClient(settings),
+            temporal=LazyTemporalClient(settings, PayloadKeyring(settings, create_session_factory(key_engine))),
             mailer=Mailer(settings),
             webhook_inbox=WebhookInboxWriter(engine),
         )
@@ -63,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if worker is not None:
                 await worker
             await engine.dispose()
+            await key_engine.dispose()
 
     app = FastAPI(
         title=f"Cedar — {settings.school_name}",
@@ -80,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         allow_credentials=True,
     )
+    app.add_middleware(CodecCors, origin=settings.effective_temporal_ui_origin)  # outside the app's CORS
     install_error_handlers(app)
     install_page_errors(app)  # on page paths, errors answer as pages
     for router in [*ROUTERS, *page_routers()]:  # no prefix at inclusion: api/routing.py reads it from the routes

@@ -23,6 +23,9 @@ DEV_STRIPE_API_KEY = "sk_test_cedar_local"
 DEV_STRIPE_PUBLISHABLE_KEY = "pk_test_cedar_local"
 DEV_WEBHOOK_SECRET = "whsec_cedar_local_development"  # noqa: S105
 MIN_JWT_SECRET_LENGTH = 32
+# The development master key for Temporal payloads (32 bytes, base64), under key id "dev".
+DEV_PAYLOAD_KEY_ID = "dev"
+DEV_PAYLOAD_KEY = "Y2VkYXItZGV2ZWxvcG1lbnQtcGF5bG9hZC1rZXktMzI="
 
 
 class Settings(BaseSettings):
@@ -74,6 +77,21 @@ class Settings(BaseSettings):
     temporal_tls_server_name: str | None = None  # SNI and the name the server's certificate must carry
     temporal_api_key: SecretStr | None = None
     task_queue: str = "cedar"
+    # Master keys sealing every Temporal payload (docs/privacy.md): key id -> base64 of 32 bytes, or a JSON file
+    # of the same mapping (production); new payloads use payload_key_current, older keys stay listed to read.
+    payload_keys: dict[str, SecretStr] = {DEV_PAYLOAD_KEY_ID: SecretStr(DEV_PAYLOAD_KEY)}
+    payload_key_current: str = DEV_PAYLOAD_KEY_ID
+    payload_keys_file: Path | None = None
+    # How long a process trusts an unwrapped data key it holds, so a key destroyed elsewhere stops decoding.
+    payload_key_cache_ttl: timedelta = timedelta(minutes=1)
+    payload_key_cache_size: int = Field(default=4096, ge=1)
+    # Connections an API process keeps for reading and making data keys, apart from its requests' pool.
+    payload_key_db_pool_size: int = Field(default=2, ge=1)
+    # The Temporal UI's origin: the only one the codec server (/codec) answers CORS for (empty: the dev server's
+    # UI, http://{host}:{temporal_ui_port}).
+    temporal_ui_origin: str = ""
+    # The dev server's UI cannot send a token: in development only, the codec server then serves it unsigned.
+    codec_open_in_development: bool = True
     # Enrollments run on a task queue of their own, which the API processes' own workers poll as well as the
     # worker processes; money (billing, dunning) and scheduled work stay on ``task_queue``, which only worker
     # processes poll, so a burst of Stripe events is never worked off inside a process that answers requests.
@@ -305,6 +323,7 @@ class Settings(BaseSettings):
         "temporal_api_key",
         "bootstrap_admin_email",
         "reference_data_file",
+        "payload_keys_file",
         mode="before",
     )
     @classmethod
@@ -336,6 +355,10 @@ class Settings(BaseSettings):
         """The SQLAlchemy (asyncpg) URL of the database the app uses."""
         url = self.database_url or (f"postgresql://postgres@{self.host}:{self.postgres_port}/{self.database_name}")
         return to_asyncpg_url(url)
+
+    @property
+    def effective_temporal_ui_origin(self) -> str:
+        return (self.temporal_ui_origin or f"http://{self.host}:{self.temporal_ui_port}").rstrip("/")
 
     @property
     def effective_temporal_address(self) -> str:
@@ -390,12 +413,21 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("CEDAR_STRIPE_PUBLISHABLE_KEY is the localstripe key")
     if settings.stripe_api_base:
         problems.append("CEDAR_STRIPE_API_BASE is set (leave it empty: real Stripe)")
+    if settings.payload_keys_file is None:
+        if any(_secret(value) == DEV_PAYLOAD_KEY for value in settings.payload_keys.values()):
+            problems.append("CEDAR_PAYLOAD_KEYS holds the development key")
+        if settings.payload_key_current not in settings.payload_keys:
+            problems.append("CEDAR_PAYLOAD_KEY_CURRENT is not one of CEDAR_PAYLOAD_KEYS")
     url = urlsplit(settings.public_base_url)
     if url.scheme != "https":
         problems.append("CEDAR_PUBLIC_BASE_URL is not https")
     if _is_local_host(url.hostname or ""):
         problems.append("CEDAR_PUBLIC_BASE_URL points at this machine")
     return problems
+
+
+def _secret(value: SecretStr | str) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _is_local_host(host: str) -> bool:

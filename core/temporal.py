@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import TLSConfig
 
+from core.payload_codec import EncryptionCodec
+from core.payload_keys import PayloadKeyring, master_keys
 from core.settings import Settings
 
 # Search attributes hold states and ids only: the Temporal UI shows them in plain text, so no personal data.
@@ -124,30 +127,42 @@ def _read(setting: str, path: Path) -> bytes:
         raise TemporalAccessError(f"{setting}: cannot read {path} ({error.strerror})") from error
 
 
-def data_converter(settings: Settings) -> DataConverter:
-    """The one data converter of every client, worker and replayer (the replay corpus included)."""
-    return pydantic_data_converter
+def data_converter(settings: Settings, keyring: PayloadKeyring | None = None) -> DataConverter:
+    """The one converter of every client, worker, schedule and replayer: pydantic values, then every payload and
+    failure message sealed (docs/privacy.md). Without a keyring (no database at hand) payloads are sealed with the
+    master key and family data keys cannot be opened."""
+    masters = keyring.masters if keyring is not None else master_keys(settings)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(masters, keyring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
-async def connect_temporal(settings: Settings, address: str | None = None) -> Client:
+async def connect_temporal(
+    settings: Settings, address: str | None = None, *, keyring: PayloadKeyring | None = None
+) -> Client:
+    """A client on :func:`data_converter`; pass the keyring wherever workflows are started, run or read, so that
+    family payloads are sealed with (and opened by) the family's data key."""
     access = temporal_access(settings)
     return await Client.connect(
         address or settings.effective_temporal_address,
         namespace=access.namespace,
         tls=access.tls,
         api_key=access.api_key,
-        data_converter=data_converter(settings),
+        data_converter=data_converter(settings, keyring),
     )
 
 
 class LazyTemporalClient:
     """Connects on first use, so the API starts (and reports Temporal as down) while Temporal is away."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, keyring: PayloadKeyring | None = None) -> None:
         self._settings = settings
+        self.keyring = keyring
         self._client: Client | None = None
 
     async def get(self) -> Client:
         if self._client is None:
-            self._client = await connect_temporal(self._settings)
+            self._client = await connect_temporal(self._settings, keyring=self.keyring)
         return self._client

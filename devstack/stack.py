@@ -79,6 +79,7 @@ def plan(settings: Settings) -> Stack:
             search_attributes=SEARCH_ATTRIBUTES,
             host=host,
             namespace=settings.temporal_namespace,
+            ui_codec_endpoint=f"http://{host}:{settings.api_port}/codec",
         ),
         stripe=None
         if settings.stripe_api_base is not None

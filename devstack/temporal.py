@@ -42,6 +42,7 @@ class TemporalDevServer(Service):
         *,
         host: str = "127.0.0.1",
         namespace: str = "default",
+        ui_codec_endpoint: str | None = None,
     ) -> None:
         self.port = port
         self.ui_port = ui_port
@@ -50,6 +51,9 @@ class TemporalDevServer(Service):
         self.binary = temporal_binary()
         args = [self.binary, "server", "start-dev", "--ip", host, "--port", str(port), "--log-level", "warn"]
         args += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
+        if ui_port is not None and ui_codec_endpoint:
+            # The UI asks Cedar's codec server to open payloads; the server itself only ever holds ciphertext.
+            args += ["--ui-codec-endpoint", ui_codec_endpoint]
         if db_file is not None:
             Path(db_file).parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(db_file)]

@@ -16,6 +16,7 @@ from models.identity import OneTimeToken, RateLimitBucket, RefreshToken, Role, T
 from models.ledger import JournalEntry, LedgerAccount, Posting
 from models.lesson import BLOCKING_STATUSES, Lesson, LessonKind, LessonStatus, Substitution
 from models.makeup import MakeupCredit
+from models.payload_key import PayloadKey, PayloadKeyOwner
 from models.people import Parent, Student
 from models.privacy import AuditLog, Consent, ConsentKind, ErasureReport
 from models.reenrollment import ReenrollmentOffer
@@ -56,6 +57,8 @@ __all__ = [
     "MakeupCredit",
     "OneTimeToken",
     "Parent",
+    "PayloadKey",
+    "PayloadKeyOwner",
     "Payment",
     "Posting",
     "RateLimitBucket",

@@ -35,6 +35,7 @@ from temporalio.worker import Replayer, Worker
 
 from api.main import create_app
 from core.db import SessionFactory, create_engine, create_session_factory, transaction
+from core.payload_keys import PayloadKeyring
 from core.settings import Settings
 from core.temporal import SEARCH_ATTRIBUTES, connect_temporal
 from core.tokens import issue_access_token
@@ -164,9 +165,10 @@ def smtp_sink(stack_dir: Path) -> Iterator[SmtpSink]:
     sink.stop()
 
 
-@pytest.fixture(scope="session")
-async def temporal_client(temporal_server: TemporalDevServer) -> Client:
-    return await connect_temporal(Settings(), temporal_server.address)
+@pytest.fixture
+async def temporal_client(settings: Settings, sessions: SessionFactory, temporal_server: TemporalDevServer) -> Client:
+    """This test's client: its codec keeps family data keys in this test's database, as the app's does."""
+    return await connect_temporal(settings, temporal_server.address, keyring=PayloadKeyring(settings, sessions))
 
 
 @pytest.fixture

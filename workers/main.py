@@ -24,6 +24,7 @@ from core.db import SessionFactory, create_engine, create_session_factory
 from core.identity import IdentityService, create_identity_service
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.payload_keys import PayloadKeyring
 from core.process import exit_after
 from core.settings import Settings
 from core.stripe import create_stripe_client
@@ -135,8 +136,9 @@ def worker_task_queues(settings: Settings) -> list[str]:
 
 async def run(settings: Settings) -> None:
     engine = create_engine(settings)
-    client = await connect_temporal(settings)
-    deps = build_deps(settings, create_session_factory(engine), client)
+    sessions = create_session_factory(engine)
+    client = await connect_temporal(settings, keyring=PayloadKeyring(settings, sessions))
+    deps = build_deps(settings, sessions, client)
     queues = worker_task_queues(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ from api.routes import (
     calendar,
     calendar_feeds,
     catalog,
+    codec,
     communications,
     dunning,
     enrollments,
@@ -55,4 +56,5 @@ ROUTERS: list[APIRouter] = [
     teacher_changes.router,
     reports.router,
     reenrollments.router,
+    codec.router,
 ]

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer
 
 from activities.billing import BillingActivities
@@ -29,6 +29,7 @@ from core.contracts.billing import SIGNAL_LESSONS_BOOKED, SIGNAL_STUDENT_STOPPED
 from core.contracts.scheduled import RecognizeLessons
 from core.db import SessionFactory, transaction
 from core.settings import Settings
+from core.temporal import data_converter
 from domain.calendar import local_to_utc
 from models import Enrollment, Invoice, Lesson, Payment, Refund, Role, StripeEvent, Subscription, Teacher
 from tests.billing.conftest import (
@@ -50,6 +51,10 @@ from workflows.billing import FamilyBillingWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 PRICE = 14000  # piano, 30 minutes, monthly (scripts/reference_data.py)
+
+
+async def _replays(history: WorkflowHistory, converter: DataConverter) -> None:
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=converter).replay_workflow(history)
 
 
 def _month(first: date, ahead: int) -> date:
@@ -262,7 +267,7 @@ async def test_stopping_mid_period_refunds_the_unheld_lessons_once(
         books = await balances(http, admin)
         history = await student.handle.fetch_history()
 
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, temporal_client.data_converter)
     async with sessions() as session:
         refunds = list(await session.scalars(select(Refund)))
     assert [r.amount_minor for r in refunds] == [7000]
@@ -373,14 +378,14 @@ async def test_a_next_semester_continues_the_subscription_and_the_gap_is_not_bil
         == 1
     )
     assert await invoices_in_stripe(stripe_client, student) == [7000, 7000, PRICE]
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, temporal_client.data_converter)
 
 
 async def test_histories_recorded_before_lesson_periods_replay() -> None:
     # Recorded with the workflow as it was before lesson periods: a start, a renewal and a stop.
     recorded = (HISTORIES / "billing_before_lesson_periods.json").read_text()
     history = WorkflowHistory.from_json("family-billing-recorded", recorded)
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, data_converter(Settings()))
 
 
 async def test_a_start_anchors_stripes_cycle_to_the_school_months(
@@ -501,7 +506,7 @@ async def test_stripes_own_period_invoice_is_adjusted_once_in_draft_and_a_stop_r
         view = await student.handle.query("subscriptions")
         history = await student.handle.fetch_history()
 
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, temporal_client.data_converter)
     final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
     assert [line["amount"] for line in _adjustment_lines(final)] == [7000 - PRICE]
     assert (final["status"], final["amount_paid"]) == ("paid", 7000)
@@ -519,7 +524,7 @@ async def test_histories_recorded_before_stripes_cycle_replay() -> None:
     # two development renewals of lesson periods, a stop refunding unheld lessons, and the renewal refused after it.
     recorded = (HISTORIES / "billing_lesson_periods_before_stripe_cycle.json").read_text()
     history = WorkflowHistory.from_json("family-billing-recorded", recorded)
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, data_converter(Settings()))
 
 
 async def test_a_stop_during_the_draft_hour_brings_the_draft_to_the_held_lessons(
@@ -559,7 +564,7 @@ async def test_a_stop_during_the_draft_hour_brings_the_draft_to_the_held_lessons
         view = await student.handle.query("subscriptions")
         history = await student.handle.fetch_history()
 
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, temporal_client.data_converter)
     final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
     # Stripe's price brought to the first month's amount, then to the held lesson's: two adjustments.
     assert [line["amount"] for line in _adjustment_lines(final)] == [7000 - PRICE, 3500 - 7000]
@@ -602,7 +607,7 @@ async def test_a_period_invoice_finalized_before_billing_saw_it_is_recorded_at_w
         refunds = await eventually(refunded, what="the stop's refund")
         history = await student.handle.fetch_history()
 
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, temporal_client.data_converter)
     final = (await stripe_client.v1.invoices.retrieve_async(created.id)).to_dict()
     assert _adjustment_lines(final) == []  # too late to adjust a finalized invoice
     assert (billed["stripe_invoice_id"], billed["amount_minor"]) == (created.id, PRICE)
@@ -615,7 +620,7 @@ async def test_histories_recorded_on_stripes_cycle_before_gap_trials_replay() ->
     # the next semester booked, the month between the semesters renewed at zero, and the next semester's month.
     recorded = (HISTORIES / "billing_stripe_cycle_before_gap_trial.json").read_text()
     history = WorkflowHistory.from_json("family-billing-recorded", recorded)
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, data_converter(Settings()))
 
 
 def _period_starts(invoices: list[stripe.Invoice]) -> list[int | None]:
@@ -708,7 +713,7 @@ async def test_a_returning_students_gap_month_raises_no_invoice(
         invoices = (await stripe_client.v1.invoices.list_async(params={"subscription": stripe_sub, "limit": 100})).data
         history = await handle.fetch_history()
 
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await _replays(history, temporal_client.data_converter)
     assert before.get("trial_end") != int(resumes.timestamp())
     assert paused["proration_behavior"] == "none"
     assert paused["cancel_at"] == int((spring[-1] + timedelta(minutes=30)).timestamp())
@@ -793,9 +798,7 @@ async def test_a_month_closed_after_booking_raises_no_invoice_and_a_stop_cancels
     assert _timers_fired(closing_history) == 1
     assert _timers_fired(stopping_history) == 0
     for history in (closing_history, stopping_history):
-        await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(
-            history
-        )
+        await _replays(history, temporal_client.data_converter)
 
 
 def _timers_fired(history: WorkflowHistory) -> int:

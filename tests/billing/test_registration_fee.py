@@ -11,7 +11,6 @@ import stripe
 from sqlalchemy import select
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.db import SessionFactory
@@ -100,7 +99,9 @@ async def test_the_fee_goes_on_the_first_invoice_once(
         f'{{"id":"{patch}","deprecated":false}}'.encode()
         for patch in (STRIPE_CYCLE_PATCH, REGISTRATION_FEE_PATCH, LESSON_PERIODS_PATCH)
     ]
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=temporal_client.data_converter).replay_workflow(
+        history
+    )
 
 
 async def test_the_fee_now_is_paid_at_once_and_once(

@@ -147,6 +147,8 @@ async def test_renewals_on_demand_are_refused_in_production(
         stripe_publishable_key="pk_live_cedar",
         stripe_api_base="",
         public_base_url="https://school.cedar.test",
+        payload_keys={"2026-01": "cHJvZHVjdGlvbi1wYXlsb2FkLWtleS1mb3ItdGVzdHM="},
+        payload_key_current="2026-01",
     )
     async with transaction(sessions) as session:
         admin = User(email=f"admin-{uuid.uuid4().hex[:8]}@cedar.test", role=Role.admin)

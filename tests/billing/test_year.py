@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.db import SessionFactory
@@ -58,7 +57,7 @@ async def test_a_year_of_monthly_billing_balances_and_maps_every_charge_to_one_e
     assert periods == list(range(1, MONTHS + 1))  # the renewal count survived continue-as-new
     assert first_history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     # The workflow is deterministic: its recorded history replays without a non-determinism error.
-    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+    await Replayer(workflows=[FamilyBillingWorkflow], data_converter=temporal_client.data_converter).replay_workflow(
         first_history
     )
     assert balance == {"owed_minor": 0, "open_invoices": 0}

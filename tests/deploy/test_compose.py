@@ -24,6 +24,8 @@ REQUIRED_ENV = {
     "CEDAR_STRIPE_PUBLISHABLE_KEY": "pk_live_dummy",
     "CEDAR_STRIPE_WEBHOOK_SECRETS": '["whsec_dummy"]',
     "CEDAR_JWT_SECRET": "dummy-jwt-secret-of-at-least-32-characters",
+    "CEDAR_PAYLOAD_KEYS": '{"2026-01": "ZHVtbXktcGF5bG9hZC1rZXktb2YtMzItYnl0ZXMhISE="}',
+    "CEDAR_PAYLOAD_KEY_CURRENT": "2026-01",
     "CEDAR_DOMAIN": "school.example",
     "ACME_EMAIL": "ops@school.example",
 }
@@ -73,7 +75,7 @@ def resolved() -> dict[str, Any]:
 
 
 def test_compose_refuses_to_resolve_without_the_required_secrets() -> None:
-    for missing in ("POSTGRES_PASSWORD", "CEDAR_JWT_SECRET", "CEDAR_DOMAIN"):
+    for missing in ("POSTGRES_PASSWORD", "CEDAR_JWT_SECRET", "CEDAR_DOMAIN", "CEDAR_PAYLOAD_KEYS"):
         result = compose_config({k: v for k, v in REQUIRED_ENV.items() if k != missing})
         assert result.returncode != 0
         assert f"set {missing}" in result.stderr

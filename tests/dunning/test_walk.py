@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlmodel import col
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import Client
 from temporalio.worker import Replayer
 
 from core.db import SessionFactory
@@ -18,7 +18,11 @@ from workflows.dunning import FamilyDunningWorkflow
 
 
 async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
-    kit: DunningKit, sessions: SessionFactory, smtp_sink: SmtpSink, dunning_settings: Settings
+    kit: DunningKit,
+    sessions: SessionFactory,
+    smtp_sink: SmtpSink,
+    dunning_settings: Settings,
+    temporal_client: Client,
 ) -> None:
     family = kit.family
     await kit.fail(failure(family))
@@ -72,7 +76,9 @@ async def test_unpaid_invoice_walks_to_cancelled_with_every_notice(
 
     # The whole walk replays deterministically (what a worker restart or a code change must preserve).
     replayer = Replayer(
-        workflows=[FamilyDunningWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+        workflows=[FamilyDunningWorkflow],
+        workflow_runner=workflow_runner(),
+        data_converter=temporal_client.data_converter,
     )
     replay = await replayer.replay_workflow(await kit.dunning.fetch_history(), raise_on_replay_failure=False)
     assert replay.replay_failure is None

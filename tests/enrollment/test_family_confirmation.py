@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.enrollment import EnrollmentActivities
@@ -194,7 +193,7 @@ async def test_the_owner_declines_and_the_enrollment_closes_with_the_family_unto
     assert set(await mail_of(smtp_sink, stranger, {"confirm-family"})) == {"confirm-family"}
     # The waiting path replays deterministically (what a worker restart or a redeploy must preserve).
     replayer = Replayer(
-        workflows=[EnrollmentWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+        workflows=[EnrollmentWorkflow], workflow_runner=workflow_runner(), data_converter=temporal_client.data_converter
     )
     history = await temporal_client.get_workflow_handle(enrollment_workflow_id(stranger)).fetch_history()
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None

@@ -35,6 +35,8 @@ PRODUCTION_ENV = {
     "CEDAR_STRIPE_API_BASE": "",
     "CEDAR_STRIPE_WEBHOOK_SECRETS": '["whsec_real"]',
     "CEDAR_PUBLIC_BASE_URL": "https://school.cedar.test",
+    "CEDAR_PAYLOAD_KEYS": '{"2026-01": "cHJvZHVjdGlvbi1wYXlsb2FkLWtleS1mb3ItdGVzdHM="}',
+    "CEDAR_PAYLOAD_KEY_CURRENT": "2026-01",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from core.settings import DEV_SECRET, Settings, production_problems
+from core.settings import DEV_PAYLOAD_KEY, DEV_SECRET, Settings, production_problems
 
 PRODUCTION = {
     "environment": "production",
@@ -17,6 +17,8 @@ PRODUCTION = {
     "stripe_api_base": "",
     "stripe_webhook_secrets": ["whsec_real_endpoint_secret"],
     "public_base_url": "https://school.cedarheights.example",
+    "payload_keys": {"2026-01": "cHJvZHVjdGlvbi1wYXlsb2FkLWtleS1mb3ItdGVzdHM="},
+    "payload_key_current": "2026-01",
 }
 
 
@@ -47,6 +49,8 @@ def test_a_correct_production_configuration_passes() -> None:
         ({"public_base_url": "http://school.cedarheights.example"}, "CEDAR_PUBLIC_BASE_URL is not https"),
         ({"public_base_url": "https://localhost:8000"}, "CEDAR_PUBLIC_BASE_URL points at this machine"),
         ({"public_base_url": "https://127.0.0.1"}, "CEDAR_PUBLIC_BASE_URL points at this machine"),
+        ({"payload_keys": {"dev": DEV_PAYLOAD_KEY}, "payload_key_current": "dev"}, "CEDAR_PAYLOAD_KEYS holds the dev"),
+        ({"payload_key_current": "2025-01"}, "CEDAR_PAYLOAD_KEY_CURRENT is not one of CEDAR_PAYLOAD_KEYS"),
     ],
 )
 def test_each_development_default_is_refused_by_name(override: dict[str, Any], named: str) -> None:
@@ -68,6 +72,7 @@ def test_every_default_left_is_named_in_one_error() -> None:
         "CEDAR_STRIPE_API_KEY",
         "CEDAR_STRIPE_PUBLISHABLE_KEY",
         "CEDAR_PUBLIC_BASE_URL",
+        "CEDAR_PAYLOAD_KEYS",
     ):
         assert setting in message
 

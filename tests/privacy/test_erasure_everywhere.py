@@ -21,7 +21,6 @@ from sqlmodel import col
 from temporalio import workflow
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from core.audit import record_audit
@@ -30,8 +29,9 @@ from core.contracts.dunning import AdminAction
 from core.contracts.erasure import ErasureReport, erasure_workflow_id
 from core.contracts.retention import RETENTION_WORKFLOW, RetentionReport, RetentionRequest
 from core.db import SessionFactory, transaction
+from core.payload_keys import PayloadKeyDestroyed
 from core.settings import Settings
-from core.temporal import billing_workflow_id, dunning_workflow_id
+from core.temporal import billing_workflow_id, dunning_workflow_id, enrollment_workflow_id
 from models import (
     AuditLog,
     BillingAccount,
@@ -51,6 +51,7 @@ from models import (
     User,
 )
 from tests.dunning.conftest import DunningKit, Family, StandInBillingWorkflow, dunning_worker, failure
+from tests.replay.recorder import open_payloads
 from tests.waiting import eventually
 from workers.main import build_deps, workflow_runner
 from workers.registry import WORKFLOWS, activity_functions
@@ -153,9 +154,11 @@ async def make_erasable_family(sessions: SessionFactory, stripe_client: stripe.S
             ]
         )
         await session.flush()
+        enrollment_id = uuid.uuid4()
         enrollment = Enrollment(
+            id=enrollment_id,
             request_hash="0" * 64,
-            workflow_id=f"enrollment-{uuid.uuid4()}",
+            workflow_id=enrollment_workflow_id(enrollment_id),  # as the product names it: its key is the family's
             state="active",
             parent_id=parent.id,
             student_id=student.id,
@@ -323,8 +326,13 @@ async def money(sessions: SessionFactory) -> tuple[int, int, int, int]:
     return int(invoiced or 0), int(paid or 0), int(balance or 0), int(postings or 0)
 
 
-async def history_bytes(client: Client, workflow_id: str) -> bytes:
+async def history_bytes(client: Client, workflow_id: str, *, opened: bool = False) -> bytes:
+    """The history as the server keeps it, or (``opened``) with its payloads decoded through the codec."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
+    if opened:
+        assert client.data_converter.payload_codec is not None
+        for event in history.events:
+            await open_payloads(event, client.data_converter.payload_codec)
     return history.to_json().encode() + b"".join(e.SerializeToString() for e in history.events)
 
 
@@ -392,14 +400,16 @@ async def test_erasure_reaches_every_copy_and_changes_nothing_the_second_time(
 
     view = await eventually(paused_with_reason, timeout=10, what="the pause")
     assert [e["detail"] for e in view["timeline"] if e["kind"] == "paused"] == [STAFF_REASON]
-    dunning_history = await history_bytes(temporal_client, dunning_workflow_id(family.parent_id))
+    dunning_history = await history_bytes(temporal_client, dunning_workflow_id(family.parent_id), opened=True)
     assert STAFF_REASON.encode() not in dunning_history
     async with sessions() as session:
         note = await session.scalar(select(col(AuditLog.id)).where(col(AuditLog.action) == "dunning.pause"))
     assert str(note).encode() in dunning_history  # the history carries the reference, and the search sees it
     # The new path (a note id instead of the text) replays.
     replayer = Replayer(
-        workflows=[FamilyDunningWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+        workflows=[FamilyDunningWorkflow],
+        workflow_runner=workflow_runner(),
+        data_converter=temporal_client.data_converter,
     )
     history = await temporal_client.get_workflow_handle(dunning_workflow_id(family.parent_id)).fetch_history()
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
@@ -424,7 +434,7 @@ async def test_erasure_reaches_every_copy_and_changes_nothing_the_second_time(
     assert steps["redact_webhooks"].count == 2
     assert steps["delete_stripe_customer"].count == 1
     assert steps["remove_login"].count == 1
-    assert steps["destroy_payload_keys"].note == "no payload keys"
+    assert steps["destroy_payload_keys"].count == 2  # the family's key and its enrollment's
     fetched = (await api.get(f"{API}/parents/{family.parent_id}/erasure", headers=admin)).json()
     assert fetched["status"] == "completed"
     assert fetched["steps"] == [step.model_dump(mode="json") for step in report.steps]
@@ -437,15 +447,29 @@ async def test_erasure_reaches_every_copy_and_changes_nothing_the_second_time(
         dunning_workflow_id(family.parent_id),
         billing_workflow_id(family.parent_id),
     )
-    for workflow_id in (*family_workflows, erasure_workflow_id(family.parent_id)):
+    for workflow_id in family_workflows:  # as the server keeps them
         raw = await history_bytes(temporal_client, workflow_id)
-        assert str(family.parent_id).encode() in raw or str(family.enrollment_id).encode() in raw  # the search sees
+        assert b"family erased" in raw  # the history the erasure closed, read whole
         assert [n for n in who.needles() if n.encode() in raw] == [], workflow_id
         assert b"Wilhelmina" not in raw
+    # The erasure's own history stays readable (the master key seals it) and names the family by id only.
+    opened = await history_bytes(temporal_client, erasure_workflow_id(family.parent_id), opened=True)
+    assert str(family.parent_id).encode() in opened
+    assert [n for n in who.needles() if n.encode() in opened] == []
+    # Read through the codec, the family's histories are shredded: their payloads can no longer be opened.
+    for workflow_id in family_workflows:
+        history = await temporal_client.get_workflow_handle(workflow_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        codec = temporal_client.data_converter.payload_codec
+        assert codec is not None
+        with pytest.raises(PayloadKeyDestroyed):
+            await codec.decode(list(started.input.payloads))
     # The erasure's own history replays.
     erasure_history = await temporal_client.get_workflow_handle(erasure_workflow_id(family.parent_id)).fetch_history()
     erasure_replayer = Replayer(
-        workflows=[FamilyErasureWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+        workflows=[FamilyErasureWorkflow],
+        workflow_runner=workflow_runner(),
+        data_converter=temporal_client.data_converter,
     )
     assert (
         await erasure_replayer.replay_workflow(erasure_history, raise_on_replay_failure=False)
@@ -571,7 +595,7 @@ async def test_retention_removes_what_is_past_its_age_and_keeps_the_rest(
             result_type=RetentionReport,
         )
     replayer = Replayer(
-        workflows=[RetentionWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+        workflows=[RetentionWorkflow], workflow_runner=workflow_runner(), data_converter=temporal_client.data_converter
     )
     history = await temporal_client.get_workflow_handle(retention_id).fetch_history()
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None

@@ -1,25 +1,26 @@
-"""The erasure's payload-key step: it destroys the family's keys through ``core.payload_keys`` when the codec is in
-place, and says there are none when it is not."""
+"""The erasure's payload-key step destroys the family's keys (and this process forgets them at once); Stripe's
+``customer.deleted`` event is stored redacted."""
 
 from __future__ import annotations
 
 import json
-import sys
-import types
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
+from temporalio.converter import WorkflowSerializationContext
 
-from activities.erasure import PAYLOAD_KEYS_MODULE, ErasureActivities
+from activities.erasure import ErasureActivities
 from core.contracts.erasure import FamilyRef
 from core.db import SessionFactory
+from core.payload_codec import EncryptionCodec
+from core.payload_keys import PayloadKeyDestroyed
 from core.settings import Settings
+from core.temporal import billing_workflow_id
 from models import StripeEvent
 from tests.billing.conftest import post_event, stripe_event
 from tests.conftest import WEBHOOK_SECRET
@@ -31,30 +32,35 @@ def steps(settings: Settings, sessions: SessionFactory, temporal_client: Client)
     return ErasureActivities(settings, sessions, temporal_client, deps.stripe, deps.identity)
 
 
-async def test_without_the_codec_there_are_no_payload_keys(
-    settings: Settings, sessions: SessionFactory, temporal_client: Client, monkeypatch: pytest.MonkeyPatch
+async def test_the_familys_payload_keys_are_destroyed_and_forgotten_by_this_process(
+    settings: Settings, sessions: SessionFactory, temporal_client: Client
 ) -> None:
-    monkeypatch.setitem(sys.modules, PAYLOAD_KEYS_MODULE, None)  # an import of it fails as if absent
-    result = await steps(settings, sessions, temporal_client).destroy_payload_keys(FamilyRef(parent_id=uuid.uuid4()))
-    assert (result.step, result.count, result.note) == ("destroy_payload_keys", 0, "no payload keys")
+    codec = temporal_client.data_converter.payload_codec
+    assert isinstance(codec, EncryptionCodec)
+    assert codec.keyring is not None
+    erased, kept = uuid.uuid4(), uuid.uuid4()
+    sealed = {
+        parent: await codec.with_context(_billing_context(parent)).encode([_plain(f"invoice of {parent}")])
+        for parent in (erased, kept)
+    }
+
+    result = await steps(settings, sessions, temporal_client).destroy_payload_keys(FamilyRef(parent_id=erased))
+    again = await steps(settings, sessions, temporal_client).destroy_payload_keys(FamilyRef(parent_id=erased))
+
+    assert (result.step, result.count) == ("destroy_payload_keys", 1)
+    assert again.count == 0
+    # This process's cache let go at once: nobody here reads the erased family's payloads any more.
+    with pytest.raises(PayloadKeyDestroyed):
+        await codec.decode(sealed[erased])
+    assert await codec.decode(sealed[kept]) == [_plain(f"invoice of {kept}")]
 
 
-async def test_with_the_codec_the_familys_keys_are_destroyed(
-    settings: Settings, sessions: SessionFactory, temporal_client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    destroyed: list[Any] = []
+def _plain(text: str) -> Payload:
+    return Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(text).encode())
 
-    async def destroy_family_keys(session: AsyncSession, parent_id: uuid.UUID) -> int:
-        destroyed.append((type(session), parent_id))
-        return 2
 
-    keys = types.ModuleType(PAYLOAD_KEYS_MODULE)
-    keys.destroy_family_keys = destroy_family_keys  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, PAYLOAD_KEYS_MODULE, keys)
-    parent_id = uuid.uuid4()
-    result = await steps(settings, sessions, temporal_client).destroy_payload_keys(FamilyRef(parent_id=parent_id))
-    assert (result.count, result.note) == (2, "")
-    assert destroyed == [(AsyncSession, parent_id)]
+def _billing_context(parent_id: uuid.UUID) -> WorkflowSerializationContext:
+    return WorkflowSerializationContext(namespace="default", workflow_id=billing_workflow_id(parent_id))
 
 
 async def test_stripes_customer_deleted_event_is_stored_redacted(

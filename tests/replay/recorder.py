@@ -15,13 +15,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import Message
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
+from temporalio.converter import PayloadCodec
 from temporalio.worker import Replayer
 
 from core.settings import Settings
 
 RECORD_ENV = "CEDAR_RECORD_HISTORIES"
+_PAYLOAD, _PAYLOADS = "temporal.api.common.v1.Payload", "temporal.api.common.v1.Payloads"
+_SEARCH_ATTRIBUTES = "temporal.api.common.v1.SearchAttributes"
 CORPUS = Path(__file__).resolve().parent / "histories"
 INDEX = CORPUS / "index.json"
 # A case larger than this is left out: the corpus stays small enough to replay on every run.
@@ -133,10 +137,40 @@ async def record_runs(client: Client, settings: Settings, replayer: Replayer, so
         # A test's stand-in registered under a real workflow's name records a history the real class never made.
         if (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is not None:
             continue
+        # Saved opened: the keys that sealed it live in this test's database, which is dropped after the test.
+        codec = client.data_converter.payload_codec
+        if codec is not None:
+            for event in history.events:
+                await open_payloads(event, codec)
         case = save(history, run.workflow_type, source)
         if case:
             saved.append(case)
     return saved
+
+
+async def open_payloads(message: Message, codec: PayloadCodec) -> None:
+    """Decodes, in place, every payload in ``message`` (search attributes are never encoded)."""
+    for field, value in message.ListFields():
+        kind = field.message_type
+        if kind is None or kind.full_name == _SEARCH_ATTRIBUTES:
+            continue
+        if kind.GetOptions().map_entry:
+            values = list(value.values())
+            kind = kind.fields_by_name["value"].message_type
+            if kind is None:
+                continue
+        else:
+            values = list(value) if field.is_repeated else [value]
+        for item in values:
+            if kind.full_name == _PAYLOAD:
+                [opened] = await codec.decode([item])
+                item.CopyFrom(opened)
+            elif kind.full_name == _PAYLOADS:
+                opened_all = await codec.decode(list(item.payloads))
+                del item.payloads[:]
+                item.payloads.extend(opened_all)
+            else:
+                await open_payloads(item, codec)
 
 
 def features(path: dict[str, Any]) -> set[str]:

@@ -13,7 +13,6 @@ import httpx
 from sqlalchemy import func, select
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.contracts.makeup import MakeupCreditState
@@ -111,7 +110,7 @@ async def test_early_and_late_cancellations_a_makeup_booked_and_the_credit_used_
     replayer = Replayer(
         workflows=[MakeupCreditWorkflow, LessonCancellationWorkflow],
         workflow_runner=workflow_runner(),
-        data_converter=pydantic_data_converter,
+        data_converter=temporal_client.data_converter,
     )
     for workflow_id in (makeup_credit_workflow_id(credit_id), f"lesson-cancellation-{early.id}"):
         history = await temporal_client.get_workflow_handle(workflow_id).fetch_history()

@@ -16,7 +16,6 @@ from sqlalchemy import func, select, update
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.contracts.billing import SIGNAL_LESSONS_BOOKED
@@ -156,7 +155,7 @@ def _delivered(smtp_sink: SmtpSink, prefix: str) -> dict[str, int]:
 
 async def _replays(client: Client, workflow: type, workflow_id: str) -> None:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
-    replayer = Replayer(workflows=[workflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[workflow], workflow_runner=workflow_runner(), data_converter=client.data_converter)
     replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None
 

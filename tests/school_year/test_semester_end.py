@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.contracts.billing import SIGNAL_LESSONS_BOOKED
@@ -19,7 +18,7 @@ from core.contracts.enrollment import UPDATE_CONTINUE_NEXT_SEMESTER, UPDATE_FINI
 from core.contracts.reenrollment import ReenrollmentStatus, reenrollment_workflow_id
 from core.db import SessionFactory
 from core.settings import Settings
-from core.temporal import billing_workflow_id, enrollment_workflow_id
+from core.temporal import billing_workflow_id, data_converter, enrollment_workflow_id
 from models import Role, Semester
 from tests.enrollment.helpers import billing_events, enrollment_row, lessons_of, teacher_by_email
 from tests.school_year.conftest import SchoolYearWorker
@@ -215,7 +214,7 @@ async def test_an_enrollment_active_before_semester_ends_replays_on_the_old_path
         "enrollment-before-semester-end", (HISTORIES / "enrollment_active_before_semester_end.json").read_text()
     )
     replayer = Replayer(
-        workflows=[EnrollmentWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+        workflows=[EnrollmentWorkflow], workflow_runner=workflow_runner(), data_converter=data_converter(Settings())
     )
     replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None

@@ -214,8 +214,12 @@ async def _reenroll(
 
     await eventually(offers, until=lambda found: len(found) == len(answers), what="the offers")
     body = {"answers": [{"enrollment_id": e, "returning": r} for e, r in answers.items()]}
-    answered = await api.post(f"/api/v1/reenrollments/{reenrollment_id}/answers", json=body, headers=headers)
-    assert answered.status_code == 200, answered.text
+
+    async def answer() -> httpx.Response:
+        return await api.post(f"/api/v1/reenrollments/{reenrollment_id}/answers", json=body, headers=headers)
+
+    # A 409 "the offers are being prepared" asks to try again in a moment, as the family's page would.
+    await eventually(answer, until=lambda answered: answered.status_code == 200, what="the answers taken")
     handle = temporal_client.get_workflow_handle(reenrollment_id, result_type=ReenrollmentStatus)
     return await handle.result(rpc_timeout=timedelta(seconds=90))
 

@@ -12,7 +12,6 @@ import httpx
 from sqlalchemy import func, select
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.closures import ClosureActivities
@@ -127,7 +126,7 @@ async def test_a_closure_over_booked_lessons_cancels_them_credits_and_tells_each
         assert restored is not None
         assert restored.status == LessonStatus.cancelled
     replayer = Replayer(
-        workflows=[ClosureWorkflow], workflow_runner=workflow_runner(), data_converter=pydantic_data_converter
+        workflows=[ClosureWorkflow], workflow_runner=workflow_runner(), data_converter=temporal_client.data_converter
     )
     history = await temporal_client.get_workflow_handle(closure_workflow_id(closure_id)).fetch_history()
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None

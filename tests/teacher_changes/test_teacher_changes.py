@@ -13,7 +13,6 @@ import httpx
 from sqlalchemy import delete, select
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from core.db import SessionFactory, transaction
@@ -43,7 +42,7 @@ async def _replays(temporal_client: Client, workflow_id: str) -> None:
     replayer = Replayer(
         workflows=[SubstitutionWorkflow, TeacherTransferWorkflow],
         workflow_runner=workflow_runner(),
-        data_converter=pydantic_data_converter,
+        data_converter=temporal_client.data_converter,
     )
     history = await temporal_client.get_workflow_handle(workflow_id).fetch_history()
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
