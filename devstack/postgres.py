@@ -159,6 +159,13 @@ class EmbeddedPostgres(Service):
         self.process.start()
         self.process.wait_ready(self.is_ready, timeout=timeout)
 
+    def restart(self) -> None:
+        """Start again on the same data after the server died (no initdb: a lost cluster must not come back
+        empty); returns without waiting, clients reconnect."""
+        _clear_stale_lock(self.data_dir / "postmaster.pid", self.data_dir)
+        _clear_stale_lock(self.socket_dir / f".s.PGSQL.{self.port}.lock", self.data_dir)
+        self.process.start()
+
     def is_ready(self) -> bool:
         args: list[str | Path] = [
             PG_BIN / "pg_isready",
