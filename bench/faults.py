@@ -600,7 +600,8 @@ async def stuck_workflows(client: Client) -> list[str]:
                 f"{execution.id} ({name}): workflow task failing, attempt {described.pending_workflow_task.attempt}"
             )
             continue
-        failing = [a for a in described.pending_activities if a.attempt > 3 and a.HasField("last_failure")]
+        # Past its seventh attempt an activity has kept failing for over a minute since the last fault ended.
+        failing = [a for a in described.pending_activities if a.attempt >= 8 and a.HasField("last_failure")]
         for activity in failing:
             stuck.append(
                 f"{execution.id} ({name}): activity {activity.activity_type.name} attempt {activity.attempt}: "
