@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -38,6 +40,19 @@ async def check_stripe(settings: Settings) -> None:
     async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS) as http:
         response = await http.get(f"{base}/v1/customers", params={"limit": 1}, auth=(settings.stripe_api_key, ""))
     response.raise_for_status()
+
+
+def supervised_processes(settings: Settings) -> dict[str, Any] | None:
+    """In development, what `./cedar run`'s supervisor reports of its children (restarts, last exits), or None
+    when no supervisor runs this stack. Read from `<data_dir>/run/supervisor.json`, which it keeps current."""
+    if settings.environment != "development":
+        return None
+    try:
+        status: dict[str, Any] = json.loads((settings.data_dir / "run" / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        return None
+    children: dict[str, Any] | None = status.get("children")
+    return children
 
 
 async def run_check(check: Callable[[], Awaitable[None]]) -> CheckResult:

@@ -58,6 +58,8 @@ def serve_one(host: str, port: int, log_level: str, access_log: bool) -> None:
 def port_is_free(host: str, port: int) -> bool:
     """Without ``SO_REUSEPORT`` the probe cannot share the port, so any listener there (ours too) is seen."""
     with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        # Connections of a killed predecessor in TIME_WAIT are no conflict (the servers set it too); a listener is.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

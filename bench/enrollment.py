@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import select
+from sqlmodel import col
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.worker import Worker
@@ -88,7 +89,8 @@ def application(i: int) -> dict:
 async def add_bench_teachers(settings: Settings, database_url: str) -> None:
     engine = create_engine(settings, database_url)
     async with transaction(create_session_factory(engine)) as session:
-        existing = await session.scalar(select(Teacher.id).where(Teacher.email == "bench-teacher-0@bench.example"))
+        first = col(Teacher.email) == "bench-teacher-0@bench.example"
+        existing = await session.scalar(select(col(Teacher.id)).where(first))
         if existing is None:
             for n in range(BENCH_TEACHERS):
                 teacher = Teacher(
@@ -125,7 +127,9 @@ class DemoScheduledWatcher:
             if pending:
                 async with self._sessions() as session:
                     rows = await session.execute(
-                        select(Enrollment.id, Enrollment.state, Enrollment.steps).where(Enrollment.id.in_(pending))
+                        select(col(Enrollment.id), col(Enrollment.state), col(Enrollment.steps)).where(
+                            col(Enrollment.id).in_(pending)
+                        )
                     )
                 for enrollment_id, state, steps in rows:
                     reached = next((s["at"] for s in steps if s["state"] == "demo_scheduled"), None)

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     smtp_port: int = 1025
     mail_http_port: int = 8025
     public_base_url: str = "http://127.0.0.1:8000"
+    # `./cedar run` restarts a child that dies: after restart_backoff_initial, doubling up to restart_backoff_max,
+    # back to the initial delay once the child has stayed up for restart_backoff_reset_after. A child that exits
+    # within restart_quick_exit of its start restart_max_quick_exits times in a row stops the run instead.
+    restart_backoff_initial: timedelta = timedelta(milliseconds=500)
+    restart_backoff_max: timedelta = timedelta(seconds=10)
+    restart_backoff_reset_after: timedelta = timedelta(minutes=1)
+    restart_quick_exit: timedelta = timedelta(seconds=10)
+    restart_max_quick_exits: int = Field(default=8, ge=1)
 
     # --- PostgreSQL: an external database when DATABASE_URL is set, else the embedded one ---
     database_url: str | None = Field(default=None, validation_alias=AliasChoices("CEDAR_DATABASE_URL", "DATABASE_URL"))

@@ -13,7 +13,7 @@ from devstack.ports import PortInUseError
 from devstack.postgres import PostgresError
 from devstack.processes import ProcessExitedError, reap_orphans
 from devstack.stack import StartupError, banner, check_ports, plan, start
-from devstack.supervisor import ShutdownRequested, Supervisor
+from devstack.supervisor import RestartPolicy, ShutdownRequested, Supervisor
 
 # Failures we explain in one message; anything else is a bug and keeps its traceback.
 EXPECTED_FAILURES = (StartupError, ProcessExitedError, PostgresError, TimeoutError, FileNotFoundError)
@@ -34,7 +34,7 @@ def run() -> int:
     except PortInUseError as error:
         print(f"cedar run: {error}", file=sys.stderr)
         return 2
-    supervisor = Supervisor()
+    supervisor = Supervisor(policy=RestartPolicy.from_settings(settings), run_dir=stack.run_dir)
     supervisor.install_signal_handlers()
     print(f"Starting Cedar (data in {stack.data_dir}):", flush=True)
     try:

@@ -159,6 +159,16 @@ class EmbeddedPostgres(Service):
         self.process.start()
         self.process.wait_ready(self.is_ready, timeout=timeout)
 
+    def restart(self) -> None:
+        """Start again on the same data after the server died (no initdb: a lost cluster must not come back
+        empty); returns without waiting, clients reconnect."""
+        self._grant_access()
+        if not (self.data_dir / "PG_VERSION").exists():
+            raise PostgresError(f"{self.data_dir} is not a valid data directory any more (PG_VERSION is missing)")
+        _clear_stale_lock(self.data_dir / "postmaster.pid", self.data_dir)
+        _clear_stale_lock(self.socket_dir / f".s.PGSQL.{self.port}.lock", self.data_dir)
+        self.process.start()
+
     def is_ready(self) -> bool:
         args: list[str | Path] = [
             PG_BIN / "pg_isready",
@@ -212,6 +222,13 @@ class EmbeddedPostgres(Service):
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._grant_access()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+
+    def _grant_access(self) -> None:
+        """The unprivileged server's way to its files, again at each start: a folder above may have lost o+x
+        since (pytest resets its base folder to 0700 when another session starts)."""
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         if self.run_as is not None:
             account = ensure_system_user(self.run_as)
@@ -222,8 +239,6 @@ class EmbeddedPostgres(Service):
                 if path.stat().st_uid != account.pw_uid:
                     subprocess.run(["chown", "-R", f"{account.pw_uid}:{account.pw_gid}", path], check=True)
         self.data_dir.chmod(0o700)  # the server refuses a data dir others can read
-        if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb()
 
     def _initdb(self) -> None:
         args: list[str | Path] = [PG_BIN / "initdb", "-D", self.data_dir, "-U", SUPERUSER, "--auth=trust", "-E", "utf8"]

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,10 @@ class Stack:
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
 
     @property
     def database_url(self) -> str:
@@ -109,7 +114,7 @@ def check_ports(stack: Stack) -> None:
 
 def app_env(stack: Stack) -> dict[str, str]:
     """Environment for migrations, the demo loader, the API and the worker: the components just started."""
-    env = {"CEDAR_DATABASE_URL": stack.database_url, "PYTHONUNBUFFERED": "1"}
+    env = {"CEDAR_DATABASE_URL": stack.database_url, "PYTHONUNBUFFERED": "1", "CEDAR_DATA_DIR": str(stack.data_dir)}
     if stack.temporal:
         env["CEDAR_TEMPORAL_ADDRESS"] = stack.temporal.address
     if stack.stripe:
@@ -166,10 +171,11 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
     stack.log_dir.mkdir(parents=True, exist_ok=True)
     background = [c for c in (stack.temporal, stack.stripe, stack.mail) if c is not None]
     for component in background:
-        supervisor.start(component.process)
+        restart = _restart_localstripe(stack) if component is stack.stripe else None
+        supervisor.start(component.process, restart)
     if stack.postgres:
         _say("PostgreSQL...")
-        supervisor.add(stack.postgres.process)
+        supervisor.add(stack.postgres.process, stack.postgres.restart)
         stack.postgres.start()
         stack.postgres.create_database(stack.settings.database_name)
     _say("migrations...")
@@ -180,8 +186,7 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
         _say(f"{component.process.name}...")
         component.wait_ready()
     if stack.stripe:
-        secret = stack.settings.stripe_webhook_secrets[0]
-        stack.stripe.register_webhook(f"{stack.api_url}/api/v1/webhooks/stripe", secret)
+        register_webhook(stack)
     run_step(stack, "schedules", ["-m", "workers.schedules"])  # as a deploy does: once, not at every worker start
     _say("API and worker...")
     python = sys.executable
@@ -196,6 +201,22 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
     stack.api.wait_ready(lambda: httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200)
     address = stack.temporal.address if stack.temporal else s.effective_temporal_address
     stack.worker.wait_ready(lambda: worker_polling(address, s.temporal_namespace, s.task_queue, s), interval=0.3)
+
+
+def register_webhook(stack: Stack) -> None:
+    assert stack.stripe is not None
+    stack.stripe.register_webhook(f"{stack.api_url}/api/v1/webhooks/stripe", stack.settings.stripe_webhook_secrets[0])
+
+
+def _restart_localstripe(stack: Stack) -> Callable[[], None]:
+    """localstripe forgets its webhooks when it stops: a restart registers ours again."""
+
+    def restart() -> None:
+        assert stack.stripe is not None
+        stack.stripe.start()
+        register_webhook(stack)
+
+    return restart
 
 
 def banner(stack: Stack, seconds: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 
 from api.deps import ContextDep
-from api.health import check_all
+from api.health import check_all, supervised_processes
 from api.routing import IndexedRouter
 
 router = IndexedRouter(tags=["health"])
@@ -21,4 +21,7 @@ async def health(context: ContextDep) -> JSONResponse:
             name: {"status": r.status, **({"error": r.error} if r.error else {})} for name, r in results.items()
         },
     }
+    processes = supervised_processes(context.settings)
+    if processes is not None:
+        body["processes"] = processes
     return JSONResponse(status_code=200 if healthy else 503, content=body)
