@@ -513,10 +513,16 @@ async def _wait_settled(clients: Clients, timeout: float) -> None:
                 unprocessed = await session.scalar(
                     select(func.count()).where(col(StripeEvent.status).in_(("received", "failed")))
                 )
+                rows = set(await session.scalars(select(col(Communication.dedup_key))))
+            # A message the SMTP server took just before a crash rolled its row back is sent again by the retry,
+            # which may still be waiting out its backoff: settled once every delivered message has its row.
+            messages = (await clients.http.get(f"{clients.run.mail_url}/api/messages", timeout=30)).json()
+            delivered = {m["headers"].get("X-Cedar-Dedup-Key", "").strip() for m in messages} - {""}
             if (
                 all(states.get(i) in {want, *FINAL_STATES} for i, want in clients.tally.accepted.items())
                 and unsent == 0
                 and unprocessed == 0
+                and delivered <= rows
             ):
                 return
         await asyncio.sleep(1)

@@ -28,6 +28,7 @@ from tests.enrollment.helpers import (
     teacher_by_email,
     wait_for_state,
 )
+from tests.replay.recorder import open_payloads
 from tests.waiting import eventually
 from workers.registry import WorkerDeps
 
@@ -112,6 +113,9 @@ async def test_cancel_in_a_waiting_state_undoes_everything(
     assert audited == {"reason": "moving away"}
     # The workflow's history holds the audit row's id, never the typed reason.
     history = await temporal_client.get_workflow_handle(row.workflow_id).fetch_history()
+    assert temporal_client.data_converter.payload_codec is not None
+    for event in history.events:  # read through the codec, as the Temporal UI shows it to an operator
+        await open_payloads(event, temporal_client.data_converter.payload_codec)
     raw = b"".join(event.SerializeToString() for event in history.events)
     async with sessions() as session:
         note_id = await session.scalar(
