@@ -133,6 +133,27 @@ async def _refused(
     return await _page(request, user, session, settings, _refusal(error), error.status_code)
 
 
+async def _submit(
+    request: Request,
+    user: Principal,
+    session: AsyncSession,
+    settings: Settings,
+    work: Callable[[], Awaitable[None]],
+    *,
+    unchosen: str,
+    notice: str,
+) -> Response:
+    """Runs a form's change: a bad field or a refusal shows the page with why (nothing changed), a missing choice
+    says which, success goes back to the page with ``notice``."""
+    try:
+        await work()
+    except (ValidationError, CedarError) as error:
+        return await _refused(request, user, session, settings, error)
+    except ValueError:  # a choice that is not an id: nothing was chosen
+        return await _page(request, user, session, settings, unchosen, 422)
+    return redirect(f"{PATH}?notice={notice}")
+
+
 Field = Annotated[str, Form(max_length=200)]
 
 
@@ -153,7 +174,7 @@ async def add_closure(
     reason: Field = "",
     lesson_action: Field = "cancel",
 ) -> Response:
-    try:
+    async def work() -> None:
         year_id = uuid.UUID(academic_year_id)
         body = ClosureCreate.model_validate(
             {"start_date": start_date, "end_date": end_date, "reason": reason, "lesson_action": lesson_action}
@@ -164,13 +185,10 @@ async def add_closure(
             await calendar_service.handle_booked_lessons(change, temporal, settings, closure)
 
         await _change(request, close)
-    except ValueError as error:
-        if not isinstance(error, ValidationError):
-            return await _page(request, user, session, settings, "Choose an academic year.", 422)
-        return await _refused(request, user, session, settings, error)
-    except CedarError as error:
-        return await _refused(request, user, session, settings, error)
-    return redirect(f"{PATH}?notice=closure_added")
+
+    return await _submit(
+        request, user, session, settings, work, unchosen="Choose an academic year.", notice="closure_added"
+    )
 
 
 @router.post(PATH + "/substitution")
@@ -190,17 +208,15 @@ async def add_substitution(
         "from_date": _optional(from_date),
         "to_date": _optional(to_date),
     }
-    try:
+
+    async def work() -> None:
         regular_id = uuid.UUID(teacher_id)
         body = SubstitutionCreate.model_validate(values)
         await _change(request, lambda change: service.substitute(change, temporal, settings, user, regular_id, body))
-    except ValueError as error:
-        if not isinstance(error, ValidationError):
-            return await _page(request, user, session, settings, "Choose the regular teacher.", 422)
-        return await _refused(request, user, session, settings, error)
-    except CedarError as error:
-        return await _refused(request, user, session, settings, error)
-    return redirect(f"{PATH}?notice=substituted")
+
+    return await _submit(
+        request, user, session, settings, work, unchosen="Choose the regular teacher.", notice="substituted"
+    )
 
 
 @router.post(PATH + "/substitutions/{substitution_id}/undo")
@@ -213,17 +229,22 @@ async def undo_substitution(
     temporal: TemporalDep,
     teacher_id: Field = "",
 ) -> Response:
-    try:
+    async def work() -> None:
         regular_id = uuid.UUID(teacher_id)
         await _change(
             request,
             lambda change: service.undo_substitution(change, temporal, settings, user, regular_id, substitution_id),
         )
-    except ValueError:
-        return await _page(request, user, session, settings, "That substitution is not known.", 422)
-    except CedarError as error:
-        return await _refused(request, user, session, settings, error)
-    return redirect(f"{PATH}?notice=substitution_undone")
+
+    return await _submit(
+        request,
+        user,
+        session,
+        settings,
+        work,
+        unchosen="That substitution is not known.",
+        notice="substitution_undone",
+    )
 
 
 @router.post(PATH + "/transfer")
@@ -237,14 +258,11 @@ async def transfer(
     teacher_id: Field = "",
     from_date: Field = "",
 ) -> Response:
-    try:
+    async def work() -> None:
         enrollment = uuid.UUID(enrollment_id)
         body = TransferCreate.model_validate({"teacher_id": teacher_id, "from_date": from_date})
         await _change(request, lambda change: service.transfer(change, temporal, settings, user, enrollment, body))
-    except ValueError as error:
-        if not isinstance(error, ValidationError):
-            return await _page(request, user, session, settings, "Choose the student's enrollment.", 422)
-        return await _refused(request, user, session, settings, error)
-    except CedarError as error:
-        return await _refused(request, user, session, settings, error)
-    return redirect(f"{PATH}?notice=transferred")
+
+    return await _submit(
+        request, user, session, settings, work, unchosen="Choose the student's enrollment.", notice="transferred"
+    )
