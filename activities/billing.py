@@ -155,7 +155,10 @@ class BillingActivities:
     @activity.defn(name="billing_config")
     async def config(self, _: BillingConfigRequest) -> BillingConfig:
         """The settings the workflow needs (a workflow must not read the environment itself)."""
-        return BillingConfig(continue_as_new_after_commands=self._settings.billing_continue_as_new_events)
+        return BillingConfig(
+            continue_as_new_after_commands=self._settings.billing_continue_as_new_events,
+            stripe_task_queue=self._settings.stripe_task_queue or None,
+        )
 
     @activity.defn(name="billing_quote_subscription")
     async def quote_subscription(self, request: QuoteRequest) -> Quote:

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # processes poll, so a burst of Stripe events is never worked off inside a process that answers requests.
     # Empty: ``{task_queue}-enrollments``.
     enrollment_task_queue: str = ""
+    # Billing's Stripe calls on a queue of their own, whose workers cap their rate for every worker together
+    # (Stripe's own rate limit is per account). Empty: on billing's queue, unlimited (tests).
+    stripe_task_queue: str = ""
+    stripe_calls_per_second: float = Field(default=20.0, gt=0)
     # A worker inside each API process, on the API's own client, for the enrollment queue only: a new
     # enrollment's first workflow task (and its local database steps) then runs eagerly in the process that
     # started it, with no round trip through the server's task queue. Turn this off to keep the API process to

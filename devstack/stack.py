@@ -121,6 +121,8 @@ def app_env(stack: Stack) -> dict[str, str]:
         env["CEDAR_STRIPE_API_BASE"] = stack.stripe.api_base
     if stack.mail:
         env.update(CEDAR_SMTP_HOST=stack.mail.host, CEDAR_SMTP_PORT=str(stack.mail.smtp_port))
+    # As in production: billing's Stripe calls on their own rate-limited queue.
+    env["CEDAR_STRIPE_TASK_QUEUE"] = stack.settings.stripe_task_queue or f"{stack.settings.task_queue}-stripe"
     return env
 
 

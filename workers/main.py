@@ -20,6 +20,7 @@ from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows as workflows_package
+from activities.stripe import StripeActivities
 from core.db import SessionFactory, create_engine, create_session_factory
 from core.identity import IdentityService, create_identity_service
 from core.logging import configure_logging
@@ -100,6 +101,24 @@ def build_worker(client: Client, deps: WorkerDeps, task_queue: str | None = None
     )
 
 
+def build_stripe_worker(client: Client, deps: WorkerDeps) -> Worker | None:
+    """Billing's Stripe calls, on their own queue at the rate Stripe allows (the server holds the limit for every
+    worker of the queue); None while ``stripe_task_queue`` is unset."""
+    settings = deps.settings
+    if not settings.stripe_task_queue:
+        return None
+    stripe_calls = [f for f in activity_functions(deps) if isinstance(getattr(f, "__self__", None), StripeActivities)]
+    return Worker(
+        client,
+        task_queue=settings.stripe_task_queue,
+        activities=stripe_calls,
+        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=settings.worker_activity_slots),
+        max_task_queue_activities_per_second=settings.stripe_calls_per_second,
+        deployment_config=deployment_config(settings),
+        **worker_limits(settings),
+    )
+
+
 def cache_workflow_bytecode() -> None:
     """Writes ``workflows/__pycache__`` even where ``PYTHONDONTWRITEBYTECODE`` is set.
 
@@ -146,6 +165,10 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("worker polling task queues %s at %s", ", ".join(queues), settings.effective_temporal_address)
     workers = [build_worker(client, deps, queue) for queue in queues]
+    stripe_worker = build_stripe_worker(client, deps)
+    if stripe_worker is not None:
+        log.info("Stripe calls on %s, %s/s at most", settings.stripe_task_queue, settings.stripe_calls_per_second)
+        workers.append(stripe_worker)
     try:
         async with contextlib.AsyncExitStack() as stack:
             for worker in workers:

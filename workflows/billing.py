@@ -198,11 +198,13 @@ class FamilyBillingWorkflow:
         self._replies: dict[str, Reply] = {}
         self._handled_this_run = 0
         self._run_limit: int | None = None
+        self._stripe_queue: str | None = None
 
     @workflow.run
     async def run(self, request: FamilyBillingInput) -> None:
         config: BillingConfig = await self._db(BillingActivities.config, BillingConfigRequest())
         self._run_limit = config.continue_as_new_after_commands
+        self._stripe_queue = config.stripe_task_queue
         while True:
             await self._wait_for_work()
             if not self._history_is_long():
@@ -360,7 +362,7 @@ class FamilyBillingWorkflow:
 
     async def _stripe(self, method: Any, arg: BaseModel, retry: RetryPolicy = STRIPE_RETRY) -> Any:
         return await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=STRIPE_TIMEOUT, retry_policy=retry
+            method, arg, start_to_close_timeout=STRIPE_TIMEOUT, retry_policy=retry, task_queue=self._stripe_queue
         )
 
     async def _db(self, method: Any, arg: BaseModel) -> Any:

@@ -171,6 +171,8 @@ class BillingConfigRequest(BaseModel):
 
 class BillingConfig(BaseModel):
     continue_as_new_after_commands: int
+    # None: Stripe calls run on the workflow's own queue (and did, in runs recorded before this field).
+    stripe_task_queue: str | None = None
 
 
 # --- Stripe snapshots: what the adapter reads back from Stripe, normalised across Stripe and localstripe ---
