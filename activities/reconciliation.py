@@ -93,7 +93,7 @@ class ReconciliationActivities:
         if progress.last_account_id is not None:
             size -= progress.families  # the page keeps its size across a resume
         accounts = await self._accounts(page.parent_id, progress.last_account_id or page.after_account_id, size + 1)
-        events = EventIndex(self._stripe, lambda: activity.heartbeat(progress))
+        events = EventIndex(self._stripe, lambda: activity.heartbeat(progress.model_copy(deep=True)))
         for account in accounts[:size]:
             checked, problems = await self._reconcile_account(account, events)
             progress.families += 1
@@ -104,7 +104,8 @@ class ReconciliationActivities:
                 progress.by_kind[problem.kind] = progress.by_kind.get(problem.kind, 0) + 1
             progress.differences = bounded_sample([*progress.differences, *problems])
             progress.last_account_id = account.id
-            activity.heartbeat(progress)
+            # A copy: the SDK sends heartbeat details later, while this goes on changing its progress.
+            activity.heartbeat(progress.model_copy(deep=True))
         progress.more = len(accounts) > size
         if progress.last_account_id is None:
             progress.last_account_id = page.after_account_id

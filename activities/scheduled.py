@@ -120,7 +120,8 @@ class ScheduledActivities:
             progress.already_sent += result.already_sent
             progress.sent += not result.already_sent
             progress.last_lesson_id = reminder.lesson_id
-            activity.heartbeat(progress)
+            # A copy: the SDK sends heartbeat details later, while this goes on changing its progress.
+            activity.heartbeat(progress.model_copy(deep=True))
         progress.more = len(due) > size
         if progress.last_lesson_id is None:
             progress.last_lesson_id = page.after_lesson_id

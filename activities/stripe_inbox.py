@@ -101,7 +101,8 @@ class StripeInboxActivities:
             await self._store_page([e.to_dict() for e in page.data], progress)
             if page.data:
                 progress.starting_after = page.data[-1].id
-            activity.heartbeat(progress)
+            # A copy: the SDK sends heartbeat details later, while this goes on changing its progress.
+            activity.heartbeat(progress.model_copy(deep=True))
             if not page.has_more or not page.data:
                 break
         stranded = await self._stranded()
