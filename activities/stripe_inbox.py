@@ -105,10 +105,10 @@ class StripeInboxActivities:
             activity.heartbeat(progress.model_copy(deep=True))
             if not page.has_more or not page.data:
                 break
-        stranded = await self._stranded()
-        for parent_id, received in stranded:
+        for parent_id, received in await self._stranded():
             await hand_over(self._temporal, self._settings, parent_id, received)
-        progress.handed_over += len(stranded)
+            progress.handed_over += 1
+            activity.heartbeat(progress.model_copy(deep=True))
         await self._save_checkpoint(progress.newest)
         return CatchUpResult(
             listed=progress.listed,
