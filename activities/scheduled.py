@@ -4,6 +4,7 @@ nightly reconciliation's is in activities/reconciliation.py)."""
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select, update
@@ -12,8 +13,18 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.email import EmailActivities
 from core.contracts.dunning import FAMILY_DUNNING_WORKFLOW, SIGNAL_REEVALUATE, Reevaluate
-from core.contracts.scheduled import DueReminders, LessonRef, LessonReminder, SweepReport, SweepRequest
+from core.contracts.email import SendEmail
+from core.contracts.scheduled import (
+    DueReminders,
+    LessonRef,
+    LessonReminder,
+    ReminderPage,
+    ReminderPageResult,
+    SweepReport,
+    SweepRequest,
+)
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.temporal import dunning_workflow_id, dunning_workflow_parent
@@ -30,14 +41,29 @@ from models import (
 
 log = logging.getLogger("cedar.scheduled")
 
+# The unpaged reminders' limit, for runs started before reminders paged.
 REMINDER_BATCH_LIMIT = 2000
 
 
+def reminder_email(reminder: LessonReminder) -> SendEmail:
+    """A lesson's reminder: sent once, by its dedup key."""
+    return SendEmail(
+        template="lesson_reminder",
+        dedup_key=f"lesson:{reminder.lesson_id}:reminder",
+        to="parent",
+        parent_id=reminder.parent_id,
+        teacher_id=reminder.teacher_id,
+        enrollment_id=reminder.enrollment_id,
+        context={"lesson_at_local": reminder.lesson_at_local},
+    )
+
+
 class ScheduledActivities:
-    def __init__(self, settings: Settings, sessions: SessionFactory, temporal: Client) -> None:
+    def __init__(self, settings: Settings, sessions: SessionFactory, temporal: Client, emails: EmailActivities) -> None:
         self._settings = settings
         self._sessions = sessions
         self._temporal = temporal
+        self._emails = emails
 
     # --- the daily dunning sweep ---
 
@@ -76,34 +102,68 @@ class ScheduledActivities:
 
     # --- lesson reminders ---
 
+    @activity.defn(name="scheduled.send_reminder_page")
+    async def send_reminder_page(self, page: ReminderPage) -> ReminderPageResult:
+        """Reminds one page of tomorrow's lessons after the cursor, each through the email activity's dedup-keyed
+        path, and marks each lesson; heartbeats after each lesson, so a retry resumes past the ones done."""
+        details = activity.info().heartbeat_details
+        progress = ReminderPageResult.model_validate(details[0]) if details else ReminderPageResult()
+        after = progress.last_lesson_id or page.after_lesson_id
+        size = self._settings.lesson_reminder_page_size
+        if progress.last_lesson_id is not None:
+            size -= progress.due  # the page keeps its size across a resume
+        due = await self._due_lessons(page.as_of, after, size + 1)
+        for reminder in due[:size]:
+            result = await self._emails.send_email(reminder_email(reminder))
+            await self.mark_reminded(LessonRef(lesson_id=reminder.lesson_id))
+            progress.due += 1
+            progress.already_sent += result.already_sent
+            progress.sent += not result.already_sent
+            progress.last_lesson_id = reminder.lesson_id
+            # A copy: the SDK sends heartbeat details later, while this goes on changing its progress.
+            activity.heartbeat(progress.model_copy(deep=True))
+        progress.more = len(due) > size
+        if progress.last_lesson_id is None:
+            progress.last_lesson_id = page.after_lesson_id
+        return progress
+
     @activity.defn(name="scheduled.lessons_due_for_reminder")
     async def lessons_due_for_reminder(self, request: DueReminders) -> list[LessonReminder]:
-        """Tomorrow's scheduled lessons (in the school's timezone) whose family has not been reminded yet."""
+        """Tomorrow's scheduled lessons (in the school's timezone) whose family has not been reminded yet (kept
+        for runs started before reminders paged)."""
+        return await self._due_lessons(request.as_of, None, REMINDER_BATCH_LIMIT)
+
+    async def _due_lessons(self, as_of: datetime, after: uuid.UUID | None, limit: int) -> list[LessonReminder]:
+        """Tomorrow's (from ``as_of``, in the school's timezone) scheduled lessons not reminded yet, in lesson-id
+        order after ``after``: a keyset page."""
         tz = self._settings.timezone
-        tomorrow = request.as_of.astimezone(tz).date() + timedelta(days=1)
+        tomorrow = as_of.astimezone(tz).date() + timedelta(days=1)
         start = local_to_utc(tomorrow, time(0), tz)
         end = local_to_utc(tomorrow + timedelta(days=1), time(0), tz)
-        async with self._sessions() as session:
-            rows = await session.execute(
-                select(
-                    col(Lesson.id),
-                    col(Lesson.enrollment_id),
-                    col(Student.parent_id),
-                    col(Lesson.teacher_id),
-                    col(Lesson.starts_at),
-                )
-                .join(Student, col(Student.id) == col(Lesson.student_id))
-                .where(
-                    col(Lesson.status) == LessonStatus.scheduled,
-                    col(Lesson.kind).in_((LessonKind.regular, LessonKind.makeup)),
-                    col(Lesson.reminder_sent_at).is_(None),
-                    col(Lesson.enrollment_id).is_not(None),
-                    col(Lesson.starts_at) >= start,
-                    col(Lesson.starts_at) < end,
-                )
-                .order_by(col(Lesson.starts_at))
-                .limit(REMINDER_BATCH_LIMIT)
+        query = (
+            select(
+                col(Lesson.id),
+                col(Lesson.enrollment_id),
+                col(Student.parent_id),
+                col(Lesson.teacher_id),
+                col(Lesson.starts_at),
             )
+            .join(Student, col(Student.id) == col(Lesson.student_id))
+            .where(
+                col(Lesson.status) == LessonStatus.scheduled,
+                col(Lesson.kind).in_((LessonKind.regular, LessonKind.makeup)),
+                col(Lesson.reminder_sent_at).is_(None),
+                col(Lesson.enrollment_id).is_not(None),
+                col(Lesson.starts_at) >= start,
+                col(Lesson.starts_at) < end,
+            )
+            .order_by(col(Lesson.id))
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(col(Lesson.id) > after)
+        async with self._sessions() as session:
+            rows = await session.execute(query)
             return [
                 LessonReminder(
                     lesson_id=lesson_id,

@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from core.contracts.billing import FAMILY_BILLING_WORKFLOW, SIGNAL_STRIPE_EVENT, FamilyBillingInput, StripeEventReceived
-from core.contracts.scheduled import CatchUpRequest, CatchUpResult
+from core.contracts.scheduled import CatchUpProgress, CatchUpRequest, CatchUpResult
 from core.db import SessionFactory, transaction
 from core.settings import Settings
 from core.stripe_inbox import store_event, summarize
@@ -77,33 +77,57 @@ class StripeInboxActivities:
 
     @activity.defn(name="stripe_catch_up_events")
     async def catch_up(self, request: CatchUpRequest) -> CatchUpResult:
-        """Feed every Stripe event the inbox lacks through the webhook's path, then move the checkpoint."""
-        checkpoint = request.since or await self._checkpoint()
-        events = await self._list_events(checkpoint - CHECKPOINT_OVERLAP)
-        newest, stored, to_hand_over = checkpoint, 0, []
+        """Feed every Stripe event the inbox lacks through the webhook's path, then move the checkpoint.
+
+        Stripe's list is read one page at a time: each page's events are stored (oldest first) and the new ones
+        handed over before the next page is read, so memory holds one page. A heartbeat after each page carries
+        the listing's cursor and counts; a retry resumes from it. The checkpoint moves only once every page is
+        done (a page read out of time order leaves nothing behind it)."""
+        details = activity.info().heartbeat_details
+        if details:
+            progress = CatchUpProgress.model_validate(details[0])
+        else:
+            checkpoint = request.since or await self._checkpoint()
+            progress = CatchUpProgress(checkpoint=checkpoint, newest=checkpoint)
+        since = progress.checkpoint - CHECKPOINT_OVERLAP
+        params: EventListParams = {
+            "created": {"gte": int(since.timestamp())},
+            "limit": self._settings.stripe_catchup_page_size,
+        }
+        while True:
+            if progress.starting_after is not None:
+                params["starting_after"] = progress.starting_after
+            page = await self._stripe.v1.events.list_async(params=params)
+            await self._store_page([e.to_dict() for e in page.data], progress)
+            if page.data:
+                progress.starting_after = page.data[-1].id
+            # A copy: the SDK sends heartbeat details later, while this goes on changing its progress.
+            activity.heartbeat(progress.model_copy(deep=True))
+            if not page.has_more or not page.data:
+                break
+        for parent_id, received in await self._stranded():
+            await hand_over(self._temporal, self._settings, parent_id, received)
+            progress.handed_over += 1
+            activity.heartbeat(progress.model_copy(deep=True))
+        await self._save_checkpoint(progress.newest)
+        return CatchUpResult(
+            listed=progress.listed,
+            stored=progress.stored,
+            handed_over=progress.handed_over,
+            checkpoint=progress.newest,
+        )
+
+    async def _store_page(self, events: list[dict[str, Any]], progress: CatchUpProgress) -> None:
+        """Stores one page's events, oldest first, and hands the new ones of our families over."""
         for event in sorted(events, key=lambda e: e["created"]):
-            newest = max(newest, datetime.fromtimestamp(event["created"], UTC))
+            progress.newest = max(progress.newest, datetime.fromtimestamp(event["created"], UTC))
             async with transaction(self._sessions) as session:
                 result = await store_event(session, event, source="catchup")
-            stored += result.is_new
+            progress.listed += 1
+            progress.stored += result.is_new
             if result.is_new and result.parent_id is not None:
-                to_hand_over.append((result.parent_id, result.received))
-            activity.heartbeat(stored)
-        to_hand_over += await self._stranded()
-        for parent_id, received in to_hand_over:
-            await hand_over(self._temporal, self._settings, parent_id, received)
-        await self._save_checkpoint(newest)
-        return CatchUpResult(listed=len(events), stored=stored, handed_over=len(to_hand_over), checkpoint=newest)
-
-    async def _list_events(self, since: datetime) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        params: EventListParams = {"created": {"gte": int(since.timestamp())}, "limit": 100}
-        while True:
-            page = await self._stripe.v1.events.list_async(params=params)
-            events += [e.to_dict() for e in page.data]
-            if not page.has_more or not page.data:
-                return events
-            params["starting_after"] = page.data[-1].id
+                await hand_over(self._temporal, self._settings, result.parent_id, result.received)
+                progress.handed_over += 1
 
     async def _stranded(self) -> list[tuple[uuid.UUID, StripeEventReceived]]:
         """Stored events never acted on: hand-overs lost, or customers that have since become ours."""

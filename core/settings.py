@@ -305,6 +305,10 @@ class Settings(BaseSettings):
     lesson_reminder_cron: str = "0 17 * * *"
     webhook_catchup_cron: str = "*/15 * * * *"
     reconciliation_cron: str = "30 2 * * *"
+    # Scheduled batch work runs in pages, each one activity that heartbeats its progress (docs/operations.md).
+    lesson_reminder_page_size: int = Field(default=100, ge=1)
+    reconciliation_page_size: int = Field(default=50, ge=1)
+    stripe_catchup_page_size: int = Field(default=100, ge=1, le=100)  # Stripe lists at most 100 at a time
     # The teacher pay report (domain/teacher_pay.py): emailed to office_email for the last complete period when
     # this fires; keep the cron in step with the period (semi-monthly: the 1st and the 16th).
     teacher_pay_cron: str = "0 6 1,16 * *"

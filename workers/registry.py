@@ -82,7 +82,12 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
     """One instance per activity class, each holding the clients it needs."""
     return [
         DunningActivities(deps.sessions, deps.settings),
-        ScheduledActivities(deps.settings, deps.sessions, deps.temporal),
+        ScheduledActivities(
+            deps.settings,
+            deps.sessions,
+            deps.temporal,
+            EmailActivities(deps.settings, deps.sessions, deps.mailer, deps.identity),
+        ),
         ReconciliationActivities(deps.settings, deps.sessions, deps.temporal, deps.stripe),
         EmailActivities(deps.settings, deps.sessions, deps.mailer, deps.identity),
         EnrollmentActivities(deps.settings, deps.sessions, deps.identity),

@@ -60,4 +60,6 @@ def test_the_index_describes_every_case_and_nothing_else() -> None:
         "lesson-periods",
         "family-confirmation",
         "semester-end",
+        "lesson-reminders-in-pages",
+        "reconciliation-in-pages",
     } <= patches
