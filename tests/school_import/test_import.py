@@ -261,9 +261,10 @@ async def test_the_command_line_imports_and_reports_counts(sessions: SessionFact
     assert again.stdout.splitlines()[-1] == "import: 0 created, 18 unchanged"
 
 
-async def _customers(client: stripe.StripeClient, email: str) -> list[str]:
+async def _customers(client: stripe.StripeClient, email: str, parent_id: object) -> list[str]:
+    """The parent's customers in Stripe: other tests of the session share localstripe and the sample's emails."""
     found = await client.v1.customers.list_async(params={"email": email, "limit": 100})
-    return [customer.id for customer in found.data]
+    return [c.id for c in found.data if c.to_dict().get("metadata", {}).get("cedar_parent_id") == str(parent_id)]
 
 
 async def test_stripe_customers_are_made_once_and_only_when_asked(sessions: SessionFactory, settings: Settings) -> None:
@@ -279,13 +280,13 @@ async def test_stripe_customers_are_made_once_and_only_when_asked(sessions: Sess
     assert again.created["stripe customers"] == 0
     client = create_stripe_client(settings)
     async with transaction(sessions) as session:
-        query = select(col(Parent.email), col(BillingAccount.stripe_customer_id)).join(
+        query = select(col(Parent.email), col(Parent.id), col(BillingAccount.stripe_customer_id)).join(
             Parent, col(Parent.id) == col(BillingAccount.parent_id)
         )
-        accounts = {row[0]: row[1] for row in await session.execute(query)}
+        accounts = {row[0]: (row[1], row[2]) for row in await session.execute(query)}
     assert len(accounts) == 4
-    for email, customer_id in accounts.items():
-        assert await _customers(client, email) == [customer_id]
+    for email, (parent_id, customer_id) in accounts.items():
+        assert await _customers(client, email, parent_id) == [customer_id]
 
 
 async def test_a_refused_import_names_what_it_refused(sessions: SessionFactory, settings: Settings) -> None:
