@@ -544,7 +544,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"import: {len(refused.problems)} problem(s); nothing was written", file=sys.stderr)
         return 1
     for email in counts.invites_failed:
-        print(f"import: the billing invitation to {email} could not be sent; run again with --invite-billing")
+        print(
+            f"import: the billing invitation to {email} could not be sent; run again with --invite-billing",
+            file=sys.stderr,
+        )
     for line in counts.lines():
         print(f"dry run: {line}" if args.dry_run else line)
     if args.dry_run:

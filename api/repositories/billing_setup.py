@@ -13,7 +13,17 @@ from sqlmodel import col
 
 from domain.billing_setup import awaits_card
 from domain.enrollment_rules import EnrollmentState
-from models import Communication, CommunicationStatus, Enrollment, Lesson, LessonKind, LessonStatus, Parent, Student
+from models import (
+    Communication,
+    CommunicationStatus,
+    Enrollment,
+    Lesson,
+    LessonKind,
+    LessonStatus,
+    Parent,
+    Student,
+    Subscription,
+)
 
 
 def invite_key(parent_id: uuid.UUID) -> str:
@@ -91,3 +101,13 @@ async def student_names(session: AsyncSession, student_ids: Sequence[uuid.UUID])
         select(col(Student.id), col(Student.first_name)).where(col(Student.id).in_(list(student_ids)))
     )
     return dict(rows.all())
+
+
+async def subscribed(session: AsyncSession, enrollment_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """The enrollments billing already made a subscription for."""
+    if not enrollment_ids:
+        return set()
+    rows = await session.scalars(
+        select(col(Subscription.enrollment_id)).where(col(Subscription.enrollment_id).in_(list(enrollment_ids)))
+    )
+    return set(rows.all())

@@ -186,9 +186,13 @@ async def give_card(
     await _check_card(settings, payment_method_id)
     handoff = BillingHandoffActivities(settings, temporal)
     handed = Handed()
+    # Billing has them already (a submit that failed after handing them over): they are only marked.
+    billed = await repository.subscribed(session, [e.id for e in rows])
     for item in await _awaiting(session, settings, rows, datetime.now(UTC)):
         enrollment = item.enrollment
-        if item.billing_from is not None:
+        if enrollment.id in billed:
+            handed.started.append(item)
+        elif item.billing_from is not None:
             assert enrollment.student_id is not None
             assert enrollment.teacher_id is not None
             started = StudentStarted(

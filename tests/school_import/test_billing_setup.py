@@ -6,26 +6,32 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import stripe
 from sqlalchemy import func, select
 from sqlmodel import col
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
+from core.contracts.billing import SIGNAL_STUDENT_STARTED, StudentStarted
 from core.db import SessionFactory
 from core.settings import Settings
+from core.temporal import billing_workflow_id
+from devstack.ports import free_port
 from devstack.smtp_sink import SmtpSink
 from domain.tuition import period_instants
 from models import AuditLog, BillingAccount, Communication, Enrollment, Parent, Role, Subscription
 from scripts.import_school import import_school
-from tests.billing.conftest import card, ledger_problems
-from tests.school_import.test_import import calendar, sample_school
+from tests.billing.conftest import card, ledger_problems, start_student
+from tests.school_import.test_import import SAMPLE, calendar, cli, sample_school
 from tests.waiting import eventually
 
 HANNAH = "hannah.reyes@example.com"  # two children, two monthly lessons
 OMAR = "omar.haddad@example.com"
+PAUL = "paul.moreau@example.com"  # two weekly lessons of one child
 
 
 async def parents(sessions: SessionFactory) -> dict[str, Parent]:
@@ -174,3 +180,87 @@ async def _account(sessions: SessionFactory, parent_id: uuid.UUID) -> BillingAcc
             select(BillingAccount).where(col(BillingAccount.parent_id) == parent_id)
         )
     return account
+
+
+async def test_the_command_line_invites_each_family_once(
+    sessions: SessionFactory, settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    await calendar(sessions, settings)
+    files = [f"--{name}={SAMPLE / 'sample' / f'{name}.csv'}" for name in ("teachers", "families", "lessons")]
+    # The mail server down: the school is imported all the same, and the command says what to run again.
+    down = cli(settings, *files, "--invite-billing", CEDAR_SMTP_PORT=str(free_port()))
+    assert down.returncode == 3, down.stderr
+    assert down.stderr.count("could not be sent; run again with --invite-billing") == 4
+    assert "weekly lessons: 6 created, 0 unchanged" in down.stdout
+    mail = {"CEDAR_SMTP_PORT": str(settings.smtp_port)}
+    sent = cli(settings, *files, "--invite-billing", **mail)
+    assert sent.returncode == 0, sent.stderr
+    assert "billing invitations: 4 sent, 0 sent before" in sent.stdout.splitlines()
+    again = cli(settings, *files, "--invite-billing", **mail)
+    assert again.returncode == 0, again.stderr
+    assert "billing invitations: 0 sent, 4 sent before" in again.stdout.splitlines()
+    for parent in (await parents(sessions)).values():
+        assert len(invitations(smtp_sink, parent.id, parent.email)) == 1
+
+
+async def _started_signals(client: Client, parent_id: uuid.UUID) -> int:
+    history = await client.get_workflow_handle(billing_workflow_id(parent_id)).fetch_history()
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and event.workflow_execution_signaled_event_attributes.signal_name == SIGNAL_STUDENT_STARTED
+    )
+
+
+async def test_an_enrollment_billing_has_already_is_not_handed_over_again(
+    sessions: SessionFactory,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    auth_headers: Callable[..., Any],
+    billing_worker: Callable[..., Any],
+    stripe_client: stripe.StripeClient,
+    temporal_client: Client,
+) -> None:
+    """A submit that failed after handing one enrollment over (billing made its subscription, the mark was rolled
+    back): the next submit marks it and hands over only the other."""
+    await calendar(sessions, settings)
+    await import_school(settings, sessions, sample_school())
+    paul = (await parents(sessions))[PAUL]
+    first, second = sorted(await enrollments_of(sessions, paul.id), key=lambda e: e.instrument)
+    pm = await card(stripe_client)
+    async with billing_worker():
+        assert first.student_id is not None
+        assert first.teacher_id is not None
+        await start_student(
+            temporal_client,
+            settings,
+            StudentStarted(
+                enrollment_id=first.id,
+                parent_id=paul.id,
+                student_id=first.student_id,
+                teacher_id=first.teacher_id,
+                instrument=first.instrument,
+                lesson_minutes=first.lesson_minutes,
+                billing_interval=first.billing_interval,
+                stripe_payment_method_id=pm,
+                first_regular_lesson_at=datetime.now(UTC) + timedelta(days=7),
+            ),
+        )
+
+        async def subscribed() -> int:
+            async with sessions() as session:
+                found = await session.scalar(
+                    select(func.count()).select_from(Subscription).where(col(Subscription.enrollment_id) == first.id)
+                )
+            return int(found or 0)
+
+        await eventually(subscribed, what="the first enrollment's subscription")
+        as_paul = await auth_headers(Role.parent, user_id=paul.user_id)
+        given = await http.put(
+            f"/api/v1/families/{paul.id}/billing-setup/card", json={"payment_method_id": pm}, headers=as_paul
+        )
+        assert given.status_code == 200, given.text
+        assert {s["enrollment_id"] for s in given.json()["started"]} == {str(first.id), str(second.id)}
+        assert await _started_signals(temporal_client, paul.id) == 2
+    assert {e.stripe_payment_method_id for e in await enrollments_of(sessions, paul.id)} == {pm}
