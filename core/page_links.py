@@ -9,6 +9,7 @@ import uuid
 
 FAMILY_PATH = "/family"  # a parent's home: children, lessons, invoices and receipts, payment problems
 CARD_PATH = "/family/card"  # update the family's card (pays past-due invoices)
+BILLING_SETUP_PATH = "/billing/setup"  # an imported family gives its first card: billing starts
 TEACHER_LESSONS_PATH = "/teacher"  # a teacher's lessons: today's and this week's
 TEACHER_DEMOS_PATH = "/teacher/demos"  # a teacher's demo lessons, with the outcome's buttons
 

@@ -6,7 +6,8 @@ teachers and parents get their logins without a password (they set one through t
 consents as recorded, each current weekly lesson becomes an active enrollment with its lessons booked for the rest
 of the semester, and every row made gets an audit row whose actor is ``import``. Run again with the same files, it
 finds every row by its email or natural key and changes nothing. ``--stripe`` then gives each family its Stripe
-customer through the billing adapter (``activities/stripe.py``), once per parent.
+customer through the billing adapter (``activities/stripe.py``), once per parent; ``--invite-billing`` emails each
+family the link where it gives its card and billing starts (``api/services/billing_setup.py``), once per parent.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ from sqlmodel import SQLModel, col
 
 from activities.enrollment import _insert_lesson
 from activities.stripe import StripeActivities
+from api.errors import CedarError
+from api.services.billing_setup import send_invite
 from core.audit import record_audit
 from core.contracts.billing import EnsureCustomer
 from core.db import SessionFactory, create_engine, create_session_factory, lock_keys, schedule_lock_keys, transaction
 from core.identity import IdentityProvider, create_identity_service
+from core.mail import Mailer
 from core.settings import Settings
 from core.stripe import create_stripe_client
 from core.temporal import enrollment_workflow_id
@@ -89,6 +93,9 @@ class ImportCounts:
     created: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
     lessons_booked: int = 0
+    invites_sent: int = 0
+    invites_sent_before: int = 0
+    invites_failed: list[str] = field(default_factory=list)  # SMTP refused: asking again sends them
     weeks_taken: int = 0  # weeks another booking already held, skipped as an enrollment's booking skips them
 
     def lines(self) -> list[str]:
@@ -100,6 +107,8 @@ class ImportCounts:
         ]
         if self.lessons_booked or self.weeks_taken:
             out.append(f"lessons booked: {self.lessons_booked} (weeks already taken, skipped: {self.weeks_taken})")
+        if self.invites_sent or self.invites_sent_before:
+            out.append(f"billing invitations: {self.invites_sent} sent, {self.invites_sent_before} sent before")
         out.append(f"import: {sum(self.created.values())} created, {sum(self.unchanged.values())} unchanged")
         return out
 
@@ -392,6 +401,7 @@ class ImportRequest:
     privacy_accepted_on: date | None = None
     stripe: bool = False
     dry_run: bool = False
+    invite_billing: bool = False
 
 
 async def import_school(settings: Settings, sessions: SessionFactory, request: ImportRequest) -> ImportCounts:
@@ -420,7 +430,47 @@ async def import_school(settings: Settings, sessions: SessionFactory, request: I
     if request.stripe:
         stripe = StripeActivities(create_stripe_client(settings), settings, sessions)
         await ensure_customers(stripe, sessions, [f.email for f in school.families], counts)
+    if request.invite_billing:
+        emails = sorted({f.email for f in school.families} | {lesson.email for lesson in school.lessons})
+        await invite_billing(settings, sessions, identity, emails, counts)
     return counts
+
+
+async def invite_billing(
+    settings: Settings,
+    sessions: SessionFactory,
+    identity: IdentityProvider,
+    emails: Sequence[str],
+    counts: ImportCounts,
+) -> None:
+    """Each family of the files whose imported lessons wait for a card gets the billing set-up email, once per
+    parent (the email's dedup key): the same as the office's Invite (``api/services/billing_setup.py``)."""
+    mailer = Mailer(settings)
+    async with sessions() as session:
+        parent_ids = list(await session.scalars(select(col(Parent.id)).where(col(Parent.email).in_(emails))))
+    for parent_id in parent_ids:
+        async with transaction(sessions) as session:
+            try:
+                sent = await send_invite(session, sessions, settings, mailer, identity, parent_id)
+            except CedarError:
+                parent = await session.get(Parent, parent_id)
+                counts.invites_failed.append(parent.email if parent else str(parent_id))
+                continue
+            if sent is None:
+                continue
+            if sent.already_sent:
+                counts.invites_sent_before += 1
+            else:
+                counts.invites_sent += 1
+                await record_audit(
+                    session,
+                    actor_user_id=None,
+                    actor_role=ACTOR,
+                    action="invite",
+                    entity_type="billing_setup",
+                    entity_id=parent_id,
+                    after={"communication_id": str(sent.communication_id), "suppressed": sent.suppressed},
+                )
 
 
 def _read(path: str | None) -> ImportFile | None:
@@ -451,6 +501,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stripe", action="store_true", help="also create each family's Stripe customer")
     parser.add_argument("--dry-run", action="store_true", help="check and count, then write nothing")
+    parser.add_argument(
+        "--invite-billing",
+        action="store_true",
+        help="email each family whose imported lessons wait for a card the link to set up billing (once a parent)",
+    )
     return parser
 
 
@@ -476,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             args.privacy_accepted_on,
             args.stripe,
             args.dry_run,
+            args.invite_billing,
         )
     except (OSError, UnicodeDecodeError) as error:
         print(f"import: cannot read {getattr(error, 'filename', None) or 'a file'}: {error}", file=sys.stderr)
@@ -487,11 +543,16 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print(f"import: {len(refused.problems)} problem(s); nothing was written", file=sys.stderr)
         return 1
+    for email in counts.invites_failed:
+        print(
+            f"import: the billing invitation to {email} could not be sent; run again with --invite-billing",
+            file=sys.stderr,
+        )
     for line in counts.lines():
         print(f"dry run: {line}" if args.dry_run else line)
     if args.dry_run:
         print("dry run: nothing was written")
-    return 0
+    return 3 if counts.invites_failed else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 - ``api/pages/office.py``: the office's enrollments and families in arrears (``/office``…);
 - ``api/pages/teacher_changes.py``: the office's closures, substitutes and transfers (``/office/teacher-changes``).
 - ``api/pages/reenrollment.py``: a family's answers to next semester's offers (``/re-enroll/{semester_id}``).
+- ``api/pages/billing_setup.py``: an imported family's card (``/billing/setup``) and the office's invitations.
 
 Pages call the same services as the JSON API, with the same roles and row-level rules. Every path they serve
 starts with one of :data:`PAGE_PREFIXES`: ``api/middleware.py`` gives those the page headers (a CSP that allows
@@ -32,6 +33,7 @@ PAGE_PREFIXES = (
     "/teacher",
     "/office",
     "/re-enroll/",
+    "/billing/",
 )
 
 
@@ -40,7 +42,18 @@ def is_page_path(path: str) -> bool:
 
 
 def page_routers() -> list[APIRouter]:
-    from api.pages import family, home, links, office, reenrollment, session, teacher, teacher_changes, web
+    from api.pages import (
+        billing_setup,
+        family,
+        home,
+        links,
+        office,
+        reenrollment,
+        session,
+        teacher,
+        teacher_changes,
+        web,
+    )
 
     return [
         web.router,
@@ -52,4 +65,5 @@ def page_routers() -> list[APIRouter]:
         office.router,
         teacher_changes.router,
         reenrollment.router,
+        billing_setup.router,
     ]

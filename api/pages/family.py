@@ -28,6 +28,7 @@ from api.schemas.enrollment import EnrollmentCreate, PaymentMethodId
 from api.schemas.makeups import MakeupBooking
 from api.schemas.school import ConsentChange
 from api.services import billing as billing_service
+from api.services import billing_setup as billing_setup_service
 from api.services import calendar_feeds as feed_service
 from api.services import enrollments as enrollment_service
 from api.services import family as family_service
@@ -38,7 +39,7 @@ from api.services import parents as parent_service
 from api.services import privacy as privacy_service
 from api.services import reenrollments as reenrollment_service
 from core.db import transaction
-from core.page_links import reenrollment_path
+from core.page_links import BILLING_SETUP_PATH, reenrollment_path
 from core.settings import Settings
 from domain.local_time import format_local
 from domain.makeups import CreditStatus
@@ -144,10 +145,13 @@ async def family_home(request: Request, user: ParentUser, session: SessionDep, s
         }
         for item in await reenrollment_service.open_for_family(session, _parent_id(user))
     ]
+    # An imported family without a card: its lessons are not billed until it gives one (api/pages/billing_setup.py).
+    setup = await billing_setup_service.status(session, settings, user, _parent_id(user))
     return await render(
         request,
         "family_home.html",
         title="Your family",
+        billing_setup_url=BILLING_SETUP_PATH if setup.awaiting else None,
         students=found.students,
         lessons=[
             {

@@ -195,9 +195,10 @@ async def test_a_dry_run_counts_and_writes_nothing(sessions: SessionFactory, set
     assert await counts(sessions) == before
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(settings: Settings, *args: str, **more: str) -> subprocess.CompletedProcess[str]:
+    """``python -m scripts.import_school`` with this test's database (and ``more`` CEDAR_ settings)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CEDAR_") and k != "DATABASE_URL"}
-    env = {**clean, "CEDAR_DATABASE_URL": str(settings.database_url), "CEDAR_ENVIRONMENT": "test"}
+    env = {**clean, "CEDAR_DATABASE_URL": str(settings.database_url), "CEDAR_ENVIRONMENT": "test", **more}
     return subprocess.run(
         [sys.executable, "-m", "scripts.import_school", *args],
         cwd=REPO_ROOT,
@@ -226,7 +227,7 @@ async def test_a_broken_set_is_refused_whole_with_every_problem(
         (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     before = await counts(sessions)
 
-    ran = _cli(
+    ran = cli(
         settings,
         *("--teachers", str(tmp_path / "teachers.csv")),
         *("--families", str(tmp_path / "families.csv")),
@@ -253,17 +254,18 @@ async def test_a_broken_set_is_refused_whole_with_every_problem(
 async def test_the_command_line_imports_and_reports_counts(sessions: SessionFactory, settings: Settings) -> None:
     await calendar(sessions, settings)
     files = [f"--{name}={SAMPLE / 'sample' / f'{name}.csv'}" for name in ("teachers", "families", "lessons")]
-    first = _cli(settings, *files)
+    first = cli(settings, *files)
     assert first.returncode == 0, first.stderr
     assert "weekly lessons: 6 created, 0 unchanged" in first.stdout
-    again = _cli(settings, *files)
+    again = cli(settings, *files)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == "import: 0 created, 18 unchanged"
 
 
-async def _customers(client: stripe.StripeClient, email: str) -> list[str]:
+async def _customers(client: stripe.StripeClient, email: str, parent_id: object) -> list[str]:
+    """The parent's customers in Stripe: other tests of the session share localstripe and the sample's emails."""
     found = await client.v1.customers.list_async(params={"email": email, "limit": 100})
-    return [customer.id for customer in found.data]
+    return [c.id for c in found.data if c.to_dict().get("metadata", {}).get("cedar_parent_id") == str(parent_id)]
 
 
 async def test_stripe_customers_are_made_once_and_only_when_asked(sessions: SessionFactory, settings: Settings) -> None:
@@ -279,13 +281,13 @@ async def test_stripe_customers_are_made_once_and_only_when_asked(sessions: Sess
     assert again.created["stripe customers"] == 0
     client = create_stripe_client(settings)
     async with transaction(sessions) as session:
-        query = select(col(Parent.email), col(BillingAccount.stripe_customer_id)).join(
+        query = select(col(Parent.email), col(Parent.id), col(BillingAccount.stripe_customer_id)).join(
             Parent, col(Parent.id) == col(BillingAccount.parent_id)
         )
-        accounts = {row[0]: row[1] for row in await session.execute(query)}
+        accounts = {row[0]: (row[1], row[2]) for row in await session.execute(query)}
     assert len(accounts) == 4
-    for email, customer_id in accounts.items():
-        assert await _customers(client, email) == [customer_id]
+    for email, (parent_id, customer_id) in accounts.items():
+        assert await _customers(client, email, parent_id) == [customer_id]
 
 
 async def test_a_refused_import_names_what_it_refused(sessions: SessionFactory, settings: Settings) -> None:
