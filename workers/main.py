@@ -24,11 +24,13 @@ from core.db import SessionFactory, create_engine, create_session_factory
 from core.identity import IdentityService, create_identity_service
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.metrics import SdkMetrics, draining, serving_metrics, worker_registry
 from core.payload_keys import PayloadKeyring
 from core.process import exit_after
 from core.settings import Settings
 from core.stripe import create_stripe_client
-from core.temporal import connect_temporal
+from core.temporal import connect_temporal, create_runtime
+from core.tracing import create_tracer_provider, tracer_of
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
 from workers.stripe_forwarder import StripeEventForwarder
 
@@ -137,7 +139,14 @@ def worker_task_queues(settings: Settings) -> list[str]:
 async def run(settings: Settings) -> None:
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
-    client = await connect_temporal(settings, keyring=PayloadKeyring(settings, sessions))
+    sdk_metrics = SdkMetrics() if settings.effective_sdk_metrics else None
+    provider = create_tracer_provider(settings, "cedar-worker")
+    client = await connect_temporal(
+        settings,
+        keyring=PayloadKeyring(settings, sessions),
+        runtime=create_runtime(sdk_metrics),
+        tracer=tracer_of(provider),
+    )
     deps = build_deps(settings, sessions, client)
     queues = worker_task_queues(settings)
     stop = asyncio.Event()
@@ -148,6 +157,13 @@ async def run(settings: Settings) -> None:
     workers = [build_worker(client, deps, queue) for queue in queues]
     try:
         async with contextlib.AsyncExitStack() as stack:
+            if sdk_metrics is not None:
+                await stack.enter_async_context(draining(sdk_metrics))
+                if settings.worker_metrics_port is not None:
+                    registry = worker_registry(sdk_metrics)
+                    host = settings.worker_metrics_host
+                    port = stack.enter_context(serving_metrics(registry, host, settings.worker_metrics_port))
+                    log.info("worker metrics on http://%s:%s/metrics", host, port)
             for worker in workers:
                 await stack.enter_async_context(worker)
             await stack.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
@@ -158,6 +174,7 @@ async def run(settings: Settings) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        provider.shutdown()  # sends the spans still queued
     await engine.dispose()
 
 

@@ -18,6 +18,7 @@ from api.routes import (
     invoices,
     lessons,
     makeups,
+    metrics,
     parents,
     privacy,
     reenrollments,
@@ -32,6 +33,7 @@ from api.routes import (
 
 ROUTERS: list[APIRouter] = [
     health.router,
+    metrics.router,
     auth.router,
     privacy.router,
     students.router,

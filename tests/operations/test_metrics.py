@@ -1,0 +1,124 @@
+"""Prometheus metrics: ``GET /metrics`` shows Temporal's SDK series and Cedar's own after an enrollment, only to the
+scrape token or an admin; a worker process's port serves the SDK's series."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from temporalio.client import Client
+
+from api.main import create_app
+from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW, SweepReport, SweepRequest
+from core.db import SessionFactory
+from core.metrics import SdkMetrics, serving_metrics, worker_registry
+from core.settings import Settings
+from core.temporal import connect_temporal, create_runtime
+from models import Role
+from tests.enrollment.helpers import enroll, wait_for_state
+from workers.main import build_deps, build_worker
+
+SCRAPE_TOKEN = "scrape-token-for-tests-0123456789"
+
+
+def samples(exposition: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Every sample of a Prometheus text exposition, by sample name."""
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((dict(sample.labels), float(sample.value)))
+    return found
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    # The API's own worker runs the enrollment, on the API's client: its SDK metrics are the API's.
+    return make_settings(sdk_metrics=True, api_worker=True, enrollment_task_queue="", metrics_token=SCRAPE_TOKEN)
+
+
+@pytest.fixture
+async def api_with_worker(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cedar.test") as client:
+            yield client
+
+
+async def test_metrics_show_temporal_and_cedar_series_after_an_enrollment(
+    api_with_worker: httpx.AsyncClient, demo_data: None
+) -> None:
+    api = api_with_worker
+    enrollment_id = await enroll(api)
+    await wait_for_state(api, enrollment_id, "demo_scheduled")
+    rejected = await api.post("/api/v1/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=bad"})
+    assert rejected.status_code == 401
+
+    response = await api.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    found = samples(response.text)
+
+    requests = {
+        (labels["route"], labels["method"], labels["status"]) for labels, _ in found["cedar_http_requests_total"]
+    }
+    assert ("/api/v1/enrollments", "POST", "202") in requests
+    # Route templates, never raw paths with their ids.
+    assert ("/api/v1/enrollments/{enrollment_id}", "GET", "200") in requests
+    assert not any(enrollment_id in route for route, _, _ in requests)
+    assert any(
+        labels["route"] == "/api/v1/enrollments" for labels, _ in found["cedar_http_request_duration_seconds_count"]
+    )
+    assert ({"outcome": "rejected"}, 1.0) in found["cedar_webhook_events_total"]
+    states = {labels["state"]: value for labels, value in found["cedar_enrollments"]}
+    assert states["demo_scheduled"] == 1.0
+    assert found["cedar_invoices_failed"] == [({}, 0.0)]
+    # Temporal's SDK, from the API's own worker that ran the enrollment.
+    completed = found["temporal_workflow_task_execution_latency_count"]
+    assert any(labels.get("workflow_type") == "EnrollmentWorkflow" for labels, _ in completed), completed
+    assert any(name.startswith("temporal_activity_execution_latency") for name in found)
+
+
+async def test_metrics_answer_the_scrape_token_or_an_admin_only(
+    api_with_worker: httpx.AsyncClient, auth_headers: Callable[..., Any]
+) -> None:
+    api = api_with_worker
+    assert (await api.get("/metrics")).status_code == 401
+    assert (await api.get("/metrics", headers={"Authorization": "Bearer not-the-token"})).status_code == 401
+    assert (await api.get("/metrics", headers=await auth_headers(Role.parent))).status_code == 403
+    assert (await api.get("/metrics", headers=await auth_headers(Role.teacher))).status_code == 403
+    assert (await api.get("/metrics", headers=await auth_headers(Role.admin))).status_code == 200
+
+
+async def test_a_worker_serves_the_sdk_metrics_on_its_port(
+    settings: Settings, sessions: SessionFactory, temporal_client: Client
+) -> None:
+    sdk = SdkMetrics()
+    client = await connect_temporal(settings, runtime=create_runtime(sdk))
+    async with build_worker(client, build_deps(settings, sessions, client)):
+        handle = await client.start_workflow(
+            DUNNING_SWEEP_WORKFLOW,
+            SweepRequest(),
+            id=f"sweep-{uuid.uuid4()}",
+            task_queue=settings.task_queue,
+            result_type=SweepReport,
+        )
+        await handle.result()
+    with serving_metrics(worker_registry(sdk), "127.0.0.1", 0) as port:
+        body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
+    found = samples(body)
+    failed_or_done = found["temporal_workflow_completed"]
+    assert any(labels.get("workflow_type") == "DunningSweepWorkflow" for labels, _ in failed_or_done), failed_or_done
+    assert "temporal_workflow_task_schedule_to_start_latency_count" in found
+    assert not any(name.startswith("cedar_") for name in found)  # the database's gauges are the API's
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (a loopback URL of this test)
+        return str(response.read().decode())
