@@ -4,6 +4,8 @@ scrape token or an admin; a worker process's port serves the SDK's series."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +18,12 @@ from temporalio.client import Client
 
 from api.main import create_app
 from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW, SweepReport, SweepRequest
-from core.db import SessionFactory
-from core.metrics import SdkMetrics, serving_metrics, worker_registry
 from core.settings import Settings
-from core.temporal import connect_temporal, create_runtime
+from devstack.ports import free_port
 from models import Role
 from tests.enrollment.helpers import enroll, wait_for_state
-from workers.main import build_deps, build_worker
+from tests.waiting import eventually
+from workers.main import run
 
 SCRAPE_TOKEN = "scrape-token-for-tests-0123456789"
 
@@ -96,13 +97,24 @@ async def test_metrics_answer_the_scrape_token_or_an_admin_only(
     assert (await api.get("/metrics", headers=await auth_headers(Role.admin))).status_code == 200
 
 
-async def test_a_worker_serves_the_sdk_metrics_on_its_port(
-    settings: Settings, sessions: SessionFactory, temporal_client: Client
+async def test_a_worker_process_serves_the_sdk_metrics_on_its_port(
+    make_settings: Callable[..., Settings], temporal_client: Client
 ) -> None:
-    sdk = SdkMetrics()
-    client = await connect_temporal(settings, runtime=create_runtime(sdk))
-    async with build_worker(client, build_deps(settings, sessions, client)):
-        handle = await client.start_workflow(
+    settings = make_settings(sdk_metrics=True, worker_metrics_port=free_port())
+    process = asyncio.create_task(run(settings))  # workers.main's process body, signals and all
+    url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
+
+    async def scraped() -> str | None:
+        if process.done():
+            process.result()  # the worker died: say why
+        try:
+            return await asyncio.to_thread(_get, url)
+        except OSError:
+            return None
+
+    try:
+        await eventually(scraped, what="the worker's metrics port")  # listening: its signal handlers are set
+        handle = await temporal_client.start_workflow(
             DUNNING_SWEEP_WORKFLOW,
             SweepRequest(),
             id=f"sweep-{uuid.uuid4()}",
@@ -110,11 +122,16 @@ async def test_a_worker_serves_the_sdk_metrics_on_its_port(
             result_type=SweepReport,
         )
         await handle.result()
-    with serving_metrics(worker_registry(sdk), "127.0.0.1", 0) as port:
-        body = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
+        body = await eventually(
+            scraped, until=lambda text: text is not None and "DunningSweepWorkflow" in text, what="the sweep's series"
+        )
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)  # a deploy's stop: run() returns
+        await asyncio.wait_for(process, timeout=60)
+    assert body is not None
     found = samples(body)
-    failed_or_done = found["temporal_workflow_completed"]
-    assert any(labels.get("workflow_type") == "DunningSweepWorkflow" for labels, _ in failed_or_done), failed_or_done
+    completed = found["temporal_workflow_completed"]
+    assert any(labels.get("workflow_type") == "DunningSweepWorkflow" for labels, _ in completed), completed
     assert "temporal_workflow_task_schedule_to_start_latency_count" in found
     assert not any(name.startswith("cedar_") for name in found)  # the database's gauges are the API's
 
