@@ -105,6 +105,10 @@ def formatter_for(settings: Settings) -> logging.Formatter:
     return JsonFormatter() if settings.effective_log_format == "json" else TextFormatter()
 
 
+# Loggers that uvicorn gives handlers of its own (before Cedar's factory runs): their lines take Cedar's format too.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter_for(settings))
@@ -113,5 +117,8 @@ def configure_logging(settings: Settings) -> None:
         # The ids are fields of their own; Temporal's loggers would also append them to the message.
         workflow.logger.workflow_info_on_message = False
         activity.logger.activity_info_on_message = False
+        for name in _UVICORN_LOGGERS:
+            for own in logging.getLogger(name).handlers:
+                own.setFormatter(handler.formatter)
     # Temporal's worker logs every poll at DEBUG; keep it quiet unless asked.
     logging.getLogger("temporalio").setLevel(max(logging.INFO, logging.getLogger().level))

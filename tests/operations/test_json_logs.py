@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     import pytest
     from temporalio.worker import Worker
 
-    from core.logging import JsonFormatter, TextFormatter, formatter_for
+    from core.logging import JsonFormatter, TextFormatter, configure_logging, formatter_for
     from core.settings import Settings
     from core.temporal import connect_temporal
     from core.tracing import create_tracer_provider, request_id_baggage, tracer_of
@@ -102,3 +102,17 @@ def test_json_in_production_and_text_elsewhere_unless_set(make_settings: Callabl
     record = logging.LogRecord("cedar.x", logging.INFO, __file__, 1, "hi %s", ("there",), None)
     record.temporal_workflow = {"workflow_id": "w-1", "run_id": "r-1", "workflow_type": "T"}
     assert TextFormatter().format(record).endswith("INFO cedar.x hi there [workflow_id=w-1 run_id=r-1 workflow_type=T]")
+
+
+def test_json_logging_takes_over_uvicorns_own_handlers(make_settings: Callable[..., Settings]) -> None:
+    access = logging.getLogger("uvicorn.access")
+    own = logging.StreamHandler()
+    access.addHandler(own)
+    try:
+        configure_logging(make_settings(log_format="json"))
+        assert isinstance(own.formatter, JsonFormatter)
+        assert workflow.logger.workflow_info_on_message is False
+    finally:
+        access.removeHandler(own)
+        workflow.logger.workflow_info_on_message = True
+        activity.logger.activity_info_on_message = True
