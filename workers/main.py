@@ -139,7 +139,9 @@ def worker_task_queues(settings: Settings) -> list[str]:
 async def run(settings: Settings) -> None:
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
-    sdk_metrics = SdkMetrics() if settings.effective_sdk_metrics else None
+    # Recorded only where a port serves them.
+    serve_metrics = settings.effective_sdk_metrics and settings.worker_metrics_port is not None
+    sdk_metrics = SdkMetrics() if serve_metrics else None
     provider = create_tracer_provider(settings, "cedar-worker")
     client = await connect_temporal(
         settings,
@@ -157,13 +159,11 @@ async def run(settings: Settings) -> None:
     workers = [build_worker(client, deps, queue) for queue in queues]
     try:
         async with contextlib.AsyncExitStack() as stack:
-            if sdk_metrics is not None:
+            if sdk_metrics is not None and settings.worker_metrics_port is not None:
                 await stack.enter_async_context(draining(sdk_metrics))
-                if settings.worker_metrics_port is not None:
-                    registry = worker_registry(sdk_metrics)
-                    host = settings.worker_metrics_host
-                    port = stack.enter_context(serving_metrics(registry, host, settings.worker_metrics_port))
-                    log.info("worker metrics on http://%s:%s/metrics", host, port)
+                registry, host = worker_registry(sdk_metrics), settings.worker_metrics_host
+                port = stack.enter_context(serving_metrics(registry, host, settings.worker_metrics_port))
+                log.info("worker metrics on http://%s:%s/metrics", host, port)
             for worker in workers:
                 await stack.enter_async_context(worker)
             await stack.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
