@@ -71,11 +71,11 @@ class SdkMetrics(Collector):
         self._lock = threading.Lock()  # a worker's scrapes come on the HTTP server's thread
 
     def drain(self) -> None:
-        try:
-            updates = self.buffer.retrieve_updates()
-        except RuntimeError:  # no runtime uses the buffer yet
-            return
         with self._lock:
+            try:
+                updates = self.buffer.retrieve_updates()
+            except RuntimeError:  # no runtime uses the buffer yet
+                return
             for update in updates:
                 self._record(update.metric.name, update.metric.kind, update.metric.description, update)
 

@@ -9,15 +9,23 @@ import signal
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
+from temporalio.runtime import (
+    BUFFERED_METRIC_KIND_COUNTER,
+    BUFFERED_METRIC_KIND_GAUGE,
+    BUFFERED_METRIC_KIND_HISTOGRAM,
+)
 
 from api.main import create_app
 from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW, SweepReport, SweepRequest
+from core.metrics import SdkMetrics, worker_registry
 from core.settings import Settings
 from devstack.ports import free_port
 from models import Role
@@ -139,3 +147,49 @@ async def test_a_worker_process_serves_the_sdk_metrics_on_its_port(
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (a loopback URL of this test)
         return str(response.read().decode())
+
+
+@dataclass(frozen=True)
+class _Metric:
+    name: str
+    kind: int
+    description: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class _Update:
+    metric: _Metric
+    value: float
+    attributes: dict[str, str]
+
+
+class _Buffer:
+    def __init__(self, *batches: list[_Update]) -> None:
+        self.batches = list(batches)
+
+    def retrieve_updates(self) -> list[_Update]:
+        return self.batches.pop(0) if self.batches else []
+
+
+def test_sdk_updates_add_up_as_prometheus_series() -> None:
+    failed = _Metric("temporal_workflow_task_execution_failed", BUFFERED_METRIC_KIND_COUNTER)
+    slots = _Metric("temporal_worker_task_slots_available", BUFFERED_METRIC_KIND_GAUGE)
+    latency = _Metric("temporal_activity_schedule_to_start_latency", BUFFERED_METRIC_KIND_HISTOGRAM)
+    billing, enrollment = {"workflow_type": "FamilyBillingWorkflow"}, {"workflow_type": "EnrollmentWorkflow"}
+    sdk = SdkMetrics()
+    sdk.buffer = _Buffer(  # type: ignore[assignment]
+        [_Update(failed, 1, billing), _Update(slots, 10, {}), _Update(latency, 0.02, {"task_queue": "cedar"})],
+        [_Update(failed, 2, billing), _Update(failed, 1, enrollment), _Update(slots, 7, {})],
+        [_Update(latency, 45, {"task_queue": "cedar"})],
+    )
+    sdk.drain()
+    sdk.drain()
+    found = samples(generate_latest(worker_registry(sdk)).decode())
+    assert sorted(found["temporal_workflow_task_execution_failed"], key=str) == sorted(
+        [(billing, 3.0), (enrollment, 1.0)], key=str
+    )
+    assert found["temporal_worker_task_slots_available"] == [({}, 7.0)]
+    buckets = {labels["le"]: value for labels, value in found["temporal_activity_schedule_to_start_latency_bucket"]}
+    assert (buckets["0.01"], buckets["0.025"], buckets["30.0"], buckets["60.0"], buckets["+Inf"]) == (0, 1, 1, 2, 2)
+    assert found["temporal_activity_schedule_to_start_latency_sum"] == [({"task_queue": "cedar"}, 45.02)]
