@@ -84,6 +84,7 @@ async def test_an_activitys_lines_carry_its_workflow_activity_and_request_ids(se
     )
     flow = next(line for line in lines.lines if str(line["message"]).startswith("workflow says hello"))
     assert (flow["workflow_id"], flow["run_id"], flow["workflow_type"]) == (handle.id, run_id, "ObsTestLogWorkflow")
+    assert flow["request_id"] == "log-req-7"
 
 
 async def test_the_apis_access_line_carries_the_request_id(api: httpx.AsyncClient, lines: Lines) -> None:
