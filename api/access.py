@@ -157,6 +157,8 @@ _SIGNED_IN = frozenset({"parent", "teacher", "admin"})
 ROUTE_ACCESS.update(
     {
         ("GET", "/health"): _ANYONE,
+        # Prometheus's scrape: an admin, or the bearer token CEDAR_METRICS_TOKEN (api/routes/metrics.py)
+        ("GET", "/metrics"): frozenset({"admin"}),
         ("GET", "/openapi.json"): _ANYONE,
         ("GET", "/docs"): _ANYONE,
         ("GET", "/docs/oauth2-redirect"): _ANYONE,

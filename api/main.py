@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from opentelemetry.sdk.trace import TracerProvider
 
 from api.deps import AppContext
 from api.errors import install_error_handlers
@@ -19,13 +21,16 @@ from api.pages import page_routers
 from api.pages.web import install_page_errors
 from api.routes import ROUTERS
 from api.routes.codec import CodecCors
+from api.routes.webhooks import STRIPE_WEBHOOK_PATH
 from api.stripe_intake import StripeWebhookIntake
 from core.db import create_engine, create_session_factory
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.metrics import CedarMetrics, SdkMetrics, draining
 from core.payload_keys import PayloadKeyring
 from core.settings import Settings
-from core.temporal import LazyTemporalClient
+from core.temporal import LazyTemporalClient, create_runtime
+from core.tracing import create_tracer_provider, tracer_of
 from workers.in_api import serve_beside_api
 
 
@@ -35,9 +40,14 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The app; ``tracer_provider`` (tests: one with an in-memory exporter) replaces the one settings describe."""
     settings = settings or Settings()
     configure_logging(settings)
+    sdk_metrics = SdkMetrics() if settings.effective_sdk_metrics else None
+    metrics = CedarMetrics(sdk_metrics)
+    provider = tracer_provider or create_tracer_provider(settings, "cedar-api")
+    tracer = tracer_of(provider)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,7 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             sessions=create_session_factory(engine),
             read_sessions=create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
-            temporal=LazyTemporalClient(settings, PayloadKeyring(settings, create_session_factory(key_engine))),
+            temporal=LazyTemporalClient(
+                settings,
+                PayloadKeyring(settings, create_session_factory(key_engine)),
+                runtime=create_runtime(sdk_metrics),
+                tracer=tracer,
+            ),
             mailer=Mailer(settings),
             webhook_inbox=WebhookInboxWriter(engine),
         )
@@ -63,11 +78,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         )
         try:
-            yield
+            async with draining(sdk_metrics) if sdk_metrics is not None else contextlib.nullcontext():
+                yield
         finally:
             stop_worker.set()
             if worker is not None:
                 await worker
+            if tracer_provider is None:
+                provider.shutdown()  # sends the spans still queued
             await engine.dispose()
             await key_engine.dispose()
 
@@ -78,8 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
+    app.state.metrics = metrics
     app.add_middleware(StripeWebhookIntake)  # inside the hygiene layer: size limit, request id, security headers
-    install_middleware(app, settings)  # inside CORS, so a 413 still carries the CORS headers
+    # Inside CORS, so a 413 still carries the CORS headers; the webhook is answered before routing.
+    install_middleware(app, settings, metrics, tracer, unrouted=frozenset({STRIPE_WEBHOOK_PATH}))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -8,18 +8,25 @@ little for it.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
 from api.pages import is_page_path
+from core.metrics import CedarMetrics
 from core.settings import Settings
+from core.tracing import REQUEST_ID, request_id_baggage
 
 REQUEST_ID_HEADER = "x-request-id"
+# One line per request, with its request id (core/logging.py): the access log in the logs' own format.
+_access = logging.getLogger("cedar.http")
 UNSTORABLE = "text may not contain NUL characters or unpaired surrogates"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Swagger UI and ReDoc are HTML pages with inline scripts: the API's strict CSP would blank them.
@@ -164,5 +171,78 @@ def _replay(messages: list[Message], receive_from_server: Receive) -> Receive:
     return receive
 
 
-def install_middleware(app: FastAPI, settings: Settings) -> None:
+class ObservabilityMiddleware:
+    """Each request's span (its request id as an attribute and as baggage, so the workflows and activities it
+    starts carry it too), and its count and latency by route template (never the raw path: ids would make a
+    series per row)."""
+
+    def __init__(self, app: ASGIApp, metrics: CedarMetrics, tracer: Tracer, unrouted: frozenset[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.tracer = tracer
+        self.unrouted = unrouted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        rid = str(scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        with (
+            request_id_baggage(rid),
+            self.tracer.start_as_current_span(f"HTTP {method}", kind=SpanKind.SERVER) as span,
+        ):
+            span.set_attribute(REQUEST_ID, rid)
+            span.set_attribute("http.request.method", method)
+            try:
+                await self.app(scope, receive, send_recording)
+            finally:
+                route = _route_template(scope, self.unrouted)
+                span.update_name(f"HTTP {method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                elapsed = time.perf_counter() - started
+                self.metrics.http_requests.labels(route, method, str(status)).inc()
+                self.metrics.http_duration.labels(route, method).observe(elapsed)
+                _access.info(
+                    "%s %s %s",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "http_method": method,
+                        "http_route": route,
+                        "http_status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                    },
+                )
+
+
+def _route_template(scope: Scope, unrouted: frozenset[str]) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    if scope["path"] in unrouted:
+        return str(scope["path"])
+    return "unmatched"
+
+
+def install_middleware(
+    app: FastAPI, settings: Settings, metrics: CedarMetrics, tracer: Tracer, unrouted: frozenset[str] = frozenset()
+) -> None:
+    """The observability layer sits inside the hygiene layer, so it sees the request id that layer settled.
+    ``unrouted``: paths answered before FastAPI's routing (no route template on the scope), counted by path."""
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, tracer=tracer, unrouted=unrouted)
     app.add_middleware(RequestHygieneMiddleware, settings=settings)

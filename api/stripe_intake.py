@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.deps import AppContext
 from api.errors import CedarError, error_body
 from api.routes.webhooks import STRIPE_WEBHOOK_PATH, accept_stripe_event
+from core.metrics import CedarMetrics
 
 _JSON = (b"content-type", b"application/json")
 
@@ -33,11 +34,14 @@ class StripeWebhookIntake:
         payload = await _body(receive)
         if payload is None:  # the client left before its body arrived: nothing stored, no one to answer
             return
+        metrics: CedarMetrics = scope["app"].state.metrics
         try:
             ack = await accept_stripe_event(context, payload, signature)
             status, content = 200, ack.model_dump_json().encode()
+            metrics.webhooks.labels("duplicate" if ack.duplicate else "received").inc()
         except CedarError as exc:
             status, content = exc.status_code, json.dumps(error_body(exc.error, exc.detail, exc.fields)).encode()
+            metrics.webhooks.labels("rejected").inc()
         headers = [_JSON, (b"content-length", str(len(content)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})

@@ -89,6 +89,7 @@ async def start_reenrollments(
                 id=workflow_id,
                 task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Re-enrollment offer, answer by {deadline:%Y-%m-%d}",
             )
         ids.append(workflow_id)
     return ids

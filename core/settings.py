@@ -135,6 +135,21 @@ class Settings(BaseSettings):
     worker_build_id: str = ""
     worker_deployment_name: str = ""
 
+    # --- observability (docs/operations.md, "Observability") ---
+    # Log lines as JSON (one object a line, with workflow, activity and request ids) or as text. Empty: JSON in
+    # production, text elsewhere.
+    log_format: Literal["json", "text"] | None = None
+    # Temporal's SDK metrics (workflow task failures, schedule-to-start latency...) beside Cedar's own. Empty: on,
+    # except in tests, which turn it on where they read them.
+    sdk_metrics: bool | None = None
+    # GET /metrics answers an admin's bearer token, or this token (for Prometheus's scrape job).
+    metrics_token: SecretStr | None = None
+    # A worker process serves its metrics (the SDK's and Cedar's) on http://{host}:{port}/metrics; empty: none.
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # Traces go to this OTLP/HTTP endpoint (e.g. http://otel-collector:4318/v1/traces); empty: no export.
+    otlp_traces_endpoint: str | None = None
+
     # --- Stripe (localstripe in development: a base URL; real Stripe when stripe_api_base is empty) ---
     stripe_api_key: str = DEV_STRIPE_API_KEY
     # The browser's key, for Stripe.js on the card form (localstripe takes any ``pk_`` key).
@@ -361,6 +376,14 @@ class Settings(BaseSettings):
     @property
     def worker_activity_slots(self) -> int:
         return self.worker_max_concurrent_activities or self.db_pool_size
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.environment == "production" else "text")
+
+    @property
+    def effective_sdk_metrics(self) -> bool:
+        return self.environment != "test" if self.sdk_metrics is None else self.sdk_metrics
 
     @property
     def enrollment_queue(self) -> str:

@@ -6,16 +6,23 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from temporalio.client import Client
+from opentelemetry.trace import Tracer
+from temporalio.client import Client, Interceptor
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import Runtime, TelemetryConfig
 from temporalio.service import TLSConfig
 
 from core.payload_codec import EncryptionCodec
 from core.payload_keys import PayloadKeyring, master_keys
 from core.settings import Settings
+from core.tracing import tracing_interceptor
+
+if TYPE_CHECKING:
+    from core.metrics import SdkMetrics
 
 # Search attributes hold states and ids only: the Temporal UI shows them in plain text, so no personal data.
 ENROLLMENT_STATE = SearchAttributeKey.for_keyword("CedarEnrollmentState")
@@ -139,30 +146,58 @@ def data_converter(settings: Settings, keyring: PayloadKeyring | None = None) ->
     )
 
 
+def create_runtime(sdk_metrics: SdkMetrics | None) -> Runtime | None:
+    """The process's Temporal runtime, recording the SDK's metrics into ``sdk_metrics`` (None: the SDK's default
+    runtime, without metrics). Create one per process: every client and worker of the process shares it."""
+    if sdk_metrics is None:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=sdk_metrics.buffer))
+
+
 async def connect_temporal(
-    settings: Settings, address: str | None = None, *, keyring: PayloadKeyring | None = None
+    settings: Settings,
+    address: str | None = None,
+    *,
+    keyring: PayloadKeyring | None = None,
+    runtime: Runtime | None = None,
+    tracer: Tracer | None = None,
 ) -> Client:
     """A client on :func:`data_converter`; pass the keyring wherever workflows are started, run or read, so that
-    family payloads are sealed with (and opened by) the family's data key."""
+    family payloads are sealed with (and opened by) the family's data key. With a tracer, its calls and the
+    workflows and activities its workers run join the caller's trace (core/tracing.py)."""
     access = temporal_access(settings)
+    interceptors: list[Interceptor] = [tracing_interceptor(tracer)] if tracer is not None else []
     return await Client.connect(
         address or settings.effective_temporal_address,
         namespace=access.namespace,
         tls=access.tls,
         api_key=access.api_key,
         data_converter=data_converter(settings, keyring),
+        interceptors=interceptors,
+        runtime=runtime,
     )
 
 
 class LazyTemporalClient:
     """Connects on first use, so the API starts (and reports Temporal as down) while Temporal is away."""
 
-    def __init__(self, settings: Settings, keyring: PayloadKeyring | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        keyring: PayloadKeyring | None = None,
+        *,
+        runtime: Runtime | None = None,
+        tracer: Tracer | None = None,
+    ) -> None:
         self._settings = settings
         self.keyring = keyring
+        self._runtime = runtime
+        self._tracer = tracer
         self._client: Client | None = None
 
     async def get(self) -> Client:
         if self._client is None:
-            self._client = await connect_temporal(self._settings, keyring=self.keyring)
+            self._client = await connect_temporal(
+                self._settings, keyring=self.keyring, runtime=self._runtime, tracer=self._tracer
+            )
         return self._client

@@ -25,11 +25,13 @@ from core.db import SessionFactory, create_engine, create_session_factory
 from core.identity import IdentityService, create_identity_service
 from core.logging import configure_logging
 from core.mail import Mailer
+from core.metrics import SdkMetrics, draining, serving_metrics, worker_registry
 from core.payload_keys import PayloadKeyring
 from core.process import exit_after
 from core.settings import Settings
 from core.stripe import create_stripe_client
-from core.temporal import connect_temporal
+from core.temporal import connect_temporal, create_runtime
+from core.tracing import create_tracer_provider, tracer_of
 from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
 from workers.stripe_forwarder import StripeEventForwarder
 
@@ -156,7 +158,16 @@ def worker_task_queues(settings: Settings) -> list[str]:
 async def run(settings: Settings) -> None:
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
-    client = await connect_temporal(settings, keyring=PayloadKeyring(settings, sessions))
+    # Recorded only where a port serves them.
+    serve_metrics = settings.effective_sdk_metrics and settings.worker_metrics_port is not None
+    sdk_metrics = SdkMetrics() if serve_metrics else None
+    provider = create_tracer_provider(settings, "cedar-worker")
+    client = await connect_temporal(
+        settings,
+        keyring=PayloadKeyring(settings, sessions),
+        runtime=create_runtime(sdk_metrics),
+        tracer=tracer_of(provider),
+    )
     deps = build_deps(settings, sessions, client)
     queues = worker_task_queues(settings)
     stop = asyncio.Event()
@@ -171,6 +182,11 @@ async def run(settings: Settings) -> None:
         workers.append(stripe_worker)
     try:
         async with contextlib.AsyncExitStack() as stack:
+            if sdk_metrics is not None and settings.worker_metrics_port is not None:
+                await stack.enter_async_context(draining(sdk_metrics))
+                registry, host = worker_registry(sdk_metrics), settings.worker_metrics_host
+                port = stack.enter_context(serving_metrics(registry, host, settings.worker_metrics_port))
+                log.info("worker metrics on http://%s:%s/metrics", host, port)
             for worker in workers:
                 await stack.enter_async_context(worker)
             await stack.enter_async_context(StripeEventForwarder(settings, deps.sessions, client).running())
@@ -181,6 +197,7 @@ async def run(settings: Settings) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        provider.shutdown()  # sends the spans still queued
     await engine.dispose()
 
 

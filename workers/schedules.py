@@ -86,6 +86,7 @@ def build_schedule(settings: Settings, job: ScheduledJob) -> Schedule:
             id=schedule_id(settings, job),
             task_queue=settings.task_queue,
             execution_timeout=settings.schedule_execution_timeout,
+            static_summary=f"Scheduled {job.name} ({job.cron})",
         ),
         spec=ScheduleSpec(cron_expressions=[job.cron], time_zone_name=settings.school_timezone),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=settings.schedule_catchup_window),

@@ -56,6 +56,7 @@ class ClosureWorkflow:
         handled: list[LessonHandled] = []
         # One lesson at a time: lessons moved earlier take their slots before the next one looks.
         for lesson in listed.lessons:
+            workflow.set_current_details(f"{request.lesson_action}: lesson {len(handled) + 1} of {len(listed.lessons)}")
             done = await workflow.execute_activity_method(
                 ClosureActivities.handle_lesson,
                 HandleLesson(
@@ -72,6 +73,7 @@ class ClosureWorkflow:
             self._count(done)
             if done.credit_id is not None:
                 await self._start_credit(done, request)
+        workflow.set_current_details(f"{len(handled)} lessons handled; telling families and teachers")
         notices = await workflow.execute_activity_method(
             ClosureActivities.notices,
             ClosureNoticesRequest(closure_id=request.closure_id, handled=handled),

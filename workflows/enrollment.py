@@ -542,6 +542,7 @@ class EnrollmentWorkflow:
         self._state = state
         self._steps.append(StepView(state=state.value, at=workflow.now()))
         workflow.upsert_search_attributes([ENROLLMENT_STATE.value_set(state.value)])
+        workflow.set_current_details(current_details(state, self._demo.starts_at if self._demo else None))
 
     def _raise_if_cancelled(self) -> None:
         if self._cancel is not None:
@@ -632,3 +633,24 @@ def _failure_type(error: FailureError) -> str | None:
 
 def _cancelled(error: FailureError) -> bool:
     return isinstance(error, CancelledError) or isinstance(getattr(error, "cause", None), CancelledError)
+
+
+# What the Temporal UI shows for a running enrollment: its state and what it waits for (no personal data).
+_NEXT_STEP: dict[EnrollmentState, str] = {
+    S.RECEIVED: "checking the application",
+    S.VALIDATED: "creating the family's account",
+    S.AWAITING_CONFIRMATION: "waiting for the family to confirm by email",
+    S.ACCOUNT_CREATED: "finding a teacher",
+    S.TEACHER_ASSIGNED: "booking the demo lesson",
+    S.WAITLISTED: "waiting for a teacher to be free",
+    S.DEMO_SCHEDULED: "waiting for the demo's outcome",
+    S.AWAITING_OUTCOME: "waiting for the teacher's outcome",
+    S.ACTIVE: "weekly lessons running",
+}
+
+
+def current_details(state: EnrollmentState, demo_at: datetime | None) -> str:
+    """``demo_scheduled: demo 2026-09-08 16:00 UTC, waiting for the demo's outcome``; a closed state alone."""
+    step = _NEXT_STEP.get(state)
+    demo = f"demo {demo_at:%Y-%m-%d %H:%M} UTC, " if demo_at is not None and state == S.DEMO_SCHEDULED else ""
+    return f"{state.value}: {demo}{step}" if step else f"{state.value}: closed"

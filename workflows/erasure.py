@@ -53,6 +53,7 @@ class FamilyErasureWorkflow:
                 retry_policy=UNTIL_DONE,
             )
         )
+        workflow.set_current_details("closing the family's workflows")
         for step in (
             ErasureActivities.blank_rows,
             ErasureActivities.redact_audit,
@@ -61,11 +62,13 @@ class FamilyErasureWorkflow:
             ErasureActivities.remove_login,
             ErasureActivities.destroy_payload_keys,
         ):
+            workflow.set_current_details(f"step {len(self._steps) + 1}: {step.__name__}")
             self._steps.append(
                 await workflow.execute_activity_method(
                     step, family, start_to_close_timeout=STEP_TIMEOUT, retry_policy=UNTIL_DONE
                 )
             )
+        workflow.set_current_details("writing the erasure report")
         return await workflow.execute_activity_method(
             ErasureActivities.write_report,
             WriteReport(request=request, workflow_id=workflow.info().workflow_id, steps=self._steps),

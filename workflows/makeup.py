@@ -73,6 +73,8 @@ class MakeupCreditWorkflow:
                 continue
             wake_at = remind if reminder_due and remind is not None and now < remind else expires
             self._wake = False
+            upcoming = "reminder" if wake_at < expires else "expiry"
+            workflow.set_current_details(f"available until {expires:%Y-%m-%d}; next: {upcoming} {wake_at:%Y-%m-%d}")
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     lambda: self._wake or self._state.status != CreditStatus.available,
@@ -80,6 +82,7 @@ class MakeupCreditWorkflow:
                 )
             if self._state.status == CreditStatus.available and not self._wake and workflow.now() >= expires:
                 self._apply(await self._change(CreditChange(credit_id=request.credit_id, action="expire")))
+        workflow.set_current_details(f"{self._state.status}: nothing left to do")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 

@@ -263,6 +263,8 @@ class ReenrollmentWorkflow:
         self._status.state = state
         keyword = "closed" if state in ("closing", "closed") else "answered" if state == "answered" else "open"
         workflow.upsert_search_attributes([REENROLLMENT_STATE.value_set(keyword)])
+        answered = sum(o.returning is not None for o in self._status.offers)
+        workflow.set_current_details(f"{state}: {answered} of {len(self._status.offers)} offers answered")
 
     async def _wait(self, condition: Callable[[], bool], until: datetime) -> bool:
         """True when ``condition`` held before ``until``, False at ``until`` (a durable timer)."""

@@ -19,6 +19,7 @@ from api.routes import (
     invoices,
     lessons,
     makeups,
+    metrics,
     parents,
     privacy,
     reenrollments,
@@ -33,6 +34,7 @@ from api.routes import (
 
 ROUTERS: list[APIRouter] = [
     health.router,
+    metrics.router,
     auth.router,
     privacy.router,
     students.router,

@@ -141,6 +141,7 @@ async def handle_booked_lessons(session: AsyncSession, temporal: Client, setting
                 id=closure_workflow_id(closure.id),
                 task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=f"Closure: booked lessons to {closure.lesson_action}",
                 rpc_timeout=settings.temporal_update_timeout,
             )
 

@@ -240,6 +240,9 @@ async def _start_workflow(temporal: Client, settings: Settings, enrollment: Enro
             search_attributes=TypedSearchAttributes(
                 [SearchAttributePair(ENROLLMENT_STATE, EnrollmentState.RECEIVED.value)]
             ),
+            # The Temporal UI's line: the lesson asked for, never the family's data.
+            static_summary=f"Enrollment: {enrollment.instrument} {enrollment.lesson_minutes} min, "
+            f"billed by {enrollment.billing_interval}",
             # Runs the first workflow task in this process when its own worker polls the enrollments' queue.
             request_eager_start=True,
             rpc_timeout=settings.temporal_update_timeout,

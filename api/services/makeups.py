@@ -176,7 +176,14 @@ async def announce_cancellation(
         credit_expires_at=credit.expires_at if credit else None,
         excused=decided.excused,
     )
-    await _start(temporal, settings, LESSON_CANCELLATION_WORKFLOW, notice, lesson_cancellation_workflow_id(lesson.id))
+    await _start(
+        temporal,
+        settings,
+        LESSON_CANCELLATION_WORKFLOW,
+        notice,
+        lesson_cancellation_workflow_id(lesson.id),
+        f"Cancelled lesson: {decided.outcome.value}, cancelled by {decided.cancelled_by.value}",
+    )
 
 
 async def start_credit(
@@ -190,10 +197,20 @@ async def start_credit(
         reminder_before=reminder_before,
         announce=announce,
     )
-    await _start(temporal, settings, MAKEUP_CREDIT_WORKFLOW, request, makeup_credit_workflow_id(credit.id))
+    await _start(
+        temporal,
+        settings,
+        MAKEUP_CREDIT_WORKFLOW,
+        request,
+        makeup_credit_workflow_id(credit.id),
+        f"Make-up credit, expires {credit.expires_at:%Y-%m-%d}",
+    )
 
 
-async def _start(temporal: Client, settings: Settings, workflow: str, request: BaseModel, workflow_id: str) -> None:
+async def _start(
+    temporal: Client, settings: Settings, workflow: str, request: BaseModel, workflow_id: str, summary: str
+) -> None:
+    """``summary``: the Temporal UI's line for the workflow (kinds, dates and ids only, never personal data)."""
     async with bounded(settings.temporal_update_timeout, _CREDIT):
         # The same request, retried: its workflow runs already.
         with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -203,6 +220,7 @@ async def _start(temporal: Client, settings: Settings, workflow: str, request: B
                 id=workflow_id,
                 task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=summary,
                 rpc_timeout=settings.temporal_update_timeout,
             )
 

@@ -67,6 +67,7 @@ async def request_erasure(
                 id=workflow_id,
                 task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"Family erasure, asked by {principal.role}",
                 rpc_timeout=settings.temporal_query_timeout,
             )
     if await erasure_report(session, parent_id) is None:

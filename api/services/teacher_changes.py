@@ -49,7 +49,10 @@ from domain.enrollment_rules import EnrollmentState
 from models import Lesson, LessonKind, LessonStatus, Substitution, Teacher
 
 
-async def _start(temporal: Client, settings: Settings, workflow: str, request: BaseModel, workflow_id: str) -> None:
+async def _start(
+    temporal: Client, settings: Settings, workflow: str, request: BaseModel, workflow_id: str, summary: str
+) -> None:
+    """``summary``: the Temporal UI's line for the workflow (kinds, dates and counts only, never personal data)."""
     async with bounded(settings.temporal_update_timeout, "the teacher change's notices"):
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await temporal.start_workflow(
@@ -58,6 +61,7 @@ async def _start(temporal: Client, settings: Settings, workflow: str, request: B
                 id=workflow_id,
                 task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=summary,
                 rpc_timeout=settings.temporal_update_timeout,
             )
 
@@ -181,7 +185,8 @@ async def substitute(
             for lesson in changed
         ],
     )
-    await _start(temporal, settings, SUBSTITUTION_WORKFLOW, notice, substitution_workflow_id(substitution.id))
+    summary = f"Substitution: {len(changed)} lessons, notices to families"
+    await _start(temporal, settings, SUBSTITUTION_WORKFLOW, notice, substitution_workflow_id(substitution.id), summary)
     return substitution, changed
 
 
@@ -241,9 +246,9 @@ async def undo_substitution(
             for lesson in changed
         ],
     )
-    await _start(
-        temporal, settings, SUBSTITUTION_WORKFLOW, notice, substitution_workflow_id(substitution.id, undone=True)
-    )
+    workflow_id = substitution_workflow_id(substitution.id, undone=True)
+    summary = f"Substitution undone: {len(changed)} lessons, notices to families"
+    await _start(temporal, settings, SUBSTITUTION_WORKFLOW, notice, workflow_id, summary)
     return substitution, changed
 
 
@@ -344,7 +349,8 @@ async def transfer(
         ],
     )
     workflow_id = teacher_transfer_workflow_id(enrollment.id, body.from_date)
-    await _start(temporal, settings, TEACHER_TRANSFER_WORKFLOW, notice, workflow_id)
+    summary = f"Teacher transfer from {body.from_date}: {len(moves)} lessons moved"
+    await _start(temporal, settings, TEACHER_TRANSFER_WORKFLOW, notice, workflow_id, summary)
     return {
         "enrollment_id": enrollment.id,
         "previous_teacher_id": old_teacher_id,

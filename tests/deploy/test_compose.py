@@ -30,7 +30,7 @@ REQUIRED_ENV = {
     "ACME_EMAIL": "ops@school.example",
 }
 # Run to completion before what depends on them: no health check needed.
-JOBS = {"temporal-schema", "temporal-setup", "migrate", "schedules"}
+JOBS = {"temporal-schema", "temporal-setup", "search-attributes", "migrate", "schedules"}
 
 
 def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -173,7 +173,12 @@ def test_the_deploy_shell_scripts_parse_and_fail_fast() -> None:
         assert "set -eu" in script.read_text(), f"{script.name} must stop at the first failing command"
 
 
-def test_the_namespace_set_up_registers_every_search_attribute_cedar_uses() -> None:
+def test_search_attributes_are_registered_by_cedar_before_its_processes_start(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    assert services["search-attributes"]["command"] == ["python", "-m", "workers.search_attributes"]
+    for name in ("api", "worker", "schedules"):
+        assert services[name]["depends_on"]["search-attributes"]["condition"] == "service_completed_successfully"
+    # One list of attributes (core/temporal.py): the namespace script no longer keeps a copy.
     script = (REPO_ROOT / "deploy" / "temporal" / "namespace.sh").read_text()
-    loop = next(line for line in script.splitlines() if line.startswith("for name in "))
-    assert set(loop.removeprefix("for name in ").removesuffix("; do").split()) == set(SEARCH_ATTRIBUTES)
+    assert "search-attribute" not in script
+    assert not any(name in script for name in SEARCH_ATTRIBUTES)

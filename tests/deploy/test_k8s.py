@@ -122,6 +122,7 @@ def test_the_jobs_migrate_and_set_up_schedules_and_the_ingress_serves_tls(
     assert commands == {
         "cedar-migrate": ["sh", "deploy/prestart.sh"],
         "cedar-schedules": ["python", "-m", "workers.schedules"],
+        "cedar-search-attributes": ["python", "-m", "workers.search_attributes"],
     }
     for job in jobs.values():
         assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
