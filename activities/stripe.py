@@ -611,7 +611,7 @@ class StripeActivities:
             charge=await self._charge_snapshot(charge) if charge else None,
             attempt_count=int(invoice.get("attempt_count") or 0),
             confirmation_needed=invoice["status"] == "open" and intent_status == "requires_action",
-            hosted_invoice_url=invoice.get("hosted_invoice_url"),
+            has_hosted_page=bool(invoice.get("hosted_invoice_url")),
             charge_lines=charge_lines(invoice),
             cycle_start=cycle_start(invoice),
             adjustments=[
@@ -730,7 +730,7 @@ class StripeActivities:
         failure = PaymentFailure(
             attempt=request.attempt,
             failure_code=AUTHENTICATION_REQUIRED,
-            confirm_url=invoice.get("hosted_invoice_url"),
+            confirm_online=bool(invoice.get("hosted_invoice_url")),
         )
         return PayOutcome(status="failed", failure=failure)
 
