@@ -18,11 +18,13 @@ from stripe._invoice_service import InvoiceService
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from api.pages.web import SESSION_COOKIE
 from core.db import SessionFactory
 from core.payload_codec import EncryptionCodec
 from core.settings import Settings
 from core.stripe import create_stripe_client
 from core.temporal import billing_workflow_id, dunning_workflow_id
+from core.tokens import issue_access_token
 from models import AuditLog, Invoice, Refund, Role, Subscription
 from tests.billing.conftest import billed_family, renew_and_pay, served_api  # noqa: F401 (served_api: a fixture)
 from tests.privacy_codec.test_histories import opened
@@ -31,6 +33,12 @@ from tests.waiting import eventually
 HOSTED = "https://invoice.stripe.test/i/acct_cedar"
 REFUND_REASON = "Refund for Oona Pettersson: her mother lost her job"
 STOP_REASON = "Moving to Tromsø with Oona's grandmother"
+
+
+def signed_in(settings: Settings, user_id: uuid.UUID, email: str) -> dict[str, str]:
+    """A signed-in parent's browser: its session cookie."""
+    token = issue_access_token(settings, user_id, email, Role.parent, uuid.uuid4())
+    return {"Cookie": f"{SESSION_COOKIE}={token}:"}
 
 
 @pytest.fixture
@@ -120,3 +128,20 @@ async def test_billing_histories_carry_no_reason_and_no_hosted_invoice_link(
     assert sorted(str((row.after or {})["reason"]) for row in notes) == sorted([REFUND_REASON, STOP_REASON])
     billing_text = await opened(codec, histories["billing (refund, stop)"])
     assert all(str(row.id).encode() in billing_text for row in notes)
+
+    # The email's link: Cedar's page looks Stripe's hosted page up for the invoice's own family and redirects.
+    confirm = f"/family/invoices/{invoice.stripe_invoice_id}/confirm"
+    owner = signed_in(settings, declined.family.user_id, declined.family.email)
+    sent_on = await http.get(confirm, headers=owner)
+    assert sent_on.status_code == 303, sent_on.text
+    assert sent_on.headers["location"] == f"{HOSTED}/{invoice.stripe_invoice_id}"
+    other = signed_in(settings, paying.family.user_id, paying.family.email)
+    http.cookies.clear()
+    assert (await http.get(confirm, headers=other)).status_code == 404
+    async with sessions() as session:
+        paid = await session.scalar(select(Invoice).where(col(Invoice.billing_account_id) == paying.account.id))
+    assert paid is not None
+    http.cookies.clear()
+    settled = await http.get(f"/family/invoices/{paid.stripe_invoice_id}/confirm", headers=other)
+    assert settled.status_code == 303, settled.text
+    assert settled.headers["location"] == "/family/card?notice=nothing_to_confirm"
