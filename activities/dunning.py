@@ -77,6 +77,7 @@ class DunningActivities:
             school_timezone=settings.school_timezone,
             currency=settings.currency,
             card_update_url=settings.public_base_url + CARD_UPDATE_PATH,
+            public_base_url=settings.public_base_url,
         )
 
     @activity.defn(name="dunning.record_state")

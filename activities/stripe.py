@@ -8,9 +8,12 @@ localstripe differs from Stripe are marked "localstripe:" and listed in docs/bil
 
 from __future__ import annotations
 
+import functools
+import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import stripe
 from sqlalchemy import select, update
@@ -71,6 +74,67 @@ TEST_CARD_DECLINES: dict[str, tuple[str, str]] = {
 MIN_TRIAL = timedelta(minutes=5)
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+# Stripe's messages name ids, never a customer's details, except an address it refuses: kept out of failures.
+EMAIL_PATTERN = re.compile(r"[^\s'\"<>@]+@[^\s'\"<>@]+")
+REASON_LIMIT = 300
+
+
+def classify_stripe_error(error: stripe.StripeError, call: str) -> BaseException:
+    """What Temporal should do about a Stripe error no call handled itself: a refusal (4xx other than 409 and 429)
+    is final, a rate limit waits for Stripe's ``Retry-After``, and outages (5xx, network, 409) are retried."""
+    status = error.http_status
+    if isinstance(error, stripe.RateLimitError) or status == 429:
+        return ApplicationError(
+            f"Stripe rate-limited {call}", type="StripeRateLimited", next_retry_delay=retry_after(error)
+        )
+    if status is None or status >= 500 or status == 409 or isinstance(error, stripe.APIConnectionError):
+        return error
+    if status < 400:
+        return error
+    return ApplicationError(
+        f"Stripe refused {call} ({stripe_reason(error)})",
+        type=f"Stripe{type(error).__name__.removesuffix('Error')}",
+        non_retryable=True,
+    )
+
+
+def stripe_reason(error: stripe.StripeError) -> str:
+    """Stripe's status, code and message, without any e-mail address it quotes."""
+    body = cast(dict[str, Any], error.json_body or {}).get("error") or {}
+    message = str(body.get("message") or error.user_message or "").strip()
+    parts = [str(error.http_status), error.code or body.get("type") or "", EMAIL_PATTERN.sub("[address]", message)]
+    return ", ".join(part for part in parts if part)[:REASON_LIMIT]
+
+
+def retry_after(error: stripe.StripeError) -> timedelta | None:
+    """Stripe's ``Retry-After`` (seconds) on a 429, when it sent one."""
+    headers = {str(key).lower(): value for key, value in (error.headers or {}).items()}
+    try:
+        seconds = float(headers["retry-after"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return timedelta(seconds=seconds) if seconds > 0 else None
+
+
+def stripe_failures(call: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Every Stripe activity's failures classified in one place (see ``classify_stripe_error``); the errors a
+    call handles itself (declines, localstripe's quirks) never get here."""
+
+    @functools.wraps(call)
+    async def classified(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await call(*args, **kwargs)
+        except stripe.StripeError as error:
+            decided = classify_stripe_error(error, call.__name__)
+            if decided is error:
+                raise
+            raise decided from error
+
+    return classified
+
+
 def from_unix(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value else None
 
@@ -123,6 +187,7 @@ class StripeActivities:
     # --- customers and cards ---
 
     @activity.defn(name="stripe_ensure_customer")
+    @stripe_failures
     async def ensure_customer(self, request: EnsureCustomer) -> CustomerRef:
         """The family's one Stripe customer: ours if recorded, else Stripe's tagged one, else a new one."""
         async with transaction(self._sessions) as session:
@@ -173,6 +238,7 @@ class StripeActivities:
         return None
 
     @activity.defn(name="stripe_attach_card")
+    @stripe_failures
     async def attach_card(self, request: AttachCard) -> CardResult:
         """Attach the PaymentMethod and make it the customer's default for invoices; a decline is a result."""
         customer = request.stripe_customer_id
@@ -211,6 +277,7 @@ class StripeActivities:
     # --- plans and subscriptions ---
 
     @activity.defn(name="stripe_ensure_plan")
+    @stripe_failures
     async def ensure_plan(self, request: EnsurePlan) -> str:
         """Plans (not Prices: localstripe has only plans) with deterministic ids, so a second create finds the first."""
         try:
@@ -236,6 +303,7 @@ class StripeActivities:
         return request.plan_id
 
     @activity.defn(name="stripe_create_subscription")
+    @stripe_failures
     async def create_subscription(self, request: CreateSubscription) -> SubscriptionSnapshot:
         """One subscription per enrollment: ours if recorded, else Stripe's tagged one, else a new one."""
         now = datetime.now(UTC)
@@ -301,12 +369,14 @@ class StripeActivities:
         return None
 
     @activity.defn(name="stripe_fetch_subscription")
+    @stripe_failures
     async def fetch_subscription(self, request: SubscriptionRef) -> SubscriptionSnapshot:
         return subscription_snapshot(
             await self._retrieve_subscription(request.stripe_subscription_id), datetime.now(UTC)
         )
 
     @activity.defn(name="stripe_cancel_subscription")
+    @stripe_failures
     async def cancel_subscription(self, request: CancelSubscription) -> SubscriptionSnapshot:
         """Stop billing: at the end of the paid period, or at once with proration (settings.stop_lessons_mode)."""
         sub_id = request.stripe_subscription_id
@@ -333,6 +403,7 @@ class StripeActivities:
         return subscription_snapshot(result.to_dict(), datetime.now(UTC))
 
     @activity.defn(name="stripe_schedule_subscription")
+    @stripe_failures
     async def schedule_subscription(self, request: ScheduleSubscription) -> SubscriptionSnapshot:
         """Stripe ends the subscription at the last lesson (``cancel_at``) and bills nothing until the next
         semester's first lesson (``trial_end``), without time-based proration: the tuition rule prices periods.
@@ -361,6 +432,7 @@ class StripeActivities:
     # --- invoices and payments ---
 
     @activity.defn(name="stripe_add_adjustment")
+    @stripe_failures
     async def add_adjustment(self, request: CreateAdjustment) -> str:
         """The tuition rule's difference to the plan's price for one period, on the subscription's next invoice,
         once: the item an earlier attempt made is found by ``cedar_adjustment`` (pending, or on an invoice)."""
@@ -392,6 +464,7 @@ class StripeActivities:
         return str(created.id)
 
     @activity.defn(name="stripe_adjust_invoice")
+    @stripe_failures
     async def adjust_invoice(self, request: AdjustInvoice) -> InvoiceAdjusted:
         """A subscription's draft invoice brought to its lesson period's amount: an item on that invoice
         (``invoice=``) for the difference between the amount and what its lines bill apart from Cedar's one-off
@@ -430,6 +503,7 @@ class StripeActivities:
         )
 
     @activity.defn(name="stripe_create_renewal")
+    @stripe_failures
     async def create_renewal(self, request: CreateRenewal) -> str:
         """Development renewals (localstripe has no clock): the subscription's invoice for ``period``, once."""
         existing = await self._stripe.v1.invoices.list_async(
@@ -466,6 +540,7 @@ class StripeActivities:
         return invoice_id
 
     @activity.defn(name="stripe_add_invoice_item")
+    @stripe_failures
     async def add_invoice_item(self, request: CreateInvoiceItem) -> str:
         """A one-off charge (or, negative, a credit) pending on the customer until its next invoice, once per
         request: the item an earlier attempt made is found by its ``cedar_charge_id`` first."""
@@ -497,6 +572,7 @@ class StripeActivities:
         return str(created.id)
 
     @activity.defn(name="stripe_create_charge_invoice")
+    @stripe_failures
     async def create_charge_invoice(self, request: ChargeInvoice) -> str:
         """The invoice of a "now" charge, once: the customer's pending items (the charge's among them) invoiced
         apart from any subscription; the workflow then pays it like any invoice."""
@@ -518,6 +594,7 @@ class StripeActivities:
         return str(created.id)
 
     @activity.defn(name="stripe_fetch_invoice")
+    @stripe_failures
     async def fetch_invoice(self, request: InvoiceRef) -> InvoiceSnapshot:
         invoice = (await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)).to_dict()
         charge, intent_status = await self._invoice_charge(invoice)
@@ -534,7 +611,7 @@ class StripeActivities:
             charge=await self._charge_snapshot(charge) if charge else None,
             attempt_count=int(invoice.get("attempt_count") or 0),
             confirmation_needed=invoice["status"] == "open" and intent_status == "requires_action",
-            hosted_invoice_url=invoice.get("hosted_invoice_url"),
+            has_hosted_page=bool(invoice.get("hosted_invoice_url")),
             charge_lines=charge_lines(invoice),
             cycle_start=cycle_start(invoice),
             adjustments=[
@@ -602,6 +679,7 @@ class StripeActivities:
         return (await self._stripe.v1.payment_methods.retrieve_async(method_id)).to_dict()
 
     @activity.defn(name="stripe_pay_invoice")
+    @stripe_failures
     async def pay_invoice(self, request: PayInvoice) -> PayOutcome:
         """Collect an invoice: re-read it first (never charge blindly after an unknown outcome), then pay it."""
         invoice = await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)
@@ -652,11 +730,12 @@ class StripeActivities:
         failure = PaymentFailure(
             attempt=request.attempt,
             failure_code=AUTHENTICATION_REQUIRED,
-            confirm_url=invoice.get("hosted_invoice_url"),
+            confirm_online=bool(invoice.get("hosted_invoice_url")),
         )
         return PayOutcome(status="failed", failure=failure)
 
     @activity.defn(name="stripe_close_invoice")
+    @stripe_failures
     async def close_invoice(self, request: InvoiceRef) -> str:
         """Stop collecting an invoice (write-off): uncollectible in Stripe; localstripe lacks that, so void."""
         invoice = await self._stripe.v1.invoices.retrieve_async(request.stripe_invoice_id)
@@ -672,6 +751,7 @@ class StripeActivities:
         return str(result.status)
 
     @activity.defn(name="stripe_refund")
+    @stripe_failures
     async def refund(self, request: CreateRefund) -> RefundSnapshot:
         """A refund for one request id: Stripe's tagged refund when an earlier attempt made it, else a new one."""
         tag = str(request.request_id)
@@ -697,6 +777,7 @@ class StripeActivities:
         return RefundSnapshot(id=refund.id, charge_id=request.stripe_charge_id, amount_minor=refund.amount)
 
     @activity.defn(name="stripe_list_refunds")
+    @stripe_failures
     async def list_refunds(self, request: ChargeRef) -> list[RefundSnapshot]:
         """The charge's refunds as Stripe holds them now: also those made outside Cedar (the dashboard)."""
         page = await self._stripe.v1.refunds.list_async(params={"charge": request.stripe_charge_id, "limit": 100})

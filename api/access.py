@@ -199,6 +199,7 @@ ROUTE_ACCESS.update(
         ("GET", "/family/makeups/{credit_id}"): _PARENT,
         ("POST", "/family/makeups/{credit_id}/book"): _PARENT,
         ("GET", "/family/payments/{payment_id}"): _PARENT,
+        ("GET", "/family/invoices/{stripe_invoice_id}/confirm"): _PARENT,
         ("GET", "/family/enroll"): _PARENT,
         ("POST", "/family/enroll"): _PARENT,
         ("GET", "/family/privacy"): _PARENT,

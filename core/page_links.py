@@ -19,6 +19,12 @@ def enrollment_status_path(enrollment_id: uuid.UUID) -> str:
     return f"/enrollments/{enrollment_id}"
 
 
+def invoice_confirm_path(stripe_invoice_id: str) -> str:
+    """Where a signed-in parent is sent on to Stripe's page for confirming an invoice's payment (its link, which
+    shows the customer's details, is looked up then and never carried in workflow histories)."""
+    return f"/family/invoices/{stripe_invoice_id}/confirm"
+
+
 def reenrollment_path(semester_id: uuid.UUID) -> str:
     """A signed-in parent's answers to the family's offers for the semester after ``semester_id``."""
     return f"/re-enroll/{semester_id}"

@@ -681,7 +681,7 @@ class FamilyBillingWorkflow:
             failure = PaymentFailure(
                 attempt=max(snap.attempt_count, 1),
                 failure_code=AUTHENTICATION_REQUIRED,
-                confirm_url=snap.hosted_invoice_url,
+                confirm_online=snap.has_hosted_page or bool(snap.hosted_invoice_url),
             )
         applied: InvoiceApplied = await self._db(
             BillingActivities.apply_invoice, ApplyInvoice(invoice=snap, failure=failure)
@@ -723,7 +723,7 @@ class FamilyBillingWorkflow:
             decline_code=failure.decline_code,
             failure_code=failure.failure_code,
             outcome_unknown=failure.outcome_unknown,
-            confirm_url=failure.confirm_url,
+            confirm_online=failure.confirm_online or bool(failure.confirm_url),
         )
         await self._notify(SIGNAL_INVOICE_FAILED, message)
 

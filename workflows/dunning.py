@@ -34,6 +34,10 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_REEVALUATE,
         SIGNAL_RESUME,
         SIGNAL_RETRY_NOW,
+        UPDATE_FORGIVE,
+        UPDATE_PAUSE,
+        UPDATE_RESUME,
+        UPDATE_RETRY_NOW,
         AdminAction,
         CardUpdated,
         DunningCarried,
@@ -50,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         UnpaidInvoice,
     )
     from core.contracts.email import SendEmail
+    from core.page_links import invoice_confirm_path
     from core.temporal import DUNNING_STATE, billing_workflow_id
     from domain.dunning import (
         AUTHENTICATION_REQUIRED,
@@ -87,8 +92,12 @@ class FamilyDunningWorkflow:
     def __init__(self, data: FamilyDunningInput) -> None:
         self._parent_id = data.parent_id
         self._s = DunningCarried.model_validate(data.carried) if data.carried else DunningCarried()
+        for invoice in self._s.invoices.values():  # a state carried with a link keeps only that there is one
+            invoice.confirm_online, invoice.confirm_url = invoice.confirm_online or bool(invoice.confirm_url), None
         self._config: DunningConfig | None = None
         self._wake = False
+        # The run is ending or continuing as new: admin updates answer at once (their requests travel on).
+        self._closing = False
 
     # --- billing's signals ---------------------------------------------------------------------------------
 
@@ -116,7 +125,8 @@ class FamilyDunningWorkflow:
                 invoice.attempts, invoice.last_attempt_at = failure.attempt, workflow.now()
                 invoice.hard_decline = is_hard_decline(failure.decline_code)
                 invoice.needs_confirmation = failure.failure_code == AUTHENTICATION_REQUIRED
-                invoice.confirm_url = failure.confirm_url
+                invoice.confirm_online = failure.confirm_online or bool(failure.confirm_url)
+                invoice.confirm_url = None  # older messages' link: not kept (the email links to Cedar's page)
                 self._s.failures_to_notify.append((failure.stripe_invoice_id, failure.attempt))
                 code = failure.decline_code or failure.failure_code or "declined"
                 self._note("payment_failed", f"{failure.stripe_invoice_id} attempt {failure.attempt} ({code})")
@@ -175,8 +185,62 @@ class FamilyDunningWorkflow:
     def forgive(self, action: AdminAction) -> None:
         if self._s.invoices:
             self._s.forgive_requested = True
+            self._s.forgive_note_id = action.note_id
             self._note_action("forgiven", action)
             self._wake = True
+
+    # --- the admins' updates: refused by their validators when the state forbids them ----------------------
+
+    @workflow.update(name=UPDATE_PAUSE)
+    def pause_update(self, action: AdminAction) -> DunningSnapshot:
+        self.pause(action)
+        return self.snapshot()
+
+    @pause_update.validator
+    def _can_pause(self, action: AdminAction) -> None:
+        if self._s.paused:
+            raise ValueError("dunning is already paused for this family")
+
+    @workflow.update(name=UPDATE_RESUME)
+    def resume_update(self, action: AdminAction) -> DunningSnapshot:
+        self.resume(action)
+        return self.snapshot()
+
+    @resume_update.validator
+    def _can_resume(self, action: AdminAction) -> None:
+        if not self._s.paused:
+            raise ValueError("dunning is not paused for this family")
+
+    @workflow.update(name=UPDATE_RETRY_NOW)
+    async def retry_now_update(self, action: AdminAction) -> DunningSnapshot:
+        self.retry_now(action)
+        # Answered once the retries are asked of billing, so the snapshot shows them.
+        await workflow.wait_condition(lambda: not self._s.retry_all_requested or self._settled())
+        return self.snapshot()
+
+    @retry_now_update.validator
+    def _can_retry_now(self, action: AdminAction) -> None:
+        self._require_unpaid()
+
+    @workflow.update(name=UPDATE_FORGIVE)
+    async def forgive_update(self, action: AdminAction) -> DunningSnapshot:
+        self.forgive(action)
+        # Answered once billing is asked to write the debt off, so the snapshot shows the family clear.
+        await workflow.wait_condition(lambda: not self._s.forgive_requested or self._settled())
+        return self.snapshot()
+
+    @forgive_update.validator
+    def _can_forgive(self, action: AdminAction) -> None:
+        self._require_unpaid()
+
+    def _require_unpaid(self) -> None:
+        if not self._s.invoices:
+            raise ValueError("this family has no unpaid invoice")
+        if self._s.state == DunningState.CANCELLED:
+            raise ValueError("this family's dunning has ended: it is cancelled for non-payment")
+
+    def _settled(self) -> bool:
+        return self._closing or not self._s.invoices or self._s.state == DunningState.CANCELLED
 
     @workflow.query(name=QUERY_STATE)
     def snapshot(self) -> DunningSnapshot:
@@ -209,6 +273,7 @@ class FamilyDunningWorkflow:
             if self._s.state == DunningState.CANCELLED or not self._s.invoices:
                 break
             if workflow.info().is_continue_as_new_suggested():
+                self._closing = True
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     FamilyDunningInput(parent_id=self._parent_id, carried=self._s.model_dump(mode="json"))
@@ -217,6 +282,7 @@ class FamilyDunningWorkflow:
             timeout = None if wake_at is None else max(wake_at - workflow.now(), timedelta(milliseconds=1))
             with suppress(TimeoutError):  # the timer fired: something is due
                 await workflow.wait_condition(lambda: self._wake, timeout=timeout)
+        self._closing = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._s.state
 
@@ -265,8 +331,8 @@ class FamilyDunningWorkflow:
     async def _evaluate(self) -> None:
         now = workflow.now()
         if self._s.forgive_requested:
-            await self._write_off("forgiven by an admin", end_subscriptions=False)
-            self._s.forgive_requested = False
+            await self._write_off("forgiven by an admin", end_subscriptions=False, note_id=self._s.forgive_note_id)
+            self._s.forgive_requested, self._s.forgive_note_id = False, None
         oldest = self._oldest()
         previous = DunningState(self._s.state)
         current = state_for(oldest.first_failed_at if oldest else None, now, self._policy())
@@ -357,14 +423,15 @@ class FamilyDunningWorkflow:
                 await self._signal_billing(SIGNAL_RETRY_INVOICE, retry)
                 self._note("retry_requested", f"{invoice.stripe_invoice_id} attempt {retry.attempt}")
 
-    async def _write_off(self, reason: str, *, end_subscriptions: bool) -> None:
+    async def _write_off(self, reason: str, *, end_subscriptions: bool, note_id: uuid.UUID | None = None) -> None:
         if not self._s.invoices:
             return
         oldest = self._oldest()
         ids = [invoice.stripe_invoice_id for invoice in self._unpaid_oldest_first()]
-        await self._signal_billing(
-            SIGNAL_WRITE_OFF, WriteOff(stripe_invoice_ids=ids, reason=reason, end_subscriptions=end_subscriptions)
+        order = WriteOff(
+            stripe_invoice_ids=ids, reason=reason, reason_note_id=note_id, end_subscriptions=end_subscriptions
         )
+        await self._signal_billing(SIGNAL_WRITE_OFF, order)
         self._note("write_off", f"{', '.join(ids)}: {reason}")
         if not end_subscriptions and oldest is not None:
             # Forgiven: the debt is billing's to write off; the family is clear from here.
@@ -436,9 +503,10 @@ class FamilyDunningWorkflow:
             return context, {}
         retry = self._scheduled_retry(invoice)
         if invoice.needs_confirmation:
-            if invoice.confirm_url:
-                context["confirm_url"] = invoice.confirm_url
-            step = "confirm_online" if invoice.confirm_url else "confirm_with_bank"
+            online = invoice.confirm_online or bool(invoice.confirm_url)
+            if online:
+                context["confirm_url"] = config.public_base_url + invoice_confirm_path(invoice.stripe_invoice_id)
+            step = "confirm_online" if online else "confirm_with_bank"
         elif invoice.hard_decline:
             step = "new_card"
         elif retry:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +39,7 @@ from api.services import parents as parent_service
 from api.services import privacy as privacy_service
 from api.services import reenrollments as reenrollment_service
 from core.db import transaction
-from core.page_links import BILLING_SETUP_PATH, reenrollment_path
+from core.page_links import BILLING_SETUP_PATH, CARD_PATH, reenrollment_path
 from core.settings import Settings
 from domain.local_time import format_local
 from domain.makeups import CreditStatus
@@ -66,6 +66,8 @@ NOTICES.update(
         "consent_saved": "Your choice is saved.",
         "feed_issued": "Your calendar link is ready: copy it into your calendar app (below).",
         "feed_revoked": "The calendar link is revoked: calendar apps using it stop receiving lessons.",
+        "nothing_to_confirm": "That invoice has nothing to confirm now (it is paid or closed, or your bank no longer "
+        "asks). If a payment is still due, you can pay it with another card here.",
     }
 )
 CONSENT_LABELS = {
@@ -388,6 +390,15 @@ async def book_makeup(
         problem = f"Not booked: {refused.detail}{f' ({reason})' if reason else ''}. Choose another time."
         return await _slots_page(request, session, settings, user, credit_id, problem, refused.status_code)
     return redirect("/family?notice=makeup_booked")
+
+
+@router.get("/family/invoices/{stripe_invoice_id}/confirm")
+async def confirm_invoice(
+    stripe_invoice_id: str, user: ParentUser, session: SessionDep, settings: SettingsDep
+) -> RedirectResponse:
+    """The dunning email's link: on to Stripe's page where the bank's confirmation is given, looked up now."""
+    url = await billing_service.invoice_confirm_page(session, settings, user, _parent_id(user), stripe_invoice_id)
+    return RedirectResponse(url, status_code=303) if url else redirect(f"{CARD_PATH}?notice=nothing_to_confirm")
 
 
 @router.get("/family/payments/{payment_id}")

@@ -42,8 +42,9 @@ async def audit_write(
     entity_id: object,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> None:
-    await record_audit(
+) -> uuid.UUID:
+    """The audit row of a write, in the caller's transaction; its id (a workflow given a staff note keeps it)."""
+    return await record_audit(
         session,
         actor_user_id=principal.user_id,
         actor_role=str(principal.role),

@@ -10,7 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from domain.ledger import Account
-from models import AuditLog, BillingAccount, Invoice, JournalEntry, LedgerAccount, Payment, Posting, Subscription
+from models import (
+    AuditLog,
+    BillingAccount,
+    Invoice,
+    JournalEntry,
+    LedgerAccount,
+    Payment,
+    Posting,
+    Refund,
+    Subscription,
+)
 
 
 async def account_of(session: AsyncSession, parent_id: uuid.UUID) -> BillingAccount | None:
@@ -26,6 +36,31 @@ async def charge_audited(session: AsyncSession, request_id: uuid.UUID) -> bool:
         col(AuditLog.entity_type) == "charge", col(AuditLog.entity_id) == str(request_id)
     )
     return await session.scalar(query.limit(1)) is not None
+
+
+async def refund_note(session: AsyncSession, request_id: uuid.UUID) -> uuid.UUID | None:
+    """The audit row of a refund request (its reason), when a first attempt of the request wrote it."""
+    query = select(col(AuditLog.id)).where(
+        col(AuditLog.entity_type) == "refund_request", col(AuditLog.entity_id) == str(request_id)
+    )
+    found: uuid.UUID | None = await session.scalar(query.limit(1))
+    return found
+
+
+async def set_refund_reason(session: AsyncSession, refund_id: uuid.UUID, reason: str) -> None:
+    """The reason the admin gave, on the refund's row (the billing workflow recorded it without)."""
+    refund = await session.get(Refund, refund_id)
+    if refund is not None and not refund.reason:
+        refund.reason = reason[:500]
+
+
+async def account_invoice(session: AsyncSession, account_id: uuid.UUID, stripe_invoice_id: str) -> Invoice | None:
+    invoice: Invoice | None = await session.scalar(
+        select(Invoice).where(
+            col(Invoice.billing_account_id) == account_id, col(Invoice.stripe_invoice_id) == stripe_invoice_id
+        )
+    )
+    return invoice
 
 
 async def account(session: AsyncSession, account_id: uuid.UUID) -> BillingAccount | None:

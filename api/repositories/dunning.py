@@ -72,3 +72,19 @@ async def action_reasons(session: AsyncSession, note_ids: Sequence[uuid.UUID]) -
         return {}
     rows = await session.execute(select(col(AuditLog.id), col(AuditLog.after)).where(col(AuditLog.id).in_(note_ids)))
     return {row_id: str((after or {}).get("reason", "")) for row_id, after in rows.all()}
+
+
+async def action_note(
+    session: AsyncSession, parent_id: uuid.UUID, action: str, idempotency_key: uuid.UUID | None
+) -> uuid.UUID | None:
+    """The audit row a first attempt of the same request (same ``Idempotency-Key``) wrote, if any."""
+    if idempotency_key is None:
+        return None
+    query = select(col(AuditLog.id)).where(
+        col(AuditLog.entity_type) == "family_dunning",
+        col(AuditLog.entity_id) == str(parent_id),
+        col(AuditLog.action) == f"dunning.{action}",
+        col(AuditLog.after)["idempotency_key"].astext == str(idempotency_key),
+    )
+    found: uuid.UUID | None = await session.scalar(query.limit(1))
+    return found

@@ -89,9 +89,13 @@ async def update_card(
     settings: SettingsDep,
     principal: FamilyPrincipal,
     temporal: TemporalDep,
+    idempotency_key: Annotated[uuid.UUID | None, Header(alias="Idempotency-Key")] = None,
 ) -> CardOut:
-    """The new card becomes the default at once and past-due invoices are retried with it."""
-    await service.change_card(session, temporal, settings, principal, parent_id, body.payment_method_id)
+    """The new card becomes the default at once and past-due invoices are retried with it. Send an
+    ``Idempotency-Key`` (a UUID) so that a retried request gets the first one's answer."""
+    await service.change_card(
+        session, temporal, settings, principal, parent_id, body.payment_method_id, idempotency_key
+    )
     return CardOut(attached=True, payment_method_id=body.payment_method_id)
 
 
@@ -139,9 +143,11 @@ async def refund_payment(
     temporal: TemporalDep,
     idempotency_key: Annotated[uuid.UUID | None, Header(alias="Idempotency-Key")] = None,
 ) -> RefundOut:
-    """Send an ``Idempotency-Key`` (a UUID) to make a retried request refund once."""
-    request_id = idempotency_key or uuid.uuid4()
-    result = await service.refund(session, temporal, settings, payment_id, body.amount_minor, body.reason, request_id)
+    """Send an ``Idempotency-Key`` (a UUID) to make a retried request refund once. The reason is kept in the
+    audit log and on the refund's row."""
+    result = await service.refund(
+        session, temporal, settings, principal, payment_id, body.amount_minor, body.reason, idempotency_key
+    )
     return RefundOut(
         refund_id=result.refund_id,
         stripe_refund_id=result.stripe_refund_id,
@@ -174,7 +180,7 @@ async def add_charge(
         kind=body.kind,
         when=body.when,
     )
-    result = await service.add_charge(session, temporal, settings, principal, parent_id, request)
+    result = await service.add_charge(session, temporal, settings, principal, parent_id, request, idempotency_key)
     return ChargeOut(
         request_id=result.request_id,
         stripe_invoice_item_id=result.stripe_invoice_item_id,
@@ -216,10 +222,12 @@ async def renew_subscription(
     settings: SettingsDep,
     principal: AdminPrincipal,
     temporal: TemporalDep,
+    idempotency_key: Annotated[uuid.UUID | None, Header(alias="Idempotency-Key")] = None,
 ) -> RenewalOut:
     """localstripe has no clock and never renews: this creates the subscription's next invoice in Stripe and pays
-    it, and Stripe's events come back through the webhook as in production. Refused in production."""
-    sub, result = await service.renew(session, temporal, settings, subscription_id)
+    it, and Stripe's events come back through the webhook as in production. Refused in production. Send an
+    ``Idempotency-Key`` (a UUID) so that a retried request gets the first one's answer."""
+    sub, result = await service.renew(session, temporal, settings, subscription_id, idempotency_key)
     return RenewalOut(
         subscription_id=sub.id,
         stripe_invoice_id=result.stripe_invoice_id,

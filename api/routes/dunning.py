@@ -1,8 +1,9 @@
 """``/api/v1/dunning``: what admins see of families in arrears, and their four actions on a family's dunning
-workflow (pause, resume, retry now, forgive), each a signal into the workflow and a row in the audit log.
+workflow (pause, resume, retry now, forgive), each an update of the workflow and a row in the audit log.
 
 The workflow is the source of truth while it runs (its state query); billing_accounts mirrors its state for
-lists and after it ends. An action the workflow cannot take now is a 409 with the reason.
+lists and after it ends. An action the workflow cannot take now is refused by the update's validator: a 409 with
+the reason. An ``Idempotency-Key`` header (a UUID) makes a retried request get the first one's answer.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import Query, Request, status
+from fastapi import Header, Query, Request, status
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 
@@ -71,9 +72,16 @@ class ActionIn(BaseModel):
 
 
 class ActionAccepted(BaseModel):
+    """The workflow's answer: the family's dunning after the action."""
+
     parent_id: uuid.UUID
     action: Action
     state: str
+    paused: bool
+    lessons_suspended: bool = False
+    invoices: list[UnpaidInvoice] = []
+    next_action_at: datetime | None = None
+    timeline: list[DunningEvent] = []
 
 
 @router.get("/families", response_model=DunningList, summary="Families in arrears (admin)")
@@ -107,11 +115,12 @@ async def _act(
     settings: Settings,
     temporal: Client,
     principal: Principal,
+    idempotency_key: uuid.UUID | None,
 ) -> ActionAccepted:
-    state = await service.act(
-        session, temporal, settings, principal, action, parent_id, body.reason, request_id(request)
+    answer = await service.act(
+        session, temporal, settings, principal, action, parent_id, body.reason, request_id(request), idempotency_key
     )
-    return ActionAccepted(parent_id=parent_id, action=action, state=state)
+    return ActionAccepted(action=action, **answer.model_dump(exclude={"parent_id"}), parent_id=parent_id)
 
 
 SUMMARIES: dict[Action, str] = {
@@ -131,8 +140,9 @@ def _endpoint(action: Action) -> Callable[..., Awaitable[ActionAccepted]]:
         settings: SettingsDep,
         temporal: TemporalDep,
         principal: AdminPrincipal,
+        idempotency_key: Annotated[uuid.UUID | None, Header(alias="Idempotency-Key")] = None,
     ) -> ActionAccepted:
-        return await _act(action, parent_id, body, request, session, settings, temporal, principal)
+        return await _act(action, parent_id, body, request, session, settings, temporal, principal, idempotency_key)
 
     return endpoint
 

@@ -77,14 +77,28 @@ async def _family(session: AsyncSession, principal: Principal, parent_id: uuid.U
     return await repository.account_of(session, parent_id)
 
 
+def update_id(name: str, parent_id: uuid.UUID, idempotency_key: uuid.UUID | None) -> str | None:
+    """The update's id from the request's ``Idempotency-Key`` (scoped by family and update), so a retried request
+    gets the first one's answer from Temporal; None without a key (Temporal picks one)."""
+    return f"billing:{parent_id}:{name}:{idempotency_key}" if idempotency_key is not None else None
+
+
 async def _update(
-    client: Client, settings: Settings, parent_id: uuid.UUID, name: str, message: BaseModel, result: type
+    client: Client,
+    settings: Settings,
+    parent_id: uuid.UUID,
+    name: str,
+    message: BaseModel,
+    result: type,
+    idempotency_key: uuid.UUID | None = None,
 ) -> Any:
     handle = client.get_workflow_handle(billing_workflow_id(parent_id))
     timeout = settings.temporal_update_timeout
     async with bounded(timeout, _BILLING):
         try:
-            return await handle.execute_update(name, message, result_type=result, rpc_timeout=timeout)
+            return await handle.execute_update(
+                name, message, id=update_id(name, parent_id, idempotency_key), result_type=result, rpc_timeout=timeout
+            )
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             kind = cause.type if isinstance(cause, ApplicationError) else None
@@ -116,12 +130,15 @@ async def change_card(
     principal: Principal,
     parent_id: uuid.UUID,
     payment_method_id: str,
+    idempotency_key: uuid.UUID | None = None,
 ) -> None:
     """The new card becomes the default at once and past-due invoices are retried with it; a decline is a 402."""
     if await _family(session, principal, parent_id) is None:
         raise Conflict("billing has not started for this family")
     change = CardChange(stripe_payment_method_id=payment_method_id)
-    card: CardResult = await _update(temporal, settings, parent_id, UPDATE_CHANGE_CARD, change, CardResult)
+    card: CardResult = await _update(
+        temporal, settings, parent_id, UPDATE_CHANGE_CARD, change, CardResult, idempotency_key
+    )
     if not card.attached:
         reason = card.decline_code or card.failure_code or "card_declined"
         raise CedarError(402, "card_declined", "the card was declined; try another card", {"payment_method_id": reason})
@@ -150,6 +167,24 @@ async def card_setup(
     except stripe.StripeError as error:
         raise CedarError(503, "stripe_unavailable", "the card service is unavailable; try again in a moment") from error
     return str(intent.client_secret)
+
+
+async def invoice_confirm_page(
+    session: AsyncSession, settings: Settings, principal: Principal, parent_id: uuid.UUID, stripe_invoice_id: str
+) -> str | None:
+    """Stripe's hosted page where the parent confirms an open invoice's payment, looked up now (the link shows the
+    customer's details, so it is never stored or carried in workflow histories); None when there is nothing to
+    confirm there. Another family's invoice is a 404."""
+    account = await _family(session, principal, parent_id)
+    invoice = await repository.account_invoice(session, account.id, stripe_invoice_id) if account else None
+    if invoice is None:
+        raise NotFound("invoice")
+    try:
+        found = (await create_stripe_client(settings).v1.invoices.retrieve_async(stripe_invoice_id)).to_dict()
+    except stripe.StripeError as error:
+        raise CedarError(503, "stripe_unavailable", "the payment service is unavailable; try again") from error
+    url = found.get("hosted_invoice_url")
+    return str(url) if url and found.get("status") == "open" else None
 
 
 @dataclass(frozen=True)
@@ -194,11 +229,15 @@ async def stop_lessons(
         stopped_parts = ["lessons", *(["teacher_place"] if closed.place_freed else []), "billing"]
         stopped_parts += ["enrollment"] if closed.enrollment_cancelled else []
         last_lesson_ends_at = min(closed.last_lesson_ends_at or last_lesson_ends_at, last_lesson_ends_at)
+    # The reason stays in the audit row; billing's history gets the row's id only.
+    note_id = await audit_write(
+        session, principal, "stop", "subscription", sub.id, after={"reason": reason, "via": "billing"}
+    )
     stopped = StudentStopped(
         enrollment_id=sub.enrollment_id,
         parent_id=parent_id,
         student_id=sub.student_id,
-        reason=reason,
+        reason_note_id=note_id,
         last_lesson_ends_at=last_lesson_ends_at,
     )
     handle = temporal.get_workflow_handle(billing_workflow_id(parent_id))
@@ -211,17 +250,34 @@ async def refund(
     session: AsyncSession,
     temporal: Client,
     settings: Settings,
+    principal: Principal,
     payment_id: uuid.UUID,
     amount_minor: int | None,
     reason: str,
-    request_id: uuid.UUID,
+    idempotency_key: uuid.UUID | None = None,
 ) -> RefundResult:
+    """A refund made once per ``Idempotency-Key``; the admin's reason stays in the database (the audit row and the
+    refund's row), and billing's history gets the audit row's id only."""
     payment = await repository.payment(session, payment_id)
     account = await repository.account(session, payment.billing_account_id) if payment else None
     if payment is None or account is None:
         raise NotFound("payment")
-    request = RefundRequest(request_id=request_id, payment_id=payment_id, amount_minor=amount_minor, reason=reason)
-    result: RefundResult = await _update(temporal, settings, account.parent_id, UPDATE_REFUND, request, RefundResult)
+    request_id = idempotency_key or uuid.uuid4()
+    note_id = await repository.refund_note(session, request_id) or await audit_write(
+        session,
+        principal,
+        "refund",
+        "refund_request",
+        request_id,
+        after={"payment_id": str(payment_id), "amount_minor": amount_minor, "reason": reason},
+    )
+    request = RefundRequest(
+        request_id=request_id, payment_id=payment_id, amount_minor=amount_minor, reason_note_id=note_id
+    )
+    result: RefundResult = await _update(
+        temporal, settings, account.parent_id, UPDATE_REFUND, request, RefundResult, idempotency_key
+    )
+    await repository.set_refund_reason(session, result.refund_id, reason)
     return result
 
 
@@ -232,12 +288,15 @@ async def add_charge(
     principal: Principal,
     parent_id: uuid.UUID,
     request: ChargeRequest,
+    idempotency_key: uuid.UUID | None = None,
 ) -> ChargeResult:
     """A one-off charge or credit, made by the family's billing workflow once per request id."""
     account = await _family(session, principal, parent_id)
     if account is None:
         raise Conflict("billing has not started for this family")
-    result: ChargeResult = await _update(temporal, settings, parent_id, UPDATE_ADD_CHARGE, request, ChargeResult)
+    result: ChargeResult = await _update(
+        temporal, settings, parent_id, UPDATE_ADD_CHARGE, request, ChargeResult, idempotency_key
+    )
     after = {
         "parent_id": str(parent_id),
         "billing_account_id": str(account.id),
@@ -296,7 +355,11 @@ async def statement(session: AsyncSession, principal: Principal, parent_id: uuid
 
 
 async def renew(
-    session: AsyncSession, temporal: Client, settings: Settings, subscription_id: uuid.UUID
+    session: AsyncSession,
+    temporal: Client,
+    settings: Settings,
+    subscription_id: uuid.UUID,
+    idempotency_key: uuid.UUID | None = None,
 ) -> tuple[Subscription, RenewResult]:
     """Development only: the subscription's next invoice, created in Stripe and paid (refused in production)."""
     if settings.environment == "production":
@@ -306,5 +369,7 @@ async def renew(
     if sub is None or account is None or sub.stripe_subscription_id is None:
         raise NotFound("subscription")
     request = RenewRequest(stripe_subscription_id=sub.stripe_subscription_id)
-    result: RenewResult = await _update(temporal, settings, account.parent_id, UPDATE_RENEW, request, RenewResult)
+    result: RenewResult = await _update(
+        temporal, settings, account.parent_id, UPDATE_RENEW, request, RenewResult, idempotency_key
+    )
     return sub, result

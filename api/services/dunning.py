@@ -1,5 +1,6 @@
 """Dunning: a family's state (its running workflow's, else the mirror's) and the admins' four actions on the
-family's dunning workflow (pause, resume, retry now, forgive), each a signal and a row in the audit log."""
+family's dunning workflow (pause, resume, retry now, forgive), each an update (whose validator refuses what the
+family's state forbids) and a row in the audit log."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.exceptions import FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Conflict, NotFound
@@ -17,25 +19,12 @@ from api.repositories import dunning as repository
 from api.repositories.audit import audit_staff_reads
 from api.temporal_calls import bounded
 from core.audit import record_audit
-from core.contracts.dunning import (
-    QUERY_STATE,
-    SIGNAL_FORGIVE,
-    SIGNAL_PAUSE,
-    SIGNAL_RESUME,
-    SIGNAL_RETRY_NOW,
-    AdminAction,
-    DunningSnapshot,
-)
+from core.contracts.dunning import ADMIN_UPDATES, QUERY_STATE, AdminAction, DunningSnapshot
 from core.settings import Settings
 from core.temporal import dunning_workflow_id
 
 _DUNNING = "the family's dunning"
-SIGNALS: dict[str, str] = {
-    "pause": SIGNAL_PAUSE,
-    "resume": SIGNAL_RESUME,
-    "retry-now": SIGNAL_RETRY_NOW,
-    "forgive": SIGNAL_FORGIVE,
-}
+_NOT_IN_DUNNING = "this family is not in dunning"
 
 
 async def _running_snapshot(client: Client, settings: Settings, parent_id: uuid.UUID) -> DunningSnapshot | None:
@@ -78,17 +67,10 @@ async def _with_reasons(session: AsyncSession, snapshot: DunningSnapshot) -> Dun
     return snapshot
 
 
-def _refusal(action: str, snapshot: DunningSnapshot | None) -> str | None:
-    """Why the workflow cannot take ``action`` now, or None."""
-    if snapshot is None:
-        return "this family is not in dunning"
-    if action == "pause" and snapshot.paused:
-        return "dunning is already paused for this family"
-    if action == "resume" and not snapshot.paused:
-        return "dunning is not paused for this family"
-    if action in ("retry-now", "forgive") and not snapshot.invoices:
-        return "this family has no unpaid invoice"
-    return None
+def update_id(action: str, parent_id: uuid.UUID, idempotency_key: uuid.UUID | None) -> str | None:
+    """The update's id from the request's ``Idempotency-Key`` (scoped by family and action), so a retried request
+    gets the first one's answer; None without a key (Temporal picks one)."""
+    return f"dunning:{parent_id}:{action}:{idempotency_key}" if idempotency_key is not None else None
 
 
 async def act(
@@ -100,17 +82,20 @@ async def act(
     parent_id: uuid.UUID,
     reason: str,
     request_id: str | None,
-) -> str:
-    """Signals ``action`` to the family's dunning workflow (a 409 when it cannot take it now) and audits it;
-    the family's state before the action."""
+    idempotency_key: uuid.UUID | None = None,
+) -> DunningSnapshot:
+    """``action`` as an update of the family's dunning workflow, audited; its answer, the family's snapshot after
+    the action. What the family's state forbids is refused by the workflow's validator: a 409 with its reason."""
     await _require_family(session, parent_id)
     snapshot = await _running_snapshot(temporal, settings, parent_id)
-    refusal = _refusal(action, snapshot)
-    if refusal is not None or snapshot is None:
-        raise Conflict(refusal or "this family is not in dunning")
-    # The reason stays in the database (the audit row); the workflow's history gets the row's id only. A failed
-    # signal rolls the row back with the request.
-    note_id = await record_audit(
+    if snapshot is None:
+        raise Conflict(_NOT_IN_DUNNING)
+    # The reason stays in the database (the audit row); the workflow's history gets the row's id only. A refused
+    # update rolls the row back with the request; a retried request (same key) keeps its first row.
+    after: dict[str, object] = {"action": action, "reason": reason}
+    if idempotency_key is not None:
+        after["idempotency_key"] = str(idempotency_key)
+    note_id = await repository.action_note(session, parent_id, action, idempotency_key) or await record_audit(
         session,
         actor_user_id=principal.user_id,
         actor_role="admin",
@@ -118,14 +103,30 @@ async def act(
         entity_type="family_dunning",
         entity_id=parent_id,
         before={"state": snapshot.state, "paused": snapshot.paused},
-        after={"action": action, "reason": reason},
+        after=after,
         request_id=request_id,
     )
     handle = temporal.get_workflow_handle(dunning_workflow_id(parent_id))
-    action_message = AdminAction(actor_user_id=principal.user_id, note_id=note_id)
-    async with bounded(settings.temporal_query_timeout, _DUNNING):
-        await handle.signal(SIGNALS[action], action_message, rpc_timeout=settings.temporal_query_timeout)
-    return snapshot.state
+    message = AdminAction(actor_user_id=principal.user_id, note_id=note_id)
+    timeout = settings.temporal_update_timeout
+    async with bounded(timeout, _DUNNING):
+        try:
+            answer = await handle.execute_update(
+                ADMIN_UPDATES[action],
+                message,
+                id=update_id(action, parent_id, idempotency_key),
+                result_type=DunningSnapshot,
+                rpc_timeout=timeout,
+            )
+        except WorkflowUpdateFailedError as error:
+            # The validator's refusal (or the handler's failure): its message alone.
+            cause = error.cause
+            raise Conflict(cause.message if isinstance(cause, FailureError) else str(error)) from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:  # the workflow ended meanwhile
+                raise Conflict(_NOT_IN_DUNNING) from error
+            raise
+    return await _with_reasons(session, answer)
 
 
 @dataclass(frozen=True)

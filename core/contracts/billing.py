@@ -61,7 +61,10 @@ class StudentStopped(BaseModel):
     enrollment_id: uuid.UUID
     parent_id: uuid.UUID
     student_id: uuid.UUID
-    reason: str
+    # Older messages carry a staff-typed reason here; it is no longer sent (free text stays out of histories).
+    reason: str = ""
+    # The audit row holding the reason someone typed (the history keeps only this reference).
+    reason_note_id: uuid.UUID | None = None
     # The end of the student's last lesson that happens: nothing is billed after it, and the last period is
     # prorated by the lessons it holds. None (older messages) stops billing the old way.
     last_lesson_ends_at: datetime | None = None
@@ -103,6 +106,8 @@ class WriteOff(BaseModel):
 
     stripe_invoice_ids: list[str]
     reason: str
+    # The audit row of the admin's action that asked for it (its reason stays there).
+    reason_note_id: uuid.UUID | None = None
     # False when an admin forgives the debt: write the invoices off but keep the subscriptions running.
     end_subscriptions: bool = True
 
@@ -118,7 +123,11 @@ class RefundRequest(BaseModel):
     request_id: uuid.UUID
     payment_id: uuid.UUID
     amount_minor: int | None = Field(default=None, gt=0)
+    # Older requests carry the staff-typed reason here; the API sends only reason_note_id now (no free text in
+    # histories). Cedar's own refunds (a stop's unheld lessons) still say why in generated words.
     reason: str = Field(default="", max_length=500)
+    # The audit row holding the reason the admin typed.
+    reason_note_id: uuid.UUID | None = None
     # Tuition for lessons that will not happen (a stop): the ledger takes it back from deferred revenue.
     unearned: bool = False
 
@@ -210,10 +219,14 @@ class InvoiceSnapshot(BaseModel):
     period_end: datetime | None = None
     charge: ChargeSnapshot | None = None
     attempt_count: int = 0
-    # The latest attempt waits for the parent's bank confirmation (its payment intent requires action), and the
-    # page where they can give it (Stripe's hosted invoice page; localstripe has none).
+    # The latest attempt waits for the parent's bank confirmation (its payment intent requires action), and
+    # whether Stripe has a hosted invoice page where they can give it (localstripe has none).
     confirmation_needed: bool = False
-    hosted_invoice_url: str | None = None
+    # Never filled now: the hosted page's link shows the customer's details, so it stays out of histories (older
+    # histories carry it, read but never written again); emails link to Cedar's page that looks it up
+    # (core.page_links.invoice_confirm_path).
+    hosted_invoice_url: str | None = Field(default=None, exclude=True)
+    has_hosted_page: bool = False
     charge_lines: list[ChargeLine] = Field(default_factory=list)
     # Where the period the invoice bills starts (its subscription lines' period; a development renewal stamps it),
     # and its Cedar lesson-period adjustments already made (``cedar_adjustment`` tags).
@@ -239,9 +252,11 @@ class PaymentFailure(BaseModel):
     failure_code: str | None = None
     decline_code: str | None = None
     outcome_unknown: bool = False
-    # The bank wants the parent to confirm the payment (3-D Secure): where they can (Stripe's hosted invoice page;
-    # None with localstripe, which has none). failure_code is then "authentication_required".
-    confirm_url: str | None = None
+    # The bank wants the parent to confirm the payment (3-D Secure; failure_code "authentication_required"), and
+    # whether Stripe's hosted invoice page lets them (localstripe has none). confirm_url: older histories only
+    # (read, never written again).
+    confirm_url: str | None = Field(default=None, exclude=True)
+    confirm_online: bool = False
 
 
 # --- adapter inputs and results ---

@@ -35,6 +35,19 @@ QUERY_STATE = "state"
 
 ADMIN_SIGNALS = (SIGNAL_PAUSE, SIGNAL_RESUME, SIGNAL_RETRY_NOW, SIGNAL_FORGIVE)
 
+# The admins' actions as updates: a validator refuses what the family's state forbids before anything is recorded,
+# and the answer is the snapshot after the action. The signals above stay registered for running histories.
+UPDATE_PAUSE = "pause_update"
+UPDATE_RESUME = "resume_update"
+UPDATE_RETRY_NOW = "retry_now_update"
+UPDATE_FORGIVE = "forgive_update"
+ADMIN_UPDATES = {
+    "pause": UPDATE_PAUSE,
+    "resume": UPDATE_RESUME,
+    "retry-now": UPDATE_RETRY_NOW,
+    "forgive": UPDATE_FORGIVE,
+}
+
 
 class FamilyDunningInput(BaseModel):
     parent_id: uuid.UUID
@@ -55,8 +68,11 @@ class InvoiceFailed(BaseModel):
     failure_code: str | None = None
     # True when the gateway's answer was lost (timeout): dunning must have billing re-check, not retry blindly.
     outcome_unknown: bool = False
-    # The bank wants the parent to confirm this payment (failure_code "authentication_required"), and where.
-    confirm_url: str | None = None
+    # The bank wants the parent to confirm this payment (failure_code "authentication_required"), and whether
+    # Stripe's hosted page lets them do it online (its link is looked up when the parent follows Cedar's).
+    # confirm_url: older histories only (read, never written again).
+    confirm_url: str | None = Field(default=None, exclude=True)
+    confirm_online: bool = False
 
 
 class InvoicePaid(BaseModel):
@@ -115,7 +131,8 @@ class UnpaidInvoice(BaseModel):
     # The bank wants the parent to confirm the payment (3-D Secure): retrying without them is pointless, so the
     # notices ask them to confirm (at confirm_url when Stripe gave one) instead.
     needs_confirmation: bool = False
-    confirm_url: str | None = None
+    confirm_url: str | None = Field(default=None, exclude=True)  # older states only: no longer carried
+    confirm_online: bool = False
     # When the latest attempt happened (ours, billing's on a card update, or the original charge).
     last_attempt_at: datetime | None = None
     # A retry asked of billing whose answer has not come yet, and since when.
@@ -150,6 +167,8 @@ class DunningCarried(BaseModel):
     last_paid_invoice_id: uuid.UUID | None = None
     retry_all_requested: bool = False
     forgive_requested: bool = False
+    # The audit row of the forgive being carried out (its reason stays there), passed on to billing's write-off.
+    forgive_note_id: uuid.UUID | None = None
     timeline: list[DunningEvent] = Field(default_factory=list)
 
 
@@ -185,6 +204,8 @@ class DunningConfig(BaseModel):
     school_timezone: str
     currency: str
     card_update_url: str
+    # Where emails' links start (CEDAR_PUBLIC_BASE_URL).
+    public_base_url: str = ""
 
 
 class RecordDunningState(BaseModel):

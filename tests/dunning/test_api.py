@@ -89,3 +89,51 @@ async def test_only_admins_may_act_on_existing_families_with_a_reason(
     assert listed == {"data": [{"parent_id": str(family), "state": "suspended", "paused": False}], "count": 1}
     assert (await api.get(BASE, params={"state": "warning"}, headers=admin)).json()["count"] == 0
     assert (await api.get(BASE, params={"state": "late"}, headers=admin)).status_code == 422
+
+
+async def test_actions_answer_with_the_workflows_snapshot_and_a_retried_request_gets_the_same_answer(
+    kit: DunningKit, api: httpx.AsyncClient, auth_headers: Callable[..., Any], sessions: SessionFactory
+) -> None:
+    admin = await auth_headers(Role.admin)
+    family = kit.family.parent_id
+    async with transaction(sessions) as session:
+        session.add(BillingAccount(parent_id=family, workflow_id=f"family-billing-{family}"))
+    await kit.fail(failure(kit.family, decline_code="stolen_card"))
+    reason = {"reason": "the parent is in hospital"}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+
+    paused = await api.post(f"{BASE}/{family}/pause", json=reason, headers={**admin, **key})
+    assert paused.status_code == 202, paused.text
+    answer = paused.json()
+    assert (answer["action"], answer["paused"], answer["state"]) == ("pause", True, "clear")
+    assert [i["stripe_invoice_id"] for i in answer["invoices"]] == ["in_1"]
+    assert answer["timeline"][-1]["kind"] == "paused"
+    assert answer["timeline"][-1]["detail"] == reason["reason"]  # from the audit row, not the workflow
+
+    retried = await api.post(f"{BASE}/{family}/pause", json=reason, headers={**admin, **key})
+    assert retried.status_code == 202, retried.text
+    assert retried.json() == answer
+    refused = await api.post(f"{BASE}/{family}/pause", json=reason, headers=admin)  # a new request: the validator
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "dunning is already paused for this family"
+
+    resumed = await api.post(f"{BASE}/{family}/resume", json=reason, headers={**admin, **key})  # scoped by action
+    assert resumed.status_code == 202, resumed.text
+    assert resumed.json()["paused"] is False
+
+    forgiven = await api.post(f"{BASE}/{family}/forgive", json=reason, headers=admin)
+    assert forgiven.status_code == 202, forgiven.text
+    assert forgiven.json()["invoices"] == []  # answered once billing was asked to write the debt off
+    assert await kit.dunning.result() == "clear"
+    [write_off] = (await kit.recorded()).write_offs
+    assert write_off.reason_note_id is not None
+
+    async with sessions() as session:
+        rows = list(
+            await session.scalars(
+                select(AuditLog).where(col(AuditLog.entity_id) == str(family)).order_by(col(AuditLog.occurred_at))
+            )
+        )
+    assert [row.action for row in rows] == ["dunning.pause", "dunning.resume", "dunning.forgive"]
+    assert rows[0].after == {"action": "pause", **reason, **{"idempotency_key": key["Idempotency-Key"]}}
+    assert write_off.reason_note_id == rows[2].id

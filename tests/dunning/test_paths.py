@@ -10,6 +10,7 @@ import pytest
 
 from core.contracts.dunning import AdminAction, CardUpdated, InvoicePaid, Reevaluate
 from core.db import SessionFactory
+from core.settings import Settings
 from devstack.smtp_sink import SmtpSink
 from tests.dunning.conftest import DunningKit, failure, lesson_statuses, sent_templates
 from tests.waiting import eventually
@@ -77,12 +78,14 @@ async def test_hard_decline_skips_retries_until_a_new_card_arrives(
 
 
 async def test_a_payment_the_bank_wants_confirmed_asks_the_parent_and_is_not_retried(
-    kit: DunningKit, smtp_sink: SmtpSink
+    kit: DunningKit, smtp_sink: SmtpSink, settings: Settings
 ) -> None:
-    link = "https://invoice.stripe.com/i/acct_test/in_1"
-    await kit.fail(failure(kit.family, failure_code="authentication_required", confirm_url=link))
+    # Stripe's hosted page is looked up when the parent follows Cedar's link: its address is never carried.
+    link = f"{settings.public_base_url}/family/invoices/in_1/confirm"
+    await kit.fail(failure(kit.family, failure_code="authentication_required", confirm_online=True))
     snap = await kit.wait_state("warning")  # past the +1 s and +2 s retry offsets
     assert snap.invoices[0].needs_confirmation
+    assert snap.invoices[0].confirm_url is None
     assert not snap.invoices[0].hard_decline
     assert (await kit.recorded()).retries == []  # an off-session retry cannot confirm anything
     [notice] = [m for m in smtp_sink.messages(to=kit.family.email) if "failed" in m["subject"]]
