@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Tracer
 from temporalio.client import Client, Interceptor
-from temporalio.common import SearchAttributeKey
+from temporalio.common import HeaderCodecBehavior, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime, TelemetryConfig
@@ -175,6 +175,8 @@ async def connect_temporal(
         data_converter=data_converter(settings, keyring),
         interceptors=interceptors,
         runtime=runtime,
+        # Headers (the trace context) sealed like every other payload: nothing plain reaches a history.
+        header_codec_behavior=HeaderCodecBehavior.CODEC,
     )
 
 
