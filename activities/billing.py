@@ -155,7 +155,12 @@ class BillingActivities:
     @activity.defn(name="billing_config")
     async def config(self, _: BillingConfigRequest) -> BillingConfig:
         """The settings the workflow needs (a workflow must not read the environment itself)."""
-        return BillingConfig(continue_as_new_after_commands=self._settings.billing_continue_as_new_events)
+        return BillingConfig(
+            continue_as_new_after_commands=self._settings.billing_continue_as_new_events,
+            command_retry_after=self._settings.billing_command_retry_after,
+            command_attempts=self._settings.billing_command_attempts,
+            email_attempts=self._settings.billing_email_attempts,
+        )
 
     @activity.defn(name="billing_quote_subscription")
     async def quote_subscription(self, request: QuoteRequest) -> Quote:
