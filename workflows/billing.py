@@ -314,7 +314,7 @@ class FamilyBillingWorkflow:
 
     @change_card.validator
     def _check_change_card(self, message: CardChange) -> None:
-        self._refuse_before_billing()
+        # No check on the state's customer: a family's account may exist before this run knows it (found on use).
         if not message.stripe_payment_method_id:
             raise ApplicationError("a payment method is needed", type="InvalidRequest")
 
@@ -324,7 +324,6 @@ class FamilyBillingWorkflow:
 
     @refund_payment.validator
     def _check_refund(self, message: RefundRequest) -> None:
-        self._refuse_before_billing()
         if message.amount_minor is not None and message.amount_minor <= 0:
             raise ApplicationError("a refund's amount must be positive", type="InvalidRequest")
 
@@ -334,14 +333,10 @@ class FamilyBillingWorkflow:
 
     @renew_subscription.validator
     def _check_renew(self, message: RenewRequest) -> None:
-        self._refuse_before_billing()
+        # Renewals follow the subscriptions this workflow started (as the handler does).
         live = [s for s in self._state.subscriptions.values() if s.status != "canceled"]
         if not any(s.stripe_subscription_id == message.stripe_subscription_id for s in live):
             raise ApplicationError("no live subscription to renew", type="NotFound")
-
-    def _refuse_before_billing(self) -> None:
-        if self._state.stripe_customer_id is None and not self._state.subscriptions:
-            raise ApplicationError("billing has not started for this family", type="Conflict")
 
     @workflow.update(name=UPDATE_ADD_CHARGE)
     async def add_charge(self, message: ChargeRequest) -> ChargeResult:
