@@ -60,4 +60,8 @@ def test_the_index_describes_every_case_and_nothing_else() -> None:
         "lesson-periods",
         "family-confirmation",
         "semester-end",
+        "billing-command-safety",
+        "billing-search-attributes",
+        "bounded-billing-email",
+        "billing-start-outcome",
     } <= patches
