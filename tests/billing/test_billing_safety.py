@@ -22,10 +22,12 @@ from temporalio.worker import Worker
 from api.errors import CedarError
 from api.services.billing import _update
 from core.contracts.billing import (
+    FAMILY_BILLING_WORKFLOW,
     QUERY_SUBSCRIPTIONS,
     SIGNAL_STUDENT_STARTED,
     UPDATE_RENEW,
     UPDATE_START_STUDENT,
+    Command,
     FamilyBillingInput,
     FamilyBillingState,
     RenewRequest,
@@ -35,7 +37,7 @@ from core.contracts.billing import (
 )
 from core.db import SessionFactory, transaction
 from core.settings import Settings
-from core.temporal import BILLING_ATTENTION, BILLING_STATE
+from core.temporal import BILLING_ATTENTION, BILLING_STATE, billing_workflow_id
 from devstack.ports import free_port
 from models import Communication, LessonRate, Payment, Role, Subscription, Teacher
 from tests.billing.conftest import (
@@ -244,3 +246,39 @@ def test_an_older_runs_plain_state_loads_as_the_typed_state() -> None:
     assert carried.state.failed == []
     again = FamilyBillingInput.model_validate_json(carried.model_dump_json())
     assert again == carried
+
+
+async def test_a_poisoned_command_fails_alone_and_the_writer_goes_on(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    make_settings: Callable[..., Settings],
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    settings = make_settings(billing_command_retry_after=timedelta(milliseconds=200), billing_command_attempts=2)
+    family = await make_family(sessions)
+    # A command no handler knows (as a bug would leave in the carried state) raises outside any activity.
+    poisoned = FamilyBillingState(pending=[Command(kind="no_such_command", payload={"x": 1})])
+    handle = await temporal_client.start_workflow(
+        FAMILY_BILLING_WORKFLOW,
+        FamilyBillingInput(parent_id=family.parent_id, state=poisoned),
+        id=billing_workflow_id(family.parent_id),
+        task_queue=settings.task_queue,
+    )
+    async with billing_worker(build_deps(settings, sessions, temporal_client)):
+
+        async def flagged() -> str | None:
+            return (await handle.describe()).typed_search_attributes.get(BILLING_ATTENTION)
+
+        await eventually(flagged, until=lambda v: v == "failed-commands", what="attention")
+        method = await card(stripe_client)
+        enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
+        outcome = await handle.execute_update(
+            UPDATE_START_STUDENT,
+            started_message(family, enrollment_id, family.student_ids[0], method),
+            result_type=StartOutcome,
+        )
+    assert outcome.status == "started"
+    history = await handle.fetch_history()
+    task_failures = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+    assert task_failures == []
