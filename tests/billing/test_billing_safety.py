@@ -282,3 +282,41 @@ async def test_a_poisoned_command_fails_alone_and_the_writer_goes_on(
     history = await handle.fetch_history()
     task_failures = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
     assert task_failures == []
+
+
+async def test_a_failed_command_that_works_on_a_retry_leaves_nothing_behind(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    make_settings: Callable[..., Settings],
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    settings = make_settings(billing_command_retry_after=timedelta(seconds=1), billing_command_attempts=10)
+    async with billing_worker(build_deps(settings, sessions, temporal_client)):
+        family = await make_family(sessions)
+        method = await card(stripe_client)
+        enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method, minutes=35)
+        handle = await start_student(
+            temporal_client,
+            settings,
+            started_message(family, enrollment_id, family.student_ids[0], method, lesson_minutes=35),
+        )
+
+        async def retry_waits() -> bool:  # the first try was refused: its retry's timer runs
+            history = await handle.fetch_history()
+            return any(e.HasField("timer_started_event_attributes") for e in history.events)
+
+        await eventually(retry_waits, what="the first try refused")
+        async with transaction(sessions) as session:  # the office adds the missing rate
+            session.add(LessonRate(instrument="piano", minutes=35, weekly_price_minor=4000, monthly_price_minor=16000))
+        mine = col(Subscription.enrollment_id) == enrollment_id
+        await eventually(lambda: count(sessions, Subscription, mine), timeout=30, what="the retried start")
+        again = await handle.execute_update(
+            UPDATE_START_STUDENT,
+            started_message(family, enrollment_id, family.student_ids[0], method, lesson_minutes=35),
+            result_type=StartOutcome,
+        )
+        attention = (await handle.describe()).typed_search_attributes.get(BILLING_ATTENTION)
+    assert again.status == "started"
+    assert attention == "ok"
+    assert await count(sessions, Subscription, mine) == 1
