@@ -158,6 +158,9 @@ class BillingActivities:
         return BillingConfig(
             continue_as_new_after_commands=self._settings.billing_continue_as_new_events,
             stripe_task_queue=self._settings.stripe_task_queue or None,
+            command_retry_after=self._settings.billing_command_retry_after,
+            command_attempts=self._settings.billing_command_attempts,
+            email_attempts=self._settings.billing_email_attempts,
         )
 
     @activity.defn(name="billing_quote_subscription")

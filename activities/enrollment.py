@@ -7,11 +7,13 @@ workflow, a second worker) it finds its own earlier result instead of doing the 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import islice
+from typing import Any
 
 from sqlalchemy import any_, func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
@@ -19,16 +21,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError, FailureError
 
 from core.contracts.billing import (
     FAMILY_BILLING_WORKFLOW,
     SIGNAL_LESSONS_BOOKED,
     SIGNAL_STUDENT_STARTED,
     SIGNAL_STUDENT_STOPPED,
+    UPDATE_START_STUDENT,
     FamilyBillingInput,
     LessonsBooked,
+    StartOutcome,
     StudentStarted,
     StudentStopped,
 )
@@ -212,6 +217,8 @@ class EnrollmentActivities:
                     outcome_timeout_after_demo=settings.outcome_timeout_after_demo,
                     family_confirmation_timeout=settings.family_confirmation_timeout,
                     semester_end_grace=settings.semester_end_grace,
+                    billing_start_timeout=settings.billing_start_timeout,
+                    billing_start_heartbeat=settings.billing_start_heartbeat,
                 ),
             )
 
@@ -677,8 +684,45 @@ class BillingHandoffActivities:
         self._client = client
 
     @activity.defn(name="enrollment_start_billing")
-    async def start_billing(self, message: StudentStarted) -> None:
-        await self._signal_with_start(message.parent_id, SIGNAL_STUDENT_STARTED, message)
+    async def start_billing(self, message: StudentStarted) -> StartOutcome | None:
+        """Billing's answer to the start (update-with-start), or None for an older enrollment that only signals."""
+        if not message.await_outcome:
+            await self._signal_with_start(message.parent_id, SIGNAL_STUDENT_STARTED, message)
+            return None
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            FAMILY_BILLING_WORKFLOW,
+            FamilyBillingInput(parent_id=message.parent_id),
+            id=billing_workflow_id(message.parent_id),
+            task_queue=self._settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        beating = asyncio.create_task(self._heartbeat())
+        try:
+            # The update id comes from the enrollment: a retried activity attaches to the same update.
+            outcome: StartOutcome = await self._client.execute_update_with_start_workflow(
+                UPDATE_START_STUDENT,
+                message,
+                start_workflow_operation=start,
+                id=f"start-student-{message.enrollment_id}",
+                result_type=StartOutcome,
+            )
+        except WorkflowUpdateFailedError as error:  # refused by billing's validator, or failed in it
+            cause = error.cause
+            return StartOutcome(
+                enrollment_id=message.enrollment_id,
+                status="failed",
+                reason=cause.message if isinstance(cause, FailureError) else str(error),
+                error_type=cause.type if isinstance(cause, ApplicationError) else None,
+            )
+        finally:
+            beating.cancel()
+        return outcome
+
+    async def _heartbeat(self) -> None:
+        """While billing works on the start: the activity is alive (a lost worker is seen at the heartbeat timeout)."""
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(self._settings.billing_start_heartbeat.total_seconds())
 
     @activity.defn(name="enrollment_stop_billing")
     async def stop_billing(self, message: StudentStopped) -> None:

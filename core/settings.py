@@ -290,6 +290,16 @@ class Settings(BaseSettings):
     sibling_discount_percent: int = 10
     stop_lessons_mode: Literal["period_end", "immediate"] = "period_end"
     billing_continue_as_new_events: int = 500
+    # A billing command that failed with nobody waiting on it is tried again after this, doubling each time, up to
+    # `billing_command_attempts` tries in all; then the family is flagged (CedarBillingAttention) and the office told.
+    billing_command_retry_after: timedelta = timedelta(minutes=5)
+    billing_command_attempts: int = Field(default=4, ge=1)
+    # Tries of a receipt email sent by billing before it is given up (logged and flagged, never blocking billing).
+    billing_email_attempts: int = Field(default=5, ge=1)
+    # How long the enrollment's hand-off waits for billing to answer whether the student's billing started.
+    billing_start_timeout: timedelta = timedelta(minutes=10)
+    # How often the hand-off tells Temporal it is still waiting (its heartbeat timeout is three times this).
+    billing_start_heartbeat: timedelta = timedelta(seconds=10)
     # A one-off registration fee charged once per enrollment when its billing starts (0: none), on the family's
     # first lessons invoice (`first_invoice`) or on its own invoice paid at once (`now`).
     registration_fee_minor: int = Field(default=0, ge=0)

@@ -29,10 +29,16 @@ ENROLLMENT_STATE = SearchAttributeKey.for_keyword("CedarEnrollmentState")
 DUNNING_STATE = SearchAttributeKey.for_keyword("CedarDunningState")
 # A family's re-enrollment: open, answered (every offer has an answer) or closed (the deadline passed).
 REENROLLMENT_STATE = SearchAttributeKey.for_keyword("CedarReenrollment")
+# A family's billing: "failed-commands" once some work failed after every retry (the office is told), else "ok";
+# and "open-invoice" while an invoice is unpaid, else "clear".
+BILLING_ATTENTION = SearchAttributeKey.for_keyword("CedarBillingAttention")
+BILLING_STATE = SearchAttributeKey.for_keyword("CedarBillingState")
 SEARCH_ATTRIBUTES: dict[str, str] = {
     ENROLLMENT_STATE.name: "Keyword",
     DUNNING_STATE.name: "Keyword",
     REENROLLMENT_STATE.name: "Keyword",
+    BILLING_ATTENTION.name: "Keyword",
+    BILLING_STATE.name: "Keyword",
 }
 
 

@@ -8,6 +8,7 @@ when Temporal suggests it, carrying its state (and any queued signals) over.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_CHANGE_CARD,
         UPDATE_REFUND,
         UPDATE_RENEW,
+        UPDATE_START_STUDENT,
         AdjustInvoice,
         ApplyInvoice,
         AttachCard,
@@ -64,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         EnsurePlan,
         EventOutcome,
         EventRef,
+        FailedCommand,
         FamilyBillingInput,
         FamilyBillingState,
         InvoiceAdjusted,
@@ -96,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
         ScheduledCommand,
         ScheduleSubscription,
         SendReceipt,
+        StartOutcome,
         StripeEventReceived,
         StudentStarted,
         StudentStopped,
@@ -115,6 +119,7 @@ with workflow.unsafe.imports_passed_through():
         InvoicePaid,
     )
     from core.contracts.email import SendEmail
+    from core.temporal import BILLING_ATTENTION, BILLING_STATE
     from domain.billing_rules import trial_end_for
     from domain.dunning import AUTHENTICATION_REQUIRED
     from domain.money import format_money
@@ -147,6 +152,13 @@ GAP_TRIAL_PATCH = "gap-trial"
 FOLLOWED_INVOICE_EVENTS = frozenset(
     {"invoice.created", "invoice.updated", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"}
 )
+# No silent failure: a command that fails with nobody waiting is kept, retried on a schedule and then surfaced; a
+# student's start answers its outcome once per enrollment; an event that failed is re-driven the same way.
+COMMAND_SAFETY_PATCH = "billing-command-safety"
+# Billing's search attributes (attention, open invoice) follow its state so operators can find families.
+SEARCH_ATTRIBUTES_PATCH = "billing-search-attributes"
+# Receipts are sent beside the single writer with bounded tries: an SMTP outage never holds refunds or card changes.
+BOUNDED_EMAIL_PATCH = "bounded-billing-email"
 STOP_REFUND_NAMESPACE = uuid.UUID("0f6b7e52-4a1c-4d7e-8f0b-3c2d9a5e7b14")
 
 
@@ -193,18 +205,21 @@ class FamilyBillingWorkflow:
     @workflow.init
     def __init__(self, request: FamilyBillingInput) -> None:
         # Restored here, not in run(): signals that arrive with the new run are handled before run() starts.
-        self._state = FamilyBillingState.model_validate(request.state) if request.state else FamilyBillingState()
+        self._state = request.state if request.state is not None else FamilyBillingState()
         self._parent_id = request.parent_id
         self._replies: dict[str, Reply] = {}
         self._handled_this_run = 0
         self._run_limit: int | None = None
-        self._stripe_queue: str | None = None
+        self._config = BillingConfig(continue_as_new_after_commands=0)
+        self._published: tuple[str, str] | None = None  # the search attributes last set in this run
+        self._background: set[asyncio.Task[None]] = set()  # emails sent beside the writer
 
     @workflow.run
     async def run(self, request: FamilyBillingInput) -> None:
         config: BillingConfig = await self._db(BillingActivities.config, BillingConfigRequest())
+        self._config = config
         self._run_limit = config.continue_as_new_after_commands
-        self._stripe_queue = config.stripe_task_queue
+        self._describe()
         while True:
             await self._wait_for_work()
             if not self._history_is_long():
@@ -218,10 +233,10 @@ class FamilyBillingWorkflow:
                 await self._execute(waited_on)
                 continue
             await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._background:  # receipts on their way finish in this run (their marks are billing's)
+                await workflow.wait_condition(lambda: not self._background)
             if not any(c.reply_to is not None for c in self._state.pending):
-                workflow.continue_as_new(
-                    FamilyBillingInput(parent_id=request.parent_id, state=self._state.model_dump(mode="json"))
-                )
+                workflow.continue_as_new(FamilyBillingInput(parent_id=request.parent_id, state=self._state))
 
     async def _wait_for_work(self) -> None:
         """Until a command is queued or the history is long; a scheduled command is queued once its time comes."""
@@ -274,17 +289,54 @@ class FamilyBillingWorkflow:
     def write_off(self, message: WriteOff) -> None:
         self._enqueue("write_off", message)
 
+    @workflow.update(name=UPDATE_START_STUDENT)
+    async def start_student(self, message: StudentStarted) -> StartOutcome:
+        """The enrollment's hand-off (update-with-start): answers whether the student's billing started."""
+        done = self._state.started.get(str(message.enrollment_id))
+        if done is not None:  # a retried hand-off: answered once, as then
+            return done
+        return StartOutcome.model_validate(await self._submit("student_started", message))
+
+    @start_student.validator
+    def _check_start(self, message: StudentStarted) -> None:
+        if message.parent_id != self._parent_id:
+            raise ApplicationError("the student belongs to another family's billing", type="InvalidRequest")
+        if message.lesson_minutes <= 0:
+            raise ApplicationError("lesson_minutes must be positive", type="InvalidRequest")
+        if message.billing_interval not in ("week", "month"):
+            raise ApplicationError("billing_interval must be week or month", type="InvalidRequest")
+        if not message.stripe_payment_method_id:
+            raise ApplicationError("a payment method is needed to start billing", type="InvalidRequest")
+
     @workflow.update(name=UPDATE_CHANGE_CARD)
     async def change_card(self, message: CardChange) -> CardResult:
         return CardResult.model_validate(await self._submit("change_card", message))
+
+    @change_card.validator
+    def _check_change_card(self, message: CardChange) -> None:
+        # No check on the state's customer: a family's account may exist before this run knows it (found on use).
+        if not message.stripe_payment_method_id:
+            raise ApplicationError("a payment method is needed", type="InvalidRequest")
 
     @workflow.update(name=UPDATE_REFUND)
     async def refund_payment(self, message: RefundRequest) -> RefundResult:
         return RefundResult.model_validate(await self._submit("refund", message))
 
+    @refund_payment.validator
+    def _check_refund(self, message: RefundRequest) -> None:
+        if message.amount_minor is not None and message.amount_minor <= 0:
+            raise ApplicationError("a refund's amount must be positive", type="InvalidRequest")
+
     @workflow.update(name=UPDATE_RENEW)
     async def renew_subscription(self, message: RenewRequest) -> RenewResult:
         return RenewResult.model_validate(await self._submit("renew", message))
+
+    @renew_subscription.validator
+    def _check_renew(self, message: RenewRequest) -> None:
+        # Renewals follow the subscriptions this workflow started (as the handler does).
+        live = [s for s in self._state.subscriptions.values() if s.status != "canceled"]
+        if not any(s.stripe_subscription_id == message.stripe_subscription_id for s in live):
+            raise ApplicationError("no live subscription to renew", type="NotFound")
 
     @workflow.update(name=UPDATE_ADD_CHARGE)
     async def add_charge(self, message: ChargeRequest) -> ChargeResult:
@@ -344,9 +396,9 @@ class FamilyBillingWorkflow:
             "add_charge": (ChargeRequest, self._add_charge),
             "begin_gap": (BeginGap, self._begin_gap),
         }
-        model, handler = handlers[command.kind]
         reply = Reply()
         try:
+            model, handler = handlers[command.kind]
             result = await handler(model.model_validate(command.payload))
             reply.result = result.model_dump(mode="json") if isinstance(result, BaseModel) else None
         except (ActivityError, ApplicationError) as error:
@@ -355,14 +407,125 @@ class FamilyBillingWorkflow:
             reply.error = cause.message if isinstance(cause, FailureError) else str(error)
             reply.error_type = cause.type if isinstance(cause, ApplicationError) else None
             workflow.logger.warning("billing command %s failed: %s", command.kind, reply.error)
+        except workflow.NondeterminismError:
+            raise  # the code does not match the history: the task must fail until a fixed worker runs it
+        except Exception as error:  # a bug in one command must not stop the family's single writer
+            reply.error, reply.error_type = f"{type(error).__name__}: {error}"[:2000], "InternalError"
+            workflow.logger.exception("billing command %s failed unexpectedly", command.kind)
         self._state.commands_handled += 1
         self._handled_this_run += 1
+        if command.kind == "student_started" and workflow.patched(COMMAND_SAFETY_PATCH):
+            self._remember_start(command, reply)
         if command.reply_to is not None:
             self._replies[command.reply_to] = reply
+        elif workflow.patched(COMMAND_SAFETY_PATCH):
+            self._keep_failure(command, reply)
+        self._publish()
+
+    def _remember_start(self, command: Command, reply: Reply) -> None:
+        """A student's start answers once per enrollment: a later start (signal or update) answers the same."""
+        enrollment_id = uuid.UUID(str(command.payload["enrollment_id"]))
+        key = str(enrollment_id)
+        if key in self._state.started and reply.result is None and reply.error is None:
+            reply.result = self._state.started[key].model_dump(mode="json")  # a repeat: the first outcome
+            return
+        if reply.error is None:
+            outcome = StartOutcome(enrollment_id=enrollment_id, status="started")
+        elif command.reply_to is None:
+            return  # a signal's start that failed is retried; only an answered failure is final
+        else:
+            outcome = StartOutcome(
+                enrollment_id=enrollment_id, status="failed", reason=reply.error, error_type=reply.error_type
+            )
+            reply.error = reply.error_type = None  # the update answers the failure; it does not fail
+        self._state.started[key] = outcome
+        reply.result = outcome.model_dump(mode="json")
+
+    def _keep_failure(self, command: Command, reply: Reply) -> None:
+        """A signal-fed command: a success clears its earlier failure; a failure is retried later, doubling the
+        wait, and after the last try kept as given up, the family flagged and the office told."""
+        key = f"retry:{command.kind}:{workflow.info().run_id}:{self._state.commands_handled}"
+        earlier = next((f for f in self._state.failed if f.command.payload == command.payload), None)
+        if earlier is not None:
+            self._state.failed.remove(earlier)
+            self._unschedule(earlier.key)  # one retry at a time for one command
+            key = earlier.key
+        if reply.error is None:
+            return
+        failed = FailedCommand(
+            key=key, command=command, error=reply.error, error_type=reply.error_type, failed_at=workflow.now()
+        )
+        self._state.failed.append(failed)
+        if command.attempt < self._config.command_attempts:
+            again = command.model_copy(update={"attempt": command.attempt + 1})
+            due = workflow.now() + self._config.command_retry_after * (2 ** (command.attempt - 1))
+            self._state.scheduled.append(ScheduledCommand(key=key, due=due, command=again))
+            return
+        failed.given_up = True
+        workflow.logger.error("billing command %s given up after %d tries", command.kind, command.attempt)
+        self._in_background(self._tell_office(failed))
+
+    async def _tell_office(self, failed: FailedCommand) -> None:
+        given_up = [
+            f"- {f.command.kind} ({f.error_type or 'error'}): {f.error}" for f in self._state.failed if f.given_up
+        ]
+        email = SendEmail(
+            template="billing_attention",
+            dedup_key=f"billing-attention:{self.parent_id}:{failed.key}",
+            to="office",
+            context={"failed_commands": "\n".join(given_up), "workflow_id": workflow.info().workflow_id},
+        )
+        try:
+            await workflow.execute_activity_method(
+                EmailActivities.send_email,
+                email,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=self._email_retry(),
+            )
+        except ActivityError as error:  # the search attribute still shows the family
+            workflow.logger.error("the office could not be told of failed billing commands: %s", error.cause)
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        """Work beside the single writer (emails): it never holds the family's queue; continue-as-new waits for it."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _email_retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_interval=EMAIL_RETRY.initial_interval,
+            maximum_interval=timedelta(seconds=30),
+            maximum_attempts=self._config.email_attempts,
+        )
+
+    def _publish(self) -> None:
+        """The state, in the office's words and without personal data, for the Temporal UI: its current details and
+        the search attributes ``CedarBillingAttention`` and ``CedarBillingState``."""
+        self._describe()
+        if not workflow.patched(SEARCH_ATTRIBUTES_PATCH):
+            return
+        attention = "failed-commands" if any(f.given_up for f in self._state.failed) else "ok"
+        state = "open-invoice" if self._state.open_invoices else "clear"
+        if self._published != (attention, state):
+            workflow.upsert_search_attributes([BILLING_ATTENTION.value_set(attention), BILLING_STATE.value_set(state)])
+            self._published = (attention, state)
+
+    def _describe(self) -> None:
+        live = sum(1 for s in self._state.subscriptions.values() if s.status != "canceled")
+        retrying = sum(1 for f in self._state.failed if not f.given_up)
+        given_up = len(self._state.failed) - retrying
+        details = f"{live} live subscription(s), {len(self._state.open_invoices)} open invoice(s)"
+        if retrying or given_up:
+            details += f", {retrying} command(s) to retry, {given_up} needing the office"
+        workflow.set_current_details(details)
 
     async def _stripe(self, method: Any, arg: BaseModel, retry: RetryPolicy = STRIPE_RETRY) -> Any:
         return await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=STRIPE_TIMEOUT, retry_policy=retry, task_queue=self._stripe_queue
+            method, arg, start_to_close_timeout=STRIPE_TIMEOUT, retry_policy=retry, task_queue=self._config.stripe_task_queue
         )
 
     async def _db(self, method: Any, arg: BaseModel) -> Any:
@@ -386,6 +549,9 @@ class FamilyBillingWorkflow:
         return self._state.billing_account_id, self._state.stripe_customer_id
 
     async def _start_student(self, started: StudentStarted) -> None:
+        key = str(started.enrollment_id)
+        if (key in self._state.started or key in self._state.subscriptions) and workflow.patched(COMMAND_SAFETY_PATCH):
+            return  # started already (or refused): the outcome then is the answer, nothing starts twice
         account_id, customer_id = await self._ensure_customer()
         card: CardResult = await self._stripe(
             StripeActivities.attach_card,
@@ -656,6 +822,9 @@ class FamilyBillingWorkflow:
             BillingActivities.mark_event,
             EventOutcome(stripe_event_id=event.stripe_event_id, status=status, error=error),
         )
+        if status == "failed" and workflow.patched(COMMAND_SAFETY_PATCH):
+            # Kept as a failed command: re-driven on billing's retry schedule, then surfaced.
+            raise ApplicationError(f"event {event.stripe_event_id} ({event.type}) failed: {error}", type="EventFailed")
 
     async def _mirror_refunds(self, stripe_charge_id: str, stripe_invoice_id: str | None) -> None:
         """The charge's refunds as Stripe has them, into our payments and ledger (each refund once)."""
@@ -756,12 +925,29 @@ class FamilyBillingWorkflow:
                 "paid_on": (applied.paid_at or workflow.now()).date().isoformat(),
             },
         )
+        mark = SendReceipt(parent_id=self.parent_id, payment_id=applied.payment_id)
+        if workflow.patched(BOUNDED_EMAIL_PATCH):
+            self._in_background(self._send_bounded(email, mark))
+            return
         await workflow.execute_activity_method(
             EmailActivities.send_email, email, start_to_close_timeout=timedelta(seconds=30), retry_policy=EMAIL_RETRY
         )
-        await self._db(
-            BillingActivities.mark_receipt_sent, SendReceipt(parent_id=self.parent_id, payment_id=applied.payment_id)
-        )
+        await self._db(BillingActivities.mark_receipt_sent, mark)
+
+    async def _send_bounded(self, email: SendEmail, mark: SendReceipt) -> None:
+        """A receipt beside the writer, with bounded tries: given up, it is logged and the payment stays unmarked
+        (the family's page still lists the payment)."""
+        try:
+            await workflow.execute_activity_method(
+                EmailActivities.send_email,
+                email,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=self._email_retry(),
+            )
+        except ActivityError as error:
+            workflow.logger.error("receipt %s not sent: %s", email.dedup_key, error.cause)
+            return
+        await self._db(BillingActivities.mark_receipt_sent, mark)
 
     async def _pay(self, stripe_invoice_id: str, attempt: int) -> InvoiceApplied:
         try:

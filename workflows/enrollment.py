@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from core.contracts.billing import StudentStarted, StudentStopped
     from core.contracts.email import SendEmail
     from core.contracts.enrollment import (
+        BILLING_OUTCOME_PATCH,
         ENROLLMENT_WORKFLOW,
         FAMILY_CONFIRMATION_PATCH,
         FAMILY_NOT_CONFIRMED,
@@ -418,20 +419,21 @@ class EnrollmentWorkflow:
         self._moved_to(S.ACTIVE)
         self._undo.append("stop_billing")
         plan = self._plan
-        await self._remote(
-            BillingHandoffActivities.start_billing,
-            StudentStarted(
-                enrollment_id=self._ref.enrollment_id,
-                parent_id=self._account.parent_id,
-                student_id=self._account.student_id,
-                teacher_id=self._teacher_id,
-                instrument=plan.instrument,
-                lesson_minutes=plan.lesson_minutes,
-                billing_interval=plan.billing_interval,
-                stripe_payment_method_id=plan.payment_method_id,
-                first_regular_lesson_at=lessons.first_starts_at or self._demo.ends_at,
-            ),
+        started = StudentStarted(
+            enrollment_id=self._ref.enrollment_id,
+            parent_id=self._account.parent_id,
+            student_id=self._account.student_id,
+            teacher_id=self._teacher_id,
+            instrument=plan.instrument,
+            lesson_minutes=plan.lesson_minutes,
+            billing_interval=plan.billing_interval,
+            stripe_payment_method_id=plan.payment_method_id,
+            first_regular_lesson_at=lessons.first_starts_at or self._demo.ends_at,
         )
+        if workflow.patched(BILLING_OUTCOME_PATCH):
+            await self._hand_over(started)
+        else:
+            await self._remote(BillingHandoffActivities.start_billing, started)
         first = lessons.first_starts_at
         await self._email(
             "enrollment_active",
@@ -440,6 +442,22 @@ class EnrollmentWorkflow:
             context={"lesson_count": lessons.count, "first_lesson_at_local": first.isoformat() if first else "-"},
             local_times=("first_lesson_at_local",),
         )
+
+    async def _hand_over(self, started: StudentStarted) -> None:
+        """Billing answers whether the student's billing started; a refusal (no rate, card refused, billing's
+        retries spent) closes the enrollment as failed, its steps undone, with billing's reason."""
+        assert self._plan is not None
+        timings = self._plan.timings
+        answer = await workflow.execute_activity_method(
+            BillingHandoffActivities.start_billing,
+            started.model_copy(update={"await_outcome": True}),
+            start_to_close_timeout=timings.billing_start_timeout,
+            heartbeat_timeout=timings.billing_start_heartbeat * 3,
+            retry_policy=RetryPolicy(initial_interval=REMOTE_FIRST_RETRY, maximum_interval=REMOTE_MAX_RETRY),
+        )
+        if answer is None or answer.status != "started":
+            reason = answer.reason if answer is not None else None
+            raise _Closing(S.FAILED, f"billing could not start: {reason or 'no reason given'}")
 
     async def _stay_active(self) -> None:
         """While it has lessons the family may still cancel. Re-enrollment then continues it into the next

@@ -49,7 +49,7 @@ from domain.ledger import Account
 from models import BillingAccount, Invoice, JournalEntry, Parent, Payment, Subscription
 
 # What a workflow's refusal becomes over HTTP.
-_FAILURE_STATUS = {"NotFound": 404, "Conflict": 409, "RefundRefused": 409, "CardRejected": 422}
+_FAILURE_STATUS = {"NotFound": 404, "Conflict": 409, "RefundRefused": 409, "CardRejected": 422, "InvalidRequest": 422}
 _BILLING = "the family's billing"
 
 

@@ -9,7 +9,7 @@ What billing tells dunning (a failed or paid invoice, a new card) are dunning's 
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -25,6 +25,7 @@ UPDATE_CHANGE_CARD = "change_card"
 UPDATE_REFUND = "refund_payment"
 UPDATE_RENEW = "renew_subscription"
 UPDATE_ADD_CHARGE = "add_charge"  # an admin's one-off charge or credit
+UPDATE_START_STUDENT = "start_student"  # enrollment → billing (update-with-start): answers whether billing started
 QUERY_SUBSCRIPTIONS = "subscriptions"
 QUERY_OPEN_INVOICES = "open_invoices"
 QUERY_BALANCE = "balance"
@@ -34,8 +35,9 @@ class FamilyBillingInput(BaseModel):
     """Starts (or continues-as-new) one family's billing workflow; the state it carries is billing's own."""
 
     parent_id: uuid.UUID
-    # Set by billing itself when it continues-as-new: its own state, carried over (opaque to others).
-    state: dict[str, Any] | None = None
+    # Set by billing itself when it continues-as-new: its own state, carried over (opaque to others). Histories
+    # recorded before it was typed carry the same fields as a plain object, which loads into the model.
+    state: FamilyBillingState | None = None
 
 
 # --- signals -------------------------------------------------------------------------------------------------
@@ -53,6 +55,8 @@ class StudentStarted(BaseModel):
     billing_interval: str  # week | month
     stripe_payment_method_id: str
     first_regular_lesson_at: datetime  # the trial ends here, so the demo is free
+    # The enrollment waits for billing's answer (update-with-start) instead of signalling; older messages signal.
+    await_outcome: bool = False
 
 
 class StudentStopped(BaseModel):
@@ -182,6 +186,19 @@ class BillingConfig(BaseModel):
     continue_as_new_after_commands: int
     # None: Stripe calls run on the workflow's own queue (and did, in runs recorded before this field).
     stripe_task_queue: str | None = None
+    # New fields have defaults: recorded answers of this activity from before them still load.
+    command_retry_after: timedelta = timedelta(minutes=5)
+    command_attempts: int = 4
+    email_attempts: int = 5
+
+
+class StartOutcome(BaseModel):
+    """Billing's answer to a student's start: started (a subscription exists), or failed with the reason."""
+
+    enrollment_id: uuid.UUID
+    status: Literal["started", "failed"]
+    reason: str | None = None
+    error_type: str | None = None  # NoRate, CardRejected, ... when failed
 
 
 # --- Stripe snapshots: what the adapter reads back from Stripe, normalised across Stripe and localstripe ---
@@ -630,6 +647,18 @@ class Command(BaseModel):
     kind: str
     payload: dict[str, Any]
     reply_to: str | None = None  # an update waiting for the result
+    attempt: int = 1  # tries so far, counting this one (a failed command is queued again with the next number)
+
+
+class FailedCommand(BaseModel):
+    """A command that failed with nobody waiting on it: retried on a schedule, kept here until it works."""
+
+    key: str  # the scheduled retry's key
+    command: Command
+    error: str
+    error_type: str | None = None
+    failed_at: datetime
+    given_up: bool = False  # every retry failed: the family is flagged and the office told
 
 
 class ScheduledCommand(BaseModel):
@@ -647,6 +676,10 @@ class Reply(BaseModel):
 
 
 class FamilyBillingState(BaseModel):
+    """What billing carries across continue-as-new. Versioned; fields added later are optional with defaults, so a
+    state carried by an older run (or recorded in an older history) still loads."""
+
+    version: int = 1
     billing_account_id: uuid.UUID | None = None
     stripe_customer_id: str | None = None
     # Why the family's card could not be attached, reported with the payment failures it causes.
@@ -659,6 +692,10 @@ class FamilyBillingState(BaseModel):
     charges: dict[str, ChargeResult] = Field(default_factory=dict)
     # Commands waiting for their time (a gap's pause once its last lesson has ended).
     scheduled: list[ScheduledCommand] = Field(default_factory=list)
+    # Students' starts answered, by enrollment id: a second start answers the first's outcome and does nothing.
+    started: dict[str, StartOutcome] = Field(default_factory=dict)
+    # Commands that failed without a caller waiting: retried, then surfaced (never dropped).
+    failed: list[FailedCommand] = Field(default_factory=list)
 
 
 class SubscriptionsView(BaseModel):
@@ -672,3 +709,6 @@ class InvoicesView(BaseModel):
 class BalanceView(BaseModel):
     owed_minor: int
     open_invoices: int
+
+
+FamilyBillingInput.model_rebuild()

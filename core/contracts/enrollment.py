@@ -27,6 +27,9 @@ UPDATE_FINISH = "finish"
 # workflow.patched id: active enrollments started before it end at their last lesson instead of waiting for
 # re-enrollment's decision.
 SEMESTER_END_PATCH = "semester-end"
+# workflow.patched id: the hand-off waits for billing's answer and a refused start closes the enrollment as failed
+# (compensated); enrollments started before it only signal billing.
+BILLING_OUTCOME_PATCH = "billing-start-outcome"
 
 
 class DemoOutcome(StrEnum):
@@ -120,6 +123,9 @@ class EnrollmentTimings(BaseModel):
     family_confirmation_timeout: timedelta = timedelta(days=7)
     # How long after its last lesson an active enrollment that nobody decided on completes by itself.
     semester_end_grace: timedelta = timedelta(days=21)
+    # How long the hand-off waits for billing's answer, and how often it heartbeats meanwhile.
+    billing_start_timeout: timedelta = timedelta(minutes=10)
+    billing_start_heartbeat: timedelta = timedelta(seconds=10)
 
 
 class ValidatedEnrollment(BaseModel):

@@ -11,7 +11,9 @@ with workflow.unsafe.imports_passed_through():
         FAMILY_BILLING_WORKFLOW,
         SIGNAL_STUDENT_STARTED,
         SIGNAL_STUDENT_STOPPED,
+        UPDATE_START_STUDENT,
         FamilyBillingInput,
+        StartOutcome,
         StudentStarted,
         StudentStopped,
     )
@@ -31,6 +33,11 @@ class StandInBillingWorkflow:
     @workflow.signal(name=SIGNAL_STUDENT_STARTED)
     def student_started(self, message: StudentStarted) -> None:
         self._events.append(f"started:{message.enrollment_id}:{message.first_regular_lesson_at.isoformat()}")
+
+    @workflow.update(name=UPDATE_START_STUDENT)
+    def start_student(self, message: StudentStarted) -> StartOutcome:
+        self.student_started(message)
+        return StartOutcome(enrollment_id=message.enrollment_id, status="started")
 
     @workflow.signal(name=SIGNAL_STUDENT_STOPPED)
     def student_stopped(self, message: StudentStopped) -> None:

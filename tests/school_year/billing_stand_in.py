@@ -13,8 +13,10 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_LESSONS_BOOKED,
         SIGNAL_STUDENT_STARTED,
         SIGNAL_STUDENT_STOPPED,
+        UPDATE_START_STUDENT,
         FamilyBillingInput,
         LessonsBooked,
+        StartOutcome,
         StudentStarted,
         StudentStopped,
     )
@@ -34,6 +36,11 @@ class SchoolYearBillingStandIn:
     @workflow.signal(name=SIGNAL_STUDENT_STARTED)
     def student_started(self, message: StudentStarted) -> None:
         self._events.append(f"started:{message.enrollment_id}")
+
+    @workflow.update(name=UPDATE_START_STUDENT)
+    def start_student(self, message: StudentStarted) -> StartOutcome:
+        self.student_started(message)
+        return StartOutcome(enrollment_id=message.enrollment_id, status="started")
 
     @workflow.signal(name=SIGNAL_STUDENT_STOPPED)
     def student_stopped(self, message: StudentStopped) -> None:
