@@ -525,7 +525,11 @@ class FamilyBillingWorkflow:
 
     async def _stripe(self, method: Any, arg: BaseModel, retry: RetryPolicy = STRIPE_RETRY) -> Any:
         return await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=STRIPE_TIMEOUT, retry_policy=retry, task_queue=self._config.stripe_task_queue
+            method,
+            arg,
+            start_to_close_timeout=STRIPE_TIMEOUT,
+            retry_policy=retry,
+            task_queue=self._config.stripe_task_queue,
         )
 
     async def _db(self, method: Any, arg: BaseModel) -> Any:
