@@ -47,6 +47,7 @@ from devstack.temporal import TemporalDevServer
 from models import Role, User
 from scripts.seed_demo import seed_demo, seed_reference_data
 from tests.replay.recorder import record_runs, recording
+from tests.worker_exit import running
 from workers.main import build_deps, build_worker, workflow_runner
 from workers.registry import WORKFLOWS, WorkerDeps
 from workers.stripe_forwarder import StripeEventForwarder
@@ -250,7 +251,7 @@ def run_worker(temporal_client: Client, worker_deps: WorkerDeps) -> Callable[...
         deps = deps or worker_deps
         worker = build_worker(temporal_client, deps)
         # As in a worker process: the webhook's new events are handed over from here, not from the API.
-        async with worker, StripeEventForwarder(deps.settings, deps.sessions, temporal_client).running():
+        async with running(worker), StripeEventForwarder(deps.settings, deps.sessions, temporal_client).running():
             yield worker
 
     return run

@@ -36,6 +36,7 @@ from devstack.ports import free_port
 from models import BillingAccount, Enrollment, Parent, Payment, Posting, Role, Student, Subscription, Teacher, User
 from tests.billing.dunning_stand_in import DunningStandIn
 from tests.waiting import eventually
+from tests.worker_exit import running
 from workers.registry import WorkerDeps, activity_functions
 from workers.stripe_forwarder import StripeEventForwarder
 from workflows.billing import FamilyBillingWorkflow
@@ -62,7 +63,7 @@ def billing_worker(
             activities=activity_functions(deps),
         )
         # As in a worker process: the webhook's new events are handed over from here, not from the API.
-        async with worker, StripeEventForwarder(deps.settings, deps.sessions, temporal_client).running():
+        async with running(worker), StripeEventForwarder(deps.settings, deps.sessions, temporal_client).running():
             yield worker
 
     return run

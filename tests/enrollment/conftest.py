@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from core.settings import Settings
 from tests.enrollment.billing_stand_in import StandInBillingWorkflow
+from tests.worker_exit import running
 from workers.registry import WorkerDeps, activity_functions
 from workflows.enrollment import EnrollmentWorkflow
 
@@ -52,7 +53,7 @@ def enrollment_worker(temporal_client: Client, worker_deps: WorkerDeps, settings
             workflows=[EnrollmentWorkflow, StandInBillingWorkflow],
             activities=[*functions, *stubs.values()],
         )
-        async with worker:
+        async with running(worker):
             yield worker
 
     return run

@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from core.settings import Settings
 from tests.school_year.billing_stand_in import SchoolYearBillingStandIn
+from tests.worker_exit import running
 from workers.registry import WorkerDeps, activity_functions
 from workflows.enrollment import EnrollmentWorkflow
 from workflows.reenrollment import ReenrollmentOpeningWorkflow, ReenrollmentWorkflow
@@ -42,7 +43,7 @@ def school_year_worker(temporal_client: Client, worker_deps: WorkerDeps, setting
             workflows=[EnrollmentWorkflow, ReenrollmentWorkflow, ReenrollmentOpeningWorkflow, SchoolYearBillingStandIn],
             activities=activity_functions(worker_deps),
         )
-        async with worker:
+        async with running(worker):
             yield worker
 
     return run
