@@ -48,8 +48,26 @@ from core.temporal import billing_workflow_id
 from domain.ledger import Account
 from models import BillingAccount, Invoice, JournalEntry, Parent, Payment, Subscription
 
-# What a workflow's refusal becomes over HTTP.
-_FAILURE_STATUS = {"NotFound": 404, "Conflict": 409, "RefundRefused": 409, "CardRejected": 422, "InvalidRequest": 422}
+# What a workflow's refusal becomes over HTTP; any other refusal is a 409.
+_FAILURE_STATUS = {
+    "NotFound": 404,
+    "Conflict": 409,
+    "RefundRefused": 409,
+    "CardRejected": 422,
+    "InvalidRequest": 422,
+    # Billing's own fault (kept and flagged for the office), not the caller's.
+    "InternalError": 500,
+}
+
+
+def failure_status(kind: str | None) -> int:
+    """The HTTP status of billing's refusal of type ``kind``: Stripe's refusals (activities/stripe.py) are a bad
+    gateway, not the caller's conflict."""
+    if kind and kind.startswith("Stripe"):
+        return 502
+    return _FAILURE_STATUS.get(kind or "", 409)
+
+
 _BILLING = "the family's billing"
 
 
@@ -104,7 +122,7 @@ async def _update(
             kind = cause.type if isinstance(cause, ApplicationError) else None
             # The message alone: str() of an ApplicationError repeats its type before it.
             reason = cause.message if isinstance(cause, FailureError) else str(error)
-            raise CedarError(_FAILURE_STATUS.get(kind or "", 409), "billing_refused", reason) from error
+            raise CedarError(failure_status(kind), "billing_refused", reason) from error
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise Conflict("billing has not started for this family") from error

@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.worker import Worker
 
 from activities.stripe import StripeActivities, classify_stripe_error, stripe_failures
+from api.services.billing import failure_status
 from core.contracts.billing import InvoiceRef, InvoiceSnapshot
 from workers.registry import WorkerDeps, activity_functions
 from workflows.billing import STRIPE_RETRY
@@ -173,3 +174,13 @@ async def test_a_stripe_refusal_fails_at_the_first_attempt(temporal_client: Clie
         if event.HasField("activity_task_started_event_attributes")
     ]
     assert attempts == [1]
+
+
+def test_billings_refusals_map_to_the_status_of_whose_fault_it_is() -> None:
+    assert failure_status("StripeInvalidRequest") == 502
+    assert failure_status("StripeRateLimited") == 502
+    assert failure_status("InternalError") == 500
+    assert failure_status("InvalidRequest") == 422
+    assert failure_status("NotFound") == 404
+    assert failure_status("NoRate") == 409
+    assert failure_status(None) == 409
