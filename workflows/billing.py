@@ -619,7 +619,7 @@ class FamilyBillingWorkflow:
             discount_percent=quote.discount_percent,
             cycle=anchor is not None,
         )
-        if quote.registration_fee_minor > 0 and workflow.patched(REGISTRATION_FEE_PATCH):
+        if quote.registration_fee_minor > 0 and started.registration_fee and workflow.patched(REGISTRATION_FEE_PATCH):
             await self._charge_registration_fee(started, quote)
         if workflow.patched(LESSON_PERIODS_PATCH):
             # Stripe ends the subscription by itself after the last lesson booked (a next semester moves it).

@@ -206,6 +206,8 @@ async def give_card(
                 stripe_payment_method_id=payment_method_id,
                 # The trial ends there: Stripe's first invoice is the next lesson period's.
                 first_regular_lesson_at=item.billing_from,
+                # The family registered at the school before Cedar.
+                registration_fee=False,
             )
             async with bounded(settings.temporal_query_timeout, _BILLING):
                 await handoff.start_billing(started)

@@ -57,6 +57,8 @@ class StudentStarted(BaseModel):
     first_regular_lesson_at: datetime  # the trial ends here, so the demo is free
     # The enrollment waits for billing's answer (update-with-start) instead of signalling; older messages signal.
     await_outcome: bool = False
+    # False for a family that registered before Cedar (an imported enrollment): no registration fee.
+    registration_fee: bool = True
 
 
 class StudentStopped(BaseModel):

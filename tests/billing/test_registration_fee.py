@@ -44,13 +44,18 @@ async def _balances(sessions: SessionFactory) -> dict[str, int]:
 
 
 async def _started_twice(
-    settings: Settings, sessions: SessionFactory, temporal_client: Client, stripe_client: stripe.StripeClient
+    settings: Settings,
+    sessions: SessionFactory,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    registration_fee: bool = True,
 ) -> Billed:
     """A student started, and the same start delivered again (the enrollment workflow retried)."""
     family = await make_family(sessions)
     method = await card(stripe_client)
     enrollment_id = await make_enrollment(sessions, family, family.student_ids[0], method)
     message = started_message(family, enrollment_id, family.student_ids[0], method)
+    message.registration_fee = registration_fee
     handle = await start_student(temporal_client, settings, message)
     await start_student(temporal_client, settings, message)
 
@@ -140,4 +145,29 @@ async def test_the_fee_now_is_paid_at_once_and_once(
     assert sorted(p.amount_minor for p in payments) == [FEE, PLAN]  # the second start charged nothing
     balances = await _balances(sessions)
     assert balances["other_revenue"] == -FEE
+    assert await ledger_problems(sessions) == {}
+
+
+async def test_a_family_that_registered_before_cedar_pays_no_fee(
+    billing_worker: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    sessions: SessionFactory,
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+    http: httpx.AsyncClient,
+    auth_headers: Callable[..., Any],
+) -> None:
+    settings = make_settings(registration_fee_minor=FEE)
+    async with billing_worker(build_deps(settings, sessions, temporal_client)):
+        admin = await auth_headers(Role.admin)
+        # An imported enrollment's start (api/services/billing_setup.py) says the family registered already.
+        billed = await _started_twice(settings, sessions, temporal_client, stripe_client, registration_fee=False)
+        payment = await renew_and_pay(http, sessions, billed, admin)
+
+    assert payment.amount_minor == PLAN
+    invoices = await stripe_client.v1.invoices.list_async(params={"customer": billed.customer_id})
+    assert [
+        line for invoice in invoices.data for line in invoice.lines.data if line.description == "Registration fee"
+    ] == []
+    assert (await _balances(sessions)).get("other_revenue", 0) == 0
     assert await ledger_problems(sessions) == {}
