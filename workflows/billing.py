@@ -475,15 +475,8 @@ class FamilyBillingWorkflow:
             to="office",
             context={"failed_commands": "\n".join(given_up), "workflow_id": workflow.info().workflow_id},
         )
-        try:
-            await workflow.execute_activity_method(
-                EmailActivities.send_email,
-                email,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=self._email_retry(),
-            )
-        except ActivityError as error:  # the search attribute still shows the family
-            workflow.logger.error("the office could not be told of failed billing commands: %s", error.cause)
+        # Given up, the search attribute still shows the family.
+        await self._email_bounded(email)
 
     def _in_background(self, work: Awaitable[None]) -> None:
         """Work beside the single writer (emails): it never holds the family's queue; continue-as-new waits for it."""
@@ -941,6 +934,11 @@ class FamilyBillingWorkflow:
     async def _send_bounded(self, email: SendEmail, mark: SendReceipt) -> None:
         """A receipt beside the writer, with bounded tries: given up, it is logged and the payment stays unmarked
         (the family's page still lists the payment)."""
+        if await self._email_bounded(email):
+            await self._db(BillingActivities.mark_receipt_sent, mark)
+
+    async def _email_bounded(self, email: SendEmail) -> bool:
+        """Sends ``email`` with bounded tries; False (logged) once they are spent."""
         try:
             await workflow.execute_activity_method(
                 EmailActivities.send_email,
@@ -949,9 +947,9 @@ class FamilyBillingWorkflow:
                 retry_policy=self._email_retry(),
             )
         except ActivityError as error:
-            workflow.logger.error("receipt %s not sent: %s", email.dedup_key, error.cause)
-            return
-        await self._db(BillingActivities.mark_receipt_sent, mark)
+            workflow.logger.error("email %s not sent: %s", email.dedup_key, error.cause)
+            return False
+        return True
 
     async def _pay(self, stripe_invoice_id: str, attempt: int) -> InvoiceApplied:
         try:
