@@ -24,15 +24,20 @@ from api.services.billing import _update
 from core.contracts.billing import (
     FAMILY_BILLING_WORKFLOW,
     QUERY_SUBSCRIPTIONS,
+    SIGNAL_STRIPE_EVENT,
     SIGNAL_STUDENT_STARTED,
+    UPDATE_CHANGE_CARD,
     UPDATE_RENEW,
     UPDATE_START_STUDENT,
+    CardChange,
+    CardResult,
     Command,
     FamilyBillingInput,
     FamilyBillingState,
     RenewRequest,
     RenewResult,
     StartOutcome,
+    StripeEventReceived,
     SubscriptionsView,
 )
 from core.db import SessionFactory, transaction
@@ -42,6 +47,7 @@ from devstack.ports import free_port
 from models import Communication, LessonRate, Payment, Role, Subscription, Teacher
 from tests.billing.conftest import (
     BillFamily,
+    billed_family,
     card,
     count,
     make_enrollment,
@@ -320,3 +326,31 @@ async def test_a_failed_command_that_works_on_a_retry_leaves_nothing_behind(
     assert again.status == "started"
     assert attention == "ok"
     assert await count(sessions, Subscription, mine) == 1
+
+
+async def test_a_poisoned_stripe_event_is_flagged_and_the_familys_card_still_changes(
+    billing_worker: Callable[..., Any],
+    sessions: SessionFactory,
+    make_settings: Callable[..., Settings],
+    temporal_client: Client,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    settings = make_settings(billing_command_retry_after=timedelta(milliseconds=200), billing_command_attempts=2)
+    async with billing_worker(build_deps(settings, sessions, temporal_client)):
+        billed = await billed_family(sessions, settings, temporal_client, stripe_client)
+        # An event about an invoice Stripe does not know: Stripe refuses the read (a 404), at every try.
+        poisoned = StripeEventReceived(
+            stripe_event_id="evt_poisoned", type="invoice.payment_failed", invoice_id="in_nosuchinvoice"
+        )
+        await billed.handle.signal(SIGNAL_STRIPE_EVENT, poisoned)
+
+        async def flagged() -> str | None:
+            return (await billed.handle.describe()).typed_search_attributes.get(BILLING_ATTENTION)
+
+        await eventually(flagged, until=lambda v: v == "failed-commands", what="attention")
+        changed = await billed.handle.execute_update(
+            UPDATE_CHANGE_CARD, CardChange(stripe_payment_method_id=await card(stripe_client)), result_type=CardResult
+        )
+    assert changed.attached
+    history = await billed.handle.fetch_history()
+    assert [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")] == []
