@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 FAMILY_DUNNING_WORKFLOW = "FamilyDunningWorkflow"
+# How the workflow reads in Temporal's UI (billing starts it on a failed payment; kinds only, no personal data).
+DUNNING_SUMMARY = "Dunning of a family, started by a failed payment"
 
 # --- billing → dunning ---------------------------------------------------------------------------------------
 # Billing owns every money operation (charges, retries, write-offs); dunning owns the calendar of what happens
