@@ -1,5 +1,6 @@
-"""Prometheus metrics: Cedar's own (requests, webhook intake, states read from the database) and the Temporal
-SDK's runtime metrics, in one registry per process (docs/operations.md, "Observability").
+"""Prometheus metrics: Cedar's own (requests, webhook intake, states read from the database, families' billing
+counted from Temporal's visibility) and the Temporal SDK's runtime metrics, in one registry per process
+(docs/operations.md, "Observability").
 
 The SDK records into a buffer that :class:`SdkMetrics` drains and exposes under the SDK's own names
 (``temporal_workflow_task_execution_failed``, ``temporal_activity_schedule_to_start_latency``...), so the API's
