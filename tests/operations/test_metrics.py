@@ -1,6 +1,6 @@
 """Prometheus metrics: ``GET /metrics`` shows Temporal's SDK series and Cedar's own after an enrollment, only to the
-scrape token or an admin; a family whose billing is flagged shows in the attention gauge, which reads NaN (not 0)
-when Temporal does not answer; a worker process's port serves the SDK's series."""
+scrape token or an admin; a family whose billing is flagged (and owes) shows in the billing gauges, which read NaN
+(not 0) when Temporal does not answer; a worker process's port serves the SDK's series."""
 
 from __future__ import annotations
 
@@ -28,7 +28,13 @@ from temporalio.runtime import (
 from temporalio.worker import Worker
 
 from api.main import create_app
-from core.contracts.billing import FAMILY_BILLING_WORKFLOW, Command, FamilyBillingInput, FamilyBillingState
+from core.contracts.billing import (
+    FAMILY_BILLING_WORKFLOW,
+    Command,
+    FamilyBillingInput,
+    FamilyBillingState,
+    InvoiceState,
+)
 from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW, SweepReport, SweepRequest
 from core.db import SessionFactory
 from core.metrics import CedarMetrics, SdkMetrics, worker_registry
@@ -117,7 +123,7 @@ async def test_metrics_answer_the_scrape_token_or_an_admin_only(
     assert (await api.get("/metrics", headers=await auth_headers(Role.admin))).status_code == 200
 
 
-async def test_a_family_whose_billing_is_flagged_shows_in_the_attention_gauge(
+async def test_a_flagged_family_that_owes_shows_in_the_billing_gauges(
     make_settings: Callable[..., Settings], sessions: SessionFactory, temporal_client: Client
 ) -> None:
     settings = make_settings(
@@ -135,19 +141,28 @@ async def test_a_family_whose_billing_is_flagged_shows_in_the_attention_gauge(
                 assert response.status_code == 200, response.text
                 return samples(response.text)
 
-            def flagged_families(found: dict[str, list[tuple[dict[str, str], float]]]) -> float:
-                [(_, value)] = found["cedar_billing_attention_families"]
+            def gauge(found: dict[str, list[tuple[dict[str, str], float]]], series: str) -> float:
+                [(_, value)] = found[series]
                 return value
 
+            def flagged_families(found: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+                return gauge(found, "cedar_billing_attention_families")
+
+            def owing_families(found: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+                return gauge(found, "cedar_billing_open_invoice_families")
+
             before = await scrape()
-            already = flagged_families(before)  # other tests' flagged families, on the same server
+            # Other tests' families, on the same server.
+            already, owing = flagged_families(before), owing_families(before)
             assert not math.isnan(already)
-            [(_, open_invoices)] = before["cedar_billing_open_invoice_families"]
-            assert not math.isnan(open_invoices)
+            assert not math.isnan(owing)
 
             family = await make_family(sessions)
-            # A command no handler knows fails at every try: the family's billing is flagged.
-            poisoned = FamilyBillingState(pending=[Command(kind="no_such_command", payload={"x": 1})])
+            # A command no handler knows fails at every try: the family's billing is flagged. It also owes an invoice.
+            poisoned = FamilyBillingState(
+                pending=[Command(kind="no_such_command", payload={"x": 1})],
+                open_invoices={"in_1": InvoiceState(stripe_invoice_id="in_1", status="open", amount_due_minor=500)},
+            )
             handle = await temporal_client.start_workflow(
                 FAMILY_BILLING_WORKFLOW,
                 FamilyBillingInput(parent_id=family.parent_id, state=poisoned),
@@ -169,12 +184,15 @@ async def test_a_family_whose_billing_is_flagged_shows_in_the_attention_gauge(
                     await eventually(attention, until=lambda v: v == "failed-commands", what="the family flagged")
                     after = await eventually(
                         scrape,
-                        until=lambda found: flagged_families(found) >= already + 1,
-                        what="the flagged family in the gauge",
+                        until=lambda found: (
+                            flagged_families(found) >= already + 1 and owing_families(found) >= owing + 1
+                        ),
+                        what="the flagged family in the gauges",
                     )
             finally:
                 await handle.terminate("test over")
     assert flagged_families(after) >= 1
+    assert owing_families(after) >= 1
 
 
 async def test_billing_gauges_read_unknown_not_zero_when_temporal_does_not_answer() -> None:
