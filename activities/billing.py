@@ -55,6 +55,7 @@ from core.contracts.billing import (
 )
 from core.contracts.dunning import (
     BILLING_SIGNALS,
+    DUNNING_SUMMARY,
     FAMILY_DUNNING_WORKFLOW,
     SIGNAL_INVOICE_FAILED,
     FamilyDunningInput,
@@ -658,6 +659,7 @@ class BillingActivities:
                 task_queue=self._settings.task_queue,
                 start_signal=SIGNAL_INVOICE_FAILED,
                 start_signal_args=[message],
+                static_summary=DUNNING_SUMMARY,
             )
             return
         try:

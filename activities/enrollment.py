@@ -676,6 +676,10 @@ async def release_seat(session: AsyncSession, teacher_id: uuid.UUID) -> None:
     )
 
 
+# How a family's billing workflow started by an enrollment reads in Temporal's UI (kinds only, no personal data).
+BILLING_SUMMARY_FROM_ENROLLMENT = "Billing of a family, started by an enrollment"
+
+
 class BillingHandoffActivities:
     """Tell the family's billing workflow (billing's own, addressed by name) that a student starts or stops."""
 
@@ -695,6 +699,7 @@ class BillingHandoffActivities:
             id=billing_workflow_id(message.parent_id),
             task_queue=self._settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=BILLING_SUMMARY_FROM_ENROLLMENT,
         )
         beating = asyncio.create_task(self._heartbeat())
         try:
@@ -745,4 +750,5 @@ class BillingHandoffActivities:
             task_queue=self._settings.task_queue,
             start_signal=signal,
             start_signal_args=[message],
+            static_summary=BILLING_SUMMARY_FROM_ENROLLMENT,
         )

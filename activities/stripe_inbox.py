@@ -37,6 +37,10 @@ STUCK_AFTER = timedelta(seconds=30)
 FIRST_CATCHUP_LOOKBACK = timedelta(days=3)  # Stripe stops retrying after three days
 
 
+# How a family's billing workflow started by a Stripe event reads in Temporal's UI (kinds only, no personal data).
+BILLING_SUMMARY_FROM_STRIPE = "Billing of a family, started by a Stripe event"
+
+
 async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, received: StripeEventReceived) -> None:
     """Signal-with-start the family's billing workflow with the event (it re-reads the event's object)."""
     await client.start_workflow(
@@ -46,6 +50,7 @@ async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, re
         task_queue=settings.task_queue,
         start_signal=SIGNAL_STRIPE_EVENT,
         start_signal_args=[received],
+        static_summary=BILLING_SUMMARY_FROM_STRIPE,
     )
 
 

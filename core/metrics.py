@@ -1,5 +1,6 @@
-"""Prometheus metrics: Cedar's own (requests, webhook intake, states read from the database) and the Temporal
-SDK's runtime metrics, in one registry per process (docs/operations.md, "Observability").
+"""Prometheus metrics: Cedar's own (requests, webhook intake, states read from the database, families' billing
+counted from Temporal's visibility) and the Temporal SDK's runtime metrics, in one registry per process
+(docs/operations.md, "Observability").
 
 The SDK records into a buffer that :class:`SdkMetrics` drains and exposes under the SDK's own names
 (``temporal_workflow_task_execution_failed``, ``temporal_activity_schedule_to_start_latency``...), so the API's
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,12 +24,18 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 from temporalio.runtime import (
     BUFFERED_METRIC_KIND_COUNTER,
     BUFFERED_METRIC_KIND_GAUGE,
     MetricBuffer,
     MetricBufferDurationFormat,
 )
+
+from core.contracts.billing import FAMILY_BILLING_WORKFLOW
+from core.temporal import BILLING_ATTENTION, BILLING_STATE
+
+logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Where the SDK's histograms fall: latencies from milliseconds (a local activity) to minutes (a backlog).
@@ -41,6 +50,13 @@ _DUNNING_BY_STATE = text("SELECT dunning_state, count(*) FROM billing_accounts G
 # An invoice that failed to collect and is still owed (paid or voided ones no longer count).
 _INVOICES_FAILED = text("SELECT count(*) FROM invoices WHERE first_failed_at IS NOT NULL AND status = 'open'")
 _STRIPE_EVENTS_BY_STATUS = text("SELECT status, count(*) FROM stripe_events GROUP BY status")
+
+# Families' billing read from Temporal's visibility at each scrape (billing's search attributes, core/temporal.py).
+_RUNNING_BILLING = f'WorkflowType="{FAMILY_BILLING_WORKFLOW}" AND ExecutionStatus="Running"'
+BILLING_ATTENTION_QUERY = f'{_RUNNING_BILLING} AND {BILLING_ATTENTION.name}="failed-commands"'
+BILLING_OPEN_INVOICE_QUERY = f'{_RUNNING_BILLING} AND {BILLING_STATE.name}="open-invoice"'
+# A scrape waits this long for Temporal's counts; past it they read as unknown (NaN), never as zero.
+TEMPORAL_COUNT_TIMEOUT = timedelta(seconds=2)
 
 
 @dataclass
@@ -185,6 +201,19 @@ class CedarMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.billing_attention = Gauge(
+            "cedar_billing_attention_families",
+            "Families whose running billing has work that failed at every retry (read from Temporal at scrape)",
+            registry=self.registry,
+        )
+        self.billing_open_invoice = Gauge(
+            "cedar_billing_open_invoice_families",
+            "Families whose running billing has an unpaid invoice (read from Temporal at scrape)",
+            registry=self.registry,
+        )
+        # Unknown until Temporal has answered a scrape.
+        self.billing_attention.set(math.nan)
+        self.billing_open_invoice.set(math.nan)
 
     async def refresh_from_db(self, session: AsyncSession) -> None:
         """Reads the states the gauges show; a state no row has any more drops from the output."""
@@ -192,6 +221,29 @@ class CedarMetrics:
         _set_counts(self.dunning, (await session.execute(_DUNNING_BY_STATE)).all())
         _set_counts(self.stripe_events, (await session.execute(_STRIPE_EVENTS_BY_STATUS)).all())
         self.invoices_failed.set(int((await session.execute(_INVOICES_FAILED)).scalar_one()))
+
+    async def refresh_from_temporal(
+        self, client: Callable[[], Awaitable[Client]], within: timedelta = TEMPORAL_COUNT_TIMEOUT
+    ) -> None:
+        """Counts families' billing workflows by search attribute; when Temporal does not answer ``within`` (or
+        refuses), the gauges read NaN: unknown, never a reassuring zero."""
+
+        async def counts() -> tuple[int, int]:
+            temporal = await client()
+            attention, open_invoice = await asyncio.gather(
+                temporal.count_workflows(BILLING_ATTENTION_QUERY), temporal.count_workflows(BILLING_OPEN_INVOICE_QUERY)
+            )
+            return attention.count, open_invoice.count
+
+        try:
+            attention, open_invoice = await asyncio.wait_for(counts(), within.total_seconds())
+        except Exception as error:
+            logger.warning("metrics: Temporal did not count billing workflows: %r", error)
+            self.billing_attention.set(math.nan)
+            self.billing_open_invoice.set(math.nan)
+            return
+        self.billing_attention.set(attention)
+        self.billing_open_invoice.set(open_invoice)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -91,7 +91,7 @@ class FamilyDunningWorkflow:
     @workflow.init
     def __init__(self, data: FamilyDunningInput) -> None:
         self._parent_id = data.parent_id
-        self._s = DunningCarried.model_validate(data.carried) if data.carried else DunningCarried()
+        self._s = data.carried or DunningCarried()
         for invoice in self._s.invoices.values():  # a state carried with a link keeps only that there is one
             invoice.confirm_online, invoice.confirm_url = invoice.confirm_online or bool(invoice.confirm_url), None
         self._config: DunningConfig | None = None
@@ -275,9 +275,7 @@ class FamilyDunningWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 self._closing = True
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    FamilyDunningInput(parent_id=self._parent_id, carried=self._s.model_dump(mode="json"))
-                )
+                workflow.continue_as_new(FamilyDunningInput(parent_id=self._parent_id, carried=self._s))
             wake_at = self._next_wake(workflow.now())
             timeout = None if wake_at is None else max(wake_at - workflow.now(), timedelta(milliseconds=1))
             with suppress(TimeoutError):  # the timer fired: something is due

@@ -42,4 +42,5 @@ async def metrics(
         ensure_role(await resolve_principal(request, session, settings, credentials), Role.admin)
     registry: CedarMetrics = request.app.state.metrics
     await registry.refresh_from_db(session)
+    await registry.refresh_from_temporal(context.temporal.get)
     return Response(content=registry.exposition(), media_type=CONTENT_TYPE)

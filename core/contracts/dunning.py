@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 FAMILY_DUNNING_WORKFLOW = "FamilyDunningWorkflow"
+# How the workflow reads in Temporal's UI (billing starts it on a failed payment; kinds only, no personal data).
+DUNNING_SUMMARY = "Dunning of a family, started by a failed payment"
 
 # --- billing → dunning ---------------------------------------------------------------------------------------
 # Billing owns every money operation (charges, retries, write-offs); dunning owns the calendar of what happens
@@ -51,8 +52,9 @@ ADMIN_UPDATES = {
 
 class FamilyDunningInput(BaseModel):
     parent_id: uuid.UUID
-    # Dunning's own state, carried across continue-as-new (billing never sets it).
-    carried: dict[str, Any] | None = None
+    # Dunning's own state, carried across continue-as-new (billing never sets it). Histories recorded before it
+    # was typed carry the same fields as a plain object, which loads into the model.
+    carried: DunningCarried | None = None
 
 
 class InvoiceFailed(BaseModel):
@@ -153,8 +155,10 @@ class DunningEvent(BaseModel):
 
 
 class DunningCarried(BaseModel):
-    """Everything the workflow knows; carried across continue-as-new and answered by the state query."""
+    """Everything the workflow knows; carried across continue-as-new and answered by the state query. Versioned;
+    fields added later are optional with defaults, so a state carried by an older run still loads."""
 
+    version: int = 1
     state: str = "clear"
     paused: bool = False
     paused_since: datetime | None = None

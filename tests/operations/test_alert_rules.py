@@ -66,6 +66,7 @@ def test_the_rules_cover_what_issue_18_names() -> None:
         "cedar_invoices_failed",
         'cedar_stripe_events{status="received"}',
         "cedar_dunning_families",
+        "cedar_billing_attention_families",
     ):
         assert series in exprs
 

@@ -1,15 +1,18 @@
 """Prometheus metrics: ``GET /metrics`` shows Temporal's SDK series and Cedar's own after an enrollment, only to the
-scrape token or an admin; a worker process's port serves the SDK's series."""
+scrape token or an admin; a family whose billing is flagged (and owes) shows in the billing gauges, which read NaN
+(not 0) when Temporal does not answer; a worker process's port serves the SDK's series."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,16 +25,31 @@ from temporalio.runtime import (
     BUFFERED_METRIC_KIND_GAUGE,
     BUFFERED_METRIC_KIND_HISTOGRAM,
 )
+from temporalio.worker import Worker
 
 from api.main import create_app
+from core.contracts.billing import (
+    FAMILY_BILLING_WORKFLOW,
+    Command,
+    FamilyBillingInput,
+    FamilyBillingState,
+    InvoiceState,
+)
 from core.contracts.scheduled import DUNNING_SWEEP_WORKFLOW, SweepReport, SweepRequest
-from core.metrics import SdkMetrics, worker_registry
+from core.db import SessionFactory
+from core.metrics import CedarMetrics, SdkMetrics, worker_registry
 from core.settings import Settings
+from core.temporal import BILLING_ATTENTION, billing_workflow_id
 from devstack.ports import free_port
 from models import Role
+from tests.billing.conftest import make_family
+from tests.billing.dunning_stand_in import DunningStandIn
 from tests.enrollment.helpers import enroll, wait_for_state
 from tests.waiting import eventually
-from workers.main import run
+from tests.worker_exit import running
+from workers.main import build_deps, run
+from workers.registry import activity_functions
+from workflows.billing import FamilyBillingWorkflow
 
 SCRAPE_TOKEN = "scrape-token-for-tests-0123456789"
 
@@ -103,6 +121,96 @@ async def test_metrics_answer_the_scrape_token_or_an_admin_only(
     assert (await api.get("/metrics", headers=await auth_headers(Role.parent))).status_code == 403
     assert (await api.get("/metrics", headers=await auth_headers(Role.teacher))).status_code == 403
     assert (await api.get("/metrics", headers=await auth_headers(Role.admin))).status_code == 200
+
+
+async def test_a_flagged_family_that_owes_shows_in_the_billing_gauges(
+    make_settings: Callable[..., Settings], sessions: SessionFactory, temporal_client: Client
+) -> None:
+    settings = make_settings(
+        metrics_token=SCRAPE_TOKEN,
+        billing_command_retry_after=timedelta(milliseconds=200),
+        billing_command_attempts=2,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cedar.test") as api:
+
+            async def scrape() -> dict[str, list[tuple[dict[str, str], float]]]:
+                response = await api.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"})
+                assert response.status_code == 200, response.text
+                return samples(response.text)
+
+            def gauge(found: dict[str, list[tuple[dict[str, str], float]]], series: str) -> float:
+                [(_, value)] = found[series]
+                return value
+
+            def flagged_families(found: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+                return gauge(found, "cedar_billing_attention_families")
+
+            def owing_families(found: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+                return gauge(found, "cedar_billing_open_invoice_families")
+
+            before = await scrape()
+            # Other tests' families, on the same server.
+            already, owing = flagged_families(before), owing_families(before)
+            assert not math.isnan(already)
+            assert not math.isnan(owing)
+
+            family = await make_family(sessions)
+            # A command no handler knows fails at every try: the family's billing is flagged. It also owes an invoice.
+            poisoned = FamilyBillingState(
+                pending=[Command(kind="no_such_command", payload={"x": 1})],
+                open_invoices={"in_1": InvoiceState(stripe_invoice_id="in_1", status="open", amount_due_minor=500)},
+            )
+            handle = await temporal_client.start_workflow(
+                FAMILY_BILLING_WORKFLOW,
+                FamilyBillingInput(parent_id=family.parent_id, state=poisoned),
+                id=billing_workflow_id(family.parent_id),
+                task_queue=settings.task_queue,
+            )
+            worker = Worker(
+                temporal_client,
+                task_queue=settings.task_queue,
+                workflows=[FamilyBillingWorkflow, DunningStandIn],
+                activities=activity_functions(build_deps(settings, sessions, temporal_client)),
+            )
+            try:
+                async with running(worker):
+
+                    async def attention() -> str | None:
+                        return (await handle.describe()).typed_search_attributes.get(BILLING_ATTENTION)
+
+                    await eventually(attention, until=lambda v: v == "failed-commands", what="the family flagged")
+                    after = await eventually(
+                        scrape,
+                        until=lambda found: (
+                            flagged_families(found) >= already + 1 and owing_families(found) >= owing + 1
+                        ),
+                        what="the flagged family in the gauges",
+                    )
+            finally:
+                await handle.terminate("test over")
+    assert flagged_families(after) >= 1
+    assert owing_families(after) >= 1
+
+
+async def test_billing_gauges_read_unknown_not_zero_when_temporal_does_not_answer() -> None:
+    metrics = CedarMetrics()
+
+    async def silent() -> Client:
+        await asyncio.Event().wait()  # Temporal never answers
+        raise AssertionError("unreachable")
+
+    async def refusing() -> Client:
+        raise RuntimeError("Failed client connect: connection refused")
+
+    for client in (silent, refusing):
+        await metrics.refresh_from_temporal(client, within=timedelta(milliseconds=50))
+        found = samples(metrics.exposition().decode())
+        for series in ("cedar_billing_attention_families", "cedar_billing_open_invoice_families"):
+            [(_, value)] = found[series]
+            assert math.isnan(value), (client.__name__, series, value)
 
 
 async def test_a_worker_process_serves_the_sdk_metrics_on_its_port(
