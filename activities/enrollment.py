@@ -26,6 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, FailureError
 
 from core.contracts.billing import (
+    BILLING_SUMMARY_FROM_ENROLLMENT,
     FAMILY_BILLING_WORKFLOW,
     SIGNAL_LESSONS_BOOKED,
     SIGNAL_STUDENT_STARTED,
@@ -674,10 +675,6 @@ async def release_seat(session: AsyncSession, teacher_id: uuid.UUID) -> None:
         .where(col(Teacher.id) == teacher_id, col(Teacher.active_students) > 0)
         .values(active_students=col(Teacher.active_students) - 1)
     )
-
-
-# How a family's billing workflow started by an enrollment reads in Temporal's UI (kinds only, no personal data).
-BILLING_SUMMARY_FROM_ENROLLMENT = "Billing of a family, started by an enrollment"
 
 
 class BillingHandoffActivities:

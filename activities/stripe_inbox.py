@@ -21,7 +21,13 @@ from stripe.params import EventListParams
 from temporalio import activity
 from temporalio.client import Client
 
-from core.contracts.billing import FAMILY_BILLING_WORKFLOW, SIGNAL_STRIPE_EVENT, FamilyBillingInput, StripeEventReceived
+from core.contracts.billing import (
+    BILLING_SUMMARY_FROM_STRIPE,
+    FAMILY_BILLING_WORKFLOW,
+    SIGNAL_STRIPE_EVENT,
+    FamilyBillingInput,
+    StripeEventReceived,
+)
 from core.contracts.scheduled import CatchUpProgress, CatchUpRequest, CatchUpResult
 from core.db import SessionFactory, transaction
 from core.settings import Settings
@@ -35,10 +41,6 @@ CHECKPOINT_OVERLAP = timedelta(minutes=5)
 # How old a `received` event must be before the catch-up assumes its hand-over was lost.
 STUCK_AFTER = timedelta(seconds=30)
 FIRST_CATCHUP_LOOKBACK = timedelta(days=3)  # Stripe stops retrying after three days
-
-
-# How a family's billing workflow started by a Stripe event reads in Temporal's UI (kinds only, no personal data).
-BILLING_SUMMARY_FROM_STRIPE = "Billing of a family, started by a Stripe event"
 
 
 async def hand_over(client: Client, settings: Settings, parent_id: uuid.UUID, received: StripeEventReceived) -> None:

@@ -15,6 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 FAMILY_BILLING_WORKFLOW = "FamilyBillingWorkflow"
+# The Temporal UI's summary of a family's billing, by what started it (ids only, no personal data).
+BILLING_SUMMARY_FROM_ENROLLMENT = "Billing of a family, started by an enrollment"
+BILLING_SUMMARY_FROM_STRIPE = "Billing of a family, started by a Stripe event"
 SIGNAL_STUDENT_STARTED = "student_started"  # enrollment → billing
 SIGNAL_STUDENT_STOPPED = "student_stopped"  # enrollment (or an admin) → billing
 SIGNAL_LESSONS_BOOKED = "lessons_booked"  # re-enrollment → billing: a returning student's next semester is booked

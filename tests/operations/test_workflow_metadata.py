@@ -17,10 +17,16 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities.billing import BillingActivities
-from activities.enrollment import BILLING_SUMMARY_FROM_ENROLLMENT, BillingHandoffActivities
-from activities.stripe_inbox import BILLING_SUMMARY_FROM_STRIPE, hand_over
+from activities.enrollment import BillingHandoffActivities
+from activities.stripe_inbox import hand_over
 from api.main import create_app
-from core.contracts.billing import NotifyDunning, StripeEventReceived, StudentStopped
+from core.contracts.billing import (
+    BILLING_SUMMARY_FROM_ENROLLMENT,
+    BILLING_SUMMARY_FROM_STRIPE,
+    NotifyDunning,
+    StripeEventReceived,
+    StudentStopped,
+)
 from core.contracts.dunning import DUNNING_SUMMARY, SIGNAL_INVOICE_FAILED, InvoiceFailed
 from core.db import SessionFactory
 from core.settings import Settings
