@@ -213,6 +213,7 @@ class FamilyBillingWorkflow:
         self._config = BillingConfig(continue_as_new_after_commands=0)
         self._published: tuple[str, str] | None = None  # the search attributes last set in this run
         self._background: set[asyncio.Task[None]] = set()  # emails sent beside the writer
+        self._in_flight: str | None = None  # the kind of the command the writer is running
 
     @workflow.run
     async def run(self, request: FamilyBillingInput) -> None:
@@ -333,9 +334,13 @@ class FamilyBillingWorkflow:
 
     @renew_subscription.validator
     def _check_renew(self, message: RenewRequest) -> None:
-        # Renewals follow the subscriptions this workflow started (as the handler does).
-        live = [s for s in self._state.subscriptions.values() if s.status != "canceled"]
-        if not any(s.stripe_subscription_id == message.stripe_subscription_id for s in live):
+        # Renewals follow the subscriptions this workflow started (as the handler does). One a start in flight or
+        # queued is making is not in the state yet: the handler, behind it, answers for it.
+        known = [
+            s for s in self._state.subscriptions.values() if s.stripe_subscription_id == message.stripe_subscription_id
+        ]
+        starting = self._in_flight == "student_started" or any(c.kind == "student_started" for c in self._state.pending)
+        if any(s.status == "canceled" for s in known) or (not known and not starting):
             raise ApplicationError("no live subscription to renew", type="NotFound")
 
     @workflow.update(name=UPDATE_ADD_CHARGE)
@@ -397,6 +402,7 @@ class FamilyBillingWorkflow:
             "begin_gap": (BeginGap, self._begin_gap),
         }
         reply = Reply()
+        self._in_flight = command.kind
         try:
             model, handler = handlers[command.kind]
             result = await handler(model.model_validate(command.payload))
@@ -412,6 +418,7 @@ class FamilyBillingWorkflow:
         except Exception as error:  # a bug in one command must not stop the family's single writer
             reply.error, reply.error_type = f"{type(error).__name__}: {error}"[:2000], "InternalError"
             workflow.logger.exception("billing command %s failed unexpectedly", command.kind)
+        self._in_flight = None
         self._state.commands_handled += 1
         self._handled_this_run += 1
         if command.kind == "student_started" and workflow.patched(COMMAND_SAFETY_PATCH):
