@@ -96,16 +96,25 @@ class CedarRun:
         self.output: list[str] = []
 
     @classmethod
-    def own(cls, directory: Path, api_processes: int, startup_timeout: float = 180.0) -> CedarRun:
+    def own(
+        cls,
+        directory: Path,
+        api_processes: int,
+        startup_timeout: float = 180.0,
+        worker_processes: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> CedarRun:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CEDAR_") and k != "DATABASE_URL"}
         env.update({name: str(free_port()) for name in PORT_SETTINGS})
         env.update(
             CEDAR_DATA_DIR=str(directory),
             CEDAR_API_PROCESSES=str(api_processes),
+            CEDAR_WORKER_PROCESSES=str(worker_processes),
             CEDAR_LOG_LEVEL="WARNING",
             # Every POST comes from this one address, and the suite makes many.
             CEDAR_ENROLLMENT_RATE_LIMIT_PER_HOUR_IP="100000",
         )
+        env.update(extra_env or {})
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "run"],
             cwd=REPO_ROOT,
