@@ -123,7 +123,12 @@ class CedarRun:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        values: dict[str, Any] = {k.removeprefix("CEDAR_").lower(): v for k, v in env.items() if k.startswith("CEDAR_")}
+        values: dict[str, Any] = {
+            # A list or mapping is JSON in the environment, as pydantic-settings reads it there.
+            k.removeprefix("CEDAR_").lower(): json.loads(v) if v[:1] in "[{" and v else v
+            for k, v in env.items()
+            if k.startswith("CEDAR_")
+        }
         settings = Settings(**values)
         run = cls(settings, directory, process)
         up = threading.Event()
