@@ -96,16 +96,25 @@ class CedarRun:
         self.output: list[str] = []
 
     @classmethod
-    def own(cls, directory: Path, api_processes: int, startup_timeout: float = 180.0) -> CedarRun:
+    def own(
+        cls,
+        directory: Path,
+        api_processes: int,
+        startup_timeout: float = 180.0,
+        worker_processes: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> CedarRun:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CEDAR_") and k != "DATABASE_URL"}
         env.update({name: str(free_port()) for name in PORT_SETTINGS})
         env.update(
             CEDAR_DATA_DIR=str(directory),
             CEDAR_API_PROCESSES=str(api_processes),
+            CEDAR_WORKER_PROCESSES=str(worker_processes),
             CEDAR_LOG_LEVEL="WARNING",
             # Every POST comes from this one address, and the suite makes many.
             CEDAR_ENROLLMENT_RATE_LIMIT_PER_HOUR_IP="100000",
         )
+        env.update(extra_env or {})
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "run"],
             cwd=REPO_ROOT,
@@ -114,7 +123,12 @@ class CedarRun:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        values: dict[str, Any] = {k.removeprefix("CEDAR_").lower(): v for k, v in env.items() if k.startswith("CEDAR_")}
+        values: dict[str, Any] = {
+            # A list or mapping is JSON in the environment, as pydantic-settings reads it there.
+            k.removeprefix("CEDAR_").lower(): json.loads(v) if v[:1] in "[{" and v else v
+            for k, v in env.items()
+            if k.startswith("CEDAR_")
+        }
         settings = Settings(**values)
         run = cls(settings, directory, process)
         up = threading.Event()

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # API processes on api_port (`python -m api.serve`), each with its own listening socket: more than one uses
     # more than one core on a single host.
     api_processes: int = Field(default=1, ge=1)
+    # Worker processes `./cedar run` starts (`python -m workers.main` each), as a cluster runs several replicas.
+    worker_processes: int = Field(default=1, ge=1)
     postgres_port: int = 5433
     temporal_port: int = 7233
     temporal_ui_port: int = 8233

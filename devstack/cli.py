@@ -19,10 +19,11 @@ from devstack.supervisor import RestartPolicy, ShutdownRequested, Supervisor
 EXPECTED_FAILURES = (StartupError, ProcessExitedError, PostgresError, TimeoutError, FileNotFoundError)
 
 
-def run() -> int:
+def run(workers: int | None = None) -> int:
     started = time.monotonic()
     try:
-        settings = Settings()
+        # --workers overrides CEDAR_WORKER_PROCESSES.
+        settings = Settings() if workers is None else Settings(worker_processes=workers)
     except ValidationError as error:
         print(f"cedar run: invalid settings (CEDAR_* variables or .env):\n{error}", file=sys.stderr)
         return 2
@@ -54,7 +55,10 @@ def run() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description="Cedar's local stack.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start PostgreSQL, Temporal, localstripe, mail, the API and a worker")
+    run_parser = commands.add_parser("run", help="start PostgreSQL, Temporal, localstripe, mail, the API and a worker")
+    run_parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: CEDAR_WORKER_PROCESSES, else 1)"
+    )
     commands.add_parser(
         "create-admin", add_help=False, help="create an admin and print a set-password link (scripts.create_admin)"
     )
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
-        return run()
+        if args.workers is not None and args.workers < 1:
+            parser.error("--workers must be at least 1")
+        return run(args.workers)
     parser.error(f"unknown command {args.command}")
     return 2

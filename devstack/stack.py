@@ -44,6 +44,8 @@ class Stack:
     mail: SmtpSink | None
     api: ManagedProcess | None = None
     worker: ManagedProcess | None = None
+    # Every worker process; the first is also ``worker`` (its log and pid file keep that name).
+    workers: tuple[ManagedProcess, ...] = ()
 
     @property
     def log_dir(self) -> Path:
@@ -195,14 +197,23 @@ def start(stack: Stack, supervisor: Supervisor) -> None:
     s = stack.settings
     api = ["-m", "api.serve", "--host", s.host, "--port", str(s.api_port), "--processes", str(s.api_processes)]
     stack.api = ManagedProcess("api", [python, *api], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT)
-    stack.worker = ManagedProcess(
-        "worker", [python, "-m", "workers.main"], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT
+    stack.workers = tuple(
+        ManagedProcess(name, [python, "-m", "workers.main"], stack.log_dir, env=app_env(stack), cwd=REPO_ROOT)
+        for name in worker_names(s.worker_processes)
     )
+    stack.worker = stack.workers[0]
     supervisor.start(stack.api)
-    supervisor.start(stack.worker)
+    for worker in stack.workers:
+        supervisor.start(worker)
     stack.api.wait_ready(lambda: httpx.get(f"{stack.api_url}/health", timeout=2).status_code == 200)
     address = stack.temporal.address if stack.temporal else s.effective_temporal_address
-    stack.worker.wait_ready(lambda: worker_polling(address, s.temporal_namespace, s.task_queue, s), interval=0.3)
+    for worker in stack.workers:
+        worker.wait_ready(lambda: worker_polling(address, s.temporal_namespace, s.task_queue, s), interval=0.3)
+
+
+def worker_names(count: int) -> list[str]:
+    """``worker``, then ``worker-2``, ``worker-3``...: the supervisor's, logs' and pid files' names."""
+    return ["worker", *(f"worker-{n}" for n in range(2, count + 1))]
 
 
 def register_webhook(stack: Stack) -> None:
