@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -775,6 +775,11 @@ def main(argv: list[str] | None = None) -> int:
             failures = asyncio.run(suite(run, options))
         finally:
             run.stop()
+    return verdict(failures)
+
+
+def verdict(failures: Sequence[str]) -> int:
+    """Prints the checks' outcome; the exit status (1 when any failed)."""
     print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC: ", end="")
     if failures:
         print(f"{len(failures)} check(s) failed:\n" + "\n".join(f"  {f}" for f in failures))

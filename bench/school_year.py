@@ -45,7 +45,7 @@ from sqlmodel import col
 from temporalio.client import Client
 
 from bench.enrollment import add_bench_teachers
-from bench.faults import DECLINE_CARD, CedarRun, Clients, _wait_settled, check
+from bench.faults import DECLINE_CARD, CedarRun, Clients, _wait_settled, check, verdict
 from bench.histories import Histories, scan_histories
 from core.contracts.scheduled import (
     DUNNING_SWEEP_WORKFLOW,
@@ -425,12 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             failures = asyncio.run(school_year(run, options))
         finally:
             run.stop()
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC: ", end="")
-    if failures:
-        print(f"{len(failures)} check(s) failed:\n" + "\n".join(f"  {f}" for f in failures))
-        return 1
-    print("every check passed: nothing lost or doubled")
-    return 0
+    return verdict(failures)
 
 
 if __name__ == "__main__":
