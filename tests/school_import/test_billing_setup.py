@@ -262,5 +262,9 @@ async def test_an_enrollment_billing_has_already_is_not_handed_over_again(
         )
         assert given.status_code == 200, given.text
         assert {s["enrollment_id"] for s in given.json()["started"]} == {str(first.id), str(second.id)}
+        # A signal sent while a workflow task runs reaches the history when the task completes.
+        await eventually(
+            lambda: _started_signals(temporal_client, paul.id), until=lambda n: n >= 2, what="the second start"
+        )
         assert await _started_signals(temporal_client, paul.id) == 2
     assert {e.stripe_payment_method_id for e in await enrollments_of(sessions, paul.id)} == {pm}
