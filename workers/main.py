@@ -32,7 +32,7 @@ from core.settings import Settings
 from core.stripe import create_stripe_client
 from core.temporal import connect_temporal, create_runtime
 from core.tracing import create_tracer_provider, tracer_of
-from workers.registry import WORKFLOWS, WorkerDeps, activity_functions
+from workers.registry import WORKFLOWS, WorkerDeps, activity_functions, bound_activities
 from workers.stripe_forwarder import StripeEventForwarder
 
 log = logging.getLogger("cedar.worker")
@@ -109,7 +109,7 @@ def build_stripe_worker(client: Client, deps: WorkerDeps) -> Worker | None:
     settings = deps.settings
     if not settings.stripe_task_queue:
         return None
-    stripe_calls = [f for f in activity_functions(deps) if isinstance(getattr(f, "__self__", None), StripeActivities)]
+    stripe_calls = bound_activities(StripeActivities(deps.stripe, settings, deps.sessions))
     return Worker(
         client,
         task_queue=settings.stripe_task_queue,

@@ -107,10 +107,10 @@ def activity_objects(deps: WorkerDeps) -> list[object]:
 
 def activity_functions(deps: WorkerDeps) -> list[Callable[..., Any]]:
     """Every ``@activity.defn`` bound method of every activity object."""
-    functions: list[Callable[..., Any]] = []
-    for instance in activity_objects(deps):
-        for name in dir(type(instance)):
-            member = getattr(instance, name)
-            if callable(member) and hasattr(member, "__temporal_activity_definition"):
-                functions.append(member)
-    return functions
+    return [function for instance in activity_objects(deps) for function in bound_activities(instance)]
+
+
+def bound_activities(instance: object) -> list[Callable[..., Any]]:
+    """The ``@activity.defn`` bound methods of one activity object."""
+    members = (getattr(instance, name) for name in dir(type(instance)))
+    return [m for m in members if callable(m) and hasattr(m, "__temporal_activity_definition")]
